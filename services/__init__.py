@@ -1,0 +1,1 @@
+"""The four consentflow services; each owns its schema and talks to the others only through Kafka."""

@@ -1,0 +1,61 @@
+"""The mails the dispatcher sends: recipient confirmations and alerts (A3–A5)."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from urllib.parse import quote
+
+from shared.contracts import AlertRequested
+from shared.links import sign
+from shared.mail import compose, message_id
+from shared.settings import Settings
+from services.alert_dispatcher.domain.templates import render
+
+CONFIRM = "recipient-confirm"
+UNSUBSCRIBE = "recipient-unsubscribe"
+
+
+def link(settings: Settings, path: str, purpose: str, claims: dict) -> str:
+    token = sign(settings.link_secret.get_secret_value(), purpose, claims)
+    return f"{settings.public_base_url.rstrip('/')}{path}?token={quote(token)}"
+
+
+def confirmation(settings: Settings, account_id: str, email: str, generation: int,
+                 from_email: str) -> EmailMessage:
+    url = link(settings, "/links/recipients/confirm", CONFIRM,
+               {"a": account_id, "e": email, "g": generation})
+    text = (
+        f"You were added as a recipient of internal alerts for account {account_id}.\n\n"
+        f"Confirm that you want to receive them:\n{url}\n\n"
+        "If you did not expect this, ignore this email: you will receive nothing.\n"
+    )
+    return compose(
+        mail_from=from_email,
+        to=email,
+        subject=f"Confirm internal alerts from {account_id}",
+        text=text,
+        msg_id=message_id("recipient-confirm", account_id, email, str(generation)),
+    )
+
+
+def alert(settings: Settings, request: AlertRequested, email: str, generation: int) -> EmailMessage:
+    action = request.action
+    profile = request.profile.model_dump()
+    unsubscribe = link(settings, "/links/recipients/unsubscribe", UNSUBSCRIBE,
+                       {"a": request.account_id, "e": email, "g": generation})
+    subject = render(action.subject, profile, request.event, html=False)
+    text = render(action.body, profile, request.event, html=False)
+    html = render(action.body, profile, request.event, html=True)
+    footer_text = f"\n\n--\nStop receiving these alerts: {unsubscribe}\n"
+    footer_html = f'<hr><p><a href="{unsubscribe}">Stop receiving these alerts</a></p>'
+    return compose(
+        mail_from=action.from_email,
+        from_name=action.from_name,
+        reply_to=action.reply_to,
+        to=email,
+        subject=subject,
+        text=text + footer_text,
+        html=f"<div>{html}</div>{footer_html}",
+        msg_id=message_id("alert", request.alert_id, email),
+        unsubscribe_url=unsubscribe,
+    )

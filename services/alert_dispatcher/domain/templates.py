@@ -1,0 +1,34 @@
+"""Rendering alert subjects and bodies (A7): Jinja2 in a sandbox, with `person.*` and,
+for metric flows, `event.*`. Missing values render as nothing rather than failing, and
+values are HTML-escaped in the HTML part."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+_html = ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
+_text = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
+
+
+@lru_cache(maxsize=4096)
+def _compile(env_name: str, source: str) -> Any:
+    env = _html if env_name == "html" else _text
+    return env.from_string(source)
+
+
+def _person(profile: dict[str, Any]) -> dict[str, Any]:
+    # Custom properties are reachable as person.<name> as well as person.properties.<name>.
+    return {**profile.get("properties", {}), **{k: v for k, v in profile.items() if v is not None}}
+
+
+def render(source: str, profile: dict[str, Any], event: dict[str, Any], *, html: bool) -> str:
+    """Render `source`; a template error yields the source unrendered, never an exception."""
+    try:
+        template = _compile("html" if html else "text", source)
+        return str(template.render(person=_person(profile), event=event))
+    except TemplateError:
+        return source

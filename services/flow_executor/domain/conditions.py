@@ -1,0 +1,87 @@
+"""Evaluating trigger filters, splits and profile filters (F2, F3). Pure.
+
+A property path is `event.<name>` or `person.<name>`; in a metric trigger's filter a bare
+name means an event property. `person.<name>` looks at the profile's own fields first
+(email, first_name, …) and then at its custom properties. A missing property makes every
+comparison false except `ne` (true) and `exists` (false); comparing values of unlike types
+is false rather than an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.contracts.flows import AllOf, AnyOf, Condition, Predicate
+
+_MISSING = object()
+
+
+def lookup(path: str, context: Mapping[str, Any], default_root: str = "event") -> Any:
+    root, _, rest = path.partition(".")
+    if root not in ("event", "person") or not rest:
+        root, rest = default_root, path
+    value: Any = context.get(root, {})
+    for part in rest.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif root == "person" and isinstance(value, Mapping) and part in value.get(
+            "properties", {}
+        ):
+            value = value["properties"][part]
+        else:
+            return _MISSING
+    return value
+
+
+def _compare(op: str, actual: Any, expected: Any) -> bool:
+    if op == "exists":
+        return actual is not _MISSING and actual is not None
+    if actual is _MISSING:
+        return op == "ne"
+    try:
+        match op:
+            case "eq":
+                return bool(actual == expected)
+            case "ne":
+                return bool(actual != expected)
+            case "lt":
+                return bool(actual < expected)
+            case "lte":
+                return bool(actual <= expected)
+            case "gt":
+                return bool(actual > expected)
+            case "gte":
+                return bool(actual >= expected)
+            case "in":
+                return isinstance(expected, list | tuple) and actual in expected
+    except TypeError:
+        return False
+    return False
+
+
+def evaluate(condition: Condition, context: Mapping[str, Any], default_root: str = "event") -> bool:
+    """Whether `condition` holds for `context` (`{"event": {...}, "person": {...}}`)."""
+    if isinstance(condition, AllOf):
+        return all(evaluate(c, context, default_root) for c in condition.all)
+    if isinstance(condition, AnyOf):
+        return any(evaluate(c, context, default_root) for c in condition.any)
+    assert isinstance(condition, Predicate)
+    return _compare(
+        condition.op, lookup(condition.property, context, default_root), condition.value
+    )
+
+
+def condition_errors(condition: Condition, where: str) -> list[str]:
+    """Problems with a condition's shape that pydantic cannot see (F1)."""
+    if isinstance(condition, AllOf | AnyOf):
+        items = condition.all if isinstance(condition, AllOf) else condition.any
+        return [e for c in items for e in condition_errors(c, where)]
+    errors = []
+    if condition.op == "in" and not isinstance(condition.value, list):
+        errors.append(f"{where}: 'in' needs a list value")
+    if condition.op in ("lt", "lte", "gt", "gte") and not isinstance(
+        condition.value, int | float | str
+    ):
+        errors.append(f"{where}: '{condition.op}' needs a number or string value")
+    return errors

@@ -1,0 +1,112 @@
+"""Walking a profile through a flow's steps (F3–F6). Pure: it returns decisions, and the
+handler turns them into rows and messages.
+
+The walk starts at a step and goes on until the flow ends, a delay must wait, or the
+profile filter stops the profile. Delays of 0 s are passed through; longer ones return
+`Scheduled`, and the scheduler resumes the walk at the delay's `next` when it is due.
+The profile filter is checked at entry (by the caller) and again before every action.
+Whether an action already ran in this run (F4) is enforced by the adapter's primary key
+on (run, step), so a redelivered or re-fired walk cannot run it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.contracts.flows import (
+    DelayStep,
+    EmailStep,
+    FlowDefinition,
+    InternalAlertStep,
+    SmsStep,
+    SplitStep,
+)
+from services.flow_executor.domain.conditions import evaluate
+
+ActionStep = InternalAlertStep | EmailStep | SmsStep
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    step_id: str
+    resume_at: str | None
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Execute:
+    step: ActionStep
+
+
+@dataclass(frozen=True)
+class HoldForReview:
+    step: InternalAlertStep | EmailStep | SmsStep
+
+
+@dataclass(frozen=True)
+class Skip:
+    step_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Exit:
+    reason: str
+
+
+Decision = Scheduled | Execute | HoldForReview | Skip | Exit
+
+SKIPPED_DRAFT = "Skipped: draft"
+SKIPPED_FILTER = "Skipped: profile filter"
+
+
+def passes_profile_filter(flow: FlowDefinition, context: Mapping[str, Any]) -> bool:
+    return flow.profile_filter is None or evaluate(flow.profile_filter, context, "person")
+
+
+def advance(
+    flow: FlowDefinition,
+    start: str | None,
+    context: Mapping[str, Any],
+    blocked: Callable[[EmailStep | SmsStep], str | None],
+) -> list[Decision]:
+    """The decisions from step `start` until the walk must stop.
+
+    `blocked(step)` answers why an email/SMS action may not reach the profile right now
+    (F6), or None when it may."""
+    steps = {s.id: s for s in flow.steps}
+    decisions: list[Decision] = []
+    current = start
+    guard = len(steps) + 1  # validated flows are acyclic; this is only a backstop
+    while current is not None and guard > 0:
+        guard -= 1
+        step = steps.get(current)
+        if step is None:
+            decisions.append(Exit(f"step '{current}' no longer exists"))
+            return decisions
+        if isinstance(step, DelayStep):
+            if step.seconds > 0:
+                decisions.append(Scheduled(step.id, step.next, step.seconds))
+                return decisions
+            current = step.next
+            continue
+        if isinstance(step, SplitStep):
+            current = step.yes if evaluate(step.condition, context) else step.no
+            continue
+        if not passes_profile_filter(flow, context):
+            decisions.append(Skip(step.id, SKIPPED_FILTER))
+            decisions.append(Exit(SKIPPED_FILTER))
+            return decisions
+        if step.mode == "draft":
+            decisions.append(Skip(step.id, SKIPPED_DRAFT))
+        elif isinstance(step, EmailStep | SmsStep) and (reason := blocked(step)):
+            decisions.append(Skip(step.id, reason))
+        elif step.mode == "manual":
+            decisions.append(HoldForReview(step))
+        else:
+            decisions.append(Execute(step))
+        current = step.next
+    decisions.append(Exit("completed"))
+    return decisions

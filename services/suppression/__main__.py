@@ -1,0 +1,7 @@
+"""`python -m services.suppression`: run the suppression service, configured by environment variables."""
+
+from services.suppression.app import build
+from shared.runtime import main
+
+if __name__ == "__main__":
+    main("suppression", build)

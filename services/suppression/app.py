@@ -1,0 +1,5 @@
+from shared.runtime import Runtime
+
+
+def build(rt: Runtime) -> None:
+    pass

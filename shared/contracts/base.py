@@ -1,0 +1,46 @@
+"""Base classes for every payload on Kafka.
+
+Inputs ignore unknown fields (producers may send more than we read) but reject wrong
+types and missing required fields, which sends the message to the dead-letter topic (X1).
+Every message carries `schema_version`, raised when a field is removed or retyped.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+SCHEMA_VERSION = 1
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Timestamp = AwareDatetime
+
+
+def utcnow() -> datetime:
+    """The current instant, timezone-aware (every timestamp on the wire carries its zone)."""
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """A payload on a topic. Frozen: a message is a fact, not a mutable object."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_max_length=100_000)
+
+    schema_version: int = Field(SCHEMA_VERSION, description="Version of this payload's schema.")
+
+    def to_bytes(self) -> bytes:
+        """The JSON bytes published on Kafka."""
+        return self.model_dump_json(exclude_none=False).encode()
+
+
+class Profile(BaseModel):
+    """The person a message is about, as event producers describe them."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: Id = Field(description="The profile's id in the account (the Kafka key).")
+    email: str | None = Field(None, max_length=320)
+    phone_number: str | None = Field(None, max_length=32)
+    first_name: str | None = Field(None, max_length=200)
+    last_name: str | None = Field(None, max_length=200)
+    properties: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,97 @@
+"""Payloads that event producers write to the input topics (SPEC "Input payloads")."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from shared.contracts.base import Id, Message, Profile, Timestamp
+from shared.contracts.flows import FlowDefinition
+
+__all__ = [
+    "ConsentCommand",
+    "FlowDefinition",
+    "ProfileEvent",
+    "ReviewDecision",
+    "Scope",
+    "SmsInbound",
+    "SuppressionCommand",
+]
+
+Channel = Literal["email", "sms", "push"]
+Purpose = Literal["marketing", "transactional"]
+ConsentMethod = Literal["form", "api", "import", "manual", "link", "keyword", "preference_center"]
+SuppressionReason = Literal[
+    "manual", "hard_bounce", "soft_bounce", "spam_complaint", "invalid_email", "delivered"
+]
+
+
+class ProfileEvent(Message):
+    """Something a profile did (`profile-events`, key `profile_id`)."""
+
+    event_id: Id
+    account_id: Id
+    metric: str = Field(min_length=1, max_length=200)
+    profile: Profile
+    properties: dict[str, Any] = Field(default_factory=dict)
+    time: Timestamp
+    historical_import: bool = False
+
+
+class Scope(Message):
+    """Who an opt-out applies to (C10): the whole account, one client, or one user."""
+
+    level: Literal["group", "client", "user"] = "group"
+    client_id: str | None = None
+    user_id: str | None = None
+
+
+class ConsentCommand(Message):
+    """A request to change a profile's consent (`consent-commands`, key `profile_id`)."""
+
+    command_id: Id
+    account_id: Id
+    profile: Profile
+    action: Literal["subscribe", "unsubscribe", "resubscribe"]
+    channel: Channel
+    purpose: Purpose = "marketing"
+    list_id: str | None = None
+    method: ConsentMethod = "api"
+    scope: Scope = Field(default_factory=Scope)
+    evidence: str | None = Field(None, max_length=2000)
+    consented_at: Timestamp
+    historical_import: bool = False
+
+
+class SuppressionCommand(Message):
+    """A request to suppress or unsuppress a profile (`suppression-commands`).
+
+    `reason: delivered` reports a successful delivery, which resets the soft-bounce count (S4).
+    """
+
+    command_id: Id
+    account_id: Id
+    profile: Profile
+    action: Literal["suppress", "unsuppress"]
+    reason: SuppressionReason
+    list_id: str | None = None
+    evidence: str | None = Field(None, max_length=2000)
+    occurred_at: Timestamp
+
+
+class SmsInbound(Message):
+    """A text message a profile sent us (`sms-inbound`, key phone number)."""
+
+    message_id: Id
+    account_id: Id
+    phone_number: str = Field(min_length=3, max_length=32)
+    body: str = Field(max_length=2000)
+    received_at: datetime
+
+
+class ReviewDecision(Message):
+    """An operator's decision on an alert held in manual review (`review-decisions`)."""
+
+    alert_id: Id
+    decision: Literal["approve", "reject"]
+    by: str = Field(min_length=1, max_length=320)

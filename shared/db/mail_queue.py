@@ -1,0 +1,198 @@
+"""A durable queue of mails in the service's own schema, and the worker that sends it.
+
+Mails are queued in the same transaction as the state change that asks for them (like the
+outbox), under a dedupe key, so a redelivered request never queues a mail twice. The
+worker claims due mails with `FOR UPDATE SKIP LOCKED` and marks them `sending` in a
+committed transaction *before* talking to SMTP, then `sent` or `failed` after (A9):
+
+- 2xx: `sent`; 5xx: `failed` with the server's answer (permanent);
+- 4xx or a lost connection: back to `pending` with exponential backoff, up to a limit;
+- a crash between the SMTP answer and the `sent` mark leaves the row `sending`; after its
+  lease runs out it is sent again with the same Message-ID. That is the one remaining
+  window for a duplicate (documented in README and docs/rules.md).
+
+Services hook in with `on_final` (called in the transaction that marks mails sent or
+failed, e.g. to publish an alert outcome) and `admit` (to hold mails back, e.g. the
+per-account sending limit, A8).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+
+import asyncpg
+
+from shared.db.uow import UnitOfWork
+from shared.logging import get_logger
+from shared.mail import SmtpSender
+from shared.metrics import MAILS
+
+if TYPE_CHECKING:
+    from shared.db import Database
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMail:
+    id: int
+    dedupe_key: str
+    kind: str
+    account_id: str
+    rcpt_to: str
+    attempts: int
+    status: str = "sending"
+    error: str | None = None
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    *,
+    dedupe_key: str,
+    kind: str,
+    account_id: str,
+    message: EmailMessage,
+    mail_from: str,
+    rcpt_to: str,
+) -> int | None:
+    """Queue a mail unless one with `dedupe_key` was queued before; its id if queued."""
+    row = await conn.fetchrow(
+        "INSERT INTO mail_queue (dedupe_key, kind, account_id, message_id, mail_from, rcpt_to,"
+        " content) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        dedupe_key,
+        kind,
+        account_id,
+        message["Message-ID"],
+        mail_from,
+        rcpt_to,
+        message.as_bytes(),
+    )
+    return row["id"] if row is not None else None
+
+
+OnFinal = Callable[[UnitOfWork, Sequence[QueuedMail]], Awaitable[None]]
+Admit = Callable[[asyncpg.Connection, Sequence[QueuedMail]], Awaitable[set[int]]]
+
+
+class MailWorker:
+    def __init__(
+        self,
+        db: Database,
+        sender: SmtpSender,
+        *,
+        on_final: OnFinal | None = None,
+        admit: Admit | None = None,
+        batch_size: int = 200,
+        lease: timedelta = timedelta(seconds=60),
+        max_attempts: int = 8,
+        base_backoff_s: float = 1.0,
+        idle_poll_s: float = 0.2,
+    ) -> None:
+        self._db = db
+        self._sender = sender
+        self._on_final = on_final
+        self._admit = admit
+        self._batch_size = batch_size
+        self._lease = lease
+        self._max_attempts = max_attempts
+        self._base_backoff_s = base_backoff_s
+        self._idle_poll_s = idle_poll_s
+
+    async def _claim(self) -> list[QueuedMail]:
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, dedupe_key, kind, account_id, rcpt_to, attempts FROM mail_queue"
+                " WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()"
+                " ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            mails = [QueuedMail(**dict(r)) for r in rows]
+            if mails and self._admit is not None:
+                admitted = await self._admit(conn, mails)
+                mails = [m for m in mails if m.id in admitted]
+            if mails:
+                await conn.execute(
+                    "UPDATE mail_queue SET status = 'sending', attempts = attempts + 1,"
+                    " next_attempt_at = now() + $2::interval WHERE id = ANY($1::bigint[])",
+                    [m.id for m in mails],
+                    self._lease,
+                )
+        return mails
+
+    async def send_due(self) -> int:
+        """Send one batch of due mails; returns how many were attempted."""
+        mails = await self._claim()
+        if not mails:
+            return 0
+        async with self._db.pool.acquire() as conn:
+            contents = {
+                r["id"]: (r["mail_from"], r["content"])
+                for r in await conn.fetch(
+                    "SELECT id, mail_from, content FROM mail_queue WHERE id = ANY($1::bigint[])",
+                    [m.id for m in mails],
+                )
+            }
+        results: list[QueuedMail] = []
+        retries: list[tuple[int, float, str]] = []
+        for mail in mails:
+            mail_from, content = contents[mail.id]
+            result = await self._sender.send(mail_from, mail.rcpt_to, content)
+            if result.ok:
+                results.append(_with(mail, "sent", None))
+                MAILS.labels(mail.kind, "sent").inc()
+            elif result.permanent or mail.attempts + 1 >= self._max_attempts:
+                results.append(_with(mail, "failed", result.error))
+                MAILS.labels(mail.kind, "failed").inc()
+            else:
+                delay = self._base_backoff_s * 2**mail.attempts
+                retries.append((mail.id, delay, result.error or "transient"))
+                MAILS.labels(mail.kind, "retry").inc()
+        async with self._db.uow() as uow:
+            conn = uow.conn
+            if results:
+                await conn.executemany(
+                    "UPDATE mail_queue SET status = $2, last_error = $3,"
+                    " sent_at = CASE WHEN $2 = 'sent' THEN now() END WHERE id = $1",
+                    [(m.id, m.status, m.error) for m in results],
+                )
+            if retries:
+                await conn.executemany(
+                    "UPDATE mail_queue SET status = 'pending', last_error = $3,"
+                    " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
+                    retries,
+                )
+            if results and self._on_final is not None:
+                await self._on_final(uow, results)
+            await uow.commit()
+        return len(mails)
+
+    async def run(self) -> None:
+        """Send until cancelled."""
+        try:
+            while True:
+                try:
+                    sent = await self.send_due()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("mail worker failed; retrying", error=str(exc))
+                    await asyncio.sleep(1.0)
+                    continue
+                if sent == 0:
+                    await asyncio.sleep(self._idle_poll_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._sender.close()
+
+
+def _with(mail: QueuedMail, status: str, error: str | None) -> QueuedMail:
+    return QueuedMail(
+        mail.id, mail.dedupe_key, mail.kind, mail.account_id, mail.rcpt_to, mail.attempts + 1,
+        status, error,
+    )

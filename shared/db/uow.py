@@ -1,0 +1,94 @@
+"""The unit of work: one asyncpg transaction holding a batch's state changes, its
+outbox rows and its inbox rows, so they commit or roll back together (X2).
+
+    async with UnitOfWork(pool, schema) as uow:
+        fresh = await uow.claim("consent", ids)     # inbox: skip what was processed
+        ...                                         # state changes on uow.conn
+        uow.publish(topics.CONSENT_CHANGES, key, message)
+        await uow.commit()
+
+Leaving the block without `commit()` rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Self
+
+import asyncpg
+
+from shared.contracts.base import Message
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel that wakes `schema`'s outbox relay."""
+    return f"outbox_{schema}"
+
+
+class UnitOfWork:
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._outbox: list[tuple[str, bytes | None, bytes | None, dict[str, str]]] = []
+        self.conn: asyncpg.Connection = None  # type: ignore[assignment]
+        self._tx: asyncpg.transaction.Transaction | None = None
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self.conn = await self._pool.acquire()
+        self._tx = self.conn.transaction()
+        await self._tx.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed and self._tx is not None:
+                await self._tx.rollback()
+        finally:
+            await self._pool.release(self.conn)
+
+    def publish(
+        self,
+        topic: str,
+        key: str | None,
+        message: Message | bytes | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record a message to publish once this transaction commits (outbox)."""
+        value = message.to_bytes() if isinstance(message, Message) else message
+        self._outbox.append(
+            (topic, key.encode() if key is not None else None, value, dict(headers or {}))
+        )
+
+    async def claim(self, consumer: str, message_ids: Iterable[str]) -> set[str]:
+        """Record message ids as processed by `consumer`; returns the ids seen for the first
+        time (inbox). A redelivered message is claimed by nobody and so skipped."""
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return set()
+        rows = await self.conn.fetch(
+            "INSERT INTO processed_messages (consumer, message_id)"
+            " SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING message_id",
+            consumer,
+            ids,
+        )
+        return {r["message_id"] for r in rows}
+
+    async def commit(self) -> None:
+        """Write the outbox rows, wake the relay, and commit everything at once."""
+        if self._outbox:
+            await self.conn.executemany(
+                "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4::jsonb)",
+                self._outbox,
+            )
+            await self.conn.execute("SELECT pg_notify($1, '')", notify_channel(self._schema))
+        assert self._tx is not None
+        await self._tx.commit()
+        self._committed = True
+        self._outbox.clear()

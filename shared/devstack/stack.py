@@ -1,0 +1,165 @@
+"""The whole embedded stack, and the four services as child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.db.migrations import SERVICES, migrate_all
+from shared.devstack.broker import TansuBroker
+from shared.devstack.postgres import EmbeddedPostgres
+from shared.devstack.smtp import SmtpCapture
+from shared.kafka import ensure_topics
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """One service run as `python -m services.<name>`."""
+
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    http_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            env={**os.environ, **self.env, "HTTP_PORT": str(self.http_port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready after {timeout_s}s; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case (fault tests)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@dataclass
+class EmbeddedStack:
+    """Broker, PostgreSQL and SMTP capture on loopback, under `root` (logs, data, mail)."""
+
+    root: Path
+    partitions: int = 4
+    link_secret: str = "dev-link-secret"
+    api_keys: str = "acme:acme-key,globex:globex-key"
+    broker: TansuBroker = field(init=False)
+    postgres: EmbeddedPostgres = field(init=False)
+    smtp: SmtpCapture = field(init=False)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
+        self.broker = TansuBroker(free_port(), self.root / "logs" / "broker.log")
+        self.postgres = EmbeddedPostgres(self.root / "pgdata")
+        self.smtp = SmtpCapture(free_port(), self.root / "mail")
+
+    def start(self) -> None:
+        """Start the three servers, create the topics and apply every migration."""
+        try:
+            self.broker.start()
+            self.postgres.start()
+            self.smtp.start()
+            asyncio.run(self._prepare())
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _prepare(self) -> None:
+        await ensure_topics(self.broker.bootstrap, self.partitions)
+        await migrate_all(self.dsn)
+
+    @property
+    def dsn(self) -> str:
+        return self.postgres.dsn
+
+    def env(self) -> dict[str, str]:
+        """The environment a service needs to run against this stack."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
+            "KAFKA_ENABLE_IDEMPOTENCE": "false",
+            "KAFKA_SESSION_TIMEOUT_MS": "2000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+            "DATABASE_URL": self.dsn,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp.port),
+            "SMTP_STARTTLS": "false",
+            "LINK_SECRET": self.link_secret,
+            "API_KEYS": self.api_keys,
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        }
+
+    def start_services(self, names: tuple[str, ...] = SERVICES, **extra_env: str) -> None:
+        """Start services as separate processes and wait until each is ready."""
+        for name in names:
+            port = free_port()
+            env = {**self.env(), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **extra_env}
+            svc = ServiceProcess(name, env, self.root / "logs" / f"{name}.log", port)
+            self.services[name] = svc
+            svc.start()
+        for name in names:
+            self.services[name].wait_ready()
+
+    def stop_services(self) -> None:
+        for svc in self.services.values():
+            svc.stop()
+
+    def stop(self) -> None:
+        """Stop everything this stack started, services first."""
+        self.stop_services()
+        with contextlib.suppress(Exception):
+            self.smtp.stop()
+        with contextlib.suppress(Exception):
+            self.postgres.stop()
+        with contextlib.suppress(Exception):
+            self.broker.stop()

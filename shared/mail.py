@@ -1,0 +1,126 @@
+"""Composing and sending mail over SMTP (aiosmtplib), for every service that mails.
+
+One connection is kept open and reused; it is reopened after the server drops it. Every
+mail has a deterministic Message-ID (from what it is about and who it is for), so a
+mail resent after a crash can be recognised as the same mail by the receiving side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+
+import aiosmtplib
+
+from shared.settings import Settings
+
+
+def message_id(*parts: str, domain: str = "consentflow.local") -> str:
+    """A Message-ID that is the same every time for the same parts (A9)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def compose(
+    *,
+    mail_from: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    msg_id: str,
+    from_name: str | None = None,
+    reply_to: str | None = None,
+    unsubscribe_url: str | None = None,
+) -> EmailMessage:
+    """An email; with `unsubscribe_url` it carries `List-Unsubscribe` and RFC 8058's
+    `List-Unsubscribe-Post: List-Unsubscribe=One-Click`."""
+    msg = EmailMessage()
+    msg["From"] = formataddr((from_name, mail_from)) if from_name else mail_from
+    msg["To"] = to
+    msg["Subject"] = subject.replace("\r", " ").replace("\n", " ")
+    msg["Message-ID"] = msg_id
+    msg["Date"] = formatdate(usegmt=True)
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    if unsubscribe_url:
+        msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    return msg
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the SMTP server said about one mail."""
+
+    ok: bool
+    permanent: bool = False
+    error: str | None = None
+
+
+class SmtpSender:
+    """A reused SMTP connection. `send` never raises for SMTP answers: it classifies
+    them (2xx ok, 5xx permanent, 4xx and lost connections transient, A9)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            timeout=s.smtp_timeout_s,
+            start_tls=s.smtp_starttls,
+            use_tls=False,
+        )
+        await client.connect()
+        if s.smtp_username:
+            password = s.smtp_password.get_secret_value() if s.smtp_password else ""
+            await client.login(s.smtp_username, password)
+        return client
+
+    async def send(self, mail_from: str, rcpt_to: str, content: bytes) -> SendResult:
+        try:
+            if self._client is None or not self._client.is_connected:
+                self._client = await self._connect()
+            errors, _response = await self._client.sendmail(mail_from, [rcpt_to], content)
+            if errors:
+                code, text = next(iter(errors.values()))
+                return SendResult(False, permanent=code >= 500, error=f"{code} {text}")
+            return SendResult(True)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0] if exc.recipients else None
+            code = refused.code if refused else 550
+            return SendResult(False, permanent=code >= 500, error=str(exc))
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code >= 500:
+                await self._reset()
+                return SendResult(False, permanent=True, error=f"{exc.code} {exc.message}")
+            await self.close()
+            return SendResult(False, error=f"{exc.code} {exc.message}")
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self.close()
+            return SendResult(False, error=f"{type(exc).__name__}: {exc}")
+
+    async def _reset(self) -> None:
+        try:
+            if self._client is not None and self._client.is_connected:
+                await self._client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            await self.close()
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                if client.is_connected:
+                    await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
