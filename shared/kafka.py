@@ -27,7 +27,6 @@ import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream import Context
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 from pydantic import BaseModel, ValidationError
@@ -185,6 +184,7 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
 
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
+        logger=logging.getLogger("faststream"),
         client_id=client_id,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         enable_idempotence=settings.kafka_enable_idempotence,
@@ -205,7 +205,7 @@ def subscribe(
     Offsets are committed only after the batch's transaction commits (NACK on error seeks
     back so the batch is read again)."""
 
-    async def _on_batch(msg: KafkaMessage = Context("message")) -> None:
+    async def _on_batch(msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         try:
             await consumer.handle(records)

@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"\+?\d[\d \-().]{6,}(\d{2})")
+_PHONE = re.compile(r"\+\d[\d \-().]{5,}(\d{2})")
 
 
 def mask(text: str) -> str:

@@ -124,3 +124,17 @@ class SmtpSender:
                     await client.quit()
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 client.close()
+
+
+def email_error(address: str) -> str | None:
+    """Why `address` is not a syntactically valid email address, or None.
+
+    Syntax only: no DNS lookup, and reserved test domains (`.test`, `.example`) are
+    accepted because self-hosted installations and their tests use them."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(address.strip(), check_deliverability=False, test_environment=True)
+    except EmailNotValidError as exc:
+        return str(exc)
+    return None

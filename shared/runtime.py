@@ -43,7 +43,6 @@ class Runtime:
         self.settings = settings
         self.db = Database(settings.database_url, name, settings.database_pool_size)
         self.broker = make_broker(settings, f"consentflow-{name}")
-        self.producer = make_producer(settings, f"consentflow-{name}-outbox")
         self.auth = ApiAuth(settings)
         self.routes: list[BaseRoute] = []
         self.workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -66,7 +65,7 @@ class Runtime:
             handler=handler,
             message_id=message_id,
         )
-        subscribe(self.broker, self.settings, topic, batch, group=self.name)
+        subscribe(self.broker, self.settings, topic, batch)
         return batch
 
     async def ready(self) -> dict[str, bool]:
@@ -85,6 +84,8 @@ class Runtime:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         await self.db.start()
+        # aiokafka clients must be created inside the running loop.
+        self.producer = make_producer(self.settings, f"consentflow-{self.name}-outbox")
         await self.producer.start()
         app = Starlette(routes=[*health_routes(self.ready), *self.routes])
         server = _Server(

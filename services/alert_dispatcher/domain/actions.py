@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from email_validator import EmailNotValidError, validate_email
-
 from shared.contracts.flows import FlowDefinition, InternalAlertStep
+from shared.mail import email_error
 
 MAX_RECIPIENTS = 5
 
@@ -44,10 +43,8 @@ def normalise_recipients(recipients: list[str]) -> tuple[list[str], list[str]]:
     errors = []
     seen: dict[str, None] = {}
     for raw in recipients:
-        try:
-            validate_email(raw.strip(), check_deliverability=False)
-        except EmailNotValidError as exc:
-            errors.append(f"recipient {raw!r} is not a valid email address ({exc})")
+        if problem := email_error(raw):
+            errors.append(f"recipient {raw!r} is not a valid email address ({problem})")
             continue
         seen.setdefault(fold(raw), None)
     return list(seen), errors
@@ -75,9 +72,7 @@ def step_errors(step: InternalAlertStep) -> list[str]:
     for field in ("subject", "body"):
         for tag in forbidden_tags(getattr(step, field)):
             errors.append(f"step '{step.id}': tag {tag} is not allowed in an internal alert {field}")
-    try:
-        validate_email(step.from_email, check_deliverability=False)
-    except EmailNotValidError:
+    if email_error(step.from_email):
         errors.append(f"step '{step.id}': from_email {step.from_email!r} is not a valid address")
     return errors
 
