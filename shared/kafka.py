@@ -248,7 +248,9 @@ def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
     )
 
 
-async def ensure_topics(bootstrap_servers: str, partitions: int = 4) -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str, partitions: int = 4, replication_factor: int = 1
+) -> list[str]:
     """Create every consentflow topic that does not exist yet; returns those created.
 
     `flow-definitions` is compacted: the newest version of each flow is kept forever."""
@@ -261,7 +263,7 @@ async def ensure_topics(bootstrap_servers: str, partitions: int = 4) -> list[str
             NewTopic(
                 t,
                 num_partitions=partitions,
-                replication_factor=1,
+                replication_factor=replication_factor,
                 topic_configs={"cleanup.policy": "compact"}
                 if t in topics.COMPACTED_TOPICS
                 else {},

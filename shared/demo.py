@@ -1,0 +1,341 @@
+"""`consentflow demo`: the main job end to end on the embedded stack.
+
+It starts the broker, PostgreSQL, the SMTP capture server and the four services, then
+plays a shop's day: flows with internal alerts are saved, recipients confirm through
+the mailed links (one never does), profiles subscribe and unsubscribe, bounces and a
+spam complaint arrive, thousands of events flow in, a recipient unsubscribes from
+alerts mid-way, a manual-mode alert waits for review and is approved through the API,
+and a few malformed messages are dead-lettered. It prints progress and a summary read
+back from the output topics and the captured mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.contracts import topics
+from shared.devstack import EmbeddedStack
+
+ACCOUNT = "acme"
+API_KEY = "acme-key"
+LINK = re.compile(r"(http://127\.0\.0\.1:\d+/links/[^\s\"<>]+)")
+
+
+def _flow(flow_id: str, metric: str, recipients: list[str], *, version: int = 1,
+          filter: dict | None = None, delay: int = 0, mode: str = "live",
+          subject: str = "", body: str = "") -> dict[str, Any]:
+    return {
+        "account_id": ACCOUNT,
+        "flow_id": flow_id,
+        "version": version,
+        "name": flow_id.replace("-", " ").title(),
+        "trigger": {"type": "metric", "metric": metric, "filter": filter},
+        "profile_filter": None,
+        "steps": [
+            {"id": "wait", "type": "delay", "seconds": delay, "next": "alert"},
+            {
+                "id": "alert",
+                "type": "internal_alert",
+                "mode": mode,
+                "recipients": recipients,
+                "from_email": "alerts@acme.test",
+                "from_name": "Acme alerts",
+                "subject": subject,
+                "body": body,
+                "next": None,
+            },
+        ],
+    }
+
+
+FLOWS = [
+    _flow("nps-detractors", "Left NPS Score",
+          ["cx-lead@acme.test", "Support@acme.test", "ops@acme.test"],
+          filter={"property": "score", "op": "lte", "value": 3},
+          subject="Detractor: {{ person.email }} scored {{ event.score }}",
+          body="{{ person.first_name }} ({{ person.tier }}) left a score of {{ event.score }}:"
+               " {{ event.comment }}"),
+    _flow("refunds", "Requested Refund", ["finance@acme.test"],
+          subject="Refund request from {{ person.email }}",
+          body="Order {{ event.order_id }}: {{ event.amount }} EUR"),
+    _flow("returns", "Started Return", ["warehouse@acme.test"],
+          subject="Return started", body="{{ person.email }} is returning {{ event.sku }}"),
+    _flow("vip-orders", "Placed Order", ["sales@acme.test"], delay=2, mode="manual",
+          filter={"property": "value", "op": "gte", "value": 900},
+          subject="VIP order {{ event.order_id }}", body="{{ person.email }} spent {{ event.value }}"),
+]
+# Saved with six recipients: rejected when saved (A1), dead-lettered with the reason.
+BAD_FLOW = _flow("too-many", "Left NPS Score", [f"r{i}@acme.test" for i in range(6)],
+                 subject="x", body="y")
+
+
+@dataclass
+class Tally:
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    consent: Counter[str] = field(default_factory=Counter)
+    suppression: Counter[str] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+
+
+async def _follow(bootstrap: str, tally: Tally, stop: asyncio.Event) -> None:
+    """Read the output and dead-letter topics from the beginning while the demo runs."""
+    watched = [topics.ALERT_OUTCOMES, topics.CONSENT_CHANGES, topics.SUPPRESSION_CHANGES,
+               *(topics.dlq(t) for t in topics.INPUT_TOPICS + topics.OUTPUT_TOPICS)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(t, p) for t in watched
+                 for p in (consumer.partitions_for_topic(t) or ())]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batch.items():
+                for r in records:
+                    value = json.loads(r.value) if r.value else {}
+                    if tp.topic == topics.ALERT_OUTCOMES:
+                        tally.outcomes.append(value)
+                    elif tp.topic == topics.CONSENT_CHANGES:
+                        tally.consent[value.get("type", "?")] += 1
+                    elif tp.topic == topics.SUPPRESSION_CHANGES:
+                        tally.suppression[f"{value.get('type')}: {value.get('reason')}"] += 1
+                    else:
+                        tally.dead_letters[tp.topic] += 1
+    finally:
+        await consumer.stop()
+
+
+def _http(url: str, method: str = "GET", token: str | None = None) -> int:
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _links(stack: EmbeddedStack, to: str, kind: str) -> list[str]:
+    found = []
+    for mail in stack.smtp.messages():
+        if to.lower() in str(mail["To"]).lower():
+            part = mail.get_body(preferencelist=("plain",))
+            text = part.get_content() if part else ""
+            found += [u for u in LINK.findall(text) if kind in u]
+    return found
+
+
+async def _wait(what: str, probe, timeout_s: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if result := probe():
+            return result
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"demo: timed out waiting for {what}")
+
+
+def _event(rng: random.Random, n: int, metric: str, props: dict[str, Any]) -> dict[str, Any]:
+    pid = f"p-{rng.randrange(2000):05d}"
+    return {
+        "event_id": f"demo-{n}",
+        "account_id": ACCOUNT,
+        "metric": metric,
+        "profile": {"id": pid, "email": f"{pid}@example.com", "first_name": "Pat",
+                    "phone_number": f"+1555{rng.randrange(10**7):07d}",
+                    "properties": {"tier": rng.choice(["gold", "silver", "bronze"])}},
+        "properties": props,
+        "time": "2026-11-23T10:00:00Z",
+    }
+
+
+def _events(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for n in range(count):
+        roll = rng.random()
+        if roll < 0.70:
+            score = rng.choice([0, 1, 2, 3] + [5, 6, 7, 8, 9, 10] * 5)
+            out.append(_event(rng, n, "Left NPS Score", {"score": score, "comment": "<b>meh</b>"}))
+        elif roll < 0.85:
+            out.append(_event(rng, n, "Viewed Product", {"sku": f"sku-{rng.randrange(90)}"}))
+        elif roll < 0.95:
+            out.append(_event(rng, n, "Placed Order", {"order_id": f"o-{n}",
+                                                       "value": rng.randrange(20, 1000)}))
+        elif roll < 0.98:
+            out.append(_event(rng, n, "Requested Refund", {"order_id": f"o-{n}", "amount": 42}))
+        else:
+            out.append(_event(rng, n, "Started Return", {"sku": "sku-1"}))
+    return out
+
+
+def _expected_live_alerts(events: list[dict[str, Any]]) -> int:
+    return sum(
+        1 for e in events
+        if (e["metric"] == "Left NPS Score" and e["properties"]["score"] <= 3)
+        or e["metric"] in ("Requested Refund", "Started Return")
+    )
+
+
+async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
+    bootstrap = stack.broker.bootstrap
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    tally = Tally()
+    stop = asyncio.Event()
+    follower = asyncio.create_task(_follow(bootstrap, tally, stop))
+
+    async def send(topic: str, key: str | None, value: Any) -> None:
+        raw = value if isinstance(value, bytes) or value is None else json.dumps(value).encode()
+        await producer.send(topic, raw, key=key.encode() if key else None)
+
+    try:
+        print("1. saving flows; recipients get confirmation mails", flush=True)
+        for flow in [*FLOWS, BAD_FLOW]:
+            await send(topics.FLOW_DEFINITIONS, f"{ACCOUNT}:{flow['flow_id']}", flow)
+        await producer.flush()
+        for who in ("cx-lead", "support", "finance", "sales"):
+            url = (await _wait(f"confirmation to {who}",
+                               lambda w=who: _links(stack, f"{w}@acme.test", "confirm")))[0]
+            status = await asyncio.to_thread(_http, url)
+            print(f"   {who}@acme.test confirmed (HTTP {status})", flush=True)
+        print("   ops@ and warehouse@ never confirm", flush=True)
+
+        print("2. consent and suppression commands", flush=True)
+        now = "2026-11-23T09:00:00Z"
+        for i in range(200):
+            pid = f"p-{i:05d}"
+            profile = {"id": pid, "email": f"{pid}@example.com", "phone_number": f"+1555000{i:04d}"}
+            await send(topics.CONSENT_COMMANDS, pid, {
+                "command_id": f"demo-sub-{i}", "account_id": ACCOUNT, "profile": profile,
+                "action": "subscribe", "channel": "sms" if i % 2 else "email",
+                "method": "form", "consented_at": now})
+            if i % 10 == 0:
+                await send(topics.CONSENT_COMMANDS, pid, {
+                    "command_id": f"demo-unsub-{i}", "account_id": ACCOUNT, "profile": profile,
+                    "action": "unsubscribe", "channel": "sms", "method": "api",
+                    "consented_at": "2026-11-23T09:30:00Z"})
+            if i % 25 == 0:
+                await send(topics.SUPPRESSION_COMMANDS, pid, {
+                    "command_id": f"demo-bounce-{i}", "account_id": ACCOUNT, "profile": profile,
+                    "action": "suppress", "reason": "hard_bounce", "occurred_at": now})
+        await send(topics.SUPPRESSION_COMMANDS, "p-00003", {
+            "command_id": "demo-spam-3", "account_id": ACCOUNT,
+            "profile": {"id": "p-00003", "email": "p-00003@example.com"},
+            "action": "suppress", "reason": "spam_complaint", "occurred_at": now})
+
+        events = _events(count)
+        half = len(events) // 2
+        print(f"3. publishing {len(events)} profile events (with 3 malformed ones)", flush=True)
+        for bad in (b'{"event_id": 1', b"\xff\xfe not json", b'{"event_id": "x"}'):
+            await send(topics.PROFILE_EVENTS, "bad", bad)
+        started = time.perf_counter()
+        expected_first = _expected_live_alerts(events[:half])
+        for e in events[:half]:
+            await send(topics.PROFILE_EVENTS, e["profile"]["id"], e)
+        await producer.flush()
+        await _progress(tally, expected_first, "first half")
+
+        print("4. finance@ unsubscribes from alerts (one-click POST from an alert mail)", flush=True)
+        unsub = (await _wait("an alert to finance", lambda: _links(stack, "finance@acme.test",
+                                                                   "unsubscribe")))[0]
+        print(f"   POST {unsub.split('?')[0]} → HTTP {await asyncio.to_thread(_http, unsub, 'POST')}")
+        expected_all = expected_first + _expected_live_alerts(events[half:])
+        for e in events[half:]:
+            await send(topics.PROFILE_EVENTS, e["profile"]["id"], e)
+        await producer.flush()
+        await _progress(tally, expected_all, "second half")
+        elapsed = time.perf_counter() - started
+
+        print("5. approving one VIP-order alert held in review", flush=True)
+        executor = stack.services["flow_executor"].base_url
+        activity_url = f"{executor}/accounts/{ACCOUNT}/flows/vip-orders/activity"
+
+        def in_review() -> list[dict[str, Any]]:
+            req = urllib.request.Request(activity_url,
+                                         headers={"Authorization": f"Bearer {API_KEY}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return list(json.loads(r.read())["in_review"])
+
+        held = await _wait("an alert in review", in_review, 30)
+        approve = f"{executor}/accounts/{ACCOUNT}/reviews/{held[0]['alert_id']}/approve"
+        print(f"   {len(held)} in review; approve → HTTP "
+              f"{await asyncio.to_thread(_http, approve, 'POST', API_KEY)}")
+        await _wait("the approved alert's outcome",
+                    lambda: any(o["alert_id"] == held[0]["alert_id"] for o in tally.outcomes), 60)
+        await asyncio.sleep(1.0)  # let the follower catch the last change events
+        return {"elapsed": elapsed, "events": len(events), "tally": tally,
+                "in_review": len(held) - 1}
+    finally:
+        stop.set()
+        await follower
+        await producer.stop()
+
+
+async def _progress(tally: Tally, expected: int, label: str) -> None:
+    last = time.monotonic()
+    deadline = time.monotonic() + 300
+    while len([o for o in tally.outcomes if o["flow_id"] != "vip-orders"]) < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"demo: {label}: outcomes did not arrive")
+        if time.monotonic() - last >= 1.0:
+            done = len([o for o in tally.outcomes if o["flow_id"] != "vip-orders"])
+            print(f"   {label}: {done}/{expected} alert outcomes", flush=True)
+            last = time.monotonic()
+        await asyncio.sleep(0.05)
+
+
+def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
+    tally: Tally = result["tally"]
+    sent = [o for o in tally.outcomes if o["type"] == "sent"]
+    skipped = Counter((o["flow_id"], o["reason"]) for o in tally.outcomes if o["type"] == "skipped")
+    mails = len(list(stack.smtp.mail_dir.glob("*.eml")))
+    print("\n== summary ==")
+    print(f"alerts sent:    {len(sent)}  (to {sum(len(o['recipients']) for o in sent)} recipients)")
+    for flow_id, n in Counter(o["flow_id"] for o in sent).most_common():
+        print(f"   {flow_id:<16} {n}")
+    print(f"alerts skipped: {sum(skipped.values())}")
+    for (flow_id, reason), n in skipped.most_common():
+        print(f"   {flow_id:<16} {n:>5}  {reason}")
+    print(f"in review:      {result['in_review']} (vip-orders, manual mode)")
+    print(f"mails captured: {mails} .eml files in {stack.smtp.mail_dir}")
+    print("consent changes:")
+    for kind, n in tally.consent.most_common():
+        print(f"   {n:>5}  {kind}")
+    print("suppression changes:")
+    for kind, n in tally.suppression.most_common():
+        print(f"   {n:>5}  {kind}")
+    print(f"dead letters:   {sum(tally.dead_letters.values())}")
+    for topic, n in tally.dead_letters.most_common():
+        print(f"   {n:>5}  {topic}")
+    rate = result["events"] / result["elapsed"] if result["elapsed"] else 0.0
+    print(f"throughput:     {result['events']} events in {result['elapsed']:.1f} s ="
+          f" {rate:,.0f} events/s end to end (published → every alert outcome)")
+
+
+def run_demo(var: Path, events: int = 5000) -> int:
+    """Run the demo under `var/` (data, logs, captured mail); returns an exit code."""
+    stack = EmbeddedStack(var / "demo")
+    print("starting the embedded stack: Tansu broker, PostgreSQL, SMTP capture …", flush=True)
+    stack.start()
+    try:
+        stack.start_services()
+        print("four services running:", ", ".join(
+            f"{n} {s.base_url}" for n, s in stack.services.items()), flush=True)
+        result = asyncio.run(_scenario(stack, events))
+        _summary(stack, result)
+        return 0
+    finally:
+        stack.stop()
