@@ -1,0 +1,185 @@
+"""The shared messaging machinery against the real broker and PostgreSQL: the batch
+consumer's dead-lettering (X1), the inbox and the transactional outbox (X2)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from importlib import resources
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
+
+from shared.db import Database
+from shared.db.outbox import OutboxRelay
+from shared.kafka import BatchConsumer, json_parser, make_producer, subscribe
+from shared.settings import Settings
+from tests.conftest import Kafka, eventually
+
+
+class Ping(BaseModel):
+    id: str
+    n: int
+
+
+@pytest.fixture
+async def db(stack):
+    schema = f"t_{uuid.uuid4().hex[:8]}"
+    database = Database(stack.dsn, schema, 4)
+    await database.start()
+    sql = resources.files("shared.db.sql").joinpath("0000_messaging.sql").read_text()
+    async with database.pool.acquire() as conn:
+        await conn.execute(sql)
+        await conn.execute("CREATE TABLE applied (id text PRIMARY KEY, n int)")
+    try:
+        yield database
+    finally:
+        async with database.pool.acquire() as conn:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await database.close()
+
+
+def _settings(stack) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=stack.broker.bootstrap,
+        kafka_enable_idempotence=False,
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=500,
+    )
+
+
+async def test_x2_outbox_publishes_only_committed_rows(stack, db: Database, kafka: Kafka) -> None:
+    topic = f"outbox-{uuid.uuid4().hex[:8]}"
+    async with db.uow() as uow:
+        uow.publish(topic, "k1", b'{"rolled": "back"}')
+        # no commit: leaving the block rolls back
+    async with db.uow() as uow:
+        uow.publish(topic, "k2", b'{"committed": true}')
+        await uow.commit()
+    producer = make_producer(_settings(stack), "test-outbox")
+    await producer.start()
+    try:
+        relay = OutboxRelay(db.pool, producer, db.schema)
+        assert await relay.publish_pending() == 1
+        assert await relay.publish_pending() == 0  # marked done only after the broker's ack
+    finally:
+        await producer.stop()
+    got = await eventually(lambda: kafka.read_all(topic))
+    assert got == [("k2", {"committed": True})]
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_x2_inbox_claims_each_message_once(db: Database) -> None:
+    async with db.uow() as uow:
+        assert await uow.claim("c", ["m1", "m2", "m2"]) == {"m1", "m2"}
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.claim("c", ["m1", "m3"]) == {"m3"}
+        assert await uow.claim("other-consumer", ["m1"]) == {"m1"}
+        await uow.commit()
+
+
+async def test_x1_bad_and_poisonous_messages_are_dead_lettered_rest_applied(
+    stack, db: Database, kafka: Kafka
+) -> None:
+    topic = f"pings-{uuid.uuid4().hex[:8]}"
+
+    async def handler(uow, items) -> None:
+        for item in items:
+            if item.message.n < 0:
+                raise RuntimeError(f"negative n in {item.message.id}")
+        await uow.conn.executemany(
+            "INSERT INTO applied (id, n) VALUES ($1, $2)",
+            [(i.message.id, i.message.n) for i in items],
+        )
+
+    settings = _settings(stack)
+    consumer = BatchConsumer("pings", db, json_parser(Ping), handler, message_id=lambda m: m.id)
+    broker = KafkaBroker(stack.broker.bootstrap, logger=None)
+    subscribe(broker, settings, topic, consumer)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
+    await producer.start()
+    await broker.start()
+    relay_producer = make_producer(settings, "test-relay")
+    await relay_producer.start()
+    relay = asyncio.create_task(OutboxRelay(db.pool, relay_producer, db.schema).run())
+    try:
+        payloads = [
+            b'{"id": "a", "n": 1}',
+            b'{"id": "b", "n": "not a number"}',  # invalid: X1
+            b"\xff\xfe",  # not even UTF-8
+            b'{"id": "c", "n": -1}',  # valid but the handler fails on it
+            b'{"id": "d", "n": 4}',
+            b'{"id": "a", "n": 1}',  # a redelivery of "a": X2
+        ]
+        for p in payloads:
+            await producer.send(topic, p, key=b"same-key", partition=0)
+        await producer.flush()
+
+        async def applied():
+            async with db.pool.acquire() as conn:
+                rows = await conn.fetch("SELECT id, n FROM applied ORDER BY id")
+            return [(r["id"], r["n"]) for r in rows] if len(rows) == 2 else None
+
+        assert await eventually(applied) == [("a", 1), ("d", 4)]
+
+        async def letters():
+            got = [v for _, v in await kafka.read_all(f"{topic}.dlq")]
+            return got if len(got) == 3 else None
+
+        dead = await eventually(letters)
+        originals = {base64.b64decode(d["original"]): d for d in dead}
+        assert set(originals) == {payloads[1], payloads[2], payloads[3]}
+        assert "n: " in originals[payloads[1]]["error"]
+        assert "negative n in c" in originals[payloads[3]]["error"]
+        assert [originals[p]["source_offset"] for p in payloads[1:4]] == [1, 2, 3]
+        assert all(d["source_topic"] == topic for d in dead)
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await broker.stop()
+        await producer.stop()
+        await relay_producer.stop()
+
+
+async def test_x2_database_outage_is_retried_not_dead_lettered(stack, db: Database) -> None:
+    """A handler whose database connection fails does not ack: the batch is read again."""
+    topic = f"outage-{uuid.uuid4().hex[:8]}"
+    calls: list[int] = []
+
+    async def handler(uow, items) -> None:
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise asyncpg.PostgresConnectionError("connection lost")
+        await uow.conn.executemany(
+            "INSERT INTO applied (id, n) VALUES ($1, $2)",
+            [(i.message.id, i.message.n) for i in items],
+        )
+
+    settings = _settings(stack)
+    consumer = BatchConsumer("outage", db, json_parser(Ping), handler, message_id=lambda m: m.id)
+    broker = KafkaBroker(stack.broker.bootstrap, logger=None)
+    subscribe(broker, settings, topic, consumer)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
+    await producer.start()
+    await broker.start()
+    try:
+        await producer.send_and_wait(topic, json.dumps({"id": "z", "n": 9}).encode(), partition=0)
+
+        async def applied():
+            async with db.pool.acquire() as conn:
+                return await conn.fetchval("SELECT n FROM applied WHERE id = 'z'")
+
+        assert await eventually(applied) == 9
+        assert len(calls) >= 2
+        async with db.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0  # no dead letter
+    finally:
+        await broker.stop()
+        await producer.stop()
