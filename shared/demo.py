@@ -33,9 +33,18 @@ API_KEY = "acme-key"
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/links/[^\s\"<>]+)")
 
 
-def _flow(flow_id: str, metric: str, recipients: list[str], *, version: int = 1,
-          filter: dict | None = None, delay: int = 0, mode: str = "live",
-          subject: str = "", body: str = "") -> dict[str, Any]:
+def _flow(
+    flow_id: str,
+    metric: str,
+    recipients: list[str],
+    *,
+    version: int = 1,
+    filter: dict | None = None,
+    delay: int = 0,
+    mode: str = "live",
+    subject: str = "",
+    body: str = "",
+) -> dict[str, Any]:
     return {
         "account_id": ACCOUNT,
         "flow_id": flow_id,
@@ -61,24 +70,44 @@ def _flow(flow_id: str, metric: str, recipients: list[str], *, version: int = 1,
 
 
 FLOWS = [
-    _flow("nps-detractors", "Left NPS Score",
-          ["cx-lead@acme.test", "Support@acme.test", "ops@acme.test"],
-          filter={"property": "score", "op": "lte", "value": 3},
-          subject="Detractor: {{ person.email }} scored {{ event.score }}",
-          body="{{ person.first_name }} ({{ person.tier }}) left a score of {{ event.score }}:"
-               " {{ event.comment }}"),
-    _flow("refunds", "Requested Refund", ["finance@acme.test"],
-          subject="Refund request from {{ person.email }}",
-          body="Order {{ event.order_id }}: {{ event.amount }} EUR"),
-    _flow("returns", "Started Return", ["warehouse@acme.test"],
-          subject="Return started", body="{{ person.email }} is returning {{ event.sku }}"),
-    _flow("vip-orders", "Placed Order", ["sales@acme.test"], delay=2, mode="manual",
-          filter={"property": "value", "op": "gte", "value": 900},
-          subject="VIP order {{ event.order_id }}", body="{{ person.email }} spent {{ event.value }}"),
+    _flow(
+        "nps-detractors",
+        "Left NPS Score",
+        ["cx-lead@acme.test", "Support@acme.test", "ops@acme.test"],
+        filter={"property": "score", "op": "lte", "value": 3},
+        subject="Detractor: {{ person.email }} scored {{ event.score }}",
+        body="{{ person.first_name }} ({{ person.tier }}) left a score of {{ event.score }}:"
+        " {{ event.comment }}",
+    ),
+    _flow(
+        "refunds",
+        "Requested Refund",
+        ["finance@acme.test"],
+        subject="Refund request from {{ person.email }}",
+        body="Order {{ event.order_id }}: {{ event.amount }} EUR",
+    ),
+    _flow(
+        "returns",
+        "Started Return",
+        ["warehouse@acme.test"],
+        subject="Return started",
+        body="{{ person.email }} is returning {{ event.sku }}",
+    ),
+    _flow(
+        "vip-orders",
+        "Placed Order",
+        ["sales@acme.test"],
+        delay=2,
+        mode="manual",
+        filter={"property": "value", "op": "gte", "value": 900},
+        subject="VIP order {{ event.order_id }}",
+        body="{{ person.email }} spent {{ event.value }}",
+    ),
 ]
 # Saved with six recipients: rejected when saved (A1), dead-lettered with the reason.
-BAD_FLOW = _flow("too-many", "Left NPS Score", [f"r{i}@acme.test" for i in range(6)],
-                 subject="x", body="y")
+BAD_FLOW = _flow(
+    "too-many", "Left NPS Score", [f"r{i}@acme.test" for i in range(6)], subject="x", body="y"
+)
 
 
 @dataclass
@@ -91,13 +120,18 @@ class Tally:
 
 async def _follow(bootstrap: str, tally: Tally, stop: asyncio.Event) -> None:
     """Read the output and dead-letter topics from the beginning while the demo runs."""
-    watched = [topics.ALERT_OUTCOMES, topics.CONSENT_CHANGES, topics.SUPPRESSION_CHANGES,
-               *(topics.dlq(t) for t in topics.INPUT_TOPICS + topics.OUTPUT_TOPICS)]
+    watched = [
+        topics.ALERT_OUTCOMES,
+        topics.CONSENT_CHANGES,
+        topics.SUPPRESSION_CHANGES,
+        *(topics.dlq(t) for t in topics.INPUT_TOPICS + topics.OUTPUT_TOPICS),
+    ]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(t, p) for t in watched
-                 for p in (consumer.partitions_for_topic(t) or ())]
+        parts = [
+            TopicPartition(t, p) for t in watched for p in (consumer.partitions_for_topic(t) or ())
+        ]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         while not stop.is_set():
@@ -153,9 +187,13 @@ def _event(rng: random.Random, n: int, metric: str, props: dict[str, Any]) -> di
         "event_id": f"demo-{n}",
         "account_id": ACCOUNT,
         "metric": metric,
-        "profile": {"id": pid, "email": f"{pid}@example.com", "first_name": "Pat",
-                    "phone_number": f"+1555{rng.randrange(10**7):07d}",
-                    "properties": {"tier": rng.choice(["gold", "silver", "bronze"])}},
+        "profile": {
+            "id": pid,
+            "email": f"{pid}@example.com",
+            "first_name": "Pat",
+            "phone_number": f"+1555{rng.randrange(10**7):07d}",
+            "properties": {"tier": rng.choice(["gold", "silver", "bronze"])},
+        },
         "properties": props,
         "time": "2026-11-23T10:00:00Z",
     }
@@ -172,8 +210,11 @@ def _events(count: int, seed: int = 7) -> list[dict[str, Any]]:
         elif roll < 0.85:
             out.append(_event(rng, n, "Viewed Product", {"sku": f"sku-{rng.randrange(90)}"}))
         elif roll < 0.95:
-            out.append(_event(rng, n, "Placed Order", {"order_id": f"o-{n}",
-                                                       "value": rng.randrange(20, 1000)}))
+            out.append(
+                _event(
+                    rng, n, "Placed Order", {"order_id": f"o-{n}", "value": rng.randrange(20, 1000)}
+                )
+            )
         elif roll < 0.98:
             out.append(_event(rng, n, "Requested Refund", {"order_id": f"o-{n}", "amount": 42}))
         else:
@@ -183,7 +224,8 @@ def _events(count: int, seed: int = 7) -> list[dict[str, Any]]:
 
 def _expected_live_alerts(events: list[dict[str, Any]]) -> int:
     return sum(
-        1 for e in events
+        1
+        for e in events
         if (e["metric"] == "Left NPS Score" and e["properties"]["score"] <= 3)
         or e["metric"] in ("Requested Refund", "Started Return")
     )
@@ -207,8 +249,12 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
             await send(topics.FLOW_DEFINITIONS, f"{ACCOUNT}:{flow['flow_id']}", flow)
         await producer.flush()
         for who in ("cx-lead", "support", "finance", "sales"):
-            url = (await _wait(f"confirmation to {who}",
-                               lambda w=who: _links(stack, f"{w}@acme.test", "confirm")))[0]
+            url = (
+                await _wait(
+                    f"confirmation to {who}",
+                    lambda w=who: _links(stack, f"{w}@acme.test", "confirm"),
+                )
+            )[0]
             status = await asyncio.to_thread(_http, url)
             print(f"   {who}@acme.test confirmed (HTTP {status})", flush=True)
         print("   ops@ and warehouse@ never confirm", flush=True)
@@ -218,23 +264,58 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
         for i in range(200):
             pid = f"p-{i:05d}"
             profile = {"id": pid, "email": f"{pid}@example.com", "phone_number": f"+1555000{i:04d}"}
-            await send(topics.CONSENT_COMMANDS, pid, {
-                "command_id": f"demo-sub-{i}", "account_id": ACCOUNT, "profile": profile,
-                "action": "subscribe", "channel": "sms" if i % 2 else "email",
-                "method": "form", "consented_at": now})
+            await send(
+                topics.CONSENT_COMMANDS,
+                pid,
+                {
+                    "command_id": f"demo-sub-{i}",
+                    "account_id": ACCOUNT,
+                    "profile": profile,
+                    "action": "subscribe",
+                    "channel": "sms" if i % 2 else "email",
+                    "method": "form",
+                    "consented_at": now,
+                },
+            )
             if i % 10 == 0:
-                await send(topics.CONSENT_COMMANDS, pid, {
-                    "command_id": f"demo-unsub-{i}", "account_id": ACCOUNT, "profile": profile,
-                    "action": "unsubscribe", "channel": "sms", "method": "api",
-                    "consented_at": "2026-11-23T09:30:00Z"})
+                await send(
+                    topics.CONSENT_COMMANDS,
+                    pid,
+                    {
+                        "command_id": f"demo-unsub-{i}",
+                        "account_id": ACCOUNT,
+                        "profile": profile,
+                        "action": "unsubscribe",
+                        "channel": "sms",
+                        "method": "api",
+                        "consented_at": "2026-11-23T09:30:00Z",
+                    },
+                )
             if i % 25 == 0:
-                await send(topics.SUPPRESSION_COMMANDS, pid, {
-                    "command_id": f"demo-bounce-{i}", "account_id": ACCOUNT, "profile": profile,
-                    "action": "suppress", "reason": "hard_bounce", "occurred_at": now})
-        await send(topics.SUPPRESSION_COMMANDS, "p-00003", {
-            "command_id": "demo-spam-3", "account_id": ACCOUNT,
-            "profile": {"id": "p-00003", "email": "p-00003@example.com"},
-            "action": "suppress", "reason": "spam_complaint", "occurred_at": now})
+                await send(
+                    topics.SUPPRESSION_COMMANDS,
+                    pid,
+                    {
+                        "command_id": f"demo-bounce-{i}",
+                        "account_id": ACCOUNT,
+                        "profile": profile,
+                        "action": "suppress",
+                        "reason": "hard_bounce",
+                        "occurred_at": now,
+                    },
+                )
+        await send(
+            topics.SUPPRESSION_COMMANDS,
+            "p-00003",
+            {
+                "command_id": "demo-spam-3",
+                "account_id": ACCOUNT,
+                "profile": {"id": "p-00003", "email": "p-00003@example.com"},
+                "action": "suppress",
+                "reason": "spam_complaint",
+                "occurred_at": now,
+            },
+        )
 
         events = _events(count)
         half = len(events) // 2
@@ -248,10 +329,17 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
         await producer.flush()
         await _progress(tally, expected_first, "first half")
 
-        print("4. finance@ unsubscribes from alerts (one-click POST from an alert mail)", flush=True)
-        unsub = (await _wait("an alert to finance", lambda: _links(stack, "finance@acme.test",
-                                                                   "unsubscribe")))[0]
-        print(f"   POST {unsub.split('?')[0]} → HTTP {await asyncio.to_thread(_http, unsub, 'POST')}")
+        print(
+            "4. finance@ unsubscribes from alerts (one-click POST from an alert mail)", flush=True
+        )
+        unsub = (
+            await _wait(
+                "an alert to finance", lambda: _links(stack, "finance@acme.test", "unsubscribe")
+            )
+        )[0]
+        print(
+            f"   POST {unsub.split('?')[0]} → HTTP {await asyncio.to_thread(_http, unsub, 'POST')}"
+        )
         expected_all = expected_first + _expected_live_alerts(events[half:])
         for e in events[half:]:
             await send(topics.PROFILE_EVENTS, e["profile"]["id"], e)
@@ -264,20 +352,30 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
         activity_url = f"{executor}/accounts/{ACCOUNT}/flows/vip-orders/activity"
 
         def in_review() -> list[dict[str, Any]]:
-            req = urllib.request.Request(activity_url,
-                                         headers={"Authorization": f"Bearer {API_KEY}"})
+            req = urllib.request.Request(
+                activity_url, headers={"Authorization": f"Bearer {API_KEY}"}
+            )
             with urllib.request.urlopen(req, timeout=10) as r:
                 return list(json.loads(r.read())["in_review"])
 
         held = await _wait("an alert in review", in_review, 30)
         approve = f"{executor}/accounts/{ACCOUNT}/reviews/{held[0]['alert_id']}/approve"
-        print(f"   {len(held)} in review; approve → HTTP "
-              f"{await asyncio.to_thread(_http, approve, 'POST', API_KEY)}")
-        await _wait("the approved alert's outcome",
-                    lambda: any(o["alert_id"] == held[0]["alert_id"] for o in tally.outcomes), 60)
+        print(
+            f"   {len(held)} in review; approve → HTTP "
+            f"{await asyncio.to_thread(_http, approve, 'POST', API_KEY)}"
+        )
+        await _wait(
+            "the approved alert's outcome",
+            lambda: any(o["alert_id"] == held[0]["alert_id"] for o in tally.outcomes),
+            60,
+        )
         await asyncio.sleep(1.0)  # let the follower catch the last change events
-        return {"elapsed": elapsed, "events": len(events), "tally": tally,
-                "in_review": len(held) - 1}
+        return {
+            "elapsed": elapsed,
+            "events": len(events),
+            "tally": tally,
+            "in_review": len(held) - 1,
+        }
     finally:
         stop.set()
         await follower
@@ -321,8 +419,10 @@ def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
     for topic, n in tally.dead_letters.most_common():
         print(f"   {n:>5}  {topic}")
     rate = result["events"] / result["elapsed"] if result["elapsed"] else 0.0
-    print(f"throughput:     {result['events']} events in {result['elapsed']:.1f} s ="
-          f" {rate:,.0f} events/s end to end (published → every alert outcome)")
+    print(
+        f"throughput:     {result['events']} events in {result['elapsed']:.1f} s ="
+        f" {rate:,.0f} events/s end to end (published → every alert outcome)"
+    )
 
 
 def run_demo(var: Path, events: int = 5000) -> int:
@@ -332,8 +432,11 @@ def run_demo(var: Path, events: int = 5000) -> int:
     stack.start()
     try:
         stack.start_services()
-        print("four services running:", ", ".join(
-            f"{n} {s.base_url}" for n, s in stack.services.items()), flush=True)
+        print(
+            "four services running:",
+            ", ".join(f"{n} {s.base_url}" for n, s in stack.services.items()),
+            flush=True,
+        )
         result = asyncio.run(_scenario(stack, events))
         _summary(stack, result)
         return 0

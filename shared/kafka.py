@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -137,7 +138,7 @@ class BatchConsumer:
             await self._apply(good, bad)
         except _TRANSIENT:
             raise
-        except Exception as exc:  # noqa: BLE001 - isolate the poisonous message
+        except Exception as exc:
             if len(good) <= 1 and not bad:
                 await self._apply([], [(good[0].record, describe_error(exc))] if good else [])
             else:
@@ -149,7 +150,7 @@ class BatchConsumer:
                         await self._apply([item], [])
                     except _TRANSIENT:
                         raise
-                    except Exception as item_exc:  # noqa: BLE001
+                    except Exception as item_exc:
                         await self._apply([], [(item.record, describe_error(item_exc))])
         BATCH_SECONDS.labels(self.consumer).observe(time.perf_counter() - started)
 
@@ -264,17 +265,13 @@ async def ensure_topics(
                 t,
                 num_partitions=partitions,
                 replication_factor=replication_factor,
-                topic_configs={"cleanup.policy": "compact"}
-                if t in topics.COMPACTED_TOPICS
-                else {},
+                topic_configs={"cleanup.policy": "compact"} if t in topics.COMPACTED_TOPICS else {},
             )
             for t in wanted
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
         return wanted
     finally:
         await admin.close()

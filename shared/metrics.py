@@ -9,7 +9,9 @@ DEAD_LETTERS = Counter(
     "consentflow_dead_letters_total", "Messages sent to a dead-letter topic", ["consumer", "topic"]
 )
 DUPLICATES = Counter(
-    "consentflow_duplicates_skipped_total", "Redelivered messages skipped by the inbox", ["consumer"]
+    "consentflow_duplicates_skipped_total",
+    "Redelivered messages skipped by the inbox",
+    ["consumer"],
 )
 BATCH_SECONDS = Histogram(
     "consentflow_batch_seconds", "Time to handle one consumed batch", ["consumer"]

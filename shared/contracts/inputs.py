@@ -74,6 +74,7 @@ class SuppressionCommand(Message):
     profile: Profile
     action: Literal["suppress", "unsuppress"]
     reason: SuppressionReason
+    channel: Literal["email", "sms"] = Field("email", description="The suppressed channel.")
     list_id: str | None = None
     evidence: str | None = Field(None, max_length=2000)
     occurred_at: Timestamp

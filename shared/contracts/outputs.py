@@ -46,6 +46,9 @@ class ConsentChanged(Message):
     method: str | None = None
     consented_at: datetime
     historical_import: bool = False
+    evidence: str | None = Field(
+        None, description="The operator's reference to written consent (C11), if any."
+    )
     state: ConsentState
     occurred_at: datetime = Field(default_factory=utcnow)
 

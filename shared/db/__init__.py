@@ -42,5 +42,5 @@ class Database:
             async with self.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1")
             return True
-        except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+        except Exception:
             return False

@@ -18,14 +18,13 @@ per-account sending limit, A8).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -193,6 +192,12 @@ class MailWorker:
 
 def _with(mail: QueuedMail, status: str, error: str | None) -> QueuedMail:
     return QueuedMail(
-        mail.id, mail.dedupe_key, mail.kind, mail.account_id, mail.rcpt_to, mail.attempts + 1,
-        status, error,
+        mail.id,
+        mail.dedupe_key,
+        mail.kind,
+        mail.account_id,
+        mail.rcpt_to,
+        mail.attempts + 1,
+        status,
+        error,
     )

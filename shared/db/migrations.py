@@ -22,9 +22,7 @@ SERVICES = ("consent", "suppression", "flow_executor", "alert_dispatcher")
 def _files(package: str) -> list[tuple[str, str]]:
     root = resources.files(package)
     return sorted(
-        (entry.name, entry.read_text())
-        for entry in root.iterdir()
-        if entry.name.endswith(".sql")
+        (entry.name, entry.read_text()) for entry in root.iterdir() if entry.name.endswith(".sql")
     )
 
 

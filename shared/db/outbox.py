@@ -77,7 +77,7 @@ class OutboxRelay:
                 try:
                     sent = await self.publish_pending()
                     backoff = 0.1
-                except (OSError, asyncpg.PostgresError, Exception) as exc:  # noqa: BLE001
+                except (OSError, asyncpg.PostgresError, Exception) as exc:
                     log.warning("outbox publish failed; retrying", error=str(exc))
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -89,9 +89,7 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
         finally:
             with contextlib.suppress(Exception):
-                await self._listener.remove_listener(
-                    notify_channel(self._schema), self._on_notify
-                )
+                await self._listener.remove_listener(notify_channel(self._schema), self._on_notify)
             await self._pool.release(self._listener)
 
     def _on_notify(self, *_args: object) -> None:

@@ -33,7 +33,7 @@ class CaptureHandler:
                     self.fail_with, self.fail_times = None, None
             return mode
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         mode = self._should_fail()
         if mode == "drop":
             session.transport.close()

@@ -86,14 +86,20 @@ def click(url: str, method: str = "GET") -> int:
 
 
 async def outcomes_for(kafka: Kafka, account: str) -> list[dict]:
-    return [v for _, v in await kafka.read_all(topics.ALERT_OUTCOMES) if v and v["account_id"] == account]
+    return [
+        v
+        for _, v in await kafka.read_all(topics.ALERT_OUTCOMES)
+        if v and v["account_id"] == account
+    ]
 
 
 async def test_a5_confirmed_recipient_gets_alert_and_unconfirmed_is_skipped(
     services, kafka: Kafka, account: str
 ) -> None:
     lead = f"cx-lead-{account}@acme.test"
-    await kafka.send(topics.FLOW_DEFINITIONS, f"{account}:nps", flow(account, "nps", [lead.upper()]))
+    await kafka.send(
+        topics.FLOW_DEFINITIONS, f"{account}:nps", flow(account, "nps", [lead.upper()])
+    )
 
     # A2/A3: one confirmation email with a signed link; A4: the click confirms.
     confirmations = await eventually(lambda: _async(mail_to(services, lead)))
@@ -125,7 +131,8 @@ async def test_a5_confirmed_recipient_gets_alert_and_unconfirmed_is_skipped(
     # A5: a flow whose recipient never confirmed: no mail, outcome skipped.
     other = f"nobody-{account}@acme.test"
     await kafka.send(
-        topics.FLOW_DEFINITIONS, f"{account}:nps2",
+        topics.FLOW_DEFINITIONS,
+        f"{account}:nps2",
         flow(account, "nps2", [other]) | {"trigger": {"type": "metric", "metric": "Left Review"}},
     )
     await eventually(lambda: _async(mail_to(services, other)))  # its confirmation, unclicked
@@ -157,7 +164,8 @@ async def test_x1_malformed_event_is_dead_lettered_and_next_is_processed(
 
     async def letters():
         return [
-            v for _, v in await kafka.read_all(topics.dlq(topics.PROFILE_EVENTS))
+            v
+            for _, v in await kafka.read_all(topics.dlq(topics.PROFILE_EVENTS))
             if v and v.get("original") and base64.b64decode(v["original"]) == bad
         ]
 

@@ -15,7 +15,7 @@ from shared.mail import compose, message_id
 def test_c12_token_round_trip_and_tampering() -> None:
     token = sign("s3cret", "confirm", {"a": "acme", "p": "p-1", "c": "email"})
     assert verify("s3cret", "confirm", token) == {"a": "acme", "p": "p-1", "c": "email"}
-    body, mac = token.split(".")
+    _body, mac = token.split(".")
     forged = sign("other", "confirm", {"a": "acme", "p": "p-2", "c": "email"})
     for bad in (
         forged,  # another secret
@@ -40,8 +40,12 @@ def test_x4_logs_mask_emails_and_phone_numbers() -> None:
 
 def test_x1_inputs_reject_wrong_types_and_ignore_unknown_fields() -> None:
     good = {
-        "event_id": "e-1", "account_id": "acme", "metric": "Left NPS Score",
-        "profile": {"id": "p-1"}, "time": "2026-11-23T10:00:00Z", "extra": {"ignored": True},
+        "event_id": "e-1",
+        "account_id": "acme",
+        "metric": "Left NPS Score",
+        "profile": {"id": "p-1"},
+        "time": "2026-11-23T10:00:00Z",
+        "extra": {"ignored": True},
     }
     assert ProfileEvent.model_validate(good).event_id == "e-1"
     for broken in (
@@ -61,7 +65,10 @@ def test_f1_tombstone_parses_as_deletion_and_bad_key_fails() -> None:
     with pytest.raises(ValueError):
         parse_flow_record(b"no-colon", None)
     flow = {
-        "account_id": "acme", "flow_id": "nps", "version": 1, "name": "n",
+        "account_id": "acme",
+        "flow_id": "nps",
+        "version": 1,
+        "name": "n",
         "trigger": {"type": "list", "list_id": "L1"},
         "steps": [{"id": "s", "type": "delay", "seconds": 5}],
     }
@@ -72,8 +79,12 @@ def test_a9_message_id_is_deterministic_and_unsubscribe_headers_are_set() -> Non
     assert message_id("alert", "a-1", "x@y.test") == message_id("alert", "a-1", "x@y.test")
     assert message_id("alert", "a-1", "x@y.test") != message_id("alert", "a-2", "x@y.test")
     msg = compose(
-        mail_from="a@acme.test", to="b@acme.test", subject="hi\r\nBcc: evil@x.test",
-        text="t", msg_id="<1@x>", unsubscribe_url="http://h/u?token=t",
+        mail_from="a@acme.test",
+        to="b@acme.test",
+        subject="hi\r\nBcc: evil@x.test",
+        text="t",
+        msg_id="<1@x>",
+        unsubscribe_url="http://h/u?token=t",
     )
     assert msg["List-Unsubscribe"] == "<http://h/u?token=t>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
