@@ -1,0 +1,306 @@
+"""`python -m bench`: measure consentflow on the embedded stack, in one run.
+
+(a) raw ceiling: aiokafka consume → JSON parse → produce on the same broker/partitions;
+(b) the main job: profile-events through the flow executor (intake: decisions and
+    PostgreSQL writes committed) and on through the dispatcher to alert-outcomes;
+(c) consent commands through the consent service to consent-changes;
+(d) raw aiosmtplib send loop to the same capture server (ceiling for alert mail);
+plus event → outcome latency at fixed offered loads and peak RSS per service.
+Results go to bench/results/latest.json and bench/results/latest.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+from aiokafka import AIOKafkaProducer
+
+from bench import product
+from bench.raw import kafka_ceiling, preload, smtp_ceiling
+from shared.contracts import topics
+from shared.devstack import EmbeddedStack
+
+PARTITIONS = 4
+
+
+class RssSampler(threading.Thread):
+    """Samples each service's resident memory every 100 ms; keeps the peak."""
+
+    def __init__(self, stack: EmbeddedStack) -> None:
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.peak: dict[str, int] = {}
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.wait(0.1):
+            for name, svc in list(self.stack.services.items()):
+                try:
+                    rss = psutil.Process(svc.proc.pid).memory_info().rss if svc.proc else 0
+                except (psutil.Error, AttributeError):
+                    continue
+                self.peak[name] = max(self.peak.get(name, 0), rss)
+
+
+def _links(stack: EmbeddedStack, to: str) -> list[str]:
+    import re
+
+    pattern = re.compile(r"(http://127\.0\.0\.1:\d+/links/recipients/confirm[^\s\"<>]+)")
+    out = []
+    for mail in stack.smtp.messages():
+        if to in str(mail["To"]):
+            part = mail.get_body(preferencelist=("plain",))
+            out += pattern.findall(part.get_content() if part else "")
+    return out
+
+
+async def _confirm_recipients(stack: EmbeddedStack, producer: AIOKafkaProducer) -> None:
+    await producer.send_and_wait(
+        topics.FLOW_DEFINITIONS,
+        json.dumps(product.flow()).encode(),
+        key=f"{product.ACCOUNT}:detractors".encode(),
+    )
+    for rcpt in product.RECIPIENTS:
+        await product.wait_for(lambda r=rcpt: bool(_links(stack, r)), 60, f"confirmation {rcpt}")
+        url = _links(stack, rcpt)[0]
+        await asyncio.to_thread(lambda u=url: urllib.request.urlopen(u, timeout=10).read())
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    stack = EmbeddedStack(Path(args.var) / "bench", partitions=PARTITIONS)
+    await asyncio.to_thread(stack.start)
+    sampler = RssSampler(stack)
+    results: dict[str, Any] = {"config": vars(args) | {"partitions": PARTITIONS}}
+    try:
+        await asyncio.to_thread(stack.start_services, ALERT_SEND_LIMIT_PER_HOUR="100000000")
+        sampler.start()
+        bootstrap = stack.broker.bootstrap
+        n = args.events
+
+        # (a) the raw ceiling
+        raw = [product.event(i, "raw", i % 10 == 0)[:2] for i in range(n)]
+        await preload(bootstrap, "bench-raw-in", raw)
+        rate_a = await kafka_ceiling(bootstrap, "bench-raw-in", "bench-raw-out", n)
+        results["a_raw_kafka_msgs_per_s"] = rate_a
+        print(f"(a) raw aiokafka consume→parse→produce: {rate_a:,.0f} msgs/s", flush=True)
+
+        # (d) the raw SMTP ceiling
+        rate_d = await smtp_ceiling(stack.smtp.port, args.mails)
+        results["d_raw_smtp_mails_per_s"] = rate_d
+        print(f"(d) raw aiosmtplib send loop: {rate_d:,.0f} mails/s", flush=True)
+
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1024 * 1024
+        )
+        await producer.start()
+        follower = product.Follower(bootstrap, [topics.ALERT_OUTCOMES, topics.CONSENT_CHANGES])
+        await follower.start()
+        try:
+            await _confirm_recipients(stack, producer)
+
+            # (b) flow-executor intake from a backlog, then alerts out of the dispatcher
+            events = [product.event(i, "intake", i % 10 == 0) for i in range(n)]
+            alerts_expected = sum(1 for i in range(n) if i % 10 == 0)
+
+            async def load_events() -> None:
+                await preload(bootstrap, topics.PROFILE_EVENTS, [e[:2] for e in events])
+
+            await product.restart_with_backlog(stack, "flow_executor", load_events)
+            rate_b = await product.drain_rate(
+                bootstrap,
+                "consentflow.flow_executor.profile-events",
+                topics.PROFILE_EVENTS,
+                PARTITIONS,
+                n,
+                300,
+            )
+            intake_ids = {product.alert_id_of(e[2]) for e in events}
+            t_end = await product.wait_for(
+                lambda: (
+                    follower.count(topics.ALERT_OUTCOMES, lambda v: v["alert_id"] in intake_ids)
+                    >= alerts_expected
+                ),
+                300,
+                "alert outcomes",
+            )
+            arrivals = [
+                t
+                for t, v in follower.arrivals[topics.ALERT_OUTCOMES]
+                if v["alert_id"] in intake_ids
+            ]
+            mail_span = max(arrivals) - min(arrivals)
+            mails = alerts_expected * len(product.RECIPIENTS)
+            rate_mail = mails / mail_span if mail_span > 0 else float("inf")
+            results["b_executor_intake_msgs_per_s"] = rate_b
+            results["b_alert_mails_per_s"] = rate_mail
+            print(
+                f"(b) flow-executor intake: {rate_b:,.0f} events/s = {rate_b / rate_a:.0%} of (a)",
+                flush=True,
+            )
+            print(
+                f"    alert mails: {rate_mail:,.0f} mails/s = {rate_mail / rate_d:.0%} of (d)"
+                f" ({alerts_expected} alerts, {mails} mails)",
+                flush=True,
+            )
+            del t_end
+
+            # (c) consent commands from a backlog to consent-changes
+            k = args.consent
+            base = follower.count(topics.CONSENT_CHANGES)
+
+            async def load_consent() -> None:
+                await preload(
+                    bootstrap,
+                    topics.CONSENT_COMMANDS,
+                    [
+                        (
+                            f"c-{i}".encode(),
+                            json.dumps(
+                                {
+                                    "command_id": f"bench-c-{i}",
+                                    "account_id": product.ACCOUNT,
+                                    "profile": {"id": f"c-{i}", "phone_number": f"+1555{i:07d}"},
+                                    "action": "subscribe",
+                                    "channel": "sms",
+                                    "method": "form",
+                                    "consented_at": "2026-11-23T10:00:00Z",
+                                }
+                            ).encode(),
+                        )
+                        for i in range(k)
+                    ],
+                )
+
+            await product.restart_with_backlog(stack, "consent", load_consent)
+            try:
+                await product.wait_for(
+                    lambda: follower.count(topics.CONSENT_CHANGES) > base,
+                    120,
+                    "first consent change",
+                )
+                times = [t for t, _ in follower.arrivals[topics.CONSENT_CHANGES][base:]]
+                await product.wait_for(
+                    lambda: follower.count(topics.CONSENT_CHANGES) - base >= k,
+                    300,
+                    "consent changes",
+                )
+                times = [t for t, _ in follower.arrivals[topics.CONSENT_CHANGES][base:]]
+                span = max(times) - min(times)
+                got = len(times)
+                rate_c = got / span if span > 0 else float("inf")
+                results["c_consent_cmds_per_s"] = rate_c
+                print(
+                    f"(c) consent commands → consent-changes: {rate_c:,.0f} msgs/s "
+                    f"= {rate_c / rate_a:.0%} of (a)",
+                    flush=True,
+                )
+            except TimeoutError as exc:
+                results["c_consent_cmds_per_s"] = None
+                print(f"(c) consent: {exc}", flush=True)
+
+            # latency at fixed offered loads, 10 % of events raising an alert
+            curve = []
+            for rate in args.loads:
+                tag = f"lat{rate}"
+                batch = [
+                    product.event(i, tag, i % 10 == 0) for i in range(int(rate * args.seconds))
+                ]
+                want = {
+                    product.alert_id_of(e[2]): e[2] for e in batch if e[1].find(b'"score": 0') > 0
+                }
+                t0 = time.perf_counter()
+                sent = await product.paced(producer, topics.PROFILE_EVENTS, batch, rate)
+                publish_s = time.perf_counter() - t0
+                await product.wait_for(
+                    lambda w=want: (
+                        follower.count(topics.ALERT_OUTCOMES, lambda v: v["alert_id"] in w)
+                        >= len(w)
+                    ),
+                    300,
+                    f"outcomes at {rate}/s",
+                )
+                lat = [
+                    t - sent[want[v["alert_id"]]]
+                    for t, v in follower.arrivals[topics.ALERT_OUTCOMES]
+                    if v["alert_id"] in want
+                ]
+                pct = {k2: v2 * 1000 for k2, v2 in product.percentiles(lat).items()}
+                curve.append(
+                    {
+                        "offered_per_s": rate,
+                        "achieved_per_s": len(batch) / publish_s,
+                        "alerts": len(want),
+                        **{f"{k2}_ms": v2 for k2, v2 in pct.items()},
+                    }
+                )
+                print(
+                    f"    {rate:>6}/s offered: p50 {pct['p50']:.0f} ms, p95 {pct['p95']:.0f} ms,"
+                    f" p99 {pct['p99']:.0f} ms ({len(want)} alerts)",
+                    flush=True,
+                )
+            results["latency"] = curve
+        finally:
+            await follower.stop()
+            await producer.stop()
+        results["peak_rss_mb"] = {k2: v2 / 2**20 for k2, v2 in sampler.peak.items()}
+        print(
+            "peak RSS: "
+            + ", ".join(f"{k2} {v2:.0f} MB" for k2, v2 in results["peak_rss_mb"].items()),
+            flush=True,
+        )
+        return results
+    finally:
+        sampler.stop_flag.set()
+        stack.stop()
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = results.get("latency", [])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    loads = [c["offered_per_s"] for c in curve]
+    ax1.plot(loads, [c["achieved_per_s"] for c in curve], "o-", label="achieved")
+    ax1.plot(loads, loads, "--", color="grey", label="offered")
+    ax1.set(xlabel="offered events/s", ylabel="events/s", title="Throughput vs offered load")
+    ax1.legend()
+    for q in ("p50", "p95", "p99"):
+        ax2.plot(loads, [c[f"{q}_ms"] for c in curve], "o-", label=q)
+    ax2.set(xlabel="offered events/s", ylabel="ms", title="Event → alert outcome latency")
+    ax2.axhline(250, color="red", linestyle=":", label="p99 target")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--var", default="var")
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--consent", type=int, default=10000)
+    parser.add_argument("--mails", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--loads", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument("--out", default="bench/results")
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    plot(results, out / "latest.png")
+    print(f"wrote {out / 'latest.json'} and {out / 'latest.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Measuring consentflow itself on the embedded stack: flow-executor intake, alert mails,
+consent commands, and event → outcome latency at fixed offered loads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.devstack import EmbeddedStack
+
+ACCOUNT = "bench"
+RUN_NAMESPACE = uuid.UUID("6f1c2b1e-7d1a-4c47-9f0e-0c7f3b1f5a10")  # as the flow executor
+RECIPIENTS = ["oncall@acme.test", "lead@acme.test"]
+
+
+def flow() -> dict[str, Any]:
+    """One metric flow: score <= 1 (10 % of bench events) raises an alert."""
+    return {
+        "account_id": ACCOUNT,
+        "flow_id": "detractors",
+        "version": 1,
+        "name": "Detractors",
+        "trigger": {
+            "type": "metric",
+            "metric": "Left NPS Score",
+            "filter": {"property": "score", "op": "lte", "value": 0},
+        },
+        "steps": [
+            {
+                "id": "alert",
+                "type": "internal_alert",
+                "mode": "live",
+                "recipients": RECIPIENTS,
+                "from_email": "alerts@acme.test",
+                "subject": "Detractor {{ person.email }}",
+                "body": "{{ person.first_name }} scored {{ event.score }}",
+                "next": None,
+            }
+        ],
+    }
+
+
+def event(n: int, tag: str, triggering: bool) -> tuple[bytes, bytes, str]:
+    pid = f"p-{n % 5000}"
+    event_id = f"{tag}-{n}"
+    value = {
+        "event_id": event_id,
+        "account_id": ACCOUNT,
+        "metric": "Left NPS Score",
+        "profile": {"id": pid, "email": f"{pid}@example.com", "first_name": "Ada"},
+        "properties": {"score": 0 if triggering else 7},
+        "time": "2026-11-23T10:00:00Z",
+    }
+    return pid.encode(), json.dumps(value).encode(), event_id
+
+
+def alert_id_of(event_id: str) -> str:
+    run = uuid.uuid5(RUN_NAMESPACE, f"{ACCOUNT}:detractors:{event_id}")
+    return f"{run}:alert"
+
+
+class Follower:
+    """Reads topics from the beginning in the background and records arrival times."""
+
+    def __init__(self, bootstrap: str, topic_names: list[str]) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topic_names
+        self.arrivals: dict[str, list[tuple[float, dict[str, Any]]]] = {t: [] for t in topic_names}
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = [
+                TopicPartition(t, p)
+                for t in self.topics
+                for p in consumer.partitions_for_topic(t) or ()
+            ]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            while not self._stop.is_set():
+                batch = await consumer.getmany(timeout_ms=100, max_records=10000)
+                now = time.perf_counter()
+                for tp, records in batch.items():
+                    self.arrivals[tp.topic] += [(now, json.loads(r.value)) for r in records]
+        finally:
+            await consumer.stop()
+
+    def count(self, topic: str, pred: Callable[[dict[str, Any]], bool] = lambda _: True) -> int:
+        return sum(1 for _, v in self.arrivals[topic] if pred(v))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task:
+            await self._task
+
+
+async def wait_for(probe: Callable[[], bool], timeout_s: float, what: str) -> float:
+    deadline = time.monotonic() + timeout_s
+    while not probe():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"bench: timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+    return time.perf_counter()
+
+
+async def drain_rate(
+    bootstrap: str, group: str, topic: str, partitions: int, target: int, timeout_s: float
+) -> float:
+    """Messages per second at which `group` commits its way to `target` on `topic`, timed
+    from its first commit (so process start and group join are not counted)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    parts = [TopicPartition(topic, p) for p in range(partitions)]
+    try:
+        first: tuple[float, int] | None = None
+        base: int | None = None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            offsets = await admin.list_consumer_group_offsets(group, partitions=parts)
+            done = sum(max(o.offset, 0) for o in offsets.values())
+            now = time.perf_counter()
+            if base is None:
+                base = done
+            elif first is None and done > base:
+                first = (now, done)
+            if done >= target and first is not None:
+                return (done - first[1]) / (now - first[0]) if now > first[0] else float("inf")
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"bench: {group} did not reach {target} on {topic}")
+    finally:
+        await admin.close()
+
+
+async def paced(
+    producer: AIOKafkaProducer, topic: str, messages: list[tuple[bytes, bytes, str]], rate: float
+) -> dict[str, float]:
+    """Publish at `rate` messages/s; returns the send time per event id."""
+    sent: dict[str, float] = {}
+    started = time.perf_counter()
+    for n, (key, value, event_id) in enumerate(messages):
+        due = started + n / rate
+        if (delay := due - time.perf_counter()) > 0.002:
+            await asyncio.sleep(delay)
+        sent[event_id] = time.perf_counter()
+        await producer.send(topic, value, key=key)
+    await producer.flush()
+    return sent
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
+
+
+async def restart_with_backlog(stack: EmbeddedStack, service: str, load: Callable) -> None:
+    """Stop `service`, let `load()` fill its input topic, and start it again, so that the
+    measurement is of draining a backlog (as the raw loop does)."""
+    svc = stack.services[service]
+    svc.stop()
+    await load()
+    svc.start()
+    await asyncio.to_thread(svc.wait_ready)
+
+
+def stack_pids(stack: EmbeddedStack) -> dict[str, int]:
+    return {n: s.proc.pid for n, s in stack.services.items() if s.proc is not None}
