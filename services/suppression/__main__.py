@@ -1,4 +1,4 @@
-"""`python -m services.suppression`: run the suppression service, configured by environment variables."""
+"""`python -m services.suppression`: run the suppression service (configured by environment)."""
 
 from services.suppression.app import build
 from shared.runtime import main

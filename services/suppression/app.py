@@ -1,5 +1,130 @@
+"""The suppression service's wiring: consumers of `suppression-commands` and
+`consent-changes`, and its HTTP API (a profile's suppressions; operator actions)."""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from services.suppression import handlers
+from services.suppression.domain.rules import SPAM_LOCKED
+from shared.contracts import ConsentChanged, SuppressionCommand, topics, utcnow
+from shared.http import error
+from shared.kafka import json_parser
 from shared.runtime import Runtime
 
 
 def build(rt: Runtime) -> None:
-    pass
+    rt.consume(
+        topics.SUPPRESSION_COMMANDS,
+        json_parser(SuppressionCommand),
+        partial(handlers.on_commands, settings=rt.settings),
+        message_id=lambda c: f"{c.account_id}:{c.command_id}",
+        consumer=handlers.COMMANDS,
+    )
+    rt.consume(
+        topics.CONSENT_CHANGES,
+        json_parser(ConsentChanged),
+        handlers.on_consent_changes,
+        message_id=lambda c: c.change_id,
+        consumer=handlers.CONSENT,
+    )
+    rt.routes += api_routes(rt)
+
+
+def api_routes(rt: Runtime) -> list[Route]:
+    async def suppressions(request: Request) -> Response:
+        """A profile's suppressions in force, soft-bounce count and change history (S1–S6)."""
+        account = request.path_params["account_id"]
+        if (denied := rt.auth.guard(request, account)) is not None:
+            return denied
+        profile_id = request.path_params["profile_id"]
+        async with rt.db.pool.acquire() as conn:
+            prof = await conn.fetchrow(
+                "SELECT soft_bounces FROM suppression_profiles"
+                " WHERE account_id = $1 AND profile_id = $2",
+                account,
+                profile_id,
+            )
+            rows = await conn.fetch(
+                "SELECT channel, reason, nullif(list_key, '') AS list_id, since, command_id"
+                " FROM suppressions WHERE account_id = $1 AND profile_id = $2 ORDER BY since",
+                account,
+                profile_id,
+            )
+            hist = await conn.fetch(
+                "SELECT change, channel, reason, list_id, source, recorded_at"
+                " FROM suppression_history WHERE account_id = $1 AND profile_id = $2"
+                " ORDER BY id LIMIT 1000",
+                account,
+                profile_id,
+            )
+        if prof is None:
+            return error(404, "profile not found")
+        return JSONResponse(
+            {
+                "account_id": account,
+                "profile_id": profile_id,
+                "soft_bounces": prof["soft_bounces"],
+                "suppressions": [
+                    {
+                        "channel": r["channel"],
+                        "reason": r["reason"],
+                        "list_id": r["list_id"],
+                        "since": r["since"].isoformat(),
+                        "command_id": r["command_id"],
+                    }
+                    for r in rows
+                ],
+                "history": [{**dict(h), "recorded_at": h["recorded_at"].isoformat()} for h in hist],
+            }
+        )
+
+    async def action(request: Request) -> Response:
+        """Operator suppress / unsuppress: validated here (S5 answers 422), then written
+        through the outbox to `suppression-commands` like any producer's command (202)."""
+        account = request.path_params["account_id"]
+        if (denied := rt.auth.guard(request, account)) is not None:
+            return denied
+        kind = request.path_params["action"]
+        if kind not in ("suppress", "unsuppress"):
+            return error(404, "not found")
+        try:
+            body = await request.json() if await request.body() else {}
+        except ValueError:
+            return error(400, "body is not JSON")
+        if not isinstance(body, dict):
+            return error(400, "body must be a JSON object")
+        if kind == "unsuppress" and body.get("reason") == "spam_complaint":
+            return error(422, SPAM_LOCKED)
+        profile_id = request.path_params["profile_id"]
+        try:
+            cmd = SuppressionCommand(
+                command_id=f"op-{uuid.uuid4().hex}",
+                account_id=account,
+                profile={**(body.get("profile") or {}), "id": profile_id},
+                action=kind,
+                reason=body.get("reason", "manual"),
+                channel=body.get("channel", "email"),
+                list_id=body.get("list_id"),
+                occurred_at=utcnow(),
+            )
+        except ValidationError as exc:
+            return error(
+                422, "invalid request", details=exc.errors(include_url=False, include_context=False)
+            )
+        async with rt.db.uow() as uow:
+            uow.publish(topics.SUPPRESSION_COMMANDS, profile_id, cmd)
+            await uow.commit()
+        return JSONResponse({"command_id": cmd.command_id, "status": "accepted"}, status_code=202)
+
+    prof = "/accounts/{account_id}/profiles/{profile_id}/suppressions"
+    return [
+        Route(prof, suppressions, methods=["GET"]),
+        Route(prof + "/{action}", action, methods=["POST"]),
+    ]

@@ -1,0 +1,237 @@
+"""A profile's consent as the consent service keeps it (C1, C2, C6, C10, X3). Pure.
+
+Consent lives in *slots*, each with a status and the version of the last act applied to
+it (X3: acts are ordered by `(act_at, act_id)`):
+
+- `email`, `sms_marketing`, `sms_transactional`, `push`: the channels (C1);
+- `list:<id>`: a list subscription (email);
+- `scope:client:<id>` and `scope:user:<client>/<user>`: scoped email opt-outs (C10). The
+  group-level opt-out is the `email` slot itself being `unsubscribed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Status = Literal["subscribed", "unsubscribed", "never_subscribed"]
+CHANNEL_SLOTS = ("email", "sms_marketing", "sms_transactional", "push")
+SMS_SLOTS = ("sms_marketing", "sms_transactional")
+MIN_CONSENTED_AT = datetime(1990, 1, 1, tzinfo=UTC)
+
+Version = tuple[datetime, str]
+
+
+def clamp(at: datetime) -> datetime:
+    """C3: nothing is recorded earlier than 1990-01-01T00:00:00Z."""
+    return max(at, MIN_CONSENTED_AT)
+
+
+def normalize_phone(number: str | None) -> str | None:
+    """A phone number without spaces, dashes, dots or brackets (`+1 555-0100` ⇒ `+15550100`)."""
+    if number is None:
+        return None
+    kept = "".join(ch for ch in number.strip() if ch.isdigit() or ch == "+")
+    return kept or None
+
+
+def list_slot(list_id: str) -> str:
+    return f"list:{list_id}"
+
+
+def scope_slot(scope: str) -> str:
+    return f"scope:{scope}"
+
+
+def scope_name(level: str, client_id: str | None, user_id: str | None) -> str:
+    """C10's scope as the flow executor reads it: 'group', 'client:<id>', 'user:<c>/<u>'."""
+    if level == "client" and client_id:
+        return f"client:{client_id}"
+    if level == "user" and client_id and user_id:
+        return f"user:{client_id}/{user_id}"
+    return "group"
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One slot's consent: status, when, how, the phone number (SMS) and its version."""
+
+    status: Status = "never_subscribed"
+    consented_at: datetime | None = None
+    method: str | None = None
+    phone_number: str | None = None
+    version: Version | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "consented_at": self.consented_at.isoformat() if self.consented_at else None,
+            "method": self.method,
+            "phone_number": self.phone_number,
+            "version": [self.version[0].isoformat(), self.version[1]] if self.version else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Slot:
+        version = data.get("version")
+        at = data.get("consented_at")
+        return cls(
+            status=data.get("status", "never_subscribed"),
+            consented_at=datetime.fromisoformat(at) if at else None,
+            method=data.get("method"),
+            phone_number=data.get("phone_number"),
+            version=(datetime.fromisoformat(version[0]), str(version[1])) if version else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConsent:
+    """Every slot of one profile, and the phone number SMS consent belongs to (C6)."""
+
+    slots: Mapping[str, Slot] = field(default_factory=dict)
+    phone_number: str | None = None
+    phone_version: Version | None = None
+
+    def slot(self, key: str) -> Slot:
+        return self.slots.get(key, Slot())
+
+    def status(self, key: str) -> Status:
+        return self.slot(key).status
+
+    def with_slot(self, key: str, slot: Slot) -> ProfileConsent:
+        return replace(self, slots={**self.slots, key: slot})
+
+    @property
+    def lists(self) -> dict[str, Status]:
+        return {
+            k.removeprefix("list:"): s.status
+            for k, s in sorted(self.slots.items())
+            if k.startswith("list:") and s.status != "never_subscribed"
+        }
+
+    @property
+    def opt_outs(self) -> list[str]:
+        """C10: 'group' when email is unsubscribed, then every scoped opt-out in force."""
+        out = ["group"] if self.status("email") == "unsubscribed" else []
+        out += sorted(
+            k.removeprefix("scope:")
+            for k, s in self.slots.items()
+            if k.startswith("scope:") and s.status == "unsubscribed"
+        )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "slots": {k: s.to_json() for k, s in sorted(self.slots.items())},
+            "phone_number": self.phone_number,
+            "phone_version": (
+                [self.phone_version[0].isoformat(), self.phone_version[1]]
+                if self.phone_version
+                else None
+            ),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> ProfileConsent:
+        if not data:
+            return cls()
+        pv = data.get("phone_version")
+        return cls(
+            slots={k: Slot.from_json(v) for k, v in (data.get("slots") or {}).items()},
+            phone_number=data.get("phone_number"),
+            phone_version=(datetime.fromisoformat(pv[0]), str(pv[1])) if pv else None,
+        )
+
+    def view(self) -> dict[str, Any]:
+        """The state as `ConsentState` carries it (C9): channels, lists, opt-outs."""
+        out: dict[str, Any] = {}
+        for key in CHANNEL_SLOTS:
+            s = self.slot(key)
+            out[key] = {
+                "status": s.status,
+                "consented_at": s.consented_at,
+                "method": s.method,
+                "phone_number": s.phone_number if key in SMS_SLOTS else None,
+            }
+        out["lists"] = self.lists
+        out["opt_outs"] = self.opt_outs
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """One consent act, whatever brought it (command, link, keyword, spam complaint)."""
+
+    act_id: str
+    action: Literal["subscribe", "unsubscribe", "resubscribe"]
+    channel: Literal["email", "sms", "push"]
+    act_at: datetime
+    purpose: Literal["marketing", "transactional"] = "marketing"
+    list_id: str | None = None
+    scope: str = "group"
+    method: str = "api"
+    evidence: str | None = None
+    historical_import: bool = False
+    phone_number: str | None = None
+    confirmed: bool = False  # the profile clicked a confirmation link (C8, C11)
+    clicked: bool = False  # the profile used an unsubscribe link itself (C9)
+
+    @property
+    def version(self) -> Version:
+        return (self.act_at, self.act_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What decides an act besides the state: the account's settings and suppressions."""
+
+    email_double_opt_in: bool = True
+    manually_suppressed: bool = False  # a global manual email suppression is in force (C9)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A C9 subscription event to publish with the state after the act."""
+
+    type: str
+    channel: Literal["email", "sms", "push"]
+    list_id: str | None = None
+    scope: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One row of the append-only audit trail (C2)."""
+
+    slot: str
+    action: str
+    result: Literal["applied", "stale", "pending_confirmation", "phone_changed"]
+    status: Status
+    consented_at: datetime | None
+    act_at: datetime
+    method: str | None
+    act_id: str
+    list_id: str | None = None
+    scope: str | None = None
+    evidence: str | None = None
+    phone_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A pending double opt-in confirmation to send (C8)."""
+
+    channel: str
+    list_id: str | None
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: ProfileConsent
+    events: tuple[Event, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
+    confirmation: Confirmation | None = None
+    rejection: str | None = None

@@ -1,0 +1,152 @@
+"""Suppressions and bounce counting (S1–S6). Pure: state in, outcome out.
+
+A profile's suppressions are a set of (channel, reason, list) entries; `list_id` None is
+a global suppression, otherwise the profile is suppressed from that list only (S1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+
+REMOVABLE = frozenset({"manual", "hard_bounce", "soft_bounce", "invalid_email"})  # S5
+SPAM_LOCKED = (
+    "S5: a spam complaint is lifted only by a re-subscribe with evidence (C11); "
+    "it cannot be unsuppressed"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    channel: str
+    reason: str
+    list_id: str | None
+    since: datetime
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        return (self.channel, self.reason, self.list_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "reason": self.reason,
+            "list_id": self.list_id,
+            "since": self.since.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionState:
+    suppressions: tuple[Suppression, ...] = ()
+    soft_bounces: int = 0
+
+    def has(self, channel: str, reason: str, list_id: str | None) -> bool:
+        return any(s.key == (channel, reason, list_id) for s in self.suppressions)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    action: Literal["suppress", "unsuppress"]
+    reason: str
+    at: datetime
+    channel: str = "email"
+    list_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    type: Literal["suppressed", "unsuppressed"]
+    channel: str
+    reason: str
+    list_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: SuppressionState
+    changes: tuple[Change, ...] = ()
+    rejection: str | None = None
+
+
+def _add(state: SuppressionState, s: Suppression) -> Outcome:
+    if state.has(*s.key):
+        return Outcome(state)
+    return Outcome(
+        replace(state, suppressions=(*state.suppressions, s)),
+        (Change("suppressed", s.channel, s.reason, s.list_id),),
+    )
+
+
+def _remove(state: SuppressionState, match) -> Outcome:
+    gone = [s for s in state.suppressions if match(s)]
+    if not gone:
+        return Outcome(state)
+    kept = tuple(s for s in state.suppressions if not match(s))
+    return Outcome(
+        replace(state, suppressions=kept),
+        tuple(Change("unsuppressed", s.channel, s.reason, s.list_id) for s in gone),
+    )
+
+
+def decide(state: SuppressionState, cmd: Command, soft_bounce_limit: int) -> Outcome:
+    """S1, S4, S5: what a suppression command does."""
+    if cmd.reason == "delivered":  # S4: a delivery resets the soft-bounce count
+        return Outcome(replace(state, soft_bounces=0))
+    if cmd.action == "suppress":
+        if cmd.reason == "soft_bounce" and cmd.list_id is None:
+            counted = replace(state, soft_bounces=state.soft_bounces + 1)
+            if counted.soft_bounces < soft_bounce_limit:
+                return Outcome(counted)
+            return _add(counted, Suppression(cmd.channel, "soft_bounce", None, cmd.at))
+        return _add(state, Suppression(cmd.channel, cmd.reason, cmd.list_id, cmd.at))
+    # unsuppress
+    if cmd.list_id is not None:  # S5: list-specific suppressions, whatever their reason
+        return _add_rejection_if_spam(
+            state,
+            cmd,
+            lambda s: (
+                s.list_id == cmd.list_id
+                and s.channel == cmd.channel
+                and s.reason != "spam_complaint"
+            ),
+        )
+    if cmd.reason == "spam_complaint":
+        return Outcome(state, rejection=SPAM_LOCKED)
+    out = _remove(
+        state,
+        lambda s: s.list_id is None and s.channel == cmd.channel and s.reason == cmd.reason,
+    )
+    if cmd.reason == "soft_bounce":
+        out = replace(out, state=replace(out.state, soft_bounces=0))
+    return out
+
+
+def _add_rejection_if_spam(state: SuppressionState, cmd: Command, match) -> Outcome:
+    if cmd.reason == "spam_complaint":
+        return Outcome(state, rejection=SPAM_LOCKED)
+    return _remove(state, match)
+
+
+def on_consent_change(
+    state: SuppressionState,
+    event_type: str,
+    evidence: str | None,
+    historical_import: bool,
+    occurred_at: datetime,
+    scope: str | None = None,
+) -> Outcome:
+    """S5/C11: a re-subscribe with evidence lifts a spam complaint; C9: subscribing a
+    manually suppressed profile lifts the manual suppression made before it."""
+    if event_type != "Subscribed to Email Marketing" or historical_import:
+        return Outcome(state)
+    if scope not in (None, "group"):
+        return Outcome(state)
+
+    def lifted(s: Suppression) -> bool:
+        if s.channel != "email" or s.list_id is not None or s.since > occurred_at:
+            return False
+        return s.reason == "manual" or (s.reason == "spam_complaint" and bool(evidence))
+
+    return _remove(state, lifted)

@@ -1,0 +1,163 @@
+"""The suppression service's use cases: apply suppression commands (S1, S4, S5) and learn
+from consent changes (S5, C11), publishing the full list in force on every change (S6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from services.suppression.adapters import repository as repo
+from services.suppression.domain.rules import (
+    Command,
+    Outcome,
+    SuppressionState,
+    decide,
+    on_consent_change,
+)
+from shared.contracts import (
+    ConsentChanged,
+    Profile,
+    SuppressionChanged,
+    SuppressionCommand,
+    topics,
+    utcnow,
+)
+from shared.db.uow import UnitOfWork
+from shared.kafka import Received, dead_letter
+from shared.settings import Settings
+
+COMMANDS = f"suppression.{topics.SUPPRESSION_COMMANDS}"
+CONSENT = f"suppression.{topics.CONSENT_CHANGES}"
+
+
+def _merge(profile: dict[str, Any], incoming: dict[str, Any] | None, profile_id: str) -> dict:
+    merged = {**profile, "id": profile_id}
+    for k, v in (incoming or {}).items():
+        if v not in (None, {}, ""):
+            merged[k] = v
+    return merged
+
+
+async def _apply(
+    uow: UnitOfWork,
+    entries: Sequence[tuple[str, str, str, dict[str, Any] | None]],
+    step: Callable[[SuppressionState, int], Outcome],
+) -> list[Outcome]:
+    """Apply `step(state, index)` to each (account, profile, source id, profile attrs) in
+    order on one transaction; publish a `suppression-changes` message per change."""
+    if not entries:
+        return []
+    conn = uow.conn
+    stored = await repo.lock(conn, ((a, p) for a, p, _, _ in entries))
+    before = {k: v.state for k, v in stored.items()}
+    now = utcnow()
+    outcomes, history, sources = [], [], {}
+    touched = set()
+    for index, (account, profile_id, source, attrs) in enumerate(entries):
+        key = (account, profile_id)
+        row = stored[key]
+        outcome = step(row.state, index)
+        outcomes.append(outcome)
+        if outcome.rejection is not None:
+            continue
+        row.state = outcome.state
+        row.profile = _merge(row.profile, attrs, profile_id)
+        touched.add(key)
+        sources[key] = source
+        in_force = [s.to_json() for s in outcome.state.suppressions]
+        for n, change in enumerate(outcome.changes):
+            history.append(
+                (
+                    account,
+                    profile_id,
+                    change.type,
+                    change.channel,
+                    change.reason,
+                    change.list_id,
+                    source,
+                )
+            )
+            uow.publish(
+                topics.SUPPRESSION_CHANGES,
+                profile_id,
+                SuppressionChanged(
+                    type=change.type,
+                    change_id=f"{account}:{source}:{n}",
+                    account_id=account,
+                    profile_id=profile_id,
+                    profile=Profile.model_validate(row.profile),
+                    channel=change.channel,  # type: ignore[arg-type]
+                    reason=change.reason,
+                    list_id=change.list_id,
+                    suppressions=in_force,
+                    occurred_at=now,
+                ),
+            )
+    await repo.save(conn, before, {k: stored[k] for k in touched}, sources)
+    await repo.append_history(conn, history)
+    return outcomes
+
+
+async def on_commands(
+    uow: UnitOfWork, items: list[Received[SuppressionCommand]], settings: Settings
+) -> None:
+    """`suppression-commands`: S1, S4, S5; a rule violation is dead-lettered with its reason."""
+    cmds = [i.message for i in items]
+
+    def step(state: SuppressionState, index: int) -> Outcome:
+        c = cmds[index]
+        return decide(
+            state,
+            Command(c.action, c.reason, c.occurred_at, c.channel, c.list_id),
+            settings.soft_bounce_limit,
+        )
+
+    outcomes = await _apply(
+        uow,
+        [
+            (c.account_id, c.profile.id, c.command_id, c.profile.model_dump(exclude={"properties"}))
+            for c in cmds
+        ],
+        step,
+    )
+    for item, outcome in zip(items, outcomes, strict=True):
+        if outcome.rejection is not None:
+            dead_letter(uow, COMMANDS, item.record, outcome.rejection)
+
+
+async def on_consent_changes(uow: UnitOfWork, items: list[Received[ConsentChanged]]) -> None:
+    """S5/C11: a re-subscribe with evidence lifts a spam complaint; a subscribe lifts an
+    earlier manual suppression (C9)."""
+    events = [
+        i.message
+        for i in items
+        if i.message.type == "Subscribed to Email Marketing" and not i.message.historical_import
+    ]
+    if not events:
+        return
+    rows = await uow.conn.fetch(
+        "SELECT DISTINCT s.account_id, s.profile_id FROM suppressions s"
+        " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
+        " ON s.account_id = k.a AND s.profile_id = k.p"
+        " WHERE s.channel = 'email' AND s.list_key = ''"
+        " AND s.reason IN ('manual', 'spam_complaint')",
+        [e.account_id for e in events],
+        [e.profile_id for e in events],
+    )
+    liftable = {(r["account_id"], r["profile_id"]) for r in rows}
+    events = [e for e in events if (e.account_id, e.profile_id) in liftable]
+
+    def step(state: SuppressionState, index: int) -> Outcome:
+        e = events[index]
+        at: datetime = e.occurred_at
+        return on_consent_change(state, e.type, e.evidence, e.historical_import, at, e.scope)
+
+    await _apply(
+        uow,
+        [
+            (e.account_id, e.profile_id, e.change_id, e.profile.model_dump(exclude={"properties"}))
+            for e in events
+        ],
+        step,
+    )
