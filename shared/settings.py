@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     # Domain tuning (documented in docs/rules.md).
     soft_bounce_limit: int = 7
     alert_send_limit_per_hour: int = 10_000
+    alert_send_window_s: int = Field(
+        3600, ge=1, description="Length of the sending-limit window; an hour except in tests."
+    )
+    mail_retry_base_s: float = Field(1.0, gt=0, description="First SMTP retry delay (doubles).")
+    mail_lease_s: float = Field(
+        120.0, gt=0, description="How long a claimed mail stays claimed before it is retried."
+    )
     email_double_opt_in: bool = True
     scheduler_interval_s: float = 0.5
 

@@ -1,4 +1,5 @@
-"""`python -m services.alert_dispatcher`: run the alert_dispatcher service, configured by environment variables."""
+"""`python -m services.alert_dispatcher`: run the alert dispatcher, configured by environment
+variables."""
 
 from services.alert_dispatcher.app import build
 from shared.runtime import main

@@ -1,55 +1,52 @@
 """The alert dispatcher's use cases: register recipients when flows are saved, turn alert
-requests into queued mails or skipped outcomes, and publish outcomes when mails finish."""
+requests into queued mails or skipped outcomes, hold mails back at send time (recipient
+no longer confirmed, sending limit), and publish outcomes when mails finish."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
 
+from services.alert_dispatcher.adapters import mails
+from services.alert_dispatcher.adapters import repository as repo
+from services.alert_dispatcher.domain.actions import alert_recipients, alert_steps, flow_errors
+from services.alert_dispatcher.domain.limits import admissible, window_at
+from services.alert_dispatcher.domain.outcomes import NO_CONFIRMED
+from services.alert_dispatcher.domain.recipients import Clicked, Recipient, added_to_actions
 from shared.contracts import AlertOutcome, AlertRequested, FlowDefinition, topics
 from shared.contracts.flows import FlowDeleted
 from shared.db import mail_queue
 from shared.db.mail_queue import QueuedMail
 from shared.db.uow import UnitOfWork
 from shared.kafka import Received, dead_letter
+from shared.logging import get_logger
 from shared.settings import Settings
-from services.alert_dispatcher.adapters import mails
-from services.alert_dispatcher.domain.actions import alert_steps, flow_errors, fold
-from services.alert_dispatcher.domain.recipients import Recipient, on_added
+
+log = get_logger(__name__)
 
 DEFINITIONS = "alert_dispatcher.flow-definitions"
-NO_CONFIRMED = "Skipped: no confirmed recipients"
+ALERT = "alert"
+CONFIRMATION = "recipient-confirmation"
 
 
-async def _recipients(
-    conn: asyncpg.Connection, account_id: str, emails: Sequence[str]
-) -> dict[str, Recipient]:
-    rows = await conn.fetch(
-        "SELECT email, status, generation FROM recipients WHERE account_id = $1"
-        " AND email = ANY($2::text[])",
-        account_id,
-        list(emails),
-    )
-    return {r["email"]: Recipient(r["email"], r["status"], r["generation"]) for r in rows}
-
-
-async def save_definitions(
-    uow: UnitOfWork, items: list[Received[Any]], settings: Settings
-) -> None:
-    """A1/A7 on save, then A3: recipients added to an action are asked to confirm."""
+async def save_definitions(uow: UnitOfWork, items: list[Received[Any]], settings: Settings) -> None:
+    """A1/A7 on save (a rejected version is dead-lettered with the reason, recorded for
+    the API, and the previous version stays), then A3 for the recipients it adds."""
     conn = uow.conn
     for item in items:
         msg = item.message
         if isinstance(msg, FlowDeleted):
             await conn.execute(
                 "UPDATE flow_versions SET deleted = true WHERE account_id = $1 AND flow_id = $2",
-                msg.account_id, msg.flow_id,
+                msg.account_id,
+                msg.flow_id,
             )
             await conn.execute(
                 "DELETE FROM alert_actions WHERE account_id = $1 AND flow_id = $2",
-                msg.account_id, msg.flow_id,
+                msg.account_id,
+                msg.flow_id,
             )
             continue
         flow: FlowDefinition = msg
@@ -58,15 +55,21 @@ async def save_definitions(
             await conn.execute(
                 "INSERT INTO flow_rejections (account_id, flow_id, version, errors)"
                 " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                flow.account_id, flow.flow_id, flow.version, errors,
+                flow.account_id,
+                flow.flow_id,
+                flow.version,
+                errors,
             )
             dead_letter(uow, DEFINITIONS, item.record, "invalid flow: " + "; ".join(errors))
+            log.info("flow version rejected", flow_id=flow.flow_id, version=flow.version)
             continue
         newer = await conn.fetchrow(
             "INSERT INTO flow_versions (account_id, flow_id, version) VALUES ($1, $2, $3)"
             " ON CONFLICT (account_id, flow_id) DO UPDATE SET version = EXCLUDED.version,"
             " deleted = false WHERE flow_versions.version < EXCLUDED.version RETURNING 1",
-            flow.account_id, flow.flow_id, flow.version,
+            flow.account_id,
+            flow.flow_id,
+            flow.version,
         )
         if newer is None:
             continue  # an older or repeated version changes nothing (F1)
@@ -79,163 +82,253 @@ async def _apply_actions(uow: UnitOfWork, flow: FlowDefinition, settings: Settin
         r["step_id"]: set(r["recipients"])
         for r in await conn.fetch(
             "SELECT step_id, recipients FROM alert_actions WHERE account_id = $1 AND flow_id = $2",
-            flow.account_id, flow.flow_id,
+            flow.account_id,
+            flow.flow_id,
         )
     }
     steps = alert_steps(flow)
     await conn.execute(
         "DELETE FROM alert_actions WHERE account_id = $1 AND flow_id = $2"
         " AND NOT (step_id = ANY($3::text[]))",
-        flow.account_id, flow.flow_id, [s.id for s in steps],
+        flow.account_id,
+        flow.flow_id,
+        [s.id for s in steps],
     )
-    for step in steps:
-        folded = list(dict.fromkeys(fold(r) for r in step.recipients))
-        await conn.execute(
-            "INSERT INTO alert_actions (account_id, flow_id, step_id, flow_version, mode, recipients)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, flow_id, step_id)"
-            " DO UPDATE SET flow_version = EXCLUDED.flow_version, mode = EXCLUDED.mode,"
-            " recipients = EXCLUDED.recipients",
-            flow.account_id, flow.flow_id, step.id, flow.version, step.mode, folded,
-        )
-        added = [e for e in folded if e not in previous.get(step.id, set())]
-        if not added:
-            continue
-        current = await _recipients(conn, flow.account_id, added)
-        for email in added:
-            change = on_added(current.get(email), email)
-            r = change.recipient
-            await conn.execute(
-                "INSERT INTO recipients (account_id, email, status, generation) VALUES ($1,$2,$3,$4)"
-                " ON CONFLICT (account_id, email) DO UPDATE SET status = EXCLUDED.status,"
-                " generation = EXCLUDED.generation, updated_at = now()",
-                flow.account_id, email, r.status, r.generation,
+    folded = [(s, alert_recipients(s.recipients)) for s in steps]
+    await conn.executemany(
+        "INSERT INTO alert_actions (account_id, flow_id, step_id, flow_version, mode, recipients)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, flow_id, step_id)"
+        " DO UPDATE SET flow_version = EXCLUDED.flow_version, mode = EXCLUDED.mode,"
+        " recipients = EXCLUDED.recipients",
+        [(flow.account_id, flow.flow_id, s.id, flow.version, s.mode, r) for s, r in folded],
+    )
+    everyone = sorted({e for _, r in folded for e in r})
+    current = await repo.recipients(conn, flow.account_id, everyone, lock=True)
+    sender = {e: s.from_email for s, r in reversed(folded) for e in r}
+    for change in added_to_actions(current, previous, [(s.id, r) for s, r in folded]):
+        r = change.recipient
+        await repo.save_recipient(conn, flow.account_id, r)
+        if change.send_confirmation:
+            await mail_queue.enqueue(
+                conn,
+                dedupe_key=f"confirm:{flow.account_id}:{r.email}:{r.generation}",
+                kind=CONFIRMATION,
+                account_id=flow.account_id,
+                message=mails.confirmation(
+                    settings, flow.account_id, r.email, r.generation, sender[r.email]
+                ),
+                mail_from=sender[r.email],
+                rcpt_to=r.email,
             )
-            if change.send_confirmation:
-                msg = mails.confirmation(settings, flow.account_id, email, r.generation, step.from_email)
-                await mail_queue.enqueue(
-                    conn,
-                    dedupe_key=f"confirm:{flow.account_id}:{email}:{r.generation}",
-                    kind="recipient-confirmation",
-                    account_id=flow.account_id,
-                    message=msg,
-                    mail_from=step.from_email,
-                    rcpt_to=email,
-                )
 
 
-def _outcome(request: AlertRequested, kind: str, recipients: list[str], failed: list[str],
-             reason: str | None) -> AlertOutcome:
-    return AlertOutcome(
-        type=kind,  # type: ignore[arg-type]
-        alert_id=request.alert_id,
-        account_id=request.account_id,
-        flow_id=request.flow_id,
-        step_id=request.step_id,
-        profile_id=request.profile_id,
-        recipients=recipients,
-        failed_recipients=failed,
-        reason=reason,
-    )
-
-
-async def dispatch(uow: UnitOfWork, items: list[Received[AlertRequested]], settings: Settings) -> None:
-    """A5: queue one mail per confirmed recipient, or record `skipped` when none is left."""
+async def dispatch(
+    uow: UnitOfWork, items: list[Received[AlertRequested]], settings: Settings
+) -> None:
+    """A5: queue one mail per confirmed recipient (checked again when the mail is sent),
+    or record `skipped` at once when none is confirmed."""
     conn = uow.conn
     requests = [i.message for i in items]
     await conn.executemany(
-        "INSERT INTO alerts (alert_id, account_id, flow_id, step_id, profile_id, requested_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        [(r.alert_id, r.account_id, r.flow_id, r.step_id, r.profile_id, r.requested_at)
-         for r in requests],
+        "INSERT INTO alerts (alert_id, account_id, flow_id, flow_version, step_id, profile_id,"
+        " requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        [
+            (
+                r.alert_id,
+                r.account_id,
+                r.flow_id,
+                r.flow_version,
+                r.step_id,
+                r.profile_id,
+                r.requested_at,
+            )
+            for r in requests
+        ],
     )
     by_account: dict[str, set[str]] = {}
     for r in requests:
-        by_account.setdefault(r.account_id, set()).update(fold(e) for e in r.action.recipients)
-    known = {a: await _recipients(conn, a, sorted(emails)) for a, emails in by_account.items()}
-    skipped: list[tuple[str, str]] = []
-    deliveries: list[tuple[str, str, int]] = []
+        by_account.setdefault(r.account_id, set()).update(alert_recipients(r.action.recipients))
+    known = {a: await repo.recipients(conn, a, sorted(e)) for a, e in by_account.items()}
+    deliveries: list[tuple[str, str, int | None, str, str | None]] = []
+    outcomes: list[AlertOutcome] = []
     for request in requests:
         statuses = known[request.account_id]
+        targets = alert_recipients(request.action.recipients)
         confirmed = [
-            statuses[e]
-            for e in dict.fromkeys(fold(x) for x in request.action.recipients)
-            if e in statuses and statuses[e].status == "confirmed"
+            statuses[e] for e in targets if e in statuses and statuses[e].status == "confirmed"
         ]
+        for email in targets:
+            if email not in statuses or statuses[email].status != "confirmed":
+                status = statuses[email].status if email in statuses else "not registered"
+                deliveries.append((request.alert_id, email, None, "skipped", f"recipient {status}"))
         if not confirmed:
-            skipped.append((request.alert_id, NO_CONFIRMED))
-            uow.publish(topics.ALERT_OUTCOMES, request.profile_id,
-                        _outcome(request, "skipped", [], [], NO_CONFIRMED))
+            outcomes.append(_skipped(request))
             continue
         for rcpt in confirmed:
             mail_id = await mail_queue.enqueue(
                 conn,
                 dedupe_key=f"alert:{request.alert_id}:{rcpt.email}",
-                kind="alert",
+                kind=ALERT,
                 account_id=request.account_id,
                 message=mails.alert(settings, request, rcpt.email, rcpt.generation),
                 mail_from=request.action.from_email,
                 rcpt_to=rcpt.email,
             )
             if mail_id is not None:
-                deliveries.append((request.alert_id, rcpt.email, mail_id))
-    if skipped:
-        await conn.executemany(
-            "UPDATE alerts SET status = 'skipped', reason = $2, completed_at = now()"
-            " WHERE alert_id = $1",
-            skipped,
-        )
+                deliveries.append((request.alert_id, rcpt.email, mail_id, "pending", None))
     if deliveries:
         await conn.executemany(
-            "INSERT INTO alert_deliveries (alert_id, email, mail_id) VALUES ($1, $2, $3)"
+            "INSERT INTO alert_deliveries (alert_id, email, mail_id, status, error, completed_at)"
+            " VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'pending' THEN NULL ELSE now() END)"
             " ON CONFLICT DO NOTHING",
             deliveries,
         )
+    if outcomes:
+        await conn.executemany(
+            "UPDATE alerts SET status = 'skipped', reason = $2, completed_at = now()"
+            " WHERE alert_id = $1 AND status = 'sending'",
+            [(o.alert_id, o.reason) for o in outcomes],
+        )
+        for o in outcomes:
+            uow.publish(topics.ALERT_OUTCOMES, o.profile_id, o)
+
+
+def _skipped(request: AlertRequested) -> AlertOutcome:
+    return AlertOutcome(
+        type="skipped",
+        alert_id=request.alert_id,
+        account_id=request.account_id,
+        flow_id=request.flow_id,
+        step_id=request.step_id,
+        profile_id=request.profile_id,
+        reason=NO_CONFIRMED,
+    )
 
 
 async def on_mails_final(uow: UnitOfWork, finished: Sequence[QueuedMail]) -> None:
-    """In the transaction that marks mails sent/failed: update deliveries, and publish the
-    outcome of every alert whose mails are all done (A5, A6)."""
-    conn = uow.conn
-    alert_mails = [m for m in finished if m.kind == "alert"]
+    """In the transaction that marks mails sent/failed: record each recipient's delivery
+    (A9: a 5xx is kept per recipient) and publish the outcome of every alert whose mails
+    are all done, exactly once (A5, A6)."""
+    alert_mails = [m for m in finished if m.kind == ALERT]
     if not alert_mails:
         return
-    rows = await conn.fetch(
-        "UPDATE alert_deliveries d SET status = m.status, error = m.error"
+    rows = await uow.conn.fetch(
+        "UPDATE alert_deliveries d SET status = m.status, error = m.error, completed_at = now()"
         " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, status, error)"
-        " WHERE d.mail_id = m.id RETURNING d.alert_id",
+        " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id",
         [m.id for m in alert_mails],
         [m.status for m in alert_mails],
         [m.error for m in alert_mails],
     )
-    alert_ids = list({r["alert_id"] for r in rows})
-    done = await conn.fetch(
-        "UPDATE alerts a SET status = CASE WHEN s.sent > 0 THEN 'sent' ELSE 'failed' END,"
-        " completed_at = now()"
-        " FROM (SELECT alert_id, count(*) FILTER (WHERE status = 'sent') AS sent,"
-        "        count(*) FILTER (WHERE status = 'pending') AS pending,"
-        "        array_agg(email ORDER BY email) FILTER (WHERE status = 'sent') AS ok,"
-        "        array_agg(email ORDER BY email) FILTER (WHERE status = 'failed') AS bad"
-        "       FROM alert_deliveries WHERE alert_id = ANY($1::text[]) GROUP BY alert_id) s"
-        " WHERE a.alert_id = s.alert_id AND s.pending = 0 AND a.status = 'sending'"
-        " RETURNING a.alert_id, a.account_id, a.flow_id, a.step_id, a.profile_id, a.status,"
-        " s.ok, s.bad",
-        alert_ids,
+    for o in await repo.finish_alerts(uow.conn, [r["alert_id"] for r in rows]):
+        uow.publish(topics.ALERT_OUTCOMES, o.profile_id, o)
+
+
+def mail_admission(settings: Settings) -> Callable[[asyncpg.Connection, Sequence[QueuedMail]], Any]:
+    """The mail worker's `admit` hook, run in the transaction that claims due mails."""
+
+    async def admit(conn: asyncpg.Connection, claimed: Sequence[QueuedMail]) -> set[int]:
+        admitted = {m.id for m in claimed if m.kind != ALERT}
+        alert_mails = [m for m in claimed if m.kind == ALERT]
+        if alert_mails:
+            still = await _drop_unconfirmed(conn, alert_mails)
+            admitted |= await _within_limit(conn, still, settings)
+        return admitted
+
+    return admit
+
+
+async def _drop_unconfirmed(
+    conn: asyncpg.Connection, claimed: Sequence[QueuedMail]
+) -> list[QueuedMail]:
+    """A5 at send time: a recipient who unsubscribed (or was re-added and has not confirmed
+    again) since the alert was queued is not mailed; the mail is cancelled and the
+    delivery recorded as skipped."""
+    rows = await conn.fetch(
+        "SELECT m.id, coalesce(r.status, 'not registered') AS status"
+        " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, account_id, email)"
+        " LEFT JOIN recipients r ON r.account_id = m.account_id AND r.email = m.email",
+        [m.id for m in claimed],
+        [m.account_id for m in claimed],
+        [m.rcpt_to.lower() for m in claimed],
     )
-    if not done:
-        return
-    for r in done:
-        uow.publish(
-            topics.ALERT_OUTCOMES,
-            r["profile_id"],
-            AlertOutcome(
-                type=r["status"],
-                alert_id=r["alert_id"],
-                account_id=r["account_id"],
-                flow_id=r["flow_id"],
-                step_id=r["step_id"],
-                profile_id=r["profile_id"],
-                recipients=r["ok"] or [],
-                failed_recipients=r["bad"] or [],
-                reason=None if r["status"] == "sent" else "Failed: every recipient refused",
-            ),
+    refused = {r["id"]: r["status"] for r in rows if r["status"] != "confirmed"}
+    if not refused:
+        return list(claimed)
+    ids = list(refused)
+    await conn.execute(
+        "UPDATE mail_queue SET status = 'cancelled', last_error = 'recipient not confirmed'"
+        " WHERE id = ANY($1::bigint[])",
+        ids,
+    )
+    done = await conn.fetch(
+        "UPDATE alert_deliveries d SET status = 'skipped', completed_at = now(),"
+        " error = 'recipient ' || m.status || ' at send time'"
+        " FROM unnest($1::bigint[], $2::text[]) AS m(id, status)"
+        " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id",
+        ids,
+        [refused[i] for i in ids],
+    )
+    outcomes = await repo.finish_alerts(conn, [r["alert_id"] for r in done])
+    await repo.publish_now(conn, repo.outcome_messages(outcomes))
+    return [m for m in claimed if m.id not in refused]
+
+
+async def _within_limit(
+    conn: asyncpg.Connection, claimed: Sequence[QueuedMail], settings: Settings
+) -> set[int]:
+    """A8: each mail counts once against its account's limit in the current window (its
+    first attempt; a retry was counted already). Mails over the limit wait for the next
+    window without using up an attempt."""
+    admitted = {m.id for m in claimed if m.attempts > 0}
+    first: dict[str, list[QueuedMail]] = {}
+    for m in claimed:
+        if m.attempts == 0:
+            first.setdefault(m.account_id, []).append(m)
+    if not first:
+        return admitted
+    window = window_at(await conn.fetchval("SELECT now()"), settings.alert_send_window_s)
+    deferred: list[int] = []
+    for account_id in sorted(first):
+        wanted = sorted(first[account_id], key=lambda m: m.id)
+        limit = await repo.send_limit(conn, account_id, settings.alert_send_limit_per_hour)
+        used = await repo.lock_window(conn, account_id, window.start)
+        n = admissible(used, limit, len(wanted))
+        admitted |= {m.id for m in wanted[:n]}
+        deferred += [m.id for m in wanted[n:]]
+        if n:
+            await conn.execute(
+                "UPDATE send_windows SET sent = sent + $3 WHERE account_id = $1"
+                " AND window_start = $2",
+                account_id,
+                window.start,
+                n,
+            )
+    if deferred:
+        await conn.execute(
+            "UPDATE mail_queue SET next_attempt_at = $2 WHERE id = ANY($1::bigint[])",
+            deferred,
+            window.end,
         )
+        await conn.execute(
+            "UPDATE alert_deliveries SET deferred_until = $2 WHERE mail_id = ANY($1::bigint[])",
+            deferred,
+            window.end,
+        )
+    return admitted
+
+
+async def click(
+    conn: asyncpg.Connection,
+    account_id: str,
+    email: str,
+    generation: int,
+    decide: Callable[[Recipient | None, int], Clicked],
+) -> Clicked:
+    """A4: apply a confirm or unsubscribe click (idempotent). Only the recipient's alert
+    opt-in changes: profile consent and suppression are another service's and untouched."""
+    current = (await repo.recipients(conn, account_id, [email], lock=True)).get(email)
+    result = decide(current, generation)
+    if result.recipient is not None:
+        await repo.save_recipient(conn, account_id, result.recipient)
+    return result

@@ -21,6 +21,33 @@ class CaptureHandler:
         self._lock = threading.Lock()
         self.fail_with: str | None = None  # e.g. "451 4.3.0 try later"; "drop" closes
         self.fail_times: int | None = None  # None = until cleared
+        # Failures scoped to one recipient address, so that tests sharing the server do
+        # not disturb each other: address -> [mode, times left or None].
+        self.fail_for: dict[str, list[Any]] = {}
+
+    def fail_recipient(self, address: str, mode: str | None, times: int | None = None) -> None:
+        """Answer mails to `address` with `mode` (`"451 ..."`, `"550 ..."`, `"drop"`), for
+        `times` mails or until cleared with `mode=None`."""
+        with self._lock:
+            if mode is None:
+                self.fail_for.pop(address.lower(), None)
+            else:
+                self.fail_for[address.lower()] = [mode, times]
+
+    def _scoped_failure(self, rcpts: list[str]) -> str | None:
+        with self._lock:
+            for rcpt in rcpts:
+                entry = self.fail_for.get(rcpt.lower())
+                if entry is None:
+                    continue
+                mode, times = entry
+                if times is not None:
+                    if times <= 1:
+                        del self.fail_for[rcpt.lower()]
+                    else:
+                        entry[1] = times - 1
+                return str(mode)
+        return None
 
     def _should_fail(self) -> str | None:
         with self._lock:
@@ -34,9 +61,9 @@ class CaptureHandler:
             return mode
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        mode = self._should_fail()
+        mode = self._scoped_failure(list(envelope.rcpt_tos)) or self._should_fail()
         if mode == "drop":
-            session.transport.close()
+            server.transport.close()
             return "421 closing"
         if mode is not None:
             return mode

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from services.alert_dispatcher.domain.templates import syntax_error
 from shared.contracts.flows import FlowDefinition, InternalAlertStep
 from shared.mail import email_error
 
@@ -11,26 +12,34 @@ MAX_RECIPIENTS = 5
 
 # Tags that make no sense in a mail to a team member, or would leak the profile's own
 # links (A7): dynamic coupons, data and product feeds, web view, preference page and
-# unsubscribe links. Matched as identifiers inside `{{ … }}` or `{% … %}`.
+# unsubscribe links. A name counts when it starts an expression or names a block tag
+# (`{{ unsubscribe_link }}`, `{% coupon_code 'X' %}`, `{{ feeds.stock }}`); a property
+# that happens to share the name (`{{ event.coupon }}`) is data and stays allowed.
 FORBIDDEN_TAGS = {
     "coupon": "dynamic coupon",
     "coupon_code": "dynamic coupon",
+    "coupons": "dynamic coupon",
     "feeds": "data feed",
     "feed": "data feed",
+    "data_feed": "data feed",
     "catalog": "product feed",
     "product_feed": "product feed",
+    "products": "product feed",
     "web_view": "web view link",
     "web_view_link": "web view link",
+    "web_view_url": "web view link",
     "view_in_browser": "web view link",
     "manage_preferences": "preference page link",
     "preference_page": "preference page link",
+    "preference_page_link": "preference page link",
     "preferences_link": "preference page link",
     "unsubscribe": "unsubscribe link",
     "unsubscribe_link": "unsubscribe link",
     "unsubscribe_url": "unsubscribe link",
 }
 _TAG = re.compile(r"({{.*?}}|{%.*?%})", re.S)
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_ROOT_IDENT = re.compile(r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*")
 
 
 def fold(email: str) -> str:
@@ -51,12 +60,14 @@ def normalise_recipients(recipients: list[str]) -> tuple[list[str], list[str]]:
 
 
 def forbidden_tags(template: str) -> list[str]:
-    found = []
+    """The forbidden tags used in `template`, each as "'name' (what it is)"."""
+    found: dict[str, None] = {}
     for tag in _TAG.findall(template):
-        for ident in _IDENT.findall(tag[2:-2]):
+        inner = _STRING.sub("''", tag[2:-2].strip("-+ \t\r\n"))
+        for ident in _ROOT_IDENT.findall(inner):
             if ident.lower() in FORBIDDEN_TAGS:
-                found.append(f"'{ident}' ({FORBIDDEN_TAGS[ident.lower()]})")
-    return found
+                found.setdefault(f"'{ident}' ({FORBIDDEN_TAGS[ident.lower()]})", None)
+    return list(found)
 
 
 def step_errors(step: InternalAlertStep) -> list[str]:
@@ -70,10 +81,18 @@ def step_errors(step: InternalAlertStep) -> list[str]:
             f" got {len(recipients)}"
         )
     for field in ("subject", "body"):
-        for tag in forbidden_tags(getattr(step, field)):
-            errors.append(f"step '{step.id}': tag {tag} is not allowed in an internal alert {field}")
+        source = getattr(step, field)
+        tags = forbidden_tags(source)
+        for tag in tags:
+            errors.append(
+                f"step '{step.id}': tag {tag} is not allowed in an internal alert {field}"
+            )
+        if not tags and (problem := syntax_error(source)):
+            errors.append(f"step '{step.id}': the {field} template is not valid ({problem})")
     if email_error(step.from_email):
         errors.append(f"step '{step.id}': from_email {step.from_email!r} is not a valid address")
+    if step.reply_to and email_error(step.reply_to):
+        errors.append(f"step '{step.id}': reply_to {step.reply_to!r} is not a valid address")
     return errors
 
 
@@ -84,3 +103,10 @@ def alert_steps(flow: FlowDefinition) -> list[InternalAlertStep]:
 def flow_errors(flow: FlowDefinition) -> list[str]:
     """A1/A7 problems of every alert action in `flow`; empty when it may be saved."""
     return [e for s in alert_steps(flow) for e in step_errors(s)]
+
+
+def alert_recipients(recipients: list[str]) -> list[str]:
+    """The recipients an alert request may go to: valid, folded, unique, at most five (a
+    request from a version this service rejected cannot widen the list)."""
+    folded, _ = normalise_recipients(recipients)
+    return folded[:MAX_RECIPIENTS]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _html = ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
@@ -20,15 +20,34 @@ def _compile(env_name: str, source: str) -> Any:
     return env.from_string(source)
 
 
+def syntax_error(source: str) -> str | None:
+    """Why `source` is not a valid template, or None; checked when a flow is saved so that
+    a broken template is rejected then rather than mailed unrendered later."""
+    try:
+        _text.parse(source)
+    except TemplateSyntaxError as exc:
+        return f"line {exc.lineno}: {exc.message}"
+    return None
+
+
 def _person(profile: dict[str, Any]) -> dict[str, Any]:
     # Custom properties are reachable as person.<name> as well as person.properties.<name>.
     return {**profile.get("properties", {}), **{k: v for k, v in profile.items() if v is not None}}
 
 
-def render(source: str, profile: dict[str, Any], event: dict[str, Any], *, html: bool) -> str:
-    """Render `source`; a template error yields the source unrendered, never an exception."""
+def render(
+    source: str,
+    profile: dict[str, Any],
+    event: dict[str, Any],
+    *,
+    html: bool,
+    metric_flow: bool = True,
+) -> str:
+    """Render `source`; `event.*` is empty unless the flow is metric-triggered. A template
+    that fails at render time yields the source unrendered, never an exception: the alert
+    still goes out and shows what was saved."""
     try:
         template = _compile("html" if html else "text", source)
-        return str(template.render(person=_person(profile), event=event))
-    except TemplateError:
+        return str(template.render(person=_person(profile), event=event if metric_flow else {}))
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError):
         return source
