@@ -7,19 +7,21 @@ committed transaction *before* talking to SMTP, then `sent` or `failed` after (A
 
 - 2xx: `sent`; 5xx: `failed` with the server's answer (permanent);
 - 4xx or a lost connection: back to `pending` with exponential backoff, up to a limit;
-- a crash between the SMTP answer and the `sent` mark leaves the row `sending`; after its
-  lease runs out it is sent again with the same Message-ID. That is the one remaining
-  window for a duplicate (documented in README and docs/rules.md).
+- each result is marked the moment the server answers, so a crash between the SMTP
+  answer and that mark leaves only that one mail `sending`; after its lease runs out it
+  is sent again with the same Message-ID. That is the one remaining window for a
+  duplicate (documented in README and docs/rules.md).
 
-Services hook in with `on_final` (called in the transaction that marks mails sent or
-failed, e.g. to publish an alert outcome) and `admit` (to hold mails back, e.g. the
-per-account sending limit, A8).
+Services hook in with `on_final` (called once per finished mail, in the transaction that
+marks it finalized, e.g. to publish an alert outcome; a crash before that runs it on the
+next pass) and `admit` (to hold mails back, e.g. the per-account sending limit, A8).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -127,11 +129,18 @@ class MailWorker:
         return mails
 
     async def send_due(self) -> int:
-        """Send one batch of due mails; returns how many were attempted."""
+        """Send one batch of due mails; returns how many were attempted.
+
+        Each mail's result is written the moment the server has answered (one small
+        autocommitted UPDATE, with `synchronous_commit` off: a PostgreSQL crash may lose
+        the last marks, a crash of this process cannot), so a crash resends at most the
+        one mail in flight. Hooks run afterwards in `finalize()`."""
         mails = await self._claim()
         if not mails:
             return 0
+        claimed_at = time.monotonic()
         async with self._db.pool.acquire() as conn:
+            await conn.execute("SET synchronous_commit TO off")
             contents = {
                 r["id"]: (r["mail_from"], r["content"])
                 for r in await conn.fetch(
@@ -139,46 +148,73 @@ class MailWorker:
                     [m.id for m in mails],
                 )
             }
-        results: list[QueuedMail] = []
-        retries: list[tuple[int, float, str]] = []
-        for mail in mails:
-            mail_from, content = contents[mail.id]
-            result = await self._sender.send(mail_from, mail.rcpt_to, content)
-            if result.ok:
-                results.append(_with(mail, "sent", None))
-                MAILS.labels(mail.kind, "sent").inc()
-            elif result.permanent or mail.attempts + 1 >= self._max_attempts:
-                results.append(_with(mail, "failed", result.error))
-                MAILS.labels(mail.kind, "failed").inc()
-            else:
-                delay = self._base_backoff_s * 2**mail.attempts
-                retries.append((mail.id, delay, result.error or "transient"))
-                MAILS.labels(mail.kind, "retry").inc()
-        async with self._db.uow() as uow:
-            conn = uow.conn
-            if results:
-                await conn.executemany(
-                    "UPDATE mail_queue SET status = $2, last_error = $3,"
-                    " sent_at = CASE WHEN $2 = 'sent' THEN now() END WHERE id = $1",
-                    [(m.id, m.status, m.error) for m in results],
-                )
-            if retries:
-                await conn.executemany(
-                    "UPDATE mail_queue SET status = 'pending', last_error = $3,"
-                    " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
-                    retries,
-                )
-            if results and self._on_final is not None:
-                await self._on_final(uow, results)
-            await uow.commit()
+            for n, mail in enumerate(mails):
+                if time.monotonic() - claimed_at > self._lease.total_seconds() / 2:
+                    # A slow server must not let the lease of the rest run out (another
+                    # worker would claim and send them too).
+                    await conn.execute(
+                        "UPDATE mail_queue SET next_attempt_at = now() + $2::interval"
+                        " WHERE id = ANY($1::bigint[]) AND status = 'sending'",
+                        [m.id for m in mails[n:]],
+                        self._lease,
+                    )
+                    claimed_at = time.monotonic()
+                mail_from, content = contents[mail.id]
+                result = await self._sender.send(mail_from, mail.rcpt_to, content)
+                if result.ok:
+                    status, error = "sent", None
+                elif result.permanent or mail.attempts + 1 >= self._max_attempts:
+                    status, error = "failed", result.error
+                else:
+                    status, error = "retry", result.error or "transient"
+                MAILS.labels(mail.kind, status).inc()
+                if status == "retry":
+                    await conn.execute(
+                        "UPDATE mail_queue SET status = 'pending', last_error = $3,"
+                        " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
+                        mail.id,
+                        self._base_backoff_s * 2**mail.attempts,
+                        error,
+                    )
+                else:
+                    await conn.execute(
+                        "UPDATE mail_queue SET status = $2, last_error = $3, finalized = false,"
+                        " sent_at = CASE WHEN $2 = 'sent' THEN now() END WHERE id = $1",
+                        mail.id,
+                        status,
+                        error,
+                    )
+        await self.finalize()
         return len(mails)
+
+    async def finalize(self, limit: int = 1000) -> int:
+        """Run `on_final` for mails marked sent or failed and not yet finalized, in one
+        transaction with marking them finalized. Also picks up what a crash left."""
+        async with self._db.uow() as uow:
+            rows = await uow.conn.fetch(
+                "SELECT id, dedupe_key, kind, account_id, rcpt_to, attempts, status,"
+                " last_error AS error FROM mail_queue WHERE NOT finalized"
+                " AND status IN ('sent', 'failed') ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                limit,
+            )
+            if not rows:
+                return 0
+            done = [QueuedMail(**dict(r)) for r in rows]
+            if self._on_final is not None:
+                await self._on_final(uow, done)
+            await uow.conn.execute(
+                "UPDATE mail_queue SET finalized = true WHERE id = ANY($1::bigint[])",
+                [m.id for m in done],
+            )
+            await uow.commit()
+        return len(done)
 
     async def run(self) -> None:
         """Send until cancelled."""
         try:
             while True:
                 try:
-                    sent = await self.send_due()
+                    sent = await self.send_due() or await self.finalize()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("mail worker failed; retrying", error=str(exc))
                     await asyncio.sleep(1.0)
@@ -188,16 +224,3 @@ class MailWorker:
         finally:
             with contextlib.suppress(Exception):
                 await self._sender.close()
-
-
-def _with(mail: QueuedMail, status: str, error: str | None) -> QueuedMail:
-    return QueuedMail(
-        mail.id,
-        mail.dedupe_key,
-        mail.kind,
-        mail.account_id,
-        mail.rcpt_to,
-        mail.attempts + 1,
-        status,
-        error,
-    )
