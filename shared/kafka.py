@@ -110,7 +110,17 @@ def json_parser(model: type[BaseModel]) -> Callable[[ConsumerRecord], Any]:
 
 BatchHandler = Callable[[UnitOfWork, list[Received[Any]]], Awaitable[None]]
 
-_TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, TimeoutError)
+# Failures of the database itself (down, restarting, overloaded, a deadlock or a
+# serialization conflict): the batch is retried, never blamed on a message.
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+)
 
 
 @dataclass
