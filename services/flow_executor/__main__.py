@@ -1,4 +1,4 @@
-"""`python -m services.flow_executor`: run the flow_executor service, configured by environment variables."""
+"""`python -m services.flow_executor`: run the flow executor, configured by environment."""
 
 from services.flow_executor.app import build
 from shared.runtime import main

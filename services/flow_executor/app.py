@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+from typing import Any
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from services.flow_executor import handlers
+from services.flow_executor.adapters import repository as repo
 from shared.contracts import (
     ConsentChanged,
     ProfileEvent,
@@ -19,14 +25,29 @@ from shared.http import error
 from shared.kafka import json_parser
 from shared.logging import get_logger
 from shared.runtime import Runtime
-from services.flow_executor import handlers
 
 log = get_logger(__name__)
 
+MAX_LIST = 1000
+
+
+class SchedulerSettings(BaseSettings):
+    """The scheduler's own tuning (`FLOW_SCHEDULER_BATCH`): how many due delays one
+    pass claims. Smaller batches spread a burst of due delays over more replicas."""
+
+    model_config = SettingsConfigDict(env_prefix="FLOW_SCHEDULER_", extra="ignore")
+
+    batch: int = 500
+
 
 def build(rt: Runtime) -> None:
-    rt.consume(topics.FLOW_DEFINITIONS, handlers.parse_definition, handlers.save_definitions,
-               consumer=handlers.DEFINITIONS)
+    rt.consume(
+        topics.FLOW_DEFINITIONS,
+        handlers.parse_definition,
+        handlers.save_definitions,
+        message_id=lambda d: d.message_id,
+        consumer=handlers.DEFINITIONS,
+    )
     rt.consume(
         topics.PROFILE_EVENTS,
         json_parser(ProfileEvent),
@@ -50,91 +71,141 @@ def build(rt: Runtime) -> None:
         json_parser(ReviewDecision),
         handlers.on_review_decisions,
     )
+    batch = SchedulerSettings().batch
+    replica = f"{socket.gethostname()}:{os.getpid()}"
 
     async def scheduler() -> None:
-        """Fire due delays; any number of replicas may run this (row locks, no leader)."""
+        """Fire due delays. Any number of replicas may run this: `FOR UPDATE SKIP LOCKED`
+        hands each due row to one of them, no leader needed (F3)."""
         while True:
             try:
                 async with rt.db.uow() as uow:
-                    fired = await handlers.fire_due_timers(uow)
+                    fired = await handlers.fire_due_timers(uow, batch, replica)
                     await uow.commit()
-            except Exception as exc:  # noqa: BLE001 - keep scheduling through outages
+            except Exception as exc:
                 log.warning("scheduler pass failed", error=str(exc))
                 fired = 0
                 await asyncio.sleep(1.0)
-            if not fired:
+            if fired < batch:
                 await asyncio.sleep(rt.settings.scheduler_interval_s)
+            else:
+                await asyncio.sleep(0)  # let consumers and the outbox relay run
 
     rt.workers.append(scheduler)
     rt.routes += api_routes(rt)
 
 
+def _limit(request: Request) -> int:
+    try:
+        return max(1, min(MAX_LIST, int(request.query_params.get("limit", "100"))))
+    except ValueError:
+        return 100
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def activity_document(account_id: str, flow_id: str, found: dict[str, Any]) -> dict[str, Any]:
+    """The activity of one flow per step (A6 with the dispatcher's sent/skipped)."""
+    steps: dict[str, dict[str, Any]] = {}
+
+    def step(step_id: str) -> dict[str, Any]:
+        return steps.setdefault(
+            step_id,
+            {
+                "scheduled": {"count": 0, "profiles": []},
+                "in_review": {"count": 0, "alerts": []},
+                "executed": {"count": 0, "profiles": []},
+                "skipped": {"count": 0, "reasons": []},
+            },
+        )
+
+    flow = found["flow"]
+    for s in (flow["definition"] or {}).get("steps", []) if flow else []:
+        step(s["id"])["type"] = s["type"]
+    for w in found["waiting"]:
+        s = step(w["step_id"])["scheduled"]
+        s["count"] = w["n"]
+        s["profiles"].append(
+            {"profile_id": w["profile_id"], "run_id": str(w["run_id"]), "due_at": _iso(w["due_at"])}
+        )
+    for p in found["passed"]:
+        step(p["step_id"])["delay_passed"] = p["n"]
+    for h in found["held"]:
+        s = step(h["step_id"])["in_review"]
+        s["count"] = h["n"]
+        s["alerts"].append(
+            {
+                "alert_id": h["alert_id"],
+                "profile_id": h["profile_id"],
+                "held_at": _iso(h["created_at"]),
+            }
+        )
+    reasons: dict[tuple[str, str], dict[str, Any]] = {}
+    for o in found["outcomes"]:
+        s = step(o["step_id"])
+        if o["outcome"] == "executed":
+            s["executed"]["count"] = o["n"]
+            s["executed"]["profiles"].append(o["profile_id"])
+            continue
+        key = (o["step_id"], o["reason"])
+        if key not in reasons:
+            reasons[key] = {"reason": o["reason"], "count": o["n"], "profiles": []}
+            s["skipped"]["reasons"].append(reasons[key])
+            s["skipped"]["count"] += o["n"]
+        reasons[key]["profiles"].append(o["profile_id"])
+    return {
+        "account_id": account_id,
+        "flow_id": flow_id,
+        "version": flow["version"] if flow else None,
+        "deleted": flow["deleted"] if flow else None,
+        "rejected_versions": [
+            {"version": r["version"], "errors": r["errors"]} for r in found["rejections"]
+        ],
+        "steps": steps,
+    }
+
+
 def api_routes(rt: Runtime) -> list[Route]:
     async def activity(request: Request) -> Response:
-        """Per step of a flow: counts by outcome (scheduled, in review, executed,
-        skipped by reason) and the profiles behind them (A6 with the dispatcher)."""
+        """Per step of a flow: profiles waiting on a delay, actions in review, executed,
+        and skipped by reason, each with its count and the newest entries (`?limit=`)."""
         account = request.path_params["account_id"]
         if (denied := rt.auth.guard(request, account)) is not None:
             return denied
         flow_id = request.path_params["flow_id"]
         async with rt.db.pool.acquire() as conn:
-            flow = await conn.fetchrow(
-                "SELECT version, deleted FROM flows WHERE account_id = $1 AND flow_id = $2",
-                account, flow_id,
-            )
-            rejections = await conn.fetch(
-                "SELECT version, errors, rejected_at FROM flow_rejections"
-                " WHERE account_id = $1 AND flow_id = $2 ORDER BY version DESC LIMIT 10",
-                account, flow_id,
-            )
-            waiting = await conn.fetch(
-                "SELECT t.step_id, r.profile_id, t.due_at FROM timers t JOIN runs r USING (run_id)"
-                " WHERE r.account_id = $1 AND r.flow_id = $2 AND t.fired_at IS NULL"
-                " ORDER BY t.due_at LIMIT 500",
-                account, flow_id,
-            )
-            steps = await conn.fetch(
-                "SELECT e.step_id, e.outcome, e.reason, count(*) AS n,"
-                " (array_agg(r.profile_id ORDER BY e.at DESC))[1:50] AS profiles"
-                " FROM step_executions e JOIN runs r USING (run_id)"
-                " WHERE e.account_id = $1 AND e.flow_id = $2"
-                " GROUP BY e.step_id, e.outcome, e.reason ORDER BY e.step_id",
-                account, flow_id,
-            )
-            reviews = await conn.fetch(
-                "SELECT alert_id, step_id, status, created_at FROM reviews"
-                " WHERE account_id = $1 AND flow_id = $2 AND status = 'in_review'"
-                " ORDER BY created_at LIMIT 500",
-                account, flow_id,
-            )
-        if flow is None and not rejections:
+            found = await repo.flow_activity(conn, account, flow_id, _limit(request))
+        if found is None:
             return error(404, "not found")
-        by_step: dict[str, dict] = {}
-        for w in waiting:
-            s = by_step.setdefault(w["step_id"], {"scheduled": [], "outcomes": []})
-            s["scheduled"].append({"profile_id": w["profile_id"], "due_at": w["due_at"].isoformat()})
-        for row in steps:
-            s = by_step.setdefault(row["step_id"], {"scheduled": [], "outcomes": []})
-            s["outcomes"].append({
-                "outcome": row["outcome"], "reason": row["reason"], "count": row["n"],
-                "profiles": row["profiles"],
-            })
-        return JSONResponse({
-            "account_id": account,
-            "flow_id": flow_id,
-            "version": flow["version"] if flow else None,
-            "deleted": flow["deleted"] if flow else None,
-            "rejected_versions": [
-                {"version": r["version"], "errors": r["errors"]} for r in rejections
-            ],
-            "in_review": [
-                {"alert_id": r["alert_id"], "step_id": r["step_id"]} for r in reviews
-            ],
-            "steps": by_step,
-        })
+        return JSONResponse(activity_document(account, flow_id, found))
 
-    async def review(request: Request) -> Response:
-        """F5: approve or reject an alert held in manual review."""
+    async def reviews(request: Request) -> Response:
+        """The account's actions held in manual review, oldest first."""
+        account = request.path_params["account_id"]
+        if (denied := rt.auth.guard(request, account)) is not None:
+            return denied
+        async with rt.db.pool.acquire() as conn:
+            rows = await repo.reviews_in(conn, account, _limit(request))
+        return JSONResponse(
+            {
+                "account_id": account,
+                "in_review": [
+                    {
+                        "alert_id": r["alert_id"],
+                        "flow_id": r["flow_id"],
+                        "step_id": r["step_id"],
+                        "profile_id": r["profile_id"],
+                        "held_at": _iso(r["created_at"]),
+                    }
+                    for r in rows
+                ],
+            }
+        )
+
+    async def decide(request: Request) -> Response:
+        """F5: approve or reject an action held in manual review."""
         account = request.path_params["account_id"]
         if (denied := rt.auth.guard(request, account)) is not None:
             return denied
@@ -143,21 +214,44 @@ def api_routes(rt: Runtime) -> list[Route]:
         if decision not in ("approve", "reject"):
             return error(404, "not found")
         async with rt.db.uow() as uow:
-            owner = await uow.conn.fetchval(
-                "SELECT status FROM reviews WHERE alert_id = $1 AND account_id = $2",
-                alert_id, account,
-            )
-            if owner is None:
+            held = await repo.run_of_review(uow.conn, alert_id)
+            if held is None or held["account_id"] != account:
                 return error(404, "no such alert in review")
-            if owner != "in_review":
-                return error(409, f"alert already {owner}")
+            if held["status"] != "in_review":
+                return error(409, f"alert already {held['status']}")
             result = await handlers.decide_reviews(
                 uow, [ReviewDecision(alert_id=alert_id, decision=decision, by=f"api:{account}")]
             )
             await uow.commit()
-        return JSONResponse({"alert_id": alert_id, "status": result.get(alert_id)})
+        if alert_id not in result:
+            return error(409, "alert already decided")
+        return JSONResponse({"alert_id": alert_id, "status": result[alert_id]})
+
+    async def reachability(request: Request) -> Response:
+        """What the executor believes about a profile (F7): consent, suppressions and
+        the newest profile data, the inputs of every F6 decision."""
+        account = request.path_params["account_id"]
+        if (denied := rt.auth.guard(request, account)) is not None:
+            return denied
+        async with rt.db.pool.acquire() as conn:
+            row = await repo.profile_read_model(conn, account, request.path_params["profile_id"])
+        if row is None:
+            return error(404, "not found")
+        return JSONResponse(
+            {
+                "account_id": account,
+                "profile_id": request.path_params["profile_id"],
+                "consent": row["consent"],
+                "consent_at": _iso(row["consent_at"]),
+                "suppressions": row["suppressions"] or [],
+                "suppressions_at": _iso(row["suppressions_at"]),
+                "profile": row["profile"],
+            }
+        )
 
     return [
         Route("/accounts/{account_id}/flows/{flow_id}/activity", activity),
-        Route("/accounts/{account_id}/reviews/{alert_id}/{decision}", review, methods=["POST"]),
+        Route("/accounts/{account_id}/reviews", reviews),
+        Route("/accounts/{account_id}/reviews/{alert_id}/{decision}", decide, methods=["POST"]),
+        Route("/accounts/{account_id}/profiles/{profile_id}/reachability", reachability),
     ]

@@ -1,17 +1,41 @@
 """The flow executor's use cases: save definitions, enter profiles, fire delays, apply
-review decisions, and keep the reachability read model. Each takes a unit of work and a
-batch, and turns the pure domain's decisions into rows and outbox messages."""
+review decisions, and keep the read model of profiles, consent and suppressions. Each
+takes a unit of work and a batch, asks the pure domain for decisions, and turns them
+into rows and outbox messages with one statement per table per batch."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import ConsumerRecord
+from pydantic import TypeAdapter
 
+from services.flow_executor.adapters import repository as repo
+from services.flow_executor.domain.graph import validate
+from services.flow_executor.domain.reachability import blocked_reason
+from services.flow_executor.domain.triggers import (
+    event_context,
+    list_context,
+    list_flows,
+    metric_flows,
+)
+from services.flow_executor.domain.walker import (
+    COMPLETED,
+    ActionStep,
+    Decision,
+    Execute,
+    Exit,
+    HoldForReview,
+    Scheduled,
+    Skip,
+    advance,
+    resume,
+)
 from shared.contracts import (
     AlertContent,
     AlertRequested,
@@ -26,38 +50,75 @@ from shared.contracts import (
     topics,
     utcnow,
 )
-from shared.contracts.flows import FlowDeleted, InternalAlertStep, parse_flow_record
-from shared.db.uow import UnitOfWork
-from shared.kafka import Received, Rejected, dead_letter
-from services.flow_executor.adapters import repository as repo
-from services.flow_executor.domain.graph import validate
-from services.flow_executor.domain.reachability import blocked_reason
-from services.flow_executor.domain.triggers import event_context, list_flows, metric_flows
-from services.flow_executor.domain.walker import (
-    Decision,
-    Execute,
-    Exit,
-    HoldForReview,
-    Scheduled,
-    Skip,
-    advance,
+from shared.contracts.flows import (
+    EmailStep,
+    FlowDeleted,
+    InternalAlertStep,
+    SmsStep,
+    Step,
+    parse_flow_record,
 )
+from shared.db.uow import UnitOfWork
+from shared.kafka import Received, dead_letter
 
 DEFINITIONS = "flow_executor.flow-definitions"
 RUN_NAMESPACE = uuid.UUID("6f1c2b1e-7d1a-4c47-9f0e-0c7f3b1f5a10")
+REJECTED = "Skipped: rejected in review"
+FLOW_DELETED = "Exited: flow deleted"
+
+_step = TypeAdapter(Step)
 
 
-def parse_definition(record: ConsumerRecord) -> FlowDefinition | FlowDeleted:
-    return parse_flow_record(record.key, record.value)
+# --- F1: definitions -------------------------------------------------------------------
 
 
-async def save_definitions(uow: UnitOfWork, items: list[Received[Any]]) -> None:
+@dataclass(frozen=True)
+class DefinitionRecord:
+    """A parsed `flow-definitions` record and the id that dedupes its redelivery: the
+    record's position plus a digest of its bytes (a re-published identical definition
+    sits at another offset and is processed again)."""
+
+    message: FlowDefinition | FlowDeleted
+    message_id: str
+
+
+def parse_definition(record: ConsumerRecord) -> DefinitionRecord:
+    """A definition, or a deletion for a tombstone; raises on a bad shape (dead letter)."""
+    message = parse_flow_record(record.key, record.value)
+    digest = hashlib.sha256((record.key or b"") + b"\0" + (record.value or b"")).hexdigest()
+    return DefinitionRecord(message, f"{record.partition}:{record.offset}:{digest[:32]}")
+
+
+async def save_definitions(uow: UnitOfWork, items: list[Received[DefinitionRecord]]) -> None:
     """F1: a valid higher version replaces the one in force; an invalid one is
-    dead-lettered with the reasons and the previous version stays."""
+    dead-lettered with the reasons and the previous version stays. A tombstone deletes
+    the flow: no new entries, waiting runs exit and held reviews are cancelled."""
     for item in items:
-        msg = item.message
+        msg = item.message.message
         if isinstance(msg, FlowDeleted):
-            await repo.delete_flow(uow.conn, msg.account_id, msg.flow_id)
+            runs, reviews = await repo.delete_flow(uow.conn, msg.account_id, msg.flow_id)
+            for run in runs:
+                _publish_activity(
+                    uow,
+                    "exited",
+                    msg.account_id,
+                    msg.flow_id,
+                    run["run_id"],
+                    run["profile_id"],
+                    None,
+                    FLOW_DELETED,
+                )
+            for review in reviews:
+                _publish_activity(
+                    uow,
+                    "skipped",
+                    msg.account_id,
+                    msg.flow_id,
+                    review["run_id"],
+                    review["profile_id"],
+                    review["step_id"],
+                    "Skipped: flow deleted",
+                )
             continue
         errors = validate(msg)
         if errors:
@@ -67,34 +128,35 @@ async def save_definitions(uow: UnitOfWork, items: list[Received[Any]]) -> None:
         await repo.save_flow(uow.conn, msg)
 
 
-@dataclass
-class _Effects:
-    """What a batch of walks writes, collected so each table gets one statement."""
-
-    executions: list[tuple[uuid.UUID, str, str, str, str, str | None]] = field(default_factory=list)
-    timers: list[tuple[uuid.UUID, str, str | None, Any]] = field(default_factory=list)
-    reviews: list[tuple[str, uuid.UUID, str, str, str]] = field(default_factory=list)
-    finished: list[tuple[uuid.UUID, str]] = field(default_factory=list)
-    messages: dict[tuple[uuid.UUID, str], tuple[str, str, Any]] = field(default_factory=dict)
-    activity: list[FlowActivity] = field(default_factory=list)
+# --- walking runs (F2-F6) --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Run:
+    """A profile's way through one flow, started by one event."""
+
     run_id: uuid.UUID
     flow: FlowDefinition
     profile_id: str
     context: dict[str, Any]
     trigger_type: str
+    event_id: str = ""
 
 
-def _alert_id(run_id: uuid.UUID, step_id: str) -> str:
+def run_id_for(account_id: str, flow_id: str, event_id: str) -> uuid.UUID:
+    """One run per flow and triggering event (F2: an event never enters twice)."""
+    return uuid.uuid5(RUN_NAMESPACE, f"{account_id}:{flow_id}:{event_id}")
+
+
+def action_id(run_id: uuid.UUID, step_id: str) -> str:
+    """The id of an action's request (`alert_id` / `request_id`): one per run and step,
+    so the consumer's inbox also refuses a second copy (F4)."""
     return f"{run_id}:{step_id}"
 
 
 def alert_request(run: Run, step: InternalAlertStep) -> AlertRequested:
     return AlertRequested(
-        alert_id=_alert_id(run.run_id, step.id),
+        alert_id=action_id(run.run_id, step.id),
         account_id=run.flow.account_id,
         flow_id=run.flow.flow_id,
         flow_version=run.flow.version,
@@ -114,128 +176,259 @@ def alert_request(run: Run, step: InternalAlertStep) -> AlertRequested:
     )
 
 
-def _plan(run: Run, decisions: Sequence[Decision], fx: _Effects) -> None:
-    flow = run.flow
-    now = utcnow()
+def message_request(run: Run, step: EmailStep | SmsStep) -> MessageRequested:
+    email = isinstance(step, EmailStep)
+    return MessageRequested(
+        request_id=action_id(run.run_id, step.id),
+        account_id=run.flow.account_id,
+        flow_id=run.flow.flow_id,
+        step_id=step.id,
+        channel=step.type,
+        profile_id=run.profile_id,
+        profile=Profile.model_validate(run.context["person"]),
+        template_id=step.template_id if email else None,
+        run_id=str(run.run_id),
+        flow_version=run.flow.version,
+        subject=step.subject if email else None,
+        body=None if email else step.body,
+        list_id=step.list_id if email else None,
+        purpose=None if email else step.purpose,
+        client_id=step.client_id,
+        user_id=step.user_id,
+    )
 
-    def activity(kind: str, step_id: str | None, reason: str | None = None, due=None) -> None:
-        fx.activity.append(
-            FlowActivity(
-                type=kind,  # type: ignore[arg-type]
-                activity_id=f"{run.run_id}:{step_id}:{kind}",
-                account_id=flow.account_id,
-                flow_id=flow.flow_id,
-                step_id=step_id,
-                run_id=str(run.run_id),
-                profile_id=run.profile_id,
-                reason=reason,
-                due_at=due,
-            )
+
+def _request(run: Run, step: ActionStep) -> tuple[str, AlertRequested | MessageRequested]:
+    if isinstance(step, InternalAlertStep):
+        return topics.ALERT_REQUESTS, alert_request(run, step)
+    return topics.MESSAGE_REQUESTS, message_request(run, step)
+
+
+def _activity(
+    kind: str,
+    account_id: str,
+    flow_id: str,
+    run_id: uuid.UUID,
+    profile_id: str,
+    step_id: str | None,
+    reason: str | None = None,
+    due_at: datetime | None = None,
+) -> FlowActivity:
+    return FlowActivity(
+        type=kind,  # type: ignore[arg-type]
+        activity_id=f"{run_id}:{step_id or '-'}:{kind}",
+        account_id=account_id,
+        flow_id=flow_id,
+        step_id=step_id,
+        run_id=str(run_id),
+        profile_id=profile_id,
+        reason=reason,
+        due_at=due_at,
+    )
+
+
+def _publish_activity(
+    uow: UnitOfWork,
+    kind: str,
+    account_id: str,
+    flow_id: str,
+    run_id: uuid.UUID,
+    profile_id: str,
+    step_id: str | None,
+    reason: str | None = None,
+) -> None:
+    uow.publish(
+        topics.FLOW_ACTIVITY,
+        profile_id,
+        _activity(kind, account_id, flow_id, run_id, profile_id, step_id, reason),
+    )
+
+
+StepKey = tuple[uuid.UUID, str]
+
+
+@dataclass
+class _Effects:
+    """What a batch of walks writes, collected so each table gets one statement. Each
+    message and activity waits on the row that proves it is new (F4)."""
+
+    executions: list[tuple[uuid.UUID, str, str, str, str, str | None]] = field(default_factory=list)
+    timers: list[tuple[uuid.UUID, str, datetime]] = field(default_factory=list)
+    reviews: list[tuple[Any, ...]] = field(default_factory=list)
+    finished: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+    messages: list[tuple[StepKey, str, str, Any]] = field(default_factory=list)
+    activity: list[tuple[StepKey | None, str, FlowActivity]] = field(default_factory=list)
+
+
+def _plan(run: Run, decisions: Sequence[Decision], fx: _Effects, now: datetime) -> None:
+    flow = run.flow
+
+    def note(kind: str, step_id: str | None, reason: str | None = None, due=None) -> None:
+        key = (run.run_id, step_id) if step_id is not None and kind != "exited" else None
+        act = _activity(
+            kind, flow.account_id, flow.flow_id, run.run_id, run.profile_id, step_id, reason, due
         )
+        fx.activity.append((key, "timer" if kind == "scheduled" else "step", act))
+
+    def execution(step_id: str, outcome: str, reason: str | None = None) -> None:
+        fx.executions.append((run.run_id, step_id, flow.account_id, flow.flow_id, outcome, reason))
 
     for d in decisions:
         if isinstance(d, Scheduled):
             due = now + timedelta(seconds=d.seconds)
-            fx.timers.append((run.run_id, d.step_id, d.resume_at, due))
-            activity("scheduled", d.step_id, due=due)
+            fx.timers.append((run.run_id, d.step_id, due))
+            note("scheduled", d.step_id, due=due)
         elif isinstance(d, Execute):
-            step = d.step
-            fx.executions.append((run.run_id, step.id, flow.account_id, flow.flow_id, "executed", None))
-            if isinstance(step, InternalAlertStep):
-                msg: Any = alert_request(run, step)
-                fx.messages[(run.run_id, step.id)] = (topics.ALERT_REQUESTS, run.profile_id, msg)
-            else:
-                msg = MessageRequested(
-                    request_id=_alert_id(run.run_id, step.id),
-                    account_id=flow.account_id,
-                    flow_id=flow.flow_id,
-                    step_id=step.id,
-                    channel=step.type,  # type: ignore[arg-type]
-                    profile_id=run.profile_id,
-                    profile=Profile.model_validate(run.context["person"]),
-                    template_id=getattr(step, "template_id", None),
-                )
-                fx.messages[(run.run_id, step.id)] = (topics.MESSAGE_REQUESTS, run.profile_id, msg)
-            activity("executed", step.id)
+            execution(d.step.id, "executed")
+            topic, msg = _request(run, d.step)
+            fx.messages.append(((run.run_id, d.step.id), topic, run.profile_id, msg))
+            note("executed", d.step.id)
         elif isinstance(d, HoldForReview):
-            fx.executions.append(
-                (run.run_id, d.step.id, flow.account_id, flow.flow_id, "in_review", None)
-            )
+            execution(d.step.id, "in_review")
+            _, msg = _request(run, d.step)
             fx.reviews.append(
-                (_alert_id(run.run_id, d.step.id), run.run_id, d.step.id, flow.account_id, flow.flow_id)
+                (
+                    action_id(run.run_id, d.step.id),
+                    run.run_id,
+                    d.step.id,
+                    flow.account_id,
+                    flow.flow_id,
+                    run.profile_id,
+                    d.step.model_dump(mode="json"),
+                    msg.model_dump(mode="json"),
+                )
             )
-            activity("in_review", d.step.id)
+            note("in_review", d.step.id)
         elif isinstance(d, Skip):
-            fx.executions.append(
-                (run.run_id, d.step_id, flow.account_id, flow.flow_id, "skipped", d.reason)
-            )
-            activity("skipped", d.step_id, d.reason)
+            execution(d.step_id, "skipped", d.reason)
+            note("skipped", d.step_id, d.reason)
         elif isinstance(d, Exit):
-            fx.finished.append((run.run_id, "completed" if d.reason == "completed" else "exited"))
-            activity("exited", None, d.reason)
+            fx.finished.append((run.run_id, "completed" if d.reason == COMPLETED else "exited"))
+            note("exited", None, d.reason)
 
 
 async def _walk(uow: UnitOfWork, walks: Sequence[tuple[Run, str | None]]) -> None:
-    """Advance each run from its step and write the effects in one go."""
-    reach = await repo.reachability(
+    """Advance each run and write the effects in one go. A walk starts at the flow's
+    first step (`None`) or resumes after the delay step it names."""
+    state = await repo.walk_state(
         uow.conn, ((run.flow.account_id, run.profile_id) for run, _ in walks)
     )
     fx = _Effects()
-    for run, start in walks:
-        consent, suppressions = reach.get((run.flow.account_id, run.profile_id), (None, []))
-        decisions = advance(
-            run.flow, start, run.context, lambda s: blocked_reason(s, consent, suppressions)
+    now = utcnow()
+    for stored, delay_step in walks:
+        consent, suppressions, profile = state.get(
+            (stored.flow.account_id, stored.profile_id), (None, [], None)
         )
-        _plan(run, decisions, fx)
-    new = await repo.record_executions(uow.conn, fx.executions)
-    await repo.add_timers(uow.conn, fx.timers)
-    await repo.add_reviews(uow.conn, [r for r in fx.reviews if (r[1], r[2]) in new])
+        # Splits and filters see the newest profile data the executor has (F3).
+        person = profile or stored.context.get("person", {})
+        run = Run(
+            stored.run_id,
+            stored.flow,
+            stored.profile_id,
+            {**stored.context, "person": person},
+            stored.trigger_type,
+            stored.event_id,
+        )
+
+        def blocked(step: EmailStep | SmsStep, c=consent, s=suppressions, p=person) -> str | None:
+            return blocked_reason(step, c, s, p)
+
+        if delay_step is None:
+            decisions = advance(run.flow, run.flow.steps[0].id, run.context, blocked)
+        else:
+            decisions = resume(run.flow, delay_step, run.context, blocked)
+            act = _activity(
+                "executed",
+                run.flow.account_id,
+                run.flow.flow_id,
+                run.run_id,
+                run.profile_id,
+                delay_step,
+                "delay passed",
+            )
+            fx.activity.append((None, "step", act))
+        _plan(run, decisions, fx, now)
+    new_steps = await repo.record_executions(uow.conn, fx.executions)
+    new_timers = await repo.add_timers(uow.conn, fx.timers)
+    await repo.add_reviews(uow.conn, [r for r in fx.reviews if (r[1], r[2]) in new_steps])
     await repo.finish_runs(uow.conn, fx.finished)
-    for key, (topic, msg_key, msg) in fx.messages.items():
-        if key in new:  # F4: an action already executed in this run is not sent again
+    for key, topic, msg_key, msg in fx.messages:
+        if key in new_steps:  # F4: an action already executed in this run is not sent again
             uow.publish(topic, msg_key, msg)
-    for act in fx.activity:
-        uow.publish(topics.FLOW_ACTIVITY, act.profile_id, act)
+    for key, kind, act in fx.activity:
+        if key is None or key in (new_timers if kind == "timer" else new_steps):
+            uow.publish(topics.FLOW_ACTIVITY, act.profile_id, act)
 
 
-async def _enter(uow: UnitOfWork, entries: list[tuple[FlowDefinition, str, str, dict, str]]) -> None:
-    """Create runs for (flow, event_id, profile_id, context, trigger) and walk the new ones."""
-    runs = {
-        uuid.uuid5(RUN_NAMESPACE, f"{f.account_id}:{f.flow_id}:{event_id}"): Run(
-            uuid.uuid5(RUN_NAMESPACE, f"{f.account_id}:{f.flow_id}:{event_id}"),
-            f,
-            profile_id,
-            context,
-            trigger,
+async def _enter(uow: UnitOfWork, entries: Sequence[Run]) -> None:
+    """Create the runs that are new and walk them from the first step."""
+    runs = {r.run_id: r for r in entries}
+    new = await repo.insert_runs(
+        uow.conn,
+        [
+            {
+                "run_id": r.run_id,
+                "account_id": r.flow.account_id,
+                "flow_id": r.flow.flow_id,
+                "flow_version": r.flow.version,
+                "event_id": r.event_id,
+                "profile_id": r.profile_id,
+                "trigger_type": r.trigger_type,
+                "context": r.context,
+            }
+            for r in runs.values()
+        ],
+    )
+    fresh = [r for rid, r in runs.items() if rid in new]
+    for r in fresh:
+        uow.publish(
+            topics.FLOW_ACTIVITY,
+            r.profile_id,
+            _activity(
+                "entered",
+                r.flow.account_id,
+                r.flow.flow_id,
+                r.run_id,
+                r.profile_id,
+                None,
+                r.trigger_type,
+            ),
         )
-        for f, event_id, profile_id, context, trigger in entries
-    }
-    rows = [
-        {
-            "run_id": r.run_id,
-            "account_id": r.flow.account_id,
-            "flow_id": r.flow.flow_id,
-            "flow_version": r.flow.version,
-            "event_id": e[1],
-            "profile_id": r.profile_id,
-            "trigger_type": r.trigger_type,
-            "context": r.context,
-        }
-        for r, e in zip(runs.values(), entries, strict=False)
-    ]
-    new = await repo.insert_runs(uow.conn, rows)
-    await _walk(uow, [(runs[rid], runs[rid].flow.steps[0].id) for rid in runs if rid in new])
+    if fresh:
+        await _walk(uow, [(r, None) for r in fresh])
+
+
+def _new_run(
+    flow: FlowDefinition, event_id: str, profile_id: str, context: dict[str, Any], trigger: str
+) -> Run:
+    return Run(
+        run_id_for(flow.account_id, flow.flow_id, event_id),
+        flow,
+        profile_id,
+        context,
+        trigger,
+        event_id,
+    )
 
 
 async def enter_from_events(uow: UnitOfWork, items: list[Received[ProfileEvent]]) -> None:
-    """F2: each event enters the metric flows it matches, once per event id."""
-    flows = await repo.live_flows(uow.conn, (i.message.account_id for i in items))
-    entries = []
-    for item in items:
-        event = item.message
-        for flow in metric_flows(flows.get(event.account_id, ()), event):
-            ctx = event_context(event)
-            entries.append((flow, event.event_id, event.profile.id, ctx, "metric"))
+    """F2: each event enters the metric flows it matches, once per event id; the newest
+    profile data of accounts with flows is kept for later splits and filters (F3)."""
+    events = [i.message for i in items]
+    flows = await repo.live_flows(uow.conn, (e.account_id for e in events))
+    await repo.upsert_profiles(
+        uow.conn,
+        [
+            (e.account_id, e.profile.id, e.profile.model_dump(mode="json"), e.time)
+            for e in events
+            if e.account_id in flows
+        ],
+    )
+    entries = [
+        _new_run(flow, e.event_id, e.profile.id, event_context(e), "metric")
+        for e in events
+        for flow in metric_flows(flows.get(e.account_id, ()), e)
+    ]
     if entries:
         await _enter(uow, entries)
 
@@ -243,22 +436,30 @@ async def enter_from_events(uow: UnitOfWork, items: list[Received[ProfileEvent]]
 async def on_consent_changes(uow: UnitOfWork, items: list[Received[ConsentChanged]]) -> None:
     """F7: keep the newest consent state per profile; F2: `Subscribed to List` enters
     list-triggered flows."""
+    changes = [i.message for i in items]
     await repo.save_consent(
         uow.conn,
         [
             (c.account_id, c.profile_id, c.state.model_dump(mode="json"), c.occurred_at)
-            for c in (i.message for i in items)
+            for c in changes
         ],
     )
-    list_changes = [i.message for i in items if i.message.type == "Subscribed to List"]
-    if not list_changes:
+    flows = await repo.live_flows(uow.conn, (c.account_id for c in changes))
+    if not flows:
         return
-    flows = await repo.live_flows(uow.conn, (c.account_id for c in list_changes))
-    entries = []
-    for change in list_changes:
-        for flow in list_flows(flows.get(change.account_id, ()), change):
-            ctx = {"event": {"list_id": change.list_id}, "person": change.profile.model_dump()}
-            entries.append((flow, change.change_id, change.profile_id, ctx, "list"))
+    await repo.upsert_profiles(
+        uow.conn,
+        [
+            (c.account_id, c.profile_id, c.profile.model_dump(mode="json"), c.occurred_at)
+            for c in changes
+            if c.account_id in flows
+        ],
+    )
+    entries = [
+        _new_run(flow, c.change_id, c.profile_id, list_context(c), "list")
+        for c in changes
+        for flow in list_flows(flows.get(c.account_id, ()), c)
+    ]
     if entries:
         await _enter(uow, entries)
 
@@ -276,10 +477,11 @@ async def on_suppression_changes(
     )
 
 
-async def fire_due_timers(uow: UnitOfWork, limit: int = 500) -> int:
-    """F3: resume every run whose delay is due; the row lock makes each fire once even
-    with several replicas, and the mark commits with the walk's effects."""
-    rows = await repo.claim_due_timers(uow.conn, limit)
+async def fire_due_timers(uow: UnitOfWork, limit: int, replica: str) -> int:
+    """F3: resume every run whose delay is due. The row lock makes each fire once even
+    with several replicas, and the mark commits with the walk's effects. A run resumes
+    in the version in force now; a run of a deleted flow exits."""
+    rows = await repo.claim_due_timers(uow.conn, limit, replica)
     if not rows:
         return 0
     flows = await repo.flows_by_key(uow.conn, ((r["account_id"], r["flow_id"]) for r in rows))
@@ -289,72 +491,76 @@ async def fire_due_timers(uow: UnitOfWork, limit: int = 500) -> int:
         flow = flows.get((r["account_id"], r["flow_id"]))
         if flow is None:
             gone.append((r["run_id"], "exited"))
+            _publish_activity(
+                uow,
+                "exited",
+                r["account_id"],
+                r["flow_id"],
+                r["run_id"],
+                r["profile_id"],
+                None,
+                FLOW_DELETED,
+            )
             continue
         run = Run(r["run_id"], flow, r["profile_id"], r["context"], r["trigger_type"])
-        walks.append((run, r["resume_at"]))
+        walks.append((run, r["step_id"]))
     await repo.finish_runs(uow.conn, gone)
-    await _walk(uow, walks)
+    if walks:
+        await _walk(uow, walks)
     return len(rows)
 
 
+# --- F5: reviews -----------------------------------------------------------------------
+
+
 async def decide_reviews(uow: UnitOfWork, decisions: Sequence[ReviewDecision]) -> dict[str, str]:
-    """F5: approve sends the held alert; reject records it as skipped. Returns the new
-    status per alert id; an unknown or already-decided alert is left as it is."""
+    """F5: approve sends the held action as it was held (an email or SMS is checked
+    against reachability again, since it runs now, F6); reject records it as skipped.
+    Returns the new status per alert id; an unknown or decided alert is left alone."""
     results: dict[str, str] = {}
     for d in decisions:
-        row = await uow.conn.fetchrow(
-            "UPDATE reviews SET status = $2, decided_by = $3, decided_at = now()"
-            " WHERE alert_id = $1 AND status = 'in_review'"
-            " RETURNING run_id, step_id, account_id, flow_id",
-            d.alert_id,
-            "approved" if d.decision == "approve" else "rejected",
-            d.by,
-        )
+        status = "approved" if d.decision == "approve" else "rejected"
+        row = await repo.decide_review(uow.conn, d.alert_id, status, d.by)
         if row is None:
             continue
-        run_row = await uow.conn.fetchrow(
-            "SELECT profile_id, context, trigger_type, flow_version FROM runs WHERE run_id = $1",
+        step = _step.validate_python(row["step"]) if row["step"] else None
+        request = row["request"] or {}
+        reason: str | None = REJECTED if status == "rejected" else None
+        if reason is None and isinstance(step, EmailStep | SmsStep):
+            state = await repo.walk_state(uow.conn, [(row["account_id"], row["profile_id"])])
+            consent, suppressions, profile = state.get(
+                (row["account_id"], row["profile_id"]), (None, [], None)
+            )
+            reason = blocked_reason(
+                step, consent, suppressions, profile or request.get("profile") or {}
+            )
+        if reason is None:
+            if isinstance(step, InternalAlertStep):
+                uow.publish(
+                    topics.ALERT_REQUESTS, row["profile_id"], AlertRequested.model_validate(request)
+                )
+            else:
+                uow.publish(
+                    topics.MESSAGE_REQUESTS,
+                    row["profile_id"],
+                    MessageRequested.model_validate(request),
+                )
+        outcome = "executed" if reason is None else "skipped"
+        await repo.set_execution(uow.conn, row["run_id"], row["step_id"], outcome, reason)
+        _publish_activity(
+            uow,
+            outcome,
+            row["account_id"],
+            row["flow_id"],
             row["run_id"],
-        )
-        flows = await repo.flows_by_key(uow.conn, [(row["account_id"], row["flow_id"])])
-        flow = flows.get((row["account_id"], row["flow_id"]))
-        step = next((s for s in flow.steps if s.id == row["step_id"]), None) if flow else None
-        outcome, reason = "approved", None
-        if d.decision == "reject":
-            outcome, reason = "skipped", "Skipped: rejected in review"
-        elif not isinstance(step, InternalAlertStep):
-            outcome, reason = "skipped", "Skipped: flow or step no longer exists"
-        else:
-            run = Run(row["run_id"], flow, run_row["profile_id"], run_row["context"], run_row["trigger_type"])
-            uow.publish(topics.ALERT_REQUESTS, run.profile_id, alert_request(run, step))
-        await uow.conn.execute(
-            "UPDATE step_executions SET outcome = $3, reason = $4, at = now()"
-            " WHERE run_id = $1 AND step_id = $2",
-            row["run_id"],
+            row["profile_id"],
             row["step_id"],
-            "executed" if outcome == "approved" else "skipped",
             reason,
         )
-        uow.publish(
-            topics.FLOW_ACTIVITY,
-            run_row["profile_id"],
-            FlowActivity(
-                type="executed" if outcome == "approved" else "skipped",
-                activity_id=f"{d.alert_id}:review",
-                account_id=row["account_id"],
-                flow_id=row["flow_id"],
-                step_id=row["step_id"],
-                run_id=str(row["run_id"]),
-                profile_id=run_row["profile_id"],
-                reason=reason,
-            ),
-        )
-        results[d.alert_id] = "approved" if outcome == "approved" else "rejected"
+        results[d.alert_id] = status
     return results
 
 
 async def on_review_decisions(uow: UnitOfWork, items: list[Received[ReviewDecision]]) -> None:
+    """F5 from `review-decisions` (the HTTP route does the same for one alert)."""
     await decide_reviews(uow, [i.message for i in items])
-
-
-__all__ = ["Rejected"]

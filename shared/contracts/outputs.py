@@ -112,6 +112,16 @@ class MessageRequested(Message):
     profile_id: str
     profile: Profile
     template_id: str | None = None
+    run_id: str | None = Field(None, description="The flow run that reached the action.")
+    flow_version: int | None = Field(None, description="The flow version that ran it.")
+    subject: str | None = Field(None, description="Email subject as saved in the step.")
+    body: str | None = Field(None, description="SMS text as saved in the step.")
+    list_id: str | None = Field(None, description="Email: the list it is sent for.")
+    purpose: Literal["marketing", "transactional"] | None = Field(
+        None, description="SMS: marketing or transactional (C5)."
+    )
+    client_id: str | None = Field(None, description="Email: sent on behalf of (C10).")
+    user_id: str | None = Field(None, description="Email: sent on behalf of (C10).")
     requested_at: datetime = Field(default_factory=utcnow)
 
 

@@ -18,6 +18,7 @@ _MISSING = object()
 
 
 def lookup(path: str, context: Mapping[str, Any], default_root: str = "event") -> Any:
+    """The value at `path` in `context`, or a marker for a missing one."""
     root, _, rest = path.partition(".")
     if root not in ("event", "person") or not rest:
         root, rest = default_root, path
@@ -25,8 +26,8 @@ def lookup(path: str, context: Mapping[str, Any], default_root: str = "event") -
     for part in rest.split("."):
         if isinstance(value, Mapping) and part in value:
             value = value[part]
-        elif root == "person" and isinstance(value, Mapping) and part in value.get(
-            "properties", {}
+        elif (
+            root == "person" and isinstance(value, Mapping) and part in value.get("properties", {})
         ):
             value = value["properties"][part]
         else:
@@ -78,6 +79,12 @@ def condition_errors(condition: Condition, where: str) -> list[str]:
         items = condition.all if isinstance(condition, AllOf) else condition.any
         return [e for c in items for e in condition_errors(c, where)]
     errors = []
+    root, _, rest = condition.property.partition(".")
+    parts = condition.property.split(".")
+    if any(not part.strip() for part in parts) or (root in ("event", "person") and not rest):
+        errors.append(f"{where}: property {condition.property!r} is not a property path")
+    if condition.op != "exists" and condition.value is None:
+        errors.append(f"{where}: '{condition.op}' on {condition.property!r} needs a value")
     if condition.op == "in" and not isinstance(condition.value, list):
         errors.append(f"{where}: 'in' needs a list value")
     if condition.op in ("lt", "lte", "gt", "gte") and not isinstance(

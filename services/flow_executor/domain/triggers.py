@@ -1,16 +1,32 @@
-"""Which flows an event enters a profile into (F2). Pure."""
+"""Which flows an event enters a profile into (F2). Pure.
+
+A historical import never enters a flow; the profile filter is checked at entry.
+Entering the same flow twice for one event id is prevented by the adapter (one run
+per flow and event id)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from shared.contracts import ConsentChanged, FlowDefinition, ProfileEvent
 from services.flow_executor.domain.conditions import evaluate
 from services.flow_executor.domain.walker import passes_profile_filter
+from shared.contracts import ConsentChanged, FlowDefinition, ProfileEvent
+
+LIST_SUBSCRIBED = "Subscribed to List"
 
 
-def event_context(event: ProfileEvent) -> dict[str, object]:
-    return {"event": dict(event.properties), "person": event.profile.model_dump()}
+def event_context(event: ProfileEvent) -> dict[str, Any]:
+    """What conditions and templates see for a metric event."""
+    return {"event": dict(event.properties), "person": event.profile.model_dump(mode="json")}
+
+
+def list_context(change: ConsentChanged) -> dict[str, Any]:
+    """What conditions and templates see for a `Subscribed to List` entry."""
+    return {
+        "event": {"list_id": change.list_id},
+        "person": change.profile.model_dump(mode="json"),
+    }
 
 
 def metric_flows(flows: Iterable[FlowDefinition], event: ProfileEvent) -> list[FlowDefinition]:
@@ -32,9 +48,9 @@ def metric_flows(flows: Iterable[FlowDefinition], event: ProfileEvent) -> list[F
 
 def list_flows(flows: Iterable[FlowDefinition], change: ConsentChanged) -> list[FlowDefinition]:
     """List-triggered flows a `Subscribed to List` event enters (never a historical import)."""
-    if change.type != "Subscribed to List" or change.historical_import or not change.list_id:
+    if change.type != LIST_SUBSCRIBED or change.historical_import or not change.list_id:
         return []
-    context = {"event": {"list_id": change.list_id}, "person": change.profile.model_dump()}
+    context = list_context(change)
     return [
         f
         for f in flows

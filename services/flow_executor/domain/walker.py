@@ -3,10 +3,12 @@ handler turns them into rows and messages.
 
 The walk starts at a step and goes on until the flow ends, a delay must wait, or the
 profile filter stops the profile. Delays of 0 s are passed through; longer ones return
-`Scheduled`, and the scheduler resumes the walk at the delay's `next` when it is due.
-The profile filter is checked at entry (by the caller) and again before every action.
-Whether an action already ran in this run (F4) is enforced by the adapter's primary key
-on (run, step), so a redelivered or re-fired walk cannot run it twice.
+`Scheduled`, and when the delay is due `resume` continues after it in the version of the
+flow in force *then* (a waiting profile follows the edited flow; if the delay step was
+removed from the flow, the profile exits). The profile filter is checked at entry (by
+the caller) and again before every action. Whether an action already ran in this run
+(F4) is enforced by the adapter's primary key on (run, step), so a redelivered or
+re-fired walk cannot run it twice.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.flow_executor.domain.conditions import evaluate
 from shared.contracts.flows import (
     DelayStep,
     EmailStep,
@@ -23,7 +26,6 @@ from shared.contracts.flows import (
     SmsStep,
     SplitStep,
 )
-from services.flow_executor.domain.conditions import evaluate
 
 ActionStep = InternalAlertStep | EmailStep | SmsStep
 
@@ -31,7 +33,6 @@ ActionStep = InternalAlertStep | EmailStep | SmsStep
 @dataclass(frozen=True)
 class Scheduled:
     step_id: str
-    resume_at: str | None
     seconds: int
 
 
@@ -42,7 +43,7 @@ class Execute:
 
 @dataclass(frozen=True)
 class HoldForReview:
-    step: InternalAlertStep | EmailStep | SmsStep
+    step: ActionStep
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,14 @@ class Exit:
 
 Decision = Scheduled | Execute | HoldForReview | Skip | Exit
 
+COMPLETED = "completed"
 SKIPPED_DRAFT = "Skipped: draft"
 SKIPPED_FILTER = "Skipped: profile filter"
 
 
 def passes_profile_filter(flow: FlowDefinition, context: Mapping[str, Any]) -> bool:
+    """Whether the profile in `context` meets the flow's profile filter (bare names are
+    profile properties)."""
     return flow.profile_filter is None or evaluate(flow.profile_filter, context, "person")
 
 
@@ -84,11 +88,11 @@ def advance(
         guard -= 1
         step = steps.get(current)
         if step is None:
-            decisions.append(Exit(f"step '{current}' no longer exists"))
+            decisions.append(Exit(f"Exited: step '{current}' does not exist"))
             return decisions
         if isinstance(step, DelayStep):
             if step.seconds > 0:
-                decisions.append(Scheduled(step.id, step.next, step.seconds))
+                decisions.append(Scheduled(step.id, step.seconds))
                 return decisions
             current = step.next
             continue
@@ -108,5 +112,19 @@ def advance(
         else:
             decisions.append(Execute(step))
         current = step.next
-    decisions.append(Exit("completed"))
+    decisions.append(Exit(COMPLETED))
     return decisions
+
+
+def resume(
+    flow: FlowDefinition,
+    delay_step_id: str,
+    context: Mapping[str, Any],
+    blocked: Callable[[EmailStep | SmsStep], str | None],
+) -> list[Decision]:
+    """The decisions when the delay `delay_step_id` is due, walking `flow` (the version
+    in force now) from the step after that delay."""
+    step = next((s for s in flow.steps if s.id == delay_step_id), None)
+    if not isinstance(step, DelayStep):
+        return [Exit(f"Exited: step '{delay_step_id}' is not in version {flow.version}")]
+    return advance(flow, step.next, context, blocked)

@@ -1,0 +1,540 @@
+"""The flow executor as a real process on the real broker and PostgreSQL: definitions,
+triggers, durable delays across a crash and across two replicas, review, and consent
+gating from its own read model. Consent and suppression changes are published here
+directly, as those services would."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from shared.contracts import ReviewDecision, topics
+from shared.devstack import EmbeddedStack
+from shared.devstack.stack import ServiceProcess, free_port
+from tests.component.flow_executor.support import (
+    ACCOUNTS,
+    API_KEYS,
+    activity_api,
+    alert,
+    api,
+    barrier,
+    consent,
+    delay,
+    event,
+    flow,
+    in_force,
+    outputs,
+    rows,
+    save,
+    send_event,
+    suppression,
+)
+from tests.conftest import Kafka, eventually
+
+ENV = {"SCHEDULER_INTERVAL_S": "0.1", "API_KEYS": API_KEYS, "FLOW_SCHEDULER_BATCH": "5"}
+_free = iter(ACCOUNTS)
+
+
+@pytest.fixture(scope="module")
+def executor(stack: EmbeddedStack) -> Iterator[ServiceProcess]:
+    stack.start_services(("flow_executor",), **ENV)
+    try:
+        yield stack.services["flow_executor"]
+    finally:
+        stack.services["flow_executor"].stop()
+
+
+@pytest.fixture
+def acct() -> str:
+    """A fresh account that has an API key in the running executor."""
+    return next(_free)
+
+
+def pid() -> str:
+    return f"p-{uuid.uuid4().hex[:10]}"
+
+
+async def activity_of(kafka: Kafka, account: str, kind: str | None = None) -> list[dict]:
+    found = await outputs(kafka, topics.FLOW_ACTIVITY, account)
+    return [a for a in found if kind is None or a["type"] == kind]
+
+
+async def test_f1_higher_version_replaces_invalid_is_dead_lettered_previous_stays(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "nps", [alert("v1")]))
+    await in_force(url, acct, "nps", 1)
+    cyclic = flow(acct, "nps", [delay("a", 5, "b"), delay("b", 5, "a")], version=2)
+    await save(kafka, cyclic)
+
+    async def letters() -> list[dict]:
+        found = await kafka.read_all(topics.dlq(topics.FLOW_DEFINITIONS))
+        return [v for _, v in found if v and v.get("key") == f"{acct}:nps"]
+
+    [letter] = await eventually(letters)
+    assert letter["error"] == "invalid flow: step 'b': going to 'a' makes a cycle"
+    assert json.loads(base64.b64decode(letter["original"])) == cyclic
+    doc = await eventually(lambda: _rejected(url, acct))
+    assert doc["version"] == 1  # the previous version stays in force
+    assert doc["rejected_versions"][0]["errors"] == ["step 'b': going to 'a' makes a cycle"]
+
+    p = pid()
+    await send_event(kafka, event(acct, p))
+    [req] = await eventually(lambda: outputs(kafka, topics.ALERT_REQUESTS, acct))
+    assert (req["step_id"], req["flow_version"]) == ("v1", 1)
+
+    await save(kafka, flow(acct, "nps", [alert("v3")], version=3))
+    await in_force(url, acct, "nps", 3)
+    await save(kafka, flow(acct, "nps", [alert("old")], version=2))  # lower: ignored
+    await send_event(kafka, event(acct, p))
+    await barrier(url, kafka, acct, p)
+    steps = sorted(r["step_id"] for r in await outputs(kafka, topics.ALERT_REQUESTS, acct))
+    assert steps == ["v1", "v3"]
+    assert (await activity_api(url, acct, "nps"))["version"] == 3
+
+
+async def _rejected(url: str, acct: str) -> dict | None:
+    doc = await activity_api(url, acct, "nps")
+    return doc if doc.get("rejected_versions") else None
+
+
+async def test_f1_deleted_flow_stops_entering_and_its_waiting_runs_exit(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "slow", [delay("wait", 3600, "alert"), alert()]))
+    await save(kafka, flow(acct, "other", [alert()], trigger={"type": "metric", "metric": "X"}))
+    await in_force(url, acct, "slow", 1)
+    await in_force(url, acct, "other", 1)
+    p = pid()
+    await send_event(kafka, event(acct, p))
+    await eventually(lambda: activity_of(kafka, acct, "scheduled"))
+
+    await kafka.send(topics.FLOW_DEFINITIONS, f"{acct}:slow", None)  # tombstone
+    doc = await eventually(lambda: _deleted(url, acct))
+    assert doc["steps"]["wait"]["scheduled"]["count"] == 0
+    [gone] = await eventually(lambda: activity_of(kafka, acct, "exited"))
+    assert gone["reason"] == "Exited: flow deleted" and gone["profile_id"] == p
+
+    await send_event(kafka, event(acct, p))
+    await barrier(url, kafka, acct, p)
+    entered = await activity_of(kafka, acct, "entered")
+    assert len(entered) == 1  # only the entry before the delete
+    assert await outputs(kafka, topics.ALERT_REQUESTS, acct) == []
+
+
+async def _deleted(url: str, acct: str) -> dict | None:
+    doc = await activity_api(url, acct, "slow")
+    return doc if doc.get("deleted") else None
+
+
+async def test_f2_metric_filter_list_trigger_historical_and_one_entry_per_event(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "nps", [alert("nps-alert")]))
+    await save(
+        kafka, flow(acct, "vip", [alert("vip-alert")], trigger={"type": "list", "list_id": "vip"})
+    )
+    await in_force(url, acct, "nps", 1)
+    await in_force(url, acct, "vip", 1)
+    p = pid()
+    first = event(acct, p, score=3, event_id="e-once")
+    await send_event(kafka, first)
+    await send_event(kafka, first)  # redelivered
+    await send_event(kafka, event(acct, p, score=5, event_id="e-once"))  # same id, other body
+    await send_event(kafka, event(acct, p, score=9))  # filter: score <= 6
+    await send_event(kafka, event(acct, p, score=1, historical=True))
+    await send_event(kafka, event(acct, p, score=1, metric="Placed Order"))
+    await kafka.send(
+        topics.CONSENT_CHANGES, p, consent(acct, p, "Subscribed to List", list_id="vip")
+    )
+    await kafka.send(
+        topics.CONSENT_CHANGES,
+        p,
+        consent(acct, p, "Subscribed to List", list_id="vip", historical=True),
+    )
+    await kafka.send(
+        topics.CONSENT_CHANGES, p, consent(acct, p, "Subscribed to List", list_id="other")
+    )
+    await eventually(lambda: _count(kafka, acct, 2))
+    await barrier(url, kafka, acct, p)
+    reqs = await outputs(kafka, topics.ALERT_REQUESTS, acct)
+    assert sorted((r["step_id"], r["trigger_type"]) for r in reqs) == [
+        ("nps-alert", "metric"),
+        ("vip-alert", "list"),
+    ]
+    nps = next(r for r in reqs if r["step_id"] == "nps-alert")
+    assert nps["event"] == {"score": 3} and nps["profile_id"] == p
+
+
+async def _count(kafka: Kafka, acct: str, n: int) -> bool:
+    return len(await outputs(kafka, topics.ALERT_REQUESTS, acct)) >= n
+
+
+async def test_f3_splits_and_profile_filter_before_each_message_action(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    split = {
+        "id": "split",
+        "type": "split",
+        "yes": "hot",
+        "no": "cold",
+        "condition": {
+            "all": [
+                {"property": "event.score", "op": "lte", "value": 3},
+                {
+                    "any": [
+                        {"property": "person.tier", "op": "eq", "value": "gold"},
+                        {"property": "person.tier", "op": "eq", "value": "platinum"},
+                    ]
+                },
+            ]
+        },
+    }
+    await save(kafka, flow(acct, "split", [split, alert("hot"), alert("cold")]))
+    await save(
+        kafka,
+        flow(
+            acct,
+            "gold",
+            [delay("wait", 1, "mail"), {"id": "mail", "type": "email", "next": None}],
+            trigger={"type": "metric", "metric": "Joined"},
+            profile_filter={"property": "tier", "op": "eq", "value": "gold"},
+        ),
+    )
+    await in_force(url, acct, "split", 1)
+    await in_force(url, acct, "gold", 1)
+    gold, silver, lapsing = pid(), pid(), pid()
+    await send_event(kafka, event(acct, gold, score=2, tier="gold"))
+    await send_event(kafka, event(acct, silver, score=2, tier="silver"))
+    reqs = await eventually(lambda: _steps(kafka, acct, 2))
+    assert reqs == {gold: "hot", silver: "cold"}
+
+    # Entry checks the filter: a silver profile never enters.
+    await send_event(kafka, event(acct, silver, metric="Joined", tier="silver"))
+    # A gold profile enters, then turns silver while it waits: skipped before the email.
+    await send_event(
+        kafka, event(acct, lapsing, metric="Joined", tier="gold", time="2026-11-23T10:00:00Z")
+    )
+    await send_event(
+        kafka, event(acct, lapsing, metric="Viewed", tier="silver", time="2026-11-23T10:05:00Z")
+    )
+    skipped = await eventually(lambda: activity_of(kafka, acct, "skipped"))
+    assert [(s["profile_id"], s["step_id"], s["reason"]) for s in skipped] == [
+        (lapsing, "mail", "Skipped: profile filter")
+    ]
+    await barrier(url, kafka, acct, silver)
+    entered = {
+        a["profile_id"] for a in await activity_of(kafka, acct, "entered") if a["flow_id"] == "gold"
+    }
+    assert entered == {lapsing}
+    assert await outputs(kafka, topics.MESSAGE_REQUESTS, acct) == []
+
+
+async def _steps(kafka: Kafka, acct: str, n: int) -> dict | None:
+    found = {
+        r["profile_id"]: r["step_id"] for r in await outputs(kafka, topics.ALERT_REQUESTS, acct)
+    }
+    return found if len(found) >= n else None
+
+
+async def test_f3_f4_restart_while_waiting_fires_every_delay_exactly_once(
+    stack: EmbeddedStack, executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(
+        kafka,
+        flow(acct, "d1", [delay("wait", 1, "mail"), {"id": "mail", "type": "email", "next": None}]),
+    )
+    await save(
+        kafka,
+        flow(acct, "d3", [delay("wait", 3, "mail"), {"id": "mail", "type": "email", "next": None}]),
+    )
+    await in_force(url, acct, "d1", 1)
+    await in_force(url, acct, "d3", 1)
+    profiles = [pid() for _ in range(40)]
+    for p in profiles:
+        await send_event(kafka, event(acct, p))
+    await eventually(lambda: _n(activity_of(kafka, acct, "scheduled"), 80))
+    executor.kill()  # SIGKILL while 80 runs wait (some delays fall due meanwhile)
+    await asyncio.sleep(0.5)
+    executor.start()
+    executor.wait_ready()
+
+    requests = await eventually(
+        lambda: _n(outputs(kafka, topics.MESSAGE_REQUESTS, acct), 80), timeout_s=60
+    )
+    ids = Counter(r["request_id"] for r in requests)
+    assert len(ids) == 80  # every waiting delay fired and its action ran
+    fired = await rows(
+        stack.dsn,
+        "SELECT t.outcome, t.fired_at, r.profile_id FROM timers t JOIN runs r USING (run_id)"
+        " WHERE r.account_id = $1",
+        acct,
+    )
+    assert len(fired) == 80 and {f["outcome"] for f in fired} == {"fired"}
+    executed = await rows(
+        stack.dsn,
+        "SELECT run_id, step_id, count(*) AS n FROM step_executions WHERE account_id = $1"
+        " GROUP BY run_id, step_id",
+        acct,
+    )
+    assert len(executed) == 80 and {e["n"] for e in executed} == {1}
+    doc = await activity_api(url, acct, "d3")
+    assert doc["steps"]["wait"]["scheduled"]["count"] == 0
+    assert doc["steps"]["wait"]["delay_passed"] == 40
+    assert doc["steps"]["mail"]["executed"]["count"] == 40
+
+
+async def _n(found_coro, n: int):
+    found = await found_coro
+    return found if len(found) >= n else None
+
+
+async def test_f3_two_replicas_fire_each_delay_once(
+    stack: EmbeddedStack, executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    port = free_port()
+    second = ServiceProcess(
+        "flow_executor",
+        {**stack.env(), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **ENV},
+        stack.root / "logs" / "flow_executor-2.log",
+        port,
+    )
+    second.start()
+    try:
+        second.wait_ready()
+        # Its scheduler starts once its consumers have joined their groups.
+        await eventually(lambda: _started(second), timeout_s=60)
+        await save(kafka, flow(acct, "twin", [delay("wait", 2, "alert"), alert()]))
+        await in_force(url, acct, "twin", 1)
+        await in_force(second.base_url, acct, "twin", 1)
+        profiles = [pid() for _ in range(60)]
+        for i, p in enumerate(profiles):
+            if i and i % 5 == 0:
+                # Twelve waves of entries, so that delays fall due over ~2.5 s and both
+                # schedulers find due rows, rather than one draining a single burst.
+                await asyncio.sleep(0.2)
+            await send_event(kafka, event(acct, p))
+        reqs = await eventually(
+            lambda: _n(outputs(kafka, topics.ALERT_REQUESTS, acct), 60), timeout_s=60
+        )
+        assert Counter(r["profile_id"] for r in reqs) == dict.fromkeys(profiles, 1)
+        passed = [a for a in await activity_of(kafka, acct, "executed") if a["step_id"] == "wait"]
+        assert Counter(a["profile_id"] for a in passed) == dict.fromkeys(profiles, 1)
+        by = await rows(
+            stack.dsn,
+            "SELECT t.fired_by, count(*) AS n FROM timers t"
+            " JOIN runs r USING (run_id) WHERE r.account_id = $1"
+            " GROUP BY t.fired_by",
+            acct,
+        )
+        assert sum(b["n"] for b in by) == 60
+        assert len(by) == 2, f"one replica fired everything: {by}"
+    finally:
+        second.stop()
+
+
+async def _started(svc: ServiceProcess) -> bool:
+    return "service started" in svc.log_path.read_text(errors="replace")
+
+
+async def test_f5_manual_review_approve_reject_and_draft(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(
+        kafka,
+        flow(
+            acct, "review", [alert("held", "sketch", mode="manual"), alert("sketch", mode="draft")]
+        ),
+    )
+    await in_force(url, acct, "review", 1)
+    approved, rejected = pid(), pid()
+    await send_event(kafka, event(acct, approved))
+    await send_event(kafka, event(acct, rejected))
+    doc = await eventually(lambda: _held(url, acct, 2))
+    held = {a["profile_id"]: a["alert_id"] for a in doc["steps"]["held"]["in_review"]["alerts"]}
+    assert doc["steps"]["sketch"]["skipped"]["reasons"][0]["reason"] == "Skipped: draft"
+    assert doc["steps"]["sketch"]["skipped"]["count"] == 2
+    assert await outputs(kafka, topics.ALERT_REQUESTS, acct) == []
+
+    listed = (await api(url, acct, "/reviews")).json()["in_review"]
+    assert {r["alert_id"] for r in listed} == set(held.values())
+    other = await api(url, acct, f"/reviews/{held[approved]}/approve", "POST", "globex-key")
+    assert other.status_code == 404  # X5: another account's key
+    ok = await api(url, acct, f"/reviews/{held[approved]}/approve", "POST")
+    assert (ok.status_code, ok.json()["status"]) == (200, "approved")
+    again = await api(url, acct, f"/reviews/{held[approved]}/reject", "POST")
+    assert again.status_code == 409
+    [req] = await eventually(lambda: outputs(kafka, topics.ALERT_REQUESTS, acct))
+    assert (req["alert_id"], req["profile_id"]) == (held[approved], approved)
+
+    decision = ReviewDecision(alert_id=held[rejected], decision="reject", by="cx@acme.test")
+    await kafka.send(topics.REVIEW_DECISIONS, held[rejected], decision)
+
+    async def rejected_shown() -> dict | None:
+        d = await activity_api(url, acct, "review")
+        reasons = d["steps"]["held"]["skipped"]["reasons"]
+        return d if reasons and reasons[0]["profiles"] == [rejected] else None
+
+    doc = await eventually(rejected_shown)
+    assert doc["steps"]["held"]["skipped"]["reasons"][0]["reason"] == "Skipped: rejected in review"
+    assert doc["steps"]["held"]["executed"] == {"count": 1, "profiles": [approved]}
+    assert doc["steps"]["held"]["in_review"]["count"] == 0
+    assert len(await outputs(kafka, topics.ALERT_REQUESTS, acct)) == 1
+
+
+async def _held(url: str, acct: str, n: int) -> dict | None:
+    doc = await activity_api(url, acct, "review")
+    held = doc.get("steps", {}).get("held", {}).get("in_review", {})
+    return doc if held.get("count") == n else None
+
+
+async def test_f6_f7_email_and_sms_gated_by_the_read_model_when_they_run(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    mail = {
+        "id": "mail",
+        "type": "email",
+        "next": "text",
+        "client_id": "events",
+        "user_id": "bob",
+        "list_id": "news",
+        "subject": "Hi",
+    }
+    text = {"id": "text", "type": "sms", "next": None, "purpose": "transactional"}
+    await save(kafka, flow(acct, "msg", [mail, text]))
+    await save(
+        kafka,
+        flow(
+            acct,
+            "later",
+            [delay("wait", 1, "mail"), {"id": "mail", "type": "email", "next": None}],
+            trigger={"type": "metric", "metric": "Later"},
+        ),
+    )
+    await in_force(url, acct, "msg", 1)
+    await in_force(url, acct, "later", 1)
+    ok, unsub, bounced, user_out, listed, late = (pid() for _ in range(6))
+    sms_ok = {"sms_marketing": {"status": "subscribed", "phone_number": "+15555550100"}}
+    await kafka.send(
+        topics.CONSENT_CHANGES,
+        ok,
+        consent(acct, ok, "Subscribed to SMS Marketing", "sms", **sms_ok),
+    )
+    await kafka.send(
+        topics.CONSENT_CHANGES, unsub, consent(acct, unsub, email={"status": "unsubscribed"})
+    )
+    await kafka.send(
+        topics.SUPPRESSION_CHANGES,
+        bounced,
+        suppression(acct, bounced, "hard_bounce", [{"reason": "hard_bounce", "list_id": None}]),
+    )
+    await kafka.send(
+        topics.CONSENT_CHANGES, user_out, consent(acct, user_out, opt_outs=["user:events/bob"])
+    )
+    await kafka.send(
+        topics.SUPPRESSION_CHANGES,
+        listed,
+        suppression(acct, listed, "manual", [{"reason": "manual", "list_id": "news"}]),
+    )
+
+    async def known() -> bool:
+        codes = [
+            (await api(url, acct, f"/profiles/{p}/reachability")).status_code
+            for p in (ok, unsub, bounced, user_out, listed)
+        ]
+        return codes == [200] * 5
+
+    await eventually(known)
+    for p in (ok, unsub, bounced, user_out, listed):
+        await send_event(kafka, event(acct, p))
+    await eventually(lambda: _n(activity_of(kafka, acct, "exited"), 5))
+    reqs = await outputs(kafka, topics.MESSAGE_REQUESTS, acct)
+    assert sorted((r["profile_id"], r["channel"]) for r in reqs) == [(ok, "email"), (ok, "sms")]
+    email_req = next(r for r in reqs if r["channel"] == "email")
+    assert (email_req["client_id"], email_req["list_id"]) == ("events", "news")
+    doc = await activity_api(url, acct, "msg")
+    reasons = {r["reason"]: r["profiles"] for r in doc["steps"]["mail"]["skipped"]["reasons"]}
+    assert reasons == {
+        "Skipped: unsubscribed from email": [unsub],
+        "Skipped: suppressed (hard_bounce)": [bounced],
+        "Skipped: opted out (user:events/bob)": [user_out],
+        "Skipped: suppressed from list news (manual)": [listed],
+    }
+    assert doc["steps"]["text"]["skipped"]["count"] == 4  # no SMS consent
+    assert doc["steps"]["mail"]["executed"]["count"] == 1
+
+    # Reachability is checked when the action runs, not when the profile entered.
+    await send_event(kafka, event(acct, late, metric="Later"))
+    await eventually(lambda: _scheduled(kafka, acct, late))
+    await kafka.send(
+        topics.CONSENT_CHANGES, late, consent(acct, late, email={"status": "unsubscribed"})
+    )
+
+    async def late_skip() -> list[dict]:
+        return [a for a in await activity_of(kafka, acct, "skipped") if a["profile_id"] == late]
+
+    [skip] = await eventually(late_skip)
+    assert (skip["flow_id"], skip["reason"]) == ("later", "Skipped: unsubscribed from email")
+
+
+async def _scheduled(kafka: Kafka, acct: str, p: str) -> bool:
+    return any(a["profile_id"] == p for a in await activity_of(kafka, acct, "scheduled"))
+
+
+async def test_a6_activity_counts_and_lists_scheduled_and_in_review(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "queue", [delay("wait", 3600, "alert"), alert()]))
+    await save(
+        kafka,
+        flow(acct, "held", [alert(mode="manual")], trigger={"type": "metric", "metric": "Held"}),
+    )
+    await in_force(url, acct, "queue", 1)
+    await in_force(url, acct, "held", 1)
+    waiting = [pid() for _ in range(3)]
+    for p in waiting:
+        await send_event(kafka, event(acct, p))
+    held = pid()
+    await send_event(kafka, event(acct, held, metric="Held"))
+
+    async def queued() -> dict | None:
+        doc = await activity_api(url, acct, "queue")
+        return doc if doc["steps"].get("wait", {}).get("scheduled", {}).get("count") == 3 else None
+
+    doc = await eventually(queued)
+    listed = doc["steps"]["wait"]["scheduled"]["profiles"]
+    assert {p["profile_id"] for p in listed} == set(waiting)
+    assert all(p["due_at"] for p in listed)
+    scheduled = await activity_of(kafka, acct, "scheduled")
+    assert {(a["step_id"], a["profile_id"]) for a in scheduled} == {("wait", p) for p in waiting}
+    assert all(a["due_at"] for a in scheduled)
+
+    review = await eventually(lambda: _review_count(url, acct))
+    assert review["alerts"][0]["profile_id"] == held
+    [in_review] = await eventually(lambda: activity_of(kafka, acct, "in_review"))
+    assert (in_review["flow_id"], in_review["step_id"]) == ("held", "alert")
+
+    foreign = await api(url, acct, "/flows/queue/activity", key="globex-key")
+    assert foreign.status_code == 404  # X5
+    assert (await api(url, acct, "/flows/nope/activity")).status_code == 404
+
+
+async def _review_count(url: str, acct: str) -> dict | None:
+    doc = await activity_api(url, acct, "held")
+    review = doc.get("steps", {}).get("alert", {}).get("in_review", {})
+    return review if review.get("count") == 1 else None

@@ -1,0 +1,35 @@
+"""F2: which flows an event enters."""
+
+from __future__ import annotations
+
+from services.flow_executor.domain.triggers import list_flows, metric_flows
+from tests.unit.flow_executor.flows import alert, event, flow, list_change
+
+NPS = flow([alert()])
+
+
+def test_f2_metric_and_trigger_filter_decide_entry() -> None:
+    assert metric_flows([NPS], event(score=3)) == [NPS]
+    assert metric_flows([NPS], event(score=9)) == []
+    other = NPS.model_copy(update={"trigger": NPS.trigger.model_copy(update={"metric": "X"})})
+    assert metric_flows([other], event(score=3)) == []
+
+
+def test_f2_historical_import_never_enters() -> None:
+    assert metric_flows([NPS], event(score=3, historical=True)) == []
+    listed = flow([alert()], trigger={"type": "list", "list_id": "vip"})
+    assert list_flows([listed], list_change(historical_import=True)) == []
+
+
+def test_f2_subscribed_to_list_enters_list_flows_of_that_list() -> None:
+    listed = flow([alert()], trigger={"type": "list", "list_id": "vip"})
+    assert list_flows([listed, NPS], list_change("vip")) == [listed]
+    assert list_flows([listed], list_change("other")) == []
+    assert list_flows([listed], list_change("vip", type_="Unsubscribed from List")) == []
+
+
+def test_f3_profile_filter_is_checked_at_entry() -> None:
+    gold = flow([alert()], profile_filter={"property": "tier", "op": "eq", "value": "gold"})
+    assert metric_flows([gold], event(properties={"tier": "gold"})) == [gold]
+    assert metric_flows([gold], event(properties={"tier": "silver"})) == []
+    assert metric_flows([gold], event()) == []
