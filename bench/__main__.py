@@ -74,6 +74,10 @@ async def _confirm_recipients(stack: EmbeddedStack, producer: AIOKafkaProducer) 
         await asyncio.to_thread(lambda u=url: urllib.request.urlopen(u, timeout=10).read())
 
 
+def _outcomes_in(follower: product.Follower, alert_ids: Any) -> int:
+    return follower.count(topics.ALERT_OUTCOMES, lambda v: v["alert_id"] in alert_ids)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = EmbeddedStack(Path(args.var) / "bench", partitions=PARTITIONS)
     await asyncio.to_thread(stack.start)
@@ -220,10 +224,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 sent = await product.paced(producer, topics.PROFILE_EVENTS, batch, rate)
                 publish_s = time.perf_counter() - t0
                 await product.wait_for(
-                    lambda w=want: (
-                        follower.count(topics.ALERT_OUTCOMES, lambda v: v["alert_id"] in w)
-                        >= len(w)
-                    ),
+                    lambda w=want: _outcomes_in(follower, w) >= len(w),
                     300,
                     f"outcomes at {rate}/s",
                 )

@@ -1,1 +1,2 @@
-"""The four consentflow services; each owns its schema and talks to the others only through Kafka."""
+"""The four consentflow services; each owns its schema and talks to the others only
+through Kafka."""

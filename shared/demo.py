@@ -258,6 +258,14 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
             status = await asyncio.to_thread(_http, url)
             print(f"   {who}@acme.test confirmed (HTTP {status})", flush=True)
         print("   ops@ and warehouse@ never confirm", flush=True)
+        executor = stack.services["flow_executor"].base_url
+        for flow in FLOWS:
+            # Topics are read independently: wait until the executor holds every flow.
+            url = f"{executor}/accounts/{ACCOUNT}/flows/{flow['flow_id']}/activity"
+            await _wait(
+                f"flow {flow['flow_id']} saved",
+                lambda u=url: _http(u, token=API_KEY) == 200,
+            )
 
         print("2. consent and suppression commands", flush=True)
         now = "2026-11-23T09:00:00Z"
@@ -348,15 +356,15 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
 
         print("5. approving one VIP-order alert held in review", flush=True)
-        executor = stack.services["flow_executor"].base_url
-        activity_url = f"{executor}/accounts/{ACCOUNT}/flows/vip-orders/activity"
+        activity_url = f"{executor}/accounts/{ACCOUNT}/reviews"
 
         def in_review() -> list[dict[str, Any]]:
             req = urllib.request.Request(
                 activity_url, headers={"Authorization": f"Bearer {API_KEY}"}
             )
             with urllib.request.urlopen(req, timeout=10) as r:
-                return list(json.loads(r.read())["in_review"])
+                held = json.loads(r.read())["in_review"]
+            return [h for h in held if h["flow_id"] == "vip-orders"]
 
         held = await _wait("an alert in review", in_review, 30)
         approve = f"{executor}/accounts/{ACCOUNT}/reviews/{held[0]['alert_id']}/approve"

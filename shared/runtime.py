@@ -104,8 +104,10 @@ class Runtime:
         try:
             for hook in self.on_start:
                 await hook()
-            await self.broker.start()
+            # Workers (schedulers, mail) need no consumer: start them before the consumer
+            # groups join, which takes a second or more per subscriber.
             tasks += [asyncio.create_task(w(), name=w.__name__) for w in self.workers]
+            await self.broker.start()
             log.info(
                 "service started",
                 http=f"{self.settings.http_host}:{self.settings.http_port}",

@@ -11,11 +11,11 @@ import asyncpg
 
 from services.alert_dispatcher.adapters import mails
 from services.alert_dispatcher.adapters import repository as repo
-from services.alert_dispatcher.domain.actions import alert_recipients, alert_steps, flow_errors
 from services.alert_dispatcher.domain.limits import admissible, window_at
 from services.alert_dispatcher.domain.outcomes import NO_CONFIRMED
 from services.alert_dispatcher.domain.recipients import Clicked, Recipient, added_to_actions
 from shared.contracts import AlertOutcome, AlertRequested, FlowDefinition, topics
+from shared.contracts.alert_actions import alert_recipients, alert_steps, flow_errors
 from shared.contracts.flows import FlowDeleted
 from shared.db import mail_queue
 from shared.db.mail_queue import QueuedMail

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -106,6 +107,12 @@ class EmbeddedStack:
 
     def start(self) -> None:
         """Start the three servers, create the topics and apply every migration."""
+        # A new stack starts empty: the broker and database are fresh, so old mail and
+        # logs would only mislead.
+        for old in (self.root / "mail", self.root / "logs"):
+            if old.exists():
+                shutil.rmtree(old)
+        self.smtp.mail_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.broker.start()
             self.postgres.start()

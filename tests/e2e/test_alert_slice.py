@@ -10,6 +10,7 @@ import re
 import urllib.request
 import uuid
 
+import asyncpg
 import pytest
 
 from shared.contracts import topics
@@ -85,6 +86,26 @@ def click(url: str, method: str = "GET") -> int:
         return exc.code
 
 
+async def saved_by_executor(stack, account: str, flow_id: str) -> None:
+    """Wait until the executor stores the flow: topics are consumed independently, so an
+    event published right after its flow could otherwise be read first."""
+
+    async def stored() -> bool:
+        conn = await asyncpg.connect(stack.dsn)
+        try:
+            return bool(
+                await conn.fetchval(
+                    "SELECT 1 FROM flow_executor.flows WHERE account_id = $1 AND flow_id = $2",
+                    account,
+                    flow_id,
+                )
+            )
+        finally:
+            await conn.close()
+
+    await eventually(stored)
+
+
 async def outcomes_for(kafka: Kafka, account: str) -> list[dict]:
     return [
         v
@@ -111,6 +132,7 @@ async def test_a5_confirmed_recipient_gets_alert_and_unconfirmed_is_skipped(
     assert click(confirm_url[:-3] + "AAA") == 400  # tampered token changes nothing
 
     # F2 + A5: a matching event makes the dispatcher mail the confirmed recipient.
+    await saved_by_executor(services, account, "nps")
     ev = event(account, score=3)
     await kafka.send(topics.PROFILE_EVENTS, ev["profile"]["id"], ev)
     sent = await eventually(lambda: outcomes_for(kafka, account))
@@ -136,6 +158,7 @@ async def test_a5_confirmed_recipient_gets_alert_and_unconfirmed_is_skipped(
         flow(account, "nps2", [other]) | {"trigger": {"type": "metric", "metric": "Left Review"}},
     )
     await eventually(lambda: _async(mail_to(services, other)))  # its confirmation, unclicked
+    await saved_by_executor(services, account, "nps2")
     ev2 = event(account) | {"metric": "Left Review"}
     await kafka.send(topics.PROFILE_EVENTS, ev2["profile"]["id"], ev2)
 
@@ -157,6 +180,7 @@ async def test_x1_malformed_event_is_dead_lettered_and_next_is_processed(
     confirmation = (await eventually(lambda: _async(mail_to(services, lead))))[0]
     assert click(LINK.search(_body(confirmation)).group(1)) == 200
 
+    await saved_by_executor(services, account, "nps")
     bad = b'{"event_id": "bad-1", "account_id": "' + account.encode() + b'", "metric": 42'
     await kafka.send(topics.PROFILE_EVENTS, "p-bad", bad)
     ev = event(account)

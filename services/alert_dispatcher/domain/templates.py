@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import ChainableUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _html = ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
@@ -18,16 +18,6 @@ _text = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndef
 def _compile(env_name: str, source: str) -> Any:
     env = _html if env_name == "html" else _text
     return env.from_string(source)
-
-
-def syntax_error(source: str) -> str | None:
-    """Why `source` is not a valid template, or None; checked when a flow is saved so that
-    a broken template is rejected then rather than mailed unrendered later."""
-    try:
-        _text.parse(source)
-    except TemplateSyntaxError as exc:
-        return f"line {exc.lineno}: {exc.message}"
-    return None
 
 
 def _person(profile: dict[str, Any]) -> dict[str, Any]:

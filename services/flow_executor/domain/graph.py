@@ -1,19 +1,16 @@
 """Validating a flow definition as a graph (F1). Pure.
 
 Errors name the step: unknown `next`/`yes`/`no` targets, duplicate ids, cycles (a flow
-must end), steps nothing reaches, bad conditions, and internal alerts without 1 to 5
-valid recipients (A1: a version the alert dispatcher refuses must not run here either).
+must end), steps nothing reaches, bad conditions, and internal alert actions the alert
+dispatcher would refuse (A1, A7: the same shared checks, so such a version runs nowhere).
 The first step is the entry.
 """
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
-
 from services.flow_executor.domain.conditions import condition_errors
-from shared.contracts.flows import FlowDefinition, InternalAlertStep, SplitStep, Step
-
-MAX_RECIPIENTS = 5
+from shared.contracts.alert_actions import flow_errors as alert_action_errors
+from shared.contracts.flows import FlowDefinition, SplitStep, Step
 
 
 def successors(step: Step) -> list[str]:
@@ -21,24 +18,6 @@ def successors(step: Step) -> list[str]:
     if isinstance(step, SplitStep):
         return [s for s in (step.yes, step.no) if s]
     return [step.next] if step.next else []
-
-
-def _recipient_errors(step: InternalAlertStep) -> list[str]:
-    errors = []
-    folded: set[str] = set()
-    for raw in step.recipients:
-        try:
-            validate_email(raw.strip(), check_deliverability=False, test_environment=True)
-        except EmailNotValidError as exc:
-            errors.append(f"step '{step.id}': recipient {raw!r} is not a valid email ({exc})")
-            continue
-        folded.add(raw.strip().lower())
-    if not errors and not 1 <= len(folded) <= MAX_RECIPIENTS:
-        errors.append(
-            f"step '{step.id}': an internal alert needs 1 to {MAX_RECIPIENTS} recipients,"
-            f" got {len(folded)}"
-        )
-    return errors
 
 
 def validate(flow: FlowDefinition) -> list[str]:
@@ -60,8 +39,7 @@ def validate(flow: FlowDefinition) -> list[str]:
             if not step.yes and not step.no:
                 errors.append(f"step '{step.id}': split needs a 'yes' or 'no' branch")
             errors += condition_errors(step.condition, f"step '{step.id}'")
-        if isinstance(step, InternalAlertStep):
-            errors += _recipient_errors(step)
+    errors += alert_action_errors(flow)
     if flow.profile_filter is not None:
         errors += condition_errors(flow.profile_filter, "profile_filter")
     if flow.trigger.type == "metric" and flow.trigger.filter is not None:

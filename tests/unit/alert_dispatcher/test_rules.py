@@ -7,12 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.alert_dispatcher.domain.actions import (
-    alert_recipients,
-    flow_errors,
-    forbidden_tags,
-    normalise_recipients,
-)
 from services.alert_dispatcher.domain.limits import admissible, window_at
 from services.alert_dispatcher.domain.outcomes import ALL_REFUSED, NO_CONFIRMED, decide
 from services.alert_dispatcher.domain.recipients import (
@@ -24,6 +18,12 @@ from services.alert_dispatcher.domain.recipients import (
 )
 from services.alert_dispatcher.domain.templates import render
 from shared.contracts import FlowDefinition
+from shared.contracts.alert_actions import (
+    alert_recipients,
+    flow_errors,
+    forbidden_tags,
+    normalise_recipients,
+)
 
 
 def _flow(

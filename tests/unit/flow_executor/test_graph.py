@@ -132,3 +132,13 @@ def test_f1_alert_recipients_are_checked_like_the_dispatcher_does() -> None:
     assert validate(flow([alert(recipients=folded)])) == []
     [bad] = validate(flow([alert(recipients=["not-an-address"])]))
     assert bad.startswith("step 'alert': recipient 'not-an-address' is not a valid email")
+
+
+def test_a7_flow_with_forbidden_tag_is_refused_by_the_executor_too() -> None:
+    errors = validate(flow([alert(body="Click {{ unsubscribe_link }}")]))
+    assert errors == [
+        "step 'alert': tag 'unsubscribe_link' (unsubscribe link) is not allowed in an"
+        " internal alert body"
+    ]
+    [broken] = validate(flow([alert(subject="{{ person.email")]))
+    assert broken.startswith("step 'alert': the subject template is not valid")

@@ -1,12 +1,20 @@
-"""Checking an internal alert action when its flow is saved (A1, A7). Pure."""
+"""What makes an internal alert action acceptable when its flow is saved (A1, A7). Pure.
+
+Both services that read `flow-definitions` apply these checks, so a version the alert
+dispatcher refuses is never run by the flow executor either.
+"""
 
 from __future__ import annotations
 
 import re
 
-from services.alert_dispatcher.domain.templates import syntax_error
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
 from shared.contracts.flows import FlowDefinition, InternalAlertStep
 from shared.mail import email_error
+
+_PARSER = ImmutableSandboxedEnvironment()
 
 MAX_RECIPIENTS = 5
 
@@ -40,6 +48,16 @@ FORBIDDEN_TAGS = {
 _TAG = re.compile(r"({{.*?}}|{%.*?%})", re.S)
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _ROOT_IDENT = re.compile(r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*")
+
+
+def syntax_error(source: str) -> str | None:
+    """Why `source` is not a valid template, or None; checked when a flow is saved so that
+    a broken template is rejected then rather than mailed unrendered later."""
+    try:
+        _PARSER.parse(source)
+    except TemplateSyntaxError as exc:
+        return f"line {exc.lineno}: {exc.message}"
+    return None
 
 
 def fold(email: str) -> str:
