@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     mail_lease_s: float = Field(
         120.0, gt=0, description="How long a claimed mail stays claimed before it is retried."
     )
+    mail_retry_max_s: float = Field(300.0, gt=0, description="Longest wait between retries.")
+    mail_max_attempts: int = Field(20, ge=1, description="Attempts before a mail is failed.")
+    mail_batch_size: int = Field(50, ge=1, description="Mails claimed per worker pass.")
     email_double_opt_in: bool = True
     scheduler_interval_s: float = 0.5
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import partial
 
 from services.alert_dispatcher import api, handlers
@@ -10,12 +9,7 @@ from shared.contracts import AlertRequested, topics
 from shared.contracts.flows import parse_flow_record
 from shared.db.mail_queue import MailWorker
 from shared.kafka import json_parser
-from shared.mail import SmtpSender
 from shared.runtime import Runtime
-
-# Mails claimed together are all `sending` until the batch is done: a small batch keeps
-# the crash window (mails accepted by SMTP but not yet marked sent) small (A9).
-MAIL_BATCH = 10
 
 
 def build(rt: Runtime) -> None:
@@ -33,14 +27,11 @@ def build(rt: Runtime) -> None:
     )
 
     async def mail_worker() -> None:
-        worker = MailWorker(
+        worker = MailWorker.from_settings(
             rt.db,
-            SmtpSender(rt.settings),
+            rt.settings,
             on_final=handlers.on_mails_final,
             admit=handlers.mail_admission(rt.settings),
-            batch_size=MAIL_BATCH,
-            lease=timedelta(seconds=rt.settings.mail_lease_s),
-            base_backoff_s=rt.settings.mail_retry_base_s,
         )
         await worker.run()
 

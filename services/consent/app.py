@@ -9,7 +9,6 @@ from services.consent import api, handlers
 from shared.contracts import ConsentCommand, SmsInbound, SuppressionChanged, topics
 from shared.db.mail_queue import MailWorker
 from shared.kafka import json_parser
-from shared.mail import SmtpSender
 from shared.runtime import Runtime
 
 
@@ -39,7 +38,7 @@ def build(rt: Runtime) -> None:
     )
 
     async def confirmation_mails() -> None:
-        await MailWorker(rt.db, SmtpSender(rt.settings)).run()
+        await MailWorker.from_settings(rt.db, rt.settings).run()
 
     rt.workers.append(confirmation_mails)
     rt.routes += api.link_routes(rt) + api.api_routes(rt)

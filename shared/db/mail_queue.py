@@ -37,6 +37,7 @@ from shared.metrics import MAILS
 
 if TYPE_CHECKING:
     from shared.db import Database
+    from shared.settings import Settings
 
 log = get_logger(__name__)
 
@@ -95,6 +96,7 @@ class MailWorker:
         lease: timedelta = timedelta(seconds=60),
         max_attempts: int = 8,
         base_backoff_s: float = 1.0,
+        max_backoff_s: float = 300.0,
         idle_poll_s: float = 0.2,
     ) -> None:
         self._db = db
@@ -105,7 +107,30 @@ class MailWorker:
         self._lease = lease
         self._max_attempts = max_attempts
         self._base_backoff_s = base_backoff_s
+        self._max_backoff_s = max_backoff_s
         self._idle_poll_s = idle_poll_s
+
+    @classmethod
+    def from_settings(
+        cls,
+        db: Database,
+        settings: Settings,
+        *,
+        on_final: OnFinal | None = None,
+        admit: Admit | None = None,
+    ) -> MailWorker:
+        """A worker with the batch, lease and retry policy of the `MAIL_*` settings."""
+        return cls(
+            db,
+            SmtpSender(settings),
+            on_final=on_final,
+            admit=admit,
+            batch_size=settings.mail_batch_size,
+            lease=timedelta(seconds=settings.mail_lease_s),
+            max_attempts=settings.mail_max_attempts,
+            base_backoff_s=settings.mail_retry_base_s,
+            max_backoff_s=settings.mail_retry_max_s,
+        )
 
     async def _claim(self) -> list[QueuedMail]:
         async with self._db.pool.acquire() as conn, conn.transaction():
@@ -173,7 +198,7 @@ class MailWorker:
                         "UPDATE mail_queue SET status = 'pending', last_error = $3,"
                         " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
                         mail.id,
-                        self._base_backoff_s * 2**mail.attempts,
+                        min(self._max_backoff_s, self._base_backoff_s * 2**mail.attempts),
                         error,
                     )
                 else:
