@@ -14,9 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,7 @@ from aiokafka import AIOKafkaProducer
 from bench import product
 from bench.raw import kafka_ceiling, preload, smtp_ceiling
 from shared.contracts import topics
-from shared.devstack import EmbeddedStack
+from shared.devstack import EmbeddedStack, free_port
 
 PARTITIONS = 4
 
@@ -50,27 +55,37 @@ class RssSampler(threading.Thread):
                 self.peak[name] = max(self.peak.get(name, 0), rss)
 
 
-def _links(stack: EmbeddedStack, to: str) -> list[str]:
-    import re
+def _wait_port(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
 
+
+def _links(mail_dir: Path, to: str) -> list[str]:
     pattern = re.compile(r"(http://127\.0\.0\.1:\d+/links/recipients/confirm[^\s\"<>]+)")
     out = []
-    for mail in stack.smtp.messages():
+    for path in sorted(mail_dir.glob("*.eml")):
+        mail = message_from_bytes(path.read_bytes(), policy=policy.default)
         if to in str(mail["To"]):
             part = mail.get_body(preferencelist=("plain",))
             out += pattern.findall(part.get_content() if part else "")
     return out
 
 
-async def _confirm_recipients(stack: EmbeddedStack, producer: AIOKafkaProducer) -> None:
+async def _confirm_recipients(mail_dir: Path, producer: AIOKafkaProducer) -> None:
     await producer.send_and_wait(
         topics.FLOW_DEFINITIONS,
         json.dumps(product.flow()).encode(),
         key=f"{product.ACCOUNT}:detractors".encode(),
     )
     for rcpt in product.RECIPIENTS:
-        await product.wait_for(lambda r=rcpt: bool(_links(stack, r)), 60, f"confirmation {rcpt}")
-        url = _links(stack, rcpt)[0]
+        await product.wait_for(lambda r=rcpt: bool(_links(mail_dir, r)), 60, f"confirmation {rcpt}")
+        url = _links(mail_dir, rcpt)[0]
         await asyncio.to_thread(lambda u=url: urllib.request.urlopen(u, timeout=10).read())
 
 
@@ -81,10 +96,25 @@ def _outcomes_in(follower: product.Follower, alert_ids: Any) -> int:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = EmbeddedStack(Path(args.var) / "bench", partitions=PARTITIONS)
     await asyncio.to_thread(stack.start)
+    # The SMTP sink runs as a process of its own, as a real relay would: in this process
+    # it would share the interpreter lock with the load generator and the topic reader.
+    smtp_port = free_port()
+    smtp_dir = stack.root / "mail-bench"
+    smtp = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "shared.devstack.smtp", str(smtp_port), str(smtp_dir)],
+        stdin=subprocess.DEVNULL,
+    )
+    await asyncio.to_thread(_wait_port, smtp_port)
     sampler = RssSampler(stack)
     results: dict[str, Any] = {"config": vars(args) | {"partitions": PARTITIONS}}
     try:
-        await asyncio.to_thread(stack.start_services, ALERT_SEND_LIMIT_PER_HOUR="100000000")
+        await asyncio.to_thread(
+            stack.start_services,
+            ALERT_SEND_LIMIT_PER_HOUR="100000000",
+            SMTP_PORT=str(smtp_port),
+            KAFKA_MAX_BATCH_RECORDS=str(args.batch),
+        )
         sampler.start()
         bootstrap = stack.broker.bootstrap
         n = args.events
@@ -97,7 +127,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"(a) raw aiokafka consume→parse→produce: {rate_a:,.0f} msgs/s", flush=True)
 
         # (d) the raw SMTP ceiling
-        rate_d = await smtp_ceiling(stack.smtp.port, args.mails)
+        rate_d = await smtp_ceiling(smtp_port, args.mails)
         results["d_raw_smtp_mails_per_s"] = rate_d
         print(f"(d) raw aiosmtplib send loop: {rate_d:,.0f} mails/s", flush=True)
 
@@ -108,7 +138,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         follower = product.Follower(bootstrap, [topics.ALERT_OUTCOMES, topics.CONSENT_CHANGES])
         await follower.start()
         try:
-            await _confirm_recipients(stack, producer)
+            await _confirm_recipients(smtp_dir, producer)
 
             # (b) flow-executor intake from a backlog, then alerts out of the dispatcher
             events = [product.event(i, "intake", i % 10 == 0) for i in range(n)]
@@ -260,6 +290,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return results
     finally:
         sampler.stop_flag.set()
+        smtp.terminate()
+        smtp.wait(10)
         stack.stop()
 
 
@@ -293,6 +325,7 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--loads", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument("--batch", type=int, default=500, help="KAFKA_MAX_BATCH_RECORDS")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()
     results = asyncio.run(run(args))

@@ -80,7 +80,9 @@ class Follower:
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+        )
         await consumer.start()
         try:
             parts = [

@@ -236,6 +236,7 @@ def subscribe(
         batch_timeout_ms=settings.kafka_batch_timeout_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         decoder=_raw_decoder,
     )(_on_batch)
 

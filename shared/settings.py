@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     kafka_max_batch_records: int = 500
     kafka_batch_timeout_ms: int = 50
     kafka_request_timeout_ms: int = 30_000
+    kafka_fetch_max_wait_ms: int = Field(
+        500,
+        description="Longest a fetch waits for data. Apache Kafka answers as soon as data"
+        " arrives; the embedded broker waits it out, so the dev stack sets 50.",
+    )
     topic_partitions: int = 4
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/consentflow"
@@ -58,6 +63,9 @@ class Settings(BaseSettings):
     mail_retry_max_s: float = Field(300.0, gt=0, description="Longest wait between retries.")
     mail_max_attempts: int = Field(20, ge=1, description="Attempts before a mail is failed.")
     mail_batch_size: int = Field(50, ge=1, description="Mails claimed per worker pass.")
+    mail_connections: int = Field(
+        4, ge=1, description="SMTP connections per service, each sending its own claims."
+    )
     email_double_opt_in: bool = True
     scheduler_interval_s: float = 0.5
 

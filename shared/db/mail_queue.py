@@ -64,11 +64,15 @@ async def enqueue(
     mail_from: str,
     rcpt_to: str,
 ) -> int | None:
-    """Queue a mail unless one with `dedupe_key` was queued before; its id if queued."""
+    """Queue a mail unless one with `dedupe_key` was queued before; its id if queued.
+
+    The same statement notifies the schema's mail workers, delivered when the transaction
+    commits (PostgreSQL folds repeats within a transaction into one)."""
     row = await conn.fetchrow(
-        "INSERT INTO mail_queue (dedupe_key, kind, account_id, message_id, mail_from, rcpt_to,"
-        " content) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        "WITH queued AS (INSERT INTO mail_queue (dedupe_key, kind, account_id, message_id,"
+        " mail_from, rcpt_to, content) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)"
+        " SELECT id, pg_notify('mail_' || current_schema(), '') FROM queued",
         dedupe_key,
         kind,
         account_id,
@@ -88,7 +92,7 @@ class MailWorker:
     def __init__(
         self,
         db: Database,
-        sender: SmtpSender,
+        senders: Sequence[SmtpSender],
         *,
         on_final: OnFinal | None = None,
         admit: Admit | None = None,
@@ -97,10 +101,11 @@ class MailWorker:
         max_attempts: int = 8,
         base_backoff_s: float = 1.0,
         max_backoff_s: float = 300.0,
-        idle_poll_s: float = 0.2,
+        idle_poll_s: float = 0.25,
+        finalize_every: int = 10,
     ) -> None:
         self._db = db
-        self._sender = sender
+        self._senders = list(senders)
         self._on_final = on_final
         self._admit = admit
         self._batch_size = batch_size
@@ -109,6 +114,8 @@ class MailWorker:
         self._base_backoff_s = base_backoff_s
         self._max_backoff_s = max_backoff_s
         self._idle_poll_s = idle_poll_s
+        self._finalize_every = finalize_every
+        self._wakes: list[asyncio.Event] = []
 
     @classmethod
     def from_settings(
@@ -122,7 +129,7 @@ class MailWorker:
         """A worker with the batch, lease and retry policy of the `MAIL_*` settings."""
         return cls(
             db,
-            SmtpSender(settings),
+            [SmtpSender(settings) for _ in range(settings.mail_connections)],
             on_final=on_final,
             admit=admit,
             batch_size=settings.mail_batch_size,
@@ -153,13 +160,14 @@ class MailWorker:
                 )
         return mails
 
-    async def send_due(self) -> int:
+    async def send_due(self, sender: SmtpSender | None = None) -> int:
         """Send one batch of due mails; returns how many were attempted.
 
         Each mail's result is written the moment the server has answered (one small
         autocommitted UPDATE, with `synchronous_commit` off: a PostgreSQL crash may lose
         the last marks, a crash of this process cannot), so a crash resends at most the
         one mail in flight. Hooks run afterwards in `finalize()`."""
+        sender = sender or self._senders[0]
         mails = await self._claim()
         if not mails:
             return 0
@@ -173,6 +181,7 @@ class MailWorker:
                     [m.id for m in mails],
                 )
             }
+            unfinalized = 0
             for n, mail in enumerate(mails):
                 if time.monotonic() - claimed_at > self._lease.total_seconds() / 2:
                     # A slow server must not let the lease of the rest run out (another
@@ -185,7 +194,7 @@ class MailWorker:
                     )
                     claimed_at = time.monotonic()
                 mail_from, content = contents[mail.id]
-                result = await self._sender.send(mail_from, mail.rcpt_to, content)
+                result = await sender.send(mail_from, mail.rcpt_to, content)
                 if result.ok:
                     status, error = "sent", None
                 elif result.permanent or mail.attempts + 1 >= self._max_attempts:
@@ -209,6 +218,11 @@ class MailWorker:
                         status,
                         error,
                     )
+                    unfinalized += 1
+                    if unfinalized >= self._finalize_every:
+                        # Publish outcomes as mails finish, not only at the end of a claim.
+                        await self.finalize()
+                        unfinalized = 0
         await self.finalize()
         return len(mails)
 
@@ -235,17 +249,39 @@ class MailWorker:
         return len(done)
 
     async def run(self) -> None:
-        """Send until cancelled."""
+        """Send until cancelled, one loop per SMTP connection. The loops claim disjoint
+        mails (SKIP LOCKED), so a slow answer on one connection does not hold the rest.
+        Idle loops sleep until a new mail is notified (or a second passes: retries and
+        deferred mails fall due without a notification)."""
+        listener = await self._db.pool.acquire()
+        channel = f"mail_{self._db.schema}"
+        await listener.add_listener(channel, self._on_notify)
+        try:
+            await asyncio.gather(*(self._loop(sender) for sender in self._senders))
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(channel, self._on_notify)
+            await self._db.pool.release(listener)
+
+    def _on_notify(self, *_args: object) -> None:
+        for wake in self._wakes:
+            wake.set()
+
+    async def _loop(self, sender: SmtpSender) -> None:
+        wake = asyncio.Event()
+        self._wakes.append(wake)
         try:
             while True:
+                wake.clear()  # before claiming: a mail queued from now on wakes this loop
                 try:
-                    sent = await self.send_due() or await self.finalize()
+                    sent = await self.send_due(sender) or await self.finalize()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("mail worker failed; retrying", error=str(exc))
                     await asyncio.sleep(1.0)
                     continue
                 if sent == 0:
-                    await asyncio.sleep(self._idle_poll_s)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self._idle_poll_s)
         finally:
             with contextlib.suppress(Exception):
-                await self._sender.close()
+                await sender.close()

@@ -107,3 +107,21 @@ class SmtpCapture:
             message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
             for p in sorted(self.mail_dir.glob("*.eml"))
         ]
+
+
+def main() -> None:
+    """`python -m shared.devstack.smtp PORT DIR`: the capture server as a process of its
+    own (the benchmark uses it so that the server does not share a GIL with the load)."""
+    import signal
+    import sys
+
+    capture = SmtpCapture(int(sys.argv[1]), Path(sys.argv[2]))
+    capture.start()
+    try:
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    finally:
+        capture.stop()
+
+
+if __name__ == "__main__":
+    main()
