@@ -81,16 +81,22 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if not isinstance(exc, Rejected) else str(exc)
 
 
+MAX_DEAD_LETTER_ORIGINAL = 256 * 1024
+
+
 def dead_letter(uow: UnitOfWork, consumer: str, record: ConsumerRecord, error: str) -> None:
     """Queue `record` for `<topic>.dlq` with its original bytes, the error and its offset (X1)."""
     key = record.key.decode(errors="replace") if isinstance(record.key, bytes) else record.key
+    value = record.value or b""
     letter = DeadLetter(
         consumer=consumer,
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
-        key=key,
-        original=base64.b64encode(record.value or b"").decode(),
+        key=key[:1000] if key else key,
+        original=base64.b64encode(value[:MAX_DEAD_LETTER_ORIGINAL]).decode(),
+        original_size=len(value),
+        original_truncated=len(value) > MAX_DEAD_LETTER_ORIGINAL,
         error=error[:4000],
     )
     uow.publish(topics.dlq(record.topic), key, letter)

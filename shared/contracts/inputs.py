@@ -1,6 +1,5 @@
 """Payloads that event producers write to the input topics (SPEC "Input payloads")."""
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -87,7 +86,7 @@ class SmsInbound(Message):
     account_id: Id
     phone_number: str = Field(min_length=3, max_length=32)
     body: str = Field(max_length=2000)
-    received_at: datetime
+    received_at: Timestamp
 
 
 class ReviewDecision(Message):

@@ -4,7 +4,7 @@ entity's id, a timestamp, and what a consumer needs without calling back."""
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from shared.contracts.base import Message, Profile, utcnow
 
@@ -170,9 +170,16 @@ class SmsOutbound(Message):
 class DeadLetter(Message):
     """A message that could not be accepted (X1), on `<topic>.dlq`.
 
-    `original` is the message's bytes, base64-encoded, exactly as received.
+    `original` is the message's bytes, base64-encoded, exactly as received (the first
+    256 KiB of a larger one, so that the letter itself always fits on the broker).
     """
 
+    # No length limit here: a dead letter must be writable for any input, however large.
+    model_config = ConfigDict(frozen=True, extra="ignore", str_max_length=None)
+
+    schema_version: int = Field(
+        2, description="2: no length limit on `original`; `original_size`, `original_truncated`."
+    )
     type: Literal["dead_letter"] = "dead_letter"
     consumer: str
     source_topic: str
@@ -180,5 +187,9 @@ class DeadLetter(Message):
     source_offset: int
     key: str | None = None
     original: str
+    original_size: int = Field(0, description="Length of the original value in bytes.")
+    original_truncated: bool = Field(
+        False, description="True when only the first 256 KiB of the original are kept."
+    )
     error: str
     occurred_at: datetime = Field(default_factory=utcnow)
