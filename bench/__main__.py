@@ -325,7 +325,7 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--loads", type=int, nargs="+", default=[500, 1000, 2000, 4000])
-    parser.add_argument("--batch", type=int, default=500, help="KAFKA_MAX_BATCH_RECORDS")
+    parser.add_argument("--batch", type=int, default=1000, help="KAFKA_MAX_BATCH_RECORDS")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()
     results = asyncio.run(run(args))

@@ -162,6 +162,71 @@ def _http(url: str, method: str = "GET", token: str | None = None) -> int:
         return int(exc.code)
 
 
+def _api(url: str, token: str, method: str = "GET", body: Any = None) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, method=method, data=data)
+    req.add_header("Authorization", f"Bearer {token}")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return dict(json.loads(r.read()))
+
+
+async def _sending_limit(stack: EmbeddedStack, send) -> dict[str, Any]:
+    """A8: a second account with a sending limit of 5 alert mails per hour raises 12
+    alerts; 5 go out now, the rest wait for the next window (none is dropped)."""
+    dispatcher = stack.services["alert_dispatcher"].base_url
+    settings_url = f"{dispatcher}/accounts/globex/alert-settings"
+    await asyncio.to_thread(
+        _api, settings_url, "globex-key", "PUT", {"alert_send_limit_per_hour": 5}
+    )
+    flow = _flow(
+        "churn-risk",
+        "Cancelled Subscription",
+        ["duty@globex.test"],
+        subject="Churn risk: {{ person.email }}",
+        body="{{ person.email }} cancelled",
+    )
+    flow["account_id"] = "globex"
+    await send(topics.FLOW_DEFINITIONS, "globex:churn-risk", flow)
+    url = (
+        await _wait(
+            "confirmation to duty@globex.test", lambda: _links(stack, "duty@globex.test", "confirm")
+        )
+    )[0]
+    await asyncio.to_thread(_http, url)
+    executor = stack.services["flow_executor"].base_url
+    await _wait(
+        "churn-risk saved",
+        lambda: (
+            _http(f"{executor}/accounts/globex/flows/churn-risk/activity", token="globex-key")
+            == 200
+        ),
+    )
+    for n in range(12):
+        pid = f"g-{n}"
+        await send(
+            topics.PROFILE_EVENTS,
+            pid,
+            {
+                "event_id": f"globex-{n}",
+                "account_id": "globex",
+                "metric": "Cancelled Subscription",
+                "profile": {"id": pid, "email": f"{pid}@example.com"},
+                "properties": {},
+                "time": "2026-11-23T10:00:00Z",
+            },
+        )
+    action_url = f"{dispatcher}/accounts/globex/alerts/churn-risk/alert"
+
+    def settled() -> dict[str, Any] | None:
+        totals = _api(action_url, "globex-key")["totals"]
+        return totals if totals.get("sent", 0) + totals.get("waiting", 0) >= 12 else None
+
+    totals = await _wait("globex alerts sent or waiting", settled, 60)
+    waiting = (await asyncio.to_thread(_api, settings_url, "globex-key"))["waiting_mails"]
+    return {"totals": totals, "waiting_mails": waiting}
+
+
 def _links(stack: EmbeddedStack, to: str, kind: str) -> list[str]:
     found = []
     for mail in stack.smtp.messages():
@@ -325,6 +390,20 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
             },
         )
 
+        await producer.flush()
+
+        # C8: email subscriptions wait for the confirmation click; 30 profiles click.
+        def thirty_links() -> list[str] | None:
+            found = _links(stack, "@example.com", "consent/confirm")
+            return found[:30] if len(found) >= 30 else None
+
+        confirm_links = await _wait("double opt-in confirmation mails", thirty_links)
+        clicked = [await asyncio.to_thread(_http, u) for u in confirm_links]
+        print(
+            f"   {len(clicked)} profiles clicked their double opt-in link "
+            f"({clicked.count(200)} × HTTP 200)",
+            flush=True,
+        )
         events = _events(count)
         half = len(events) // 2
         print(f"3. publishing {len(events)} profile events (with 3 malformed ones)", flush=True)
@@ -377,12 +456,15 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
             lambda: any(o["alert_id"] == held[0]["alert_id"] for o in tally.outcomes),
             60,
         )
+        print("6. a second account (globex) with a sending limit of 5 alert mails per hour")
+        limited = await _sending_limit(stack, send)
         await asyncio.sleep(1.0)  # let the follower catch the last change events
         return {
             "elapsed": elapsed,
             "events": len(events),
             "tally": tally,
             "in_review": len(held) - 1,
+            "limited": limited,
         }
     finally:
         stop.set()
@@ -405,8 +487,12 @@ async def _progress(tally: Tally, expected: int, label: str) -> None:
 
 def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
     tally: Tally = result["tally"]
-    sent = [o for o in tally.outcomes if o["type"] == "sent"]
-    skipped = Counter((o["flow_id"], o["reason"]) for o in tally.outcomes if o["type"] == "skipped")
+    sent = [o for o in tally.outcomes if o["type"] == "sent" and o["account_id"] == ACCOUNT]
+    skipped = Counter(
+        (o["flow_id"], o["reason"])
+        for o in tally.outcomes
+        if o["type"] == "skipped" and o["account_id"] == ACCOUNT
+    )
     mails = len(list(stack.smtp.mail_dir.glob("*.eml")))
     print("\n== summary ==")
     print(f"alerts sent:    {len(sent)}  (to {sum(len(o['recipients']) for o in sent)} recipients)")
@@ -416,6 +502,12 @@ def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
     for (flow_id, reason), n in skipped.most_common():
         print(f"   {flow_id:<16} {n:>5}  {reason}")
     print(f"in review:      {result['in_review']} (vip-orders, manual mode)")
+    limited = result["limited"]
+    print(
+        f"sending limit:  globex (5 mails/hour): {limited['totals'].get('sent', 0)} alerts sent,"
+        f" {limited['totals'].get('waiting', 0)} waiting for the next window"
+        f" ({limited['waiting_mails']} mails queued, none dropped)"
+    )
     print(f"mails captured: {mails} .eml files in {stack.smtp.mail_dir}")
     print("consent changes:")
     for kind, n in tally.consent.most_common():

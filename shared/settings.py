@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     )
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
-    kafka_max_batch_records: int = 500
+    kafka_max_batch_records: int = 1000
     kafka_batch_timeout_ms: int = 50
     kafka_request_timeout_ms: int = 30_000
     kafka_fetch_max_wait_ms: int = Field(
