@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -100,6 +101,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # it would share the interpreter lock with the load generator and the topic reader.
     smtp_port = free_port()
     smtp_dir = stack.root / "mail-bench"
+    shutil.rmtree(smtp_dir, ignore_errors=True)  # links in old mail point at old ports
     smtp = await asyncio.to_thread(
         subprocess.Popen,
         [sys.executable, "-m", "shared.devstack.smtp", str(smtp_port), str(smtp_dir)],
@@ -258,16 +260,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     300,
                     f"outcomes at {rate}/s",
                 )
-                lat = [
-                    t - sent[want[v["alert_id"]]]
+                arrived = {
+                    v["alert_id"]: t
                     for t, v in follower.arrivals[topics.ALERT_OUTCOMES]
                     if v["alert_id"] in want
-                ]
+                }
+                lat = [t - sent[want[a]] for a, t in arrived.items()]
                 pct = {k2: v2 * 1000 for k2, v2 in product.percentiles(lat).items()}
                 curve.append(
                     {
                         "offered_per_s": rate,
-                        "achieved_per_s": len(batch) / publish_s,
+                        "published_per_s": len(batch) / publish_s,
+                        # Events fully handled per second: every alert's outcome is out.
+                        "achieved_per_s": len(batch) / (max(arrived.values()) - t0),
                         "alerts": len(want),
                         **{f"{k2}_ms": v2 for k2, v2 in pct.items()},
                     }
@@ -304,9 +309,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
     curve = results.get("latency", [])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     loads = [c["offered_per_s"] for c in curve]
-    ax1.plot(loads, [c["achieved_per_s"] for c in curve], "o-", label="achieved")
+    ax1.plot(loads, [c["achieved_per_s"] for c in curve], "o-", label="handled (all outcomes out)")
     ax1.plot(loads, loads, "--", color="grey", label="offered")
-    ax1.set(xlabel="offered events/s", ylabel="events/s", title="Throughput vs offered load")
+    ax1.set(
+        xlabel="offered events/s (10 % raise an alert)",
+        ylabel="events/s",
+        title="Throughput vs offered load",
+    )
     ax1.legend()
     for q in ("p50", "p95", "p99"):
         ax2.plot(loads, [c[f"{q}_ms"] for c in curve], "o-", label=q)
