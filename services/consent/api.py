@@ -10,7 +10,6 @@ person waits for the page.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -29,9 +28,10 @@ from services.consent.adapters import repository as repo
 from services.consent.domain.model import CHANNEL_SLOTS, Act, Policy, ProfileConsent
 from services.consent.domain.reachability import can_receive, shown_reasons
 from services.consent.domain.rules import decide
-from shared.contracts import ConsentCommand, SuppressionCommand, topics, utcnow
+from shared.contracts import ConsentCommand, topics, utcnow
 from shared.http import error
 from shared.links import InvalidToken, verify
+from shared.operator import command_id, invalid, json_body, queue_command, suppression_command
 from shared.runtime import Runtime
 
 CSV_HEADER = "profile_id,email,email_marketing_consent,consented_at,method,email_suppressions\n"
@@ -53,19 +53,6 @@ def _text_page(title: str, text: str, status: int = 200) -> HTMLResponse:
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-async def _body(request: Request) -> dict[str, Any] | Response:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return error(400, "body is not JSON")
-    if not isinstance(data, dict):
-        return error(400, "body must be a JSON object")
-    return data
 
 
 def link_routes(rt: Runtime) -> list[Route]:
@@ -348,7 +335,7 @@ def api_routes(rt: Runtime) -> list[Route]:
         action = request.path_params["action"]
         if action not in ("subscribe", "unsubscribe", "resubscribe"):
             return error(404, "not found")
-        body = await _body(request)
+        body = await json_body(request)
         if isinstance(body, Response):
             return body
         row, _ = await load(account, profile_id)
@@ -359,7 +346,7 @@ def api_routes(rt: Runtime) -> list[Route]:
         }
         try:
             cmd = ConsentCommand(
-                command_id=f"op-{uuid.uuid4().hex}",
+                command_id=command_id(),
                 account_id=account,
                 profile=profile,
                 action=action,
@@ -372,17 +359,12 @@ def api_routes(rt: Runtime) -> list[Route]:
                 consented_at=utcnow(),
             )
         except ValidationError as exc:
-            return error(
-                422, "invalid request", details=exc.errors(include_url=False, include_context=False)
-            )
+            return invalid(exc)
         state = ProfileConsent.from_json(row["state"] if row else None)
         outcome = decide(state, handlers.act_from_command(cmd), Policy(), utcnow())
         if outcome.rejection is not None:
             return error(422, outcome.rejection)
-        async with rt.db.uow() as uow:
-            uow.publish(topics.CONSENT_COMMANDS, profile_id, cmd)
-            await uow.commit()
-        return JSONResponse({"command_id": cmd.command_id, "status": "accepted"}, status_code=202)
+        return await queue_command(rt.db, topics.CONSENT_COMMANDS, profile_id, cmd)
 
     @guarded
     async def suppression_action(request: Request, account: str) -> Response:
@@ -391,7 +373,7 @@ def api_routes(rt: Runtime) -> list[Route]:
         action = request.path_params["action"]
         if action not in ("suppress", "unsuppress"):
             return error(404, "not found")
-        body = await _body(request)
+        body = await json_body(request)
         if isinstance(body, Response):
             return body
         if action == "unsuppress" and body.get("reason") == "spam_complaint":
@@ -401,24 +383,10 @@ def api_routes(rt: Runtime) -> list[Route]:
         row, _ = await load(account, profile_id)
         profile = {**(row["profile"] if row else {}), "id": profile_id}
         try:
-            cmd = SuppressionCommand(
-                command_id=f"op-{uuid.uuid4().hex}",
-                account_id=account,
-                profile=profile,
-                action=action,
-                reason=body.get("reason", "manual"),
-                channel=body.get("channel", "email"),
-                list_id=body.get("list_id"),
-                occurred_at=utcnow(),
-            )
+            cmd = suppression_command(account, profile, action, body)
         except ValidationError as exc:
-            return error(
-                422, "invalid request", details=exc.errors(include_url=False, include_context=False)
-            )
-        async with rt.db.uow() as uow:
-            uow.publish(topics.SUPPRESSION_COMMANDS, profile_id, cmd)
-            await uow.commit()
-        return JSONResponse({"command_id": cmd.command_id, "status": "accepted"}, status_code=202)
+            return invalid(exc)
+        return await queue_command(rt.db, topics.SUPPRESSION_COMMANDS, profile_id, cmd)
 
     @guarded
     async def export_csv(request: Request, account: str) -> Response:
@@ -494,7 +462,7 @@ def api_routes(rt: Runtime) -> list[Route]:
     async def account_settings(request: Request, account: str) -> Response:
         """Per-account double opt-in (C8), sender address and SMS replies (C13)."""
         if request.method == "PUT":
-            body = await _body(request)
+            body = await json_body(request)
             if isinstance(body, Response):
                 return body
             unknown = set(body) - set(repo.SETTING_FIELDS)

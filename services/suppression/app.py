@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from functools import partial
 
 from pydantic import ValidationError
@@ -13,9 +12,10 @@ from starlette.routing import Route
 
 from services.suppression import handlers
 from services.suppression.domain.rules import SPAM_LOCKED
-from shared.contracts import ConsentChanged, SuppressionCommand, topics, utcnow
+from shared.contracts import ConsentChanged, SuppressionCommand, topics
 from shared.http import error
 from shared.kafka import json_parser
+from shared.operator import invalid, json_body, queue_command, suppression_command
 from shared.runtime import Runtime
 
 
@@ -94,34 +94,18 @@ def api_routes(rt: Runtime) -> list[Route]:
         kind = request.path_params["action"]
         if kind not in ("suppress", "unsuppress"):
             return error(404, "not found")
-        try:
-            body = await request.json() if await request.body() else {}
-        except ValueError:
-            return error(400, "body is not JSON")
-        if not isinstance(body, dict):
-            return error(400, "body must be a JSON object")
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
         if kind == "unsuppress" and body.get("reason") == "spam_complaint":
             return error(422, SPAM_LOCKED)
         profile_id = request.path_params["profile_id"]
+        profile = {**(body.get("profile") or {}), "id": profile_id}
         try:
-            cmd = SuppressionCommand(
-                command_id=f"op-{uuid.uuid4().hex}",
-                account_id=account,
-                profile={**(body.get("profile") or {}), "id": profile_id},
-                action=kind,
-                reason=body.get("reason", "manual"),
-                channel=body.get("channel", "email"),
-                list_id=body.get("list_id"),
-                occurred_at=utcnow(),
-            )
+            cmd = suppression_command(account, profile, kind, body)
         except ValidationError as exc:
-            return error(
-                422, "invalid request", details=exc.errors(include_url=False, include_context=False)
-            )
-        async with rt.db.uow() as uow:
-            uow.publish(topics.SUPPRESSION_COMMANDS, profile_id, cmd)
-            await uow.commit()
-        return JSONResponse({"command_id": cmd.command_id, "status": "accepted"}, status_code=202)
+            return invalid(exc)
+        return await queue_command(rt.db, topics.SUPPRESSION_COMMANDS, profile_id, cmd)
 
     prof = "/accounts/{account_id}/profiles/{profile_id}/suppressions"
     return [
