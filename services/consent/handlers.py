@@ -75,6 +75,42 @@ def act_from_command(cmd: ConsentCommand) -> Act:
     )
 
 
+def change_messages(
+    account_id: str,
+    profile_id: str,
+    profile: dict[str, Any],
+    act: Act,
+    outcome: Outcome,
+    now: datetime,
+) -> list[ConsentChanged]:
+    """The `consent-changes` messages of one decided act (C9): one per event, each with
+    the full state after the act, and an id stable under redelivery (act id + event)."""
+    if not outcome.events:
+        return []
+    state = consent_state(outcome.state)
+    stamp = act.act_at if act.historical_import else now
+    return [
+        ConsentChanged(
+            type=event.type,
+            change_id=f"{account_id}:{act.act_id}:"
+            + _short(event.type, event.list_id or "", event.scope or ""),
+            account_id=account_id,
+            profile_id=profile_id,
+            profile=Profile.model_validate(profile),
+            channel=event.channel,
+            list_id=event.list_id,
+            scope=event.scope,
+            method=act.method,
+            consented_at=stamp,
+            historical_import=act.historical_import,
+            evidence=act.evidence,
+            state=state,
+            occurred_at=now,
+        )
+        for event in outcome.events
+    ]
+
+
 def consent_state(state: ProfileConsent) -> ConsentState:
     view = state.view()
     return ConsentState(
@@ -168,31 +204,10 @@ async def apply_acts(
                 mail_from=acct.from_email or mails.DEFAULT_FROM,
             )
             mails_out.append((cid, msg, req.account_id, acct.from_email or mails.DEFAULT_FROM))
-        if outcome.events:
-            state = consent_state(outcome.state)
-            stamp = req.act.act_at if req.act.historical_import else now
-            for event in outcome.events:
-                uow.publish(
-                    topics.CONSENT_CHANGES,
-                    req.profile_id,
-                    ConsentChanged(
-                        type=event.type,
-                        change_id=f"{req.account_id}:{req.act.act_id}:"
-                        + _short(event.type, event.list_id or "", event.scope or ""),
-                        account_id=req.account_id,
-                        profile_id=req.profile_id,
-                        profile=Profile.model_validate(profile),
-                        channel=event.channel,
-                        list_id=event.list_id,
-                        scope=event.scope,
-                        method=req.act.method,
-                        consented_at=stamp,
-                        historical_import=req.act.historical_import,
-                        evidence=req.act.evidence,
-                        state=state,
-                        occurred_at=now,
-                    ),
-                )
+        for change in change_messages(
+            req.account_id, req.profile_id, profile, req.act, outcome, now
+        ):
+            uow.publish(topics.CONSENT_CHANGES, req.profile_id, change)
     await repo.save_states(conn, {k: stored[k] for k in touched})
     await repo.append_history(conn, history)
     fresh = await repo.add_confirmations(conn, confirmations)

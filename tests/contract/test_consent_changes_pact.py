@@ -4,15 +4,18 @@ F2, F7, S5)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.consent.domain.model import Policy, ProfileConsent
+from services.consent.domain.rules import decide
+from services.consent.handlers import act_from_command, change_messages
 from services.flow_executor.domain.reachability import blocked_reason
 from services.flow_executor.domain.triggers import list_flows
-from shared.contracts import ConsentChanged, FlowDefinition, topics
+from shared.contracts import ConsentChanged, ConsentCommand, FlowDefinition, topics
 from shared.contracts.flows import EmailStep
 from shared.kafka import json_parser
 from tests.contract.conftest import pact, record, timestamp, verify_provider, write
@@ -139,50 +142,62 @@ def suppression_pact(pact_dir: Path) -> tuple[Path, list[ConsentChanged]]:
 
 
 # --- provider: consent ---------------------------------------------------------------
-# The consent service's message builder is not importable yet; these construct the
-# messages from the shared contract model the service publishes.
+# The messages come from the consent service's own code: its commands are decided by the
+# pure domain (`decide`) and turned into messages by `change_messages`, exactly as the
+# handler publishes them.
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+PROFILE = {"id": "p-1", "email": "ada@example.com"}
 
 
-def _change(event: str, state: dict[str, Any], **extra: Any) -> tuple[str, ConsentChanged]:
-    return topics.CONSENT_CHANGES, ConsentChanged(
-        type=event,
-        change_id="ch-7",
-        account_id="acme",
-        profile_id="p-1",
-        profile={"id": "p-1", "email": "ada@example.com"},
-        channel="email",
-        consented_at=AT,
-        state=state,
-        **extra,
-    )
+def _published(commands: list[dict[str, Any]], event: str) -> tuple[str, ConsentChanged]:
+    """Apply `commands` in order to a new profile and return the `event` message the last
+    one publishes."""
+    state = ProfileConsent.from_json(None)
+    published: list[ConsentChanged] = []
+    for n, fields in enumerate(commands):
+        cmd = ConsentCommand.model_validate(
+            {
+                "command_id": f"c-{n}",
+                "account_id": "acme",
+                "profile": PROFILE,
+                "channel": "email",
+                "consented_at": AT + timedelta(minutes=n),
+                **fields,
+            }
+        )
+        act = act_from_command(cmd)
+        outcome = decide(state, act, Policy(email_double_opt_in=False), AT + timedelta(minutes=n))
+        state = outcome.state
+        published = change_messages("acme", "p-1", PROFILE, act, outcome, AT)
+    return topics.CONSENT_CHANGES, next(m for m in published if m.type == event)
 
 
-def _email(status: str, method: str = "form") -> dict[str, Any]:
-    return {"status": status, "consented_at": AT, "method": method}
-
-
+SUBSCRIBE = {"action": "subscribe", "method": "form"}
 PROVIDER = {
-    LIST_JOINED: lambda: _change(
-        "Subscribed to List",
-        {"email": _email("subscribed"), "lists": {"newsletter": "subscribed"}},
-        list_id="newsletter",
-        method="form",
-    ),
-    UNSUBSCRIBED: lambda: _change(
+    LIST_JOINED: lambda: _published([{**SUBSCRIBE, "list_id": "newsletter"}], "Subscribed to List"),
+    UNSUBSCRIBED: lambda: _published(
+        [SUBSCRIBE, {"action": "unsubscribe", "method": "link"}],
         "Unsubscribed from Email Marketing",
-        {"email": _email("unsubscribed", "link")},
-        method="link",
-        scope="group",
     ),
-    CLIENT_OPT_OUT: lambda: _change(
+    CLIENT_OPT_OUT: lambda: _published(
+        [
+            SUBSCRIBE,
+            {
+                "action": "unsubscribe",
+                "method": "link",
+                "scope": {"level": "client", "client_id": "c-9"},
+            },
+        ],
         "Unsubscribed from Email Marketing",
-        {"email": _email("subscribed"), "opt_outs": ["client:c-9"]},
-        scope="client:c-9",
     ),
-    RESUBSCRIBED: lambda: _change(
-        "Subscribed to Email Marketing", {"email": _email("subscribed", "manual")}, method="manual"
+    RESUBSCRIBED: lambda: _published(
+        [
+            SUBSCRIBE,
+            {"action": "unsubscribe", "method": "link"},
+            {"action": "resubscribe", "method": "manual", "evidence": "signed form #42"},
+        ],
+        "Subscribed to Email Marketing",
     ),
 }
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.alert_dispatcher.domain.outcomes import NO_CONFIRMED, decide
-from shared.contracts import AlertOutcome, AlertRequested, ConsentChanged, topics
+from shared.contracts import AlertOutcome, AlertRequested, topics
+from tests.contract import test_consent_changes_pact as consent_pacts
 from tests.contract.conftest import pact, timestamp, verify_provider, write
 
 match = pact.match
@@ -141,22 +142,9 @@ DISPATCHER = {
     SKIPPED: lambda: _outcome({"cx-lead@acme.test": "skipped"}),
 }
 
-# The consent service's builder is not importable yet: built from the shared model.
+# The consent service's own code builds the message (its domain and message builder).
 CONSENT = {
-    UNSUBSCRIBED: lambda: (
-        topics.CONSENT_CHANGES,
-        ConsentChanged(
-            type="Unsubscribed from Email Marketing",
-            change_id="ch-3",
-            account_id="acme",
-            profile_id="p-1",
-            profile={"id": "p-1"},
-            channel="email",
-            method="link",
-            consented_at=datetime(2026, 11, 23, tzinfo=UTC),
-            state={"email": {"status": "unsubscribed", "method": "link"}},
-        ),
-    ),
+    UNSUBSCRIBED: lambda: consent_pacts.PROVIDER[consent_pacts.UNSUBSCRIBED](),
 }
 
 
