@@ -65,38 +65,43 @@ async def _apply(
         row.profile = _merge(row.profile, attrs, profile_id)
         touched.add(key)
         sources[key] = source
-        in_force = [s.to_json() for s in outcome.state.suppressions]
-        for n, change in enumerate(outcome.changes):
-            history.append(
-                (
-                    account,
-                    profile_id,
-                    change.type,
-                    change.channel,
-                    change.reason,
-                    change.list_id,
-                    source,
-                )
-            )
-            uow.publish(
-                topics.SUPPRESSION_CHANGES,
-                profile_id,
-                SuppressionChanged(
-                    type=change.type,
-                    change_id=f"{account}:{source}:{n}",
-                    account_id=account,
-                    profile_id=profile_id,
-                    profile=Profile.model_validate(row.profile),
-                    channel=change.channel,  # type: ignore[arg-type]
-                    reason=change.reason,
-                    list_id=change.list_id,
-                    suppressions=in_force,
-                    occurred_at=now,
-                ),
-            )
+        history += [
+            (account, profile_id, c.type, c.channel, c.reason, c.list_id, source)
+            for c in outcome.changes
+        ]
+        for message in change_messages(account, profile_id, row.profile, source, outcome, now):
+            uow.publish(topics.SUPPRESSION_CHANGES, profile_id, message)
     await repo.save(conn, before, {k: stored[k] for k in touched}, sources)
     await repo.append_history(conn, history)
     return outcomes
+
+
+def change_messages(
+    account_id: str,
+    profile_id: str,
+    profile: dict[str, Any],
+    source: str,
+    outcome: Outcome,
+    now: datetime,
+) -> list[SuppressionChanged]:
+    """The `suppression-changes` messages of one decided command (S6): one per change,
+    each with every suppression in force after it, and an id stable under redelivery."""
+    in_force = [s.to_json() for s in outcome.state.suppressions]
+    return [
+        SuppressionChanged(
+            type=change.type,  # type: ignore[arg-type]
+            change_id=f"{account_id}:{source}:{n}",
+            account_id=account_id,
+            profile_id=profile_id,
+            profile=Profile.model_validate(profile),
+            channel=change.channel,  # type: ignore[arg-type]
+            reason=change.reason,
+            list_id=change.list_id,
+            suppressions=in_force,
+            occurred_at=now,
+        )
+        for n, change in enumerate(outcome.changes)
+    ]
 
 
 async def on_commands(

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from services.flow_executor.domain.reachability import blocked_reason
+from services.suppression.domain.rules import Command, SuppressionState, decide
+from services.suppression.handlers import change_messages
 from shared.contracts import SuppressionChanged, topics
 from shared.contracts.flows import EmailStep
 from shared.kafka import json_parser
@@ -101,27 +103,20 @@ def flow_executor_pact(pact_dir: Path) -> tuple[Path, dict[str, Any]]:
 
 
 # --- provider: suppression -----------------------------------------------------------
-# The suppression service's message builder is not importable yet; these construct the
-# messages from the shared contract model the service publishes.
+# The messages come from the suppression service's own code: `decide` and the builder
+# its handler publishes with.
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 def _change(reason: str, list_id: str | None = None) -> tuple[str, SuppressionChanged]:
-    return topics.SUPPRESSION_CHANGES, SuppressionChanged(
-        type="suppressed",
-        change_id="sc-9",
-        account_id="acme",
-        profile_id="p-1",
-        profile={"id": "p-1", "email": "ada@example.com"},
-        channel="email",
-        reason=reason,
-        list_id=list_id,
-        occurred_at=AT,
-        suppressions=[
-            {"reason": reason, "channel": "email", "list_id": list_id, "since": AT.isoformat()}
-        ],
+    """The message the suppression service's own code publishes when a new profile is
+    suppressed for `reason`: its pure `decide` and its message builder."""
+    outcome = decide(SuppressionState(), Command("suppress", reason, AT, "email", list_id), 7)
+    [message] = change_messages(
+        "acme", "p-1", {"id": "p-1", "email": "ada@example.com"}, "sc-9", outcome, AT
     )
+    return topics.SUPPRESSION_CHANGES, message
 
 
 PROVIDER = {
