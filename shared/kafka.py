@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 from shared.contracts import topics
 from shared.contracts.outputs import DeadLetter
 from shared.db import Database
+from shared.db.errors import TRANSIENT_DB_ERRORS
 from shared.db.uow import UnitOfWork
 from shared.logging import get_logger
 from shared.metrics import BATCH_SECONDS, CONSUMED, DEAD_LETTERS, DUPLICATES
@@ -116,18 +116,6 @@ def json_parser(model: type[BaseModel]) -> Callable[[ConsumerRecord], Any]:
 
 BatchHandler = Callable[[UnitOfWork, list[Received[Any]]], Awaitable[None]]
 
-# Failures of the database itself (down, restarting, overloaded, a deadlock or a
-# serialization conflict): the batch is retried, never blamed on a message.
-_TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.TransactionRollbackError,
-)
-
 
 @dataclass
 class BatchConsumer:
@@ -152,7 +140,7 @@ class BatchConsumer:
             CONSUMED.labels(self.consumer, records[0].topic).inc(len(records))
         try:
             await self._apply(good, bad)
-        except _TRANSIENT:
+        except TRANSIENT_DB_ERRORS:
             raise
         except Exception as exc:
             if len(good) <= 1 and not bad:
@@ -164,7 +152,7 @@ class BatchConsumer:
                 for item in good:
                     try:
                         await self._apply([item], [])
-                    except _TRANSIENT:
+                    except TRANSIENT_DB_ERRORS:
                         raise
                     except Exception as item_exc:
                         await self._apply([], [(item.record, describe_error(item_exc))])
@@ -226,7 +214,7 @@ def subscribe(
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         try:
             await consumer.handle(records)
-        except _TRANSIENT as exc:
+        except TRANSIENT_DB_ERRORS as exc:
             log.warning("batch not applied; will retry", consumer=consumer.consumer, error=str(exc))
             await asyncio.sleep(1.0)
             raise

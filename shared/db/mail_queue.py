@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from shared.db.errors import TRANSIENT_DB_ERRORS
+from shared.db.notify import listen_forever
 from shared.db.uow import UnitOfWork
 from shared.logging import get_logger
 from shared.mail import SmtpSender
@@ -116,6 +118,7 @@ class MailWorker:
         self._idle_poll_s = idle_poll_s
         self._finalize_every = finalize_every
         self._wakes: list[asyncio.Event] = []
+        self._unmarked: dict[int, tuple[str, str | None]] = {}
 
     @classmethod
     def from_settings(
@@ -168,6 +171,11 @@ class MailWorker:
         the last marks, a crash of this process cannot), so a crash resends at most the
         one mail in flight. Hooks run afterwards in `finalize()`."""
         sender = sender or self._senders[0]
+        if self._unmarked:
+            async with self._db.pool.acquire() as conn:
+                for mail_id in list(self._unmarked):
+                    if mail_id in self._unmarked:
+                        await self._mark(conn, mail_id)
         mails = await self._claim()
         if not mails:
             return 0
@@ -211,13 +219,11 @@ class MailWorker:
                         error,
                     )
                 else:
-                    await conn.execute(
-                        "UPDATE mail_queue SET status = $2, last_error = $3, finalized = false,"
-                        " sent_at = CASE WHEN $2 = 'sent' THEN now() END WHERE id = $1",
-                        mail.id,
-                        status,
-                        error,
-                    )
+                    # Remember the answer until it is written: if the database is gone
+                    # now, the mark is retried before anything else is claimed, so a
+                    # database restart does not make this worker send the mail again.
+                    self._unmarked[mail.id] = (status, error)
+                    await self._mark(conn, mail.id)
                     unfinalized += 1
                     if unfinalized >= self._finalize_every:
                         # Publish outcomes as mails finish, not only at the end of a claim.
@@ -225,6 +231,21 @@ class MailWorker:
                         unfinalized = 0
         await self.finalize()
         return len(mails)
+
+    async def _mark(self, conn: asyncpg.Connection, mail_id: int) -> None:
+        """Write a remembered answer. Several send loops share `_unmarked`, so two may
+        write the same mark: only a mail still `sending` is changed, which makes the
+        second write a no-op instead of un-finalizing a mail whose outcome is out."""
+        status, error = self._unmarked[mail_id]
+        await conn.execute(
+            "UPDATE mail_queue SET status = $2, last_error = $3, finalized = false,"
+            " sent_at = CASE WHEN $2 = 'sent' THEN now() END"
+            " WHERE id = $1 AND status = 'sending'",
+            mail_id,
+            status,
+            error,
+        )
+        self._unmarked.pop(mail_id, None)
 
     async def finalize(self, limit: int = 1000) -> int:
         """Run `on_final` for mails marked sent or failed and not yet finalized, in one
@@ -253,15 +274,16 @@ class MailWorker:
         mails (SKIP LOCKED), so a slow answer on one connection does not hold the rest.
         Idle loops sleep until a new mail is notified (or a second passes: retries and
         deferred mails fall due without a notification)."""
-        listener = await self._db.pool.acquire()
-        channel = f"mail_{self._db.schema}"
-        await listener.add_listener(channel, self._on_notify)
+        loops = asyncio.gather(*(self._loop(sender) for sender in self._senders))
+        listening = asyncio.create_task(
+            listen_forever(self._db.pool, f"mail_{self._db.schema}", self._on_notify)
+        )
         try:
-            await asyncio.gather(*(self._loop(sender) for sender in self._senders))
+            await loops
         finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(channel, self._on_notify)
-            await self._db.pool.release(listener)
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
 
     def _on_notify(self, *_args: object) -> None:
         for wake in self._wakes:
@@ -275,7 +297,7 @@ class MailWorker:
                 wake.clear()  # before claiming: a mail queued from now on wakes this loop
                 try:
                     sent = await self.send_due(sender) or await self.finalize()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except (asyncpg.PostgresError, *TRANSIENT_DB_ERRORS) as exc:
                     log.warning("mail worker failed; retrying", error=str(exc))
                     await asyncio.sleep(1.0)
                     continue

@@ -16,6 +16,7 @@ import contextlib
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from shared.db.notify import listen_forever
 from shared.db.uow import notify_channel
 from shared.logging import get_logger
 from shared.metrics import OUTBOX_PUBLISHED
@@ -38,7 +39,6 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
 
     async def publish_pending(self) -> int:
         """Publish one batch of committed rows; returns how many went out."""
@@ -68,8 +68,9 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until cancelled; failures are logged and retried with backoff."""
-        self._listener = await self._pool.acquire()
-        await self._listener.add_listener(notify_channel(self._schema), self._on_notify)
+        listening = asyncio.create_task(
+            listen_forever(self._pool, notify_channel(self._schema), self._on_notify)
+        )
         backoff = 0.1
         try:
             while True:
@@ -88,9 +89,9 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
         finally:
-            with contextlib.suppress(Exception):
-                await self._listener.remove_listener(notify_channel(self._schema), self._on_notify)
-            await self._pool.release(self._listener)
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
 
     def _on_notify(self, *_args: object) -> None:
         self._wake.set()

@@ -49,7 +49,12 @@ class UnitOfWork:
     ) -> None:
         try:
             if not self._committed and self._tx is not None:
-                await self._tx.rollback()
+                if self.conn.is_closed():
+                    # The server is gone and took the transaction with it; raising here
+                    # would hide the error that says so.
+                    self._tx = None
+                else:
+                    await self._tx.rollback()
         finally:
             await self._pool.release(self.conn)
 

@@ -118,6 +118,31 @@ async def _fetchval(stack: EmbeddedStack, sql: str, *args):
         await conn.close()
 
 
+async def _where_alerts_stand(stack: EmbeddedStack, wanted: set[str]) -> str:
+    """What the services hold for the alerts without an outcome, to say where they stuck."""
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        alerts = await conn.fetch(
+            "SELECT status, count(*) FROM alert_dispatcher.alerts"
+            " WHERE alert_id = ANY($1::text[]) GROUP BY status",
+            list(wanted),
+        )
+        mails = await conn.fetch(
+            "SELECT status, finalized, count(*) FROM alert_dispatcher.mail_queue"
+            " GROUP BY status, finalized"
+        )
+        outbox = await conn.fetch(
+            "SELECT 'executor' AS s, count(*) FROM flow_executor.outbox"
+            " UNION ALL SELECT 'dispatcher', count(*) FROM alert_dispatcher.outbox"
+        )
+    finally:
+        await conn.close()
+    return (
+        f"alerts by status: {[tuple(r) for r in alerts]} of {len(wanted)}; "
+        f"mail_queue: {[tuple(r) for r in mails]}; unpublished outbox: {[tuple(r) for r in outbox]}"
+    )
+
+
 def _alert_id(event_id: str) -> str:
     return f"{uuid.uuid5(RUN_NAMESPACE, f'{ACCOUNT}:detractors:{event_id}')}:alert"
 
@@ -195,7 +220,10 @@ async def _workload(
         )
         return got if set(got) == wanted else None
 
-    await eventually(all_outcomes, timeout_s=180, interval_s=1.0)
+    try:
+        await eventually(all_outcomes, timeout_s=180, interval_s=1.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {await _where_alerts_stand(stack, wanted)}") from None
     # Exactly one outcome per event in the dispatcher's record; on the wire an outcome
     # may be repeated by the outbox after a crash, never contradicted.
     stored = await _fetchval(

@@ -52,6 +52,12 @@ def acct() -> str:
 
 
 @pytest.fixture
+def other_acct() -> str:
+    """A second fresh account, for what must stay apart between accounts."""
+    return _free.pop()
+
+
+@pytest.fixture
 async def api(dispatcher: EmbeddedStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=dispatcher.services[NAME].base_url, timeout=10) as c:
         yield c

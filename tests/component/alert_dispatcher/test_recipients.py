@@ -102,6 +102,21 @@ async def test_a3_one_confirmation_for_a_new_recipient_none_when_confirmed_elsew
     }
 
 
+async def test_a2_opt_in_is_per_account_and_email_and_needs_no_profile(
+    dispatcher, kafka, api, acct, other_acct
+) -> None:
+    shared_address = f"shared-{acct}@acme.test"
+    await confirmed_recipients(dispatcher, kafka, api, acct, [shared_address.upper()])
+    # The same person added by another account is asked again: opt-in is per account.
+    await save_flow(kafka, flow(other_acct, "nps", [shared_address]))
+    await confirmations(dispatcher, shared_address, n=2)
+    assert await _sent_to(api, acct) == {shared_address: "confirmed"}
+    assert await _sent_to(api, other_acct) == {shared_address: "unconfirmed"}
+    # No profile exists for the address anywhere: nothing was published about one.
+    for topic in (topics.CONSENT_COMMANDS, topics.SUPPRESSION_COMMANDS):
+        assert not [v for _, v in await kafka.read_all(topic) if shared_address in str(v)]
+
+
 async def _version(api, account: str, flow_id: str, version: int) -> bool:
     r = await api.get(f"/accounts/{account}/flows/{flow_id}/alerts", headers=auth(account))
     return r.status_code == 200 and r.json()["version"] == version

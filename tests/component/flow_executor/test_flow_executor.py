@@ -247,7 +247,7 @@ async def _steps(kafka: Kafka, acct: str, n: int) -> dict | None:
     return found if len(found) >= n else None
 
 
-async def test_f3_f4_restart_while_waiting_fires_every_delay_exactly_once(
+async def test_f4_restart_while_waiting_fires_every_delay_and_action_exactly_once(
     stack: EmbeddedStack, executor: ServiceProcess, kafka: Kafka, acct: str
 ) -> None:
     url = executor.base_url
@@ -401,7 +401,7 @@ async def _held(url: str, acct: str, n: int) -> dict | None:
     return doc if held.get("count") == n else None
 
 
-async def test_f6_f7_email_and_sms_gated_by_the_read_model_when_they_run(
+async def test_f6_email_and_sms_gated_by_consent_suppression_and_scope(
     executor: ServiceProcess, kafka: Kafka, acct: str
 ) -> None:
     url = executor.base_url
@@ -416,18 +416,8 @@ async def test_f6_f7_email_and_sms_gated_by_the_read_model_when_they_run(
     }
     text = {"id": "text", "type": "sms", "next": None, "purpose": "transactional"}
     await save(kafka, flow(acct, "msg", [mail, text]))
-    await save(
-        kafka,
-        flow(
-            acct,
-            "later",
-            [delay("wait", 1, "mail"), {"id": "mail", "type": "email", "next": None}],
-            trigger={"type": "metric", "metric": "Later"},
-        ),
-    )
     await in_force(url, acct, "msg", 1)
-    await in_force(url, acct, "later", 1)
-    ok, unsub, bounced, user_out, listed, late = (pid() for _ in range(6))
+    ok, unsub, bounced, user_out, listed = (pid() for _ in range(5))
     sms_ok = {"sms_marketing": {"status": "subscribed", "phone_number": "+15555550100"}}
     await kafka.send(
         topics.CONSENT_CHANGES,
@@ -477,7 +467,25 @@ async def test_f6_f7_email_and_sms_gated_by_the_read_model_when_they_run(
     assert doc["steps"]["text"]["skipped"]["count"] == 4  # no SMS consent
     assert doc["steps"]["mail"]["executed"]["count"] == 1
 
-    # Reachability is checked when the action runs, not when the profile entered.
+
+async def test_f7_the_executors_own_read_model_decides_when_the_action_runs(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    """F7 (and F6's "at the moment they run"): an unsubscribe published on
+    `consent-changes` while the profile waits on a delay reaches the executor's own read
+    model, and the email action after the delay is skipped."""
+    url = executor.base_url
+    await save(
+        kafka,
+        flow(
+            acct,
+            "later",
+            [delay("wait", 1, "mail"), {"id": "mail", "type": "email", "next": None}],
+            trigger={"type": "metric", "metric": "Later"},
+        ),
+    )
+    await in_force(url, acct, "later", 1)
+    late = pid()
     await send_event(kafka, event(acct, late, metric="Later"))
     await eventually(lambda: _scheduled(kafka, acct, late))
     await kafka.send(

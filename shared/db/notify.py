@@ -1,0 +1,39 @@
+"""LISTEN that survives a database restart, for the loops that sleep until notified (the
+outbox relay, the mail worker). Without it they would still find new work, but only at
+their idle poll, for as long as the process lives after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import asyncpg
+
+from shared.db.errors import TRANSIENT_DB_ERRORS
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+async def listen_forever(
+    pool: asyncpg.Pool, channel: str, wake: Callable[..., None], retry_s: float = 1.0
+) -> None:
+    """Hold a pool connection listening on `channel` and calling `wake`; when the server
+    drops it, open another. `wake` is also called on each (re)connect, since what was
+    notified while nobody listened is lost. Runs until cancelled."""
+    while True:
+        lost = asyncio.Event()
+        try:
+            async with pool.acquire() as conn:
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(channel, wake)
+                wake()
+                try:
+                    await lost.wait()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.remove_listener(channel, wake)
+        except (asyncpg.PostgresError, *TRANSIENT_DB_ERRORS) as exc:
+            log.warning("listener lost; reconnecting", channel=channel, error=str(exc))
+        await asyncio.sleep(retry_s)
