@@ -137,7 +137,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1024 * 1024
         )
         await producer.start()
-        follower = product.Follower(bootstrap, [topics.ALERT_OUTCOMES, topics.CONSENT_CHANGES])
+        follower = product.Follower(
+            bootstrap, [topics.ALERT_OUTCOMES, topics.CONSENT_CHANGES, topics.ALERT_REQUESTS]
+        )
         await follower.start()
         try:
             await _confirm_recipients(smtp_dir, producer)
@@ -267,6 +269,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 lat = [t - sent[want[a]] for a, t in arrived.items()]
                 pct = {k2: v2 * 1000 for k2, v2 in product.percentiles(lat).items()}
+                # Where the time goes: the executor's part (event -> alert request on the
+                # topic) and the dispatcher's (request -> outcome, mail sent between).
+                requested = {
+                    v["alert_id"]: t
+                    for t, v in follower.arrivals[topics.ALERT_REQUESTS]
+                    if v["alert_id"] in want
+                }
+                hops = {
+                    "executor_p50_ms": 1000
+                    * product.percentiles([t - sent[want[a]] for a, t in requested.items()])["p50"],
+                    "dispatcher_p50_ms": 1000
+                    * product.percentiles(
+                        [arrived[a] - t for a, t in requested.items() if a in arrived]
+                    )["p50"],
+                }
                 curve.append(
                     {
                         "offered_per_s": rate,
@@ -275,11 +292,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "achieved_per_s": len(batch) / (max(arrived.values()) - t0),
                         "alerts": len(want),
                         **{f"{k2}_ms": v2 for k2, v2 in pct.items()},
+                        **hops,
                     }
                 )
                 print(
                     f"    {rate:>6}/s offered: p50 {pct['p50']:.0f} ms, p95 {pct['p95']:.0f} ms,"
-                    f" p99 {pct['p99']:.0f} ms ({len(want)} alerts)",
+                    f" p99 {pct['p99']:.0f} ms ({len(want)} alerts; p50 event→request"
+                    f" {hops['executor_p50_ms']:.0f} ms, request→outcome"
+                    f" {hops['dispatcher_p50_ms']:.0f} ms)",
                     flush=True,
                 )
             results["latency"] = curve

@@ -151,6 +151,7 @@ async def dispatch(
     known = {a: await repo.recipients(conn, a, sorted(e)) for a, e in by_account.items()}
     deliveries: list[tuple[str, str, int | None, str, str | None]] = []
     outcomes: list[AlertOutcome] = []
+    outgoing: list[tuple[str, str, mail_queue.OutgoingMail]] = []
     for request in requests:
         statuses = known[request.account_id]
         targets = alert_recipients(request.action.recipients)
@@ -165,17 +166,26 @@ async def dispatch(
             outcomes.append(_skipped(request))
             continue
         for rcpt in confirmed:
-            mail_id = await mail_queue.enqueue(
-                conn,
-                dedupe_key=f"alert:{request.alert_id}:{rcpt.email}",
-                kind=ALERT,
-                account_id=request.account_id,
-                message=mails.alert(settings, request, rcpt.email, rcpt.generation),
-                mail_from=request.action.from_email,
-                rcpt_to=rcpt.email,
+            outgoing.append(
+                (
+                    request.alert_id,
+                    rcpt.email,
+                    mail_queue.OutgoingMail(
+                        dedupe_key=f"alert:{request.alert_id}:{rcpt.email}",
+                        kind=ALERT,
+                        account_id=request.account_id,
+                        message=mails.alert(settings, request, rcpt.email, rcpt.generation),
+                        mail_from=request.action.from_email,
+                        rcpt_to=rcpt.email,
+                    ),
+                )
             )
-            if mail_id is not None:
-                deliveries.append((request.alert_id, rcpt.email, mail_id, "pending", None))
+    queued = await mail_queue.enqueue_many(conn, [m for _, _, m in outgoing])
+    deliveries += [
+        (alert_id, email, queued[m.dedupe_key], "pending", None)
+        for alert_id, email, m in outgoing
+        if m.dedupe_key in queued
+    ]
     if deliveries:
         await conn.executemany(
             "INSERT INTO alert_deliveries (alert_id, email, mail_id, status, error, completed_at)"

@@ -211,10 +211,10 @@ async def apply_acts(
     await repo.save_states(conn, {k: stored[k] for k in touched})
     await repo.append_history(conn, history)
     fresh = await repo.add_confirmations(conn, confirmations)
-    for cid, msg, account_id, mail_from in mails_out:
-        if cid in fresh:
-            await mail_queue.enqueue(
-                conn,
+    await mail_queue.enqueue_many(
+        conn,
+        [
+            mail_queue.OutgoingMail(
                 dedupe_key=f"consent-confirm:{cid}",
                 kind="consent-confirmation",
                 account_id=account_id,
@@ -222,6 +222,10 @@ async def apply_acts(
                 mail_from=mail_from,
                 rcpt_to=msg["To"],
             )
+            for cid, msg, account_id, mail_from in mails_out
+            if cid in fresh
+        ],
+    )
     return outcomes
 
 

@@ -25,8 +25,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from email.message import Message
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -56,34 +56,49 @@ class QueuedMail:
     error: str | None = None
 
 
-async def enqueue(
-    conn: asyncpg.Connection,
-    *,
-    dedupe_key: str,
-    kind: str,
-    account_id: str,
-    message: EmailMessage,
-    mail_from: str,
-    rcpt_to: str,
-) -> int | None:
-    """Queue a mail unless one with `dedupe_key` was queued before; its id if queued.
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A mail to queue: `dedupe_key` says what it is about, so queuing it twice (a
+    redelivered message) queues it once."""
+
+    dedupe_key: str
+    kind: str
+    account_id: str
+    message: Message
+    mail_from: str
+    rcpt_to: str
+
+
+async def enqueue_many(conn: asyncpg.Connection, mails: Sequence[OutgoingMail]) -> dict[str, int]:
+    """Queue `mails` in one statement, skipping dedupe keys queued before; returns the id
+    of each mail queued now, by dedupe key.
 
     The same statement notifies the schema's mail workers, delivered when the transaction
     commits (PostgreSQL folds repeats within a transaction into one)."""
-    row = await conn.fetchrow(
+    if not mails:
+        return {}
+    rows = await conn.fetch(
         "WITH queued AS (INSERT INTO mail_queue (dedupe_key, kind, account_id, message_id,"
-        " mail_from, rcpt_to, content) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id)"
-        " SELECT id, pg_notify('mail_' || current_schema(), '') FROM queued",
-        dedupe_key,
-        kind,
-        account_id,
-        message["Message-ID"],
-        mail_from,
-        rcpt_to,
-        message.as_bytes(),
+        " mail_from, rcpt_to, content)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::bytea[]) ON CONFLICT (dedupe_key) DO NOTHING"
+        " RETURNING id, dedupe_key)"
+        " SELECT id, dedupe_key, pg_notify('mail_' || current_schema(), '') FROM queued",
+        [m.dedupe_key for m in mails],
+        [m.kind for m in mails],
+        [m.account_id for m in mails],
+        [m.message["Message-ID"] for m in mails],
+        [m.mail_from for m in mails],
+        [m.rcpt_to for m in mails],
+        [m.message.as_bytes() for m in mails],
     )
-    return row["id"] if row is not None else None
+    return {r["dedupe_key"]: r["id"] for r in rows}
+
+
+async def enqueue(conn: asyncpg.Connection, **mail: Any) -> int | None:
+    """Queue one mail (see `enqueue_many`); its id if queued now."""
+    out = OutgoingMail(**mail)
+    return (await enqueue_many(conn, [out])).get(out.dedupe_key)
 
 
 OnFinal = Callable[[UnitOfWork, Sequence[QueuedMail]], Awaitable[None]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import Message
 from html import escape
 from urllib.parse import quote
 
@@ -24,7 +24,7 @@ def link(settings: Settings, path: str, purpose: str, claims: dict) -> str:
 
 def confirmation(
     settings: Settings, account_id: str, email: str, generation: int, from_email: str
-) -> EmailMessage:
+) -> Message:
     url = link(
         settings,
         "/links/recipients/confirm",
@@ -45,7 +45,7 @@ def confirmation(
     )
 
 
-def alert(settings: Settings, request: AlertRequested, email: str, generation: int) -> EmailMessage:
+def alert(settings: Settings, request: AlertRequested, email: str, generation: int) -> Message:
     """One recipient's copy of an alert (A5): their own unsubscribe link in the footer and
     in `List-Unsubscribe` (RFC 8058 one-click POST), and a Message-ID fixed by (alert,
     recipient) so that a copy resent after a crash is recognisably the same mail (A9)."""

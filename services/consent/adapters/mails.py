@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 from urllib.parse import quote
 
@@ -53,7 +53,7 @@ def confirmation(
     list_id: str | None,
     scope: str,
     mail_from: str,
-) -> EmailMessage:
+) -> Message:
     """C8: the email whose signed link makes the subscription real."""
     claims = {
         "a": account_id,
