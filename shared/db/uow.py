@@ -12,6 +12,7 @@ Leaving the block without `commit()` rolls back.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Self
@@ -88,9 +89,17 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Write the outbox rows, wake the relay, and commit everything at once."""
         if self._outbox:
-            await self.conn.executemany(
-                "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4::jsonb)",
-                self._outbox,
+            # One statement over arrays: `executemany` runs the INSERT once per row on
+            # the server, which was the largest share of a batch's database time.
+            topics, keys, values, headers = zip(*self._outbox, strict=True)
+            await self.conn.execute(
+                "INSERT INTO outbox (topic, key, value, headers)"
+                " SELECT t, k, v, h::jsonb FROM unnest($1::text[], $2::bytea[], $3::bytea[],"
+                " $4::text[]) WITH ORDINALITY AS o(t, k, v, h, n) ORDER BY n",
+                list(topics),
+                list(keys),
+                list(values),
+                [json.dumps(h) for h in headers],
             )
             await self.conn.execute("SELECT pg_notify($1, '')", notify_channel(self._schema))
         assert self._tx is not None
