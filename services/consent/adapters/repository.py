@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from services.consent.domain.model import HistoryEntry, ProfileConsent
+from shared.db.batches import columns
 
 Key = tuple[str, str]  # (account_id, profile_id)
 
@@ -81,7 +82,7 @@ async def save_states(conn: asyncpg.Connection, states: dict[Key, Stored]) -> No
         " $7::text[], $8::timestamptz[], $9::text[])"
         " AS u(a, p, state, profile, email, phone, status, consented_at, method)"
         " WHERE s.account_id = u.a AND s.profile_id = u.p",
-        *_columns(rows, 9),
+        *columns(rows, 9),
     )
 
 
@@ -98,7 +99,7 @@ async def append_history(
         " $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],"
         " $14::text[]) WITH ORDINALITY"
         " AS u(a, p, sl, ac, r, st, ca, aa, m, ai, l, sc, e, ph, n) ORDER BY n",
-        *_columns(
+        *columns(
             [
                 (
                     a,
@@ -121,12 +122,6 @@ async def append_history(
             14,
         ),
     )
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as `width` column lists, for one `unnest` statement instead of `executemany`
-    (which runs the statement once per row on the server)."""
-    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 @dataclass(frozen=True)

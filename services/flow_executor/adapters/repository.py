@@ -17,12 +17,21 @@ from uuid import UUID
 import asyncpg
 
 from shared.contracts import FlowDefinition
+from shared.db.batches import columns, rounds
 
 _parsed: dict[tuple[str, str, int], FlowDefinition] = {}
 
 
 def _by_profile(row: tuple[Any, ...]) -> tuple[str, str]:
     return row[0], row[1]
+
+
+def _json_third(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """`unnest` arguments of (account, profile, JSON value, time) rows, the value sent as
+    text: a list inside a `jsonb[]` argument would be taken for an array dimension."""
+    cols = columns(rows, 4)
+    cols[2] = [json.dumps(v) for v in cols[2]]
+    return cols
 
 
 def _flow(row: asyncpg.Record) -> FlowDefinition:
@@ -285,16 +294,20 @@ async def upsert_profiles(
     """Merge the newest profile data: fields given replace older ones, custom
     properties are merged key by key; data older than what is stored is ignored."""
     if rows:
-        await conn.executemany(
-            "INSERT INTO profiles (account_id, profile_id, profile, seen_at)"
-            " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (account_id, profile_id) DO UPDATE"
-            " SET profile = profiles.profile || jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
-            " || jsonb_build_object('properties',"
-            "    coalesce(profiles.profile -> 'properties', '{}'::jsonb)"
-            "    || coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb)),"
-            " seen_at = EXCLUDED.seen_at WHERE profiles.seen_at <= EXCLUDED.seen_at",
-            sorted(rows, key=_by_profile),
-        )
+        for batch in rounds(rows, _by_profile):
+            await conn.execute(
+                "INSERT INTO profiles (account_id, profile_id, profile, seen_at)"
+                " SELECT a, p, j::jsonb, t FROM unnest($1::text[], $2::text[], $3::text[],"
+                " $4::timestamptz[]) AS u(a, p, j, t)"
+                " ON CONFLICT (account_id, profile_id) DO UPDATE"
+                " SET profile = profiles.profile"
+                " || jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
+                " || jsonb_build_object('properties',"
+                "    coalesce(profiles.profile -> 'properties', '{}'::jsonb)"
+                "    || coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb)),"
+                " seen_at = EXCLUDED.seen_at WHERE profiles.seen_at <= EXCLUDED.seen_at",
+                *_json_third(batch),
+            )
 
 
 async def walk_state(
@@ -320,14 +333,17 @@ async def save_consent(
 ) -> None:
     """Keep the newest consent state per profile (an older change arriving late is ignored)."""
     if rows:
-        await conn.executemany(
-            "INSERT INTO reachability (account_id, profile_id, consent, consent_at)"
-            " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (account_id, profile_id) DO UPDATE"
-            " SET consent = EXCLUDED.consent, consent_at = EXCLUDED.consent_at, updated_at = now()"
-            " WHERE reachability.consent_at IS NULL"
-            " OR reachability.consent_at <= EXCLUDED.consent_at",
-            sorted(rows, key=_by_profile),
-        )
+        for batch in rounds(rows, _by_profile):
+            await conn.execute(
+                "INSERT INTO reachability (account_id, profile_id, consent, consent_at)"
+                " SELECT a, p, j::jsonb, t FROM unnest($1::text[], $2::text[], $3::text[],"
+                " $4::timestamptz[]) AS u(a, p, j, t)"
+                " ON CONFLICT (account_id, profile_id) DO UPDATE"
+                " SET consent = EXCLUDED.consent, consent_at = EXCLUDED.consent_at,"
+                " updated_at = now() WHERE reachability.consent_at IS NULL"
+                " OR reachability.consent_at <= EXCLUDED.consent_at",
+                *_json_third(batch),
+            )
 
 
 async def save_suppressions(
@@ -335,15 +351,19 @@ async def save_suppressions(
 ) -> None:
     """Keep the newest list of suppressions in force per profile."""
     if rows:
-        await conn.executemany(
-            "INSERT INTO reachability (account_id, profile_id, suppressions, suppressions_at)"
-            " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (account_id, profile_id) DO UPDATE"
-            " SET suppressions = EXCLUDED.suppressions,"
-            " suppressions_at = EXCLUDED.suppressions_at, updated_at = now()"
-            " WHERE reachability.suppressions_at IS NULL"
-            " OR reachability.suppressions_at <= EXCLUDED.suppressions_at",
-            sorted(rows, key=_by_profile),
-        )
+        for batch in rounds(rows, _by_profile):
+            await conn.execute(
+                "INSERT INTO reachability (account_id, profile_id, suppressions,"
+                " suppressions_at)"
+                " SELECT a, p, j::jsonb, t FROM unnest($1::text[], $2::text[], $3::text[],"
+                " $4::timestamptz[]) AS u(a, p, j, t)"
+                " ON CONFLICT (account_id, profile_id) DO UPDATE"
+                " SET suppressions = EXCLUDED.suppressions,"
+                " suppressions_at = EXCLUDED.suppressions_at, updated_at = now()"
+                " WHERE reachability.suppressions_at IS NULL"
+                " OR reachability.suppressions_at <= EXCLUDED.suppressions_at",
+                *_json_third(batch),
+            )
 
 
 # --- reading activity (A6, HTTP API) ---------------------------------------------------
