@@ -190,6 +190,47 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             del t_end
 
+            # (b) again with replicas sharing the partitions: how the executor scales out
+            # on the same machine (PostgreSQL work of one replica overlaps the other's
+            # Python work).
+            if args.replicas > 1:
+                more = [product.event(i, "scaled", i % 10 == 0) for i in range(n)]
+
+                async def load_more() -> None:
+                    await preload(bootstrap, topics.PROFILE_EVENTS, [e[:2] for e in more])
+
+                extra = await product.restart_with_backlog(
+                    stack, "flow_executor", load_more, replicas=args.replicas
+                )
+                try:
+                    rate_r = await product.drain_rate(
+                        bootstrap,
+                        "consentflow.flow_executor.profile-events",
+                        topics.PROFILE_EVENTS,
+                        PARTITIONS,
+                        2 * n,
+                        300,
+                    )
+                finally:
+                    for proc in extra:
+                        proc.stop()
+                scaled_ids = {product.alert_id_of(e[2]) for e in more}
+                await product.wait_for(  # the alerts drain before the next measurement
+                    lambda: (
+                        follower.count(topics.ALERT_OUTCOMES, lambda v: v["alert_id"] in scaled_ids)
+                        >= alerts_expected
+                    ),
+                    300,
+                    "alert outcomes of the scaled run",
+                )
+                results["b_executor_intake_replicas"] = args.replicas
+                results["b_executor_intake_replicas_msgs_per_s"] = rate_r
+                print(
+                    f"    with {args.replicas} replicas: {rate_r:,.0f} events/s"
+                    f" = {rate_r / rate_a:.0%} of (a)",
+                    flush=True,
+                )
+
             # (c) consent commands from a backlog to consent-changes
             k = args.consent
             base = follower.count(topics.CONSENT_CHANGES)
@@ -354,6 +395,9 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--loads", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument(
+        "--replicas", type=int, default=2, help="flow-executor replicas for the scale-out run"
+    )
     parser.add_argument("--batch", type=int, default=1000, help="KAFKA_MAX_BATCH_RECORDS")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()

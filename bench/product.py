@@ -13,7 +13,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.devstack import EmbeddedStack
+from shared.devstack import EmbeddedStack, free_port
+from shared.devstack.stack import ServiceProcess
 
 ACCOUNT = "bench"
 RUN_NAMESPACE = uuid.UUID("6f1c2b1e-7d1a-4c47-9f0e-0c7f3b1f5a10")  # as the flow executor
@@ -173,14 +174,29 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
 
 
-async def restart_with_backlog(stack: EmbeddedStack, service: str, load: Callable) -> None:
-    """Stop `service`, let `load()` fill its input topic, and start it again, so that the
-    measurement is of draining a backlog (as the raw loop does)."""
+async def restart_with_backlog(
+    stack: EmbeddedStack, service: str, load: Callable, replicas: int = 1
+) -> list[ServiceProcess]:
+    """Stop `service`, let `load()` fill its input topic, and start it again with
+    `replicas` processes in its consumer group, so that the measurement is of draining a
+    backlog (as the raw loop does). Returns the extra replicas, for the caller to stop."""
     svc = stack.services[service]
     svc.stop()
     await load()
-    svc.start()
-    await asyncio.to_thread(svc.wait_ready)
+    extra = [
+        ServiceProcess(
+            service,
+            svc.env,
+            svc.log_path.with_name(f"{service}-{n}.log"),
+            free_port(),
+        )
+        for n in range(1, replicas)
+    ]
+    for proc in (svc, *extra):
+        proc.start()
+    for proc in (svc, *extra):
+        await asyncio.to_thread(proc.wait_ready)
+    return extra
 
 
 def stack_pids(stack: EmbeddedStack) -> dict[str, int]:
