@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -21,6 +22,7 @@ from starlette.routing import BaseRoute
 
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
+from shared.db.retention import prune_forever
 from shared.http import ApiAuth, health_routes
 from shared.kafka import BatchConsumer, BatchHandler, make_broker, make_producer, subscribe
 from shared.logging import configure_logging, get_logger
@@ -99,7 +101,15 @@ class Runtime:
             )
         )
         relay = OutboxRelay(self.db.pool, self.producer, self.db.schema)
-        tasks: list[asyncio.Task[None]] = [asyncio.create_task(relay.run(), name="outbox")]
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(relay.run(), name="outbox"),
+            asyncio.create_task(
+                prune_forever(
+                    self.db.pool, timedelta(days=self.settings.retention_days), every_s=3600
+                ),
+                name="retention",
+            ),
+        ]
         http_task = asyncio.create_task(server.serve(), name="http")
         try:
             for hook in self.on_start:

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/consentflow"
     database_pool_size: int = 8
+    retention_days: float = Field(
+        7,
+        gt=0,
+        description="How long processed message ids (the inbox) and finished mails are"
+        " kept before pruning.",
+    )
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import uuid
+from datetime import timedelta
 from importlib import resources
 
 import asyncpg
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
+from shared.db.retention import prune
 from shared.kafka import BatchConsumer, json_parser, make_producer, subscribe
 from shared.settings import Settings
 from tests.conftest import Kafka, eventually
@@ -32,9 +34,10 @@ async def db(stack):
     schema = f"t_{uuid.uuid4().hex[:8]}"
     database = Database(stack.dsn, schema, 4)
     await database.start()
-    sql = resources.files("shared.db.sql").joinpath("0000_messaging.sql").read_text()
+    files = sorted(f for f in resources.files("shared.db.sql").iterdir() if f.name.endswith(".sql"))
     async with database.pool.acquire() as conn:
-        await conn.execute(sql)
+        for sql in files:
+            await conn.execute(sql.read_text())
         await conn.execute("CREATE TABLE applied (id text PRIMARY KEY, n int)")
     try:
         yield database
@@ -183,3 +186,33 @@ async def test_x2_database_outage_is_retried_not_dead_lettered(stack, db: Databa
     finally:
         await broker.stop()
         await producer.stop()
+
+
+async def test_x2_inbox_ids_and_finished_mails_are_pruned_after_the_retention(
+    db: Database,
+) -> None:
+    async with db.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO processed_messages (consumer, message_id, processed_at) VALUES"
+            " ('c', 'old', now() - interval '8 days'), ('c', 'new', now())"
+        )
+        await conn.execute(
+            "INSERT INTO mail_queue (dedupe_key, kind, account_id, message_id, mail_from,"
+            " rcpt_to, content, status, finalized, created_at) VALUES"
+            " ('sent-old', 'k', 'a', '<1@x>', 'f@x.test', 't@x.test', '', 'sent', true,"
+            "  now() - interval '8 days'),"
+            " ('unfinalized-old', 'k', 'a', '<2@x>', 'f@x.test', 't@x.test', '', 'sent', false,"
+            "  now() - interval '8 days'),"
+            " ('pending-old', 'k', 'a', '<3@x>', 'f@x.test', 't@x.test', '', 'pending', true,"
+            "  now() - interval '8 days'),"
+            " ('sent-new', 'k', 'a', '<4@x>', 'f@x.test', 't@x.test', '', 'sent', true, now())"
+        )
+    deleted = await prune(db.pool, timedelta(days=7), chunk=1)  # chunks of one: loops
+    assert deleted == {"processed_messages": 1, "mail_queue": 1}
+    async with db.pool.acquire() as conn:
+        inbox = await conn.fetch("SELECT message_id FROM processed_messages")
+        ids = {r["message_id"] for r in inbox}
+        mails = {r["dedupe_key"] for r in await conn.fetch("SELECT dedupe_key FROM mail_queue")}
+    assert ids == {"new"}
+    # Mails still to send or whose outcome is not out yet are never pruned.
+    assert mails == {"unfinalized-old", "pending-old", "sent-new"}
