@@ -115,7 +115,7 @@ class Runtime:
             for hook in self.on_start:
                 await hook()
             # Workers (schedulers, mail) need no consumer: start them before the consumer
-            # groups join, which takes a second or more per subscriber.
+            # groups join (together, but that still takes a second or more).
             tasks += [asyncio.create_task(w(), name=w.__name__) for w in self.workers]
             await self.broker.start()
             log.info(
