@@ -76,7 +76,22 @@ def link_routes(rt: Runtime) -> list[Route]:
         return await _click(request, mails.CONFIRM, "confirm", on_confirm)
 
     async def unsubscribe(request: Request) -> Response:
-        """A4: the unsubscribe link disables the recipient; POST is RFC 8058 one-click."""
+        """A4: the unsubscribe link disables the recipient. GET only shows a one-button
+        page: mail scanners open links in mails, and a GET that unsubscribed would let
+        them switch off someone's alerts unseen. POST (the button, or RFC 8058 one-click
+        from the mail client) disables."""
+        if request.method == "GET":
+            try:
+                verify(secret, mails.UNSUBSCRIBE, request.query_params.get("token", ""))
+            except InvalidToken:
+                return _page(*_INVALID)
+            return HTMLResponse(
+                "<!doctype html><html><head><meta charset='utf-8'>"
+                "<title>Stop internal alerts</title></head><body><h1>Stop internal alerts</h1>"
+                "<p>Stop receiving internal alerts from this account?</p>"
+                "<form method='post'><button type='submit'>Unsubscribe</button></form>"
+                "</body></html>"
+            )
         return await _click(request, mails.UNSUBSCRIBE, "unsubscribe", on_unsubscribe)
 
     return [

@@ -98,7 +98,7 @@ async def test_a5_recipient_disabled_after_the_alert_was_queued_is_not_mailed(
         await eventually(lambda: _async(alerts_to(dispatcher, b)))
         # a's mail is queued and being retried; a unsubscribes (through a link of theirs).
         token = sign(dispatcher.link_secret, "recipient-unsubscribe", {"a": acct, "e": a, "g": 1})
-        r = await api.get("/links/recipients/unsubscribe", params={"token": token})
+        r = await api.post("/links/recipients/unsubscribe", params={"token": token})
         assert r.status_code == 200
 
         async def a_skipped() -> bool:
