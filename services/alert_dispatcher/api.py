@@ -48,10 +48,16 @@ _PAGES = {
 _INVALID = (400, "Invalid link", "This link is not valid. Nothing was changed.")
 
 
-def _page(status: int, title: str, text: str) -> HTMLResponse:
+def _page(status: int, title: str, text: str, button: str | None = None) -> HTMLResponse:
+    """A small HTML page; with `button`, a form that POSTs back to the same URL."""
+    form = (
+        f"<form method='post'><button type='submit'>{escape(button)}</button></form>"
+        if button
+        else ""
+    )
     body = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
-        f"<body><h1>{escape(title)}</h1><p>{escape(text)}</p></body></html>"
+        f"<body><h1>{escape(title)}</h1><p>{escape(text)}</p>{form}</body></html>"
     )
     return HTMLResponse(body, status_code=status)
 
@@ -85,12 +91,11 @@ def link_routes(rt: Runtime) -> list[Route]:
                 verify(secret, mails.UNSUBSCRIBE, request.query_params.get("token", ""))
             except InvalidToken:
                 return _page(*_INVALID)
-            return HTMLResponse(
-                "<!doctype html><html><head><meta charset='utf-8'>"
-                "<title>Stop internal alerts</title></head><body><h1>Stop internal alerts</h1>"
-                "<p>Stop receiving internal alerts from this account?</p>"
-                "<form method='post'><button type='submit'>Unsubscribe</button></form>"
-                "</body></html>"
+            return _page(
+                200,
+                "Stop internal alerts",
+                "Stop receiving internal alerts from this account?",
+                button="Unsubscribe",
             )
         return await _click(request, mails.UNSUBSCRIBE, "unsubscribe", on_unsubscribe)
 

@@ -105,21 +105,24 @@ async def _apply_actions(uow: UnitOfWork, flow: FlowDefinition, settings: Settin
     everyone = sorted({e for _, r in folded for e in r})
     current = await repo.recipients(conn, flow.account_id, everyone, lock=True)
     sender = {e: s.from_email for s, r in reversed(folded) for e in r}
+    confirmations: list[mail_queue.OutgoingMail] = []
     for change in added_to_actions(current, previous, [(s.id, r) for s, r in folded]):
         r = change.recipient
         await repo.save_recipient(conn, flow.account_id, r)
         if change.send_confirmation:
-            await mail_queue.enqueue(
-                conn,
-                dedupe_key=f"confirm:{flow.account_id}:{r.email}:{r.generation}",
-                kind=CONFIRMATION,
-                account_id=flow.account_id,
-                message=mails.confirmation(
-                    settings, flow.account_id, r.email, r.generation, sender[r.email]
-                ),
-                mail_from=sender[r.email],
-                rcpt_to=r.email,
+            confirmations.append(
+                mail_queue.OutgoingMail(
+                    dedupe_key=f"confirm:{flow.account_id}:{r.email}:{r.generation}",
+                    kind=CONFIRMATION,
+                    account_id=flow.account_id,
+                    message=mails.confirmation(
+                        settings, flow.account_id, r.email, r.generation, sender[r.email]
+                    ),
+                    mail_from=sender[r.email],
+                    rcpt_to=r.email,
+                )
             )
+    await mail_queue.enqueue_many(conn, confirmations)
 
 
 async def dispatch(

@@ -21,3 +21,7 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TransactionRollbackError,
 )
+
+# Background loops (mail worker, listener, pruning) have no message to blame: any
+# database error, transient or not, waits a round and is tried again.
+DB_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *TRANSIENT_DB_ERRORS)

@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import Message
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from shared.db.errors import TRANSIENT_DB_ERRORS
+from shared.db.errors import DB_ERRORS
 from shared.db.notify import listen_forever
 from shared.db.uow import UnitOfWork
 from shared.logging import get_logger
@@ -93,12 +93,6 @@ async def enqueue_many(conn: asyncpg.Connection, mails: Sequence[OutgoingMail]) 
         [m.message.as_bytes() for m in mails],
     )
     return {r["dedupe_key"]: r["id"] for r in rows}
-
-
-async def enqueue(conn: asyncpg.Connection, **mail: Any) -> int | None:
-    """Queue one mail (see `enqueue_many`); its id if queued now."""
-    out = OutgoingMail(**mail)
-    return (await enqueue_many(conn, [out])).get(out.dedupe_key)
 
 
 OnFinal = Callable[[UnitOfWork, Sequence[QueuedMail]], Awaitable[None]]
@@ -312,7 +306,7 @@ class MailWorker:
                 wake.clear()  # before claiming: a mail queued from now on wakes this loop
                 try:
                     sent = await self.send_due(sender) or await self.finalize()
-                except (asyncpg.PostgresError, *TRANSIENT_DB_ERRORS) as exc:
+                except DB_ERRORS as exc:
                     log.warning("mail worker failed; retrying", error=str(exc))
                     await asyncio.sleep(1.0)
                     continue

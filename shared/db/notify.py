@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from shared.db.errors import TRANSIENT_DB_ERRORS
+from shared.db.errors import DB_ERRORS
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -34,6 +34,6 @@ async def listen_forever(
                 finally:
                     with contextlib.suppress(Exception):
                         await conn.remove_listener(channel, wake)
-        except (asyncpg.PostgresError, *TRANSIENT_DB_ERRORS) as exc:
+        except DB_ERRORS as exc:
             log.warning("listener lost; reconnecting", channel=channel, error=str(exc))
         await asyncio.sleep(retry_s)

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from shared.db.errors import TRANSIENT_DB_ERRORS
+from shared.db.errors import DB_ERRORS
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -55,6 +55,6 @@ async def prune_forever(pool: asyncpg.Pool, keep: timedelta, every_s: float) -> 
             deleted = await prune(pool, keep)
             if any(deleted.values()):
                 log.info("pruned old rows", **deleted)
-        except (asyncpg.PostgresError, *TRANSIENT_DB_ERRORS) as exc:
+        except DB_ERRORS as exc:
             log.warning("pruning failed; trying again later", error=str(exc))
         await asyncio.sleep(every_s)

@@ -20,6 +20,7 @@ from typing import Self
 import asyncpg
 
 from shared.contracts.base import Message
+from shared.db.batches import columns
 
 
 def notify_channel(schema: str) -> str:
@@ -91,14 +92,14 @@ class UnitOfWork:
         if self._outbox:
             # One statement over arrays: `executemany` runs the INSERT once per row on
             # the server, which was the largest share of a batch's database time.
-            topics, keys, values, headers = zip(*self._outbox, strict=True)
+            topics, keys, values, headers = columns(self._outbox, 4)
             await self.conn.execute(
                 "INSERT INTO outbox (topic, key, value, headers)"
                 " SELECT t, k, v, h::jsonb FROM unnest($1::text[], $2::bytea[], $3::bytea[],"
                 " $4::text[]) WITH ORDINALITY AS o(t, k, v, h, n) ORDER BY n",
-                list(topics),
-                list(keys),
-                list(values),
+                topics,
+                keys,
+                values,
                 [json.dumps(h) for h in headers],
             )
             await self.conn.execute("SELECT pg_notify($1, '')", notify_channel(self._schema))

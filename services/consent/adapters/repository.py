@@ -210,7 +210,7 @@ async def add_confirmations(conn: asyncpg.Connection, rows: Sequence[tuple]) -> 
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
         " $6::text[], $7::text[], $8::text[])"
         " ON CONFLICT DO NOTHING RETURNING confirmation_id",
-        *(list(col) for col in zip(*rows, strict=True)),
+        *columns(rows, 8),
     )
     return {r["confirmation_id"] for r in got}
 

@@ -189,7 +189,7 @@ async def record_executions(
         "INSERT INTO step_executions (run_id, step_id, account_id, flow_id, outcome, reason)"
         " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],"
         " $6::text[]) ON CONFLICT DO NOTHING RETURNING run_id, step_id",
-        *[list(col) for col in zip(*rows, strict=True)],
+        *columns(rows, 6),
     )
     return {(r["run_id"], r["step_id"]) for r in inserted}
 
@@ -204,7 +204,7 @@ async def add_timers(
         "INSERT INTO timers (run_id, step_id, due_at)"
         " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
         " ON CONFLICT DO NOTHING RETURNING run_id, step_id",
-        *[list(col) for col in zip(*rows, strict=True)],
+        *columns(rows, 3),
     )
     return {(r["run_id"], r["step_id"]) for r in inserted}
 
