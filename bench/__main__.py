@@ -6,7 +6,13 @@
 (c) consent commands through the consent service to consent-changes;
 (d) raw aiosmtplib send loop to the same capture server (ceiling for alert mail);
 plus event → outcome latency at fixed offered loads and peak RSS per service.
-Results go to bench/results/latest.json and bench/results/latest.png.
+
+Each phase also says where the time goes: CPU seconds per 1,000 messages of every process
+(from its own CPU times), PostgreSQL statements and rows per batch (`pg_stat_statements`),
+and a py-spy flame graph of the service under load. A service's measured drain runs with
+the services downstream of it stopped (they drain their backlog afterwards, measured on
+their own), so that CPU and statements belong to one service.
+Results go to bench/results/latest.json, latest.png and flame-<service>.svg.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import socket
@@ -24,14 +31,15 @@ import time
 import urllib.request
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 from aiokafka import AIOKafkaProducer
 
-from bench import product
+from bench import costs, product
 from bench.raw import kafka_ceiling, preload, smtp_ceiling
 from shared.contracts import topics
+from shared.db.migrations import SERVICES
 from shared.devstack import EmbeddedStack, free_port
 
 PARTITIONS = 4
@@ -87,15 +95,189 @@ async def _confirm_recipients(mail_dir: Path, producer: AIOKafkaProducer) -> Non
     for rcpt in product.RECIPIENTS:
         await product.wait_for(lambda r=rcpt: bool(_links(mail_dir, r)), 60, f"confirmation {rcpt}")
         url = _links(mail_dir, rcpt)[0]
-        await asyncio.to_thread(lambda u=url: urllib.request.urlopen(u, timeout=10).read())
+        # The page's button: a POST confirms (C12).
+        await asyncio.to_thread(
+            lambda u=url: urllib.request.urlopen(u, data=b"", timeout=10).read()
+        )
 
 
 def _outcomes_in(follower: product.Follower, alert_ids: Any) -> int:
     return follower.count(topics.ALERT_OUTCOMES, lambda v: v["alert_id"] in alert_ids)
 
 
+CLAIM = "INSERT INTO processed_messages"  # once per batch of a consumer with an inbox
+LIVE_FLOWS = "FROM flows WHERE account_id = ANY"  # once per batch of profile events
+
+
+class Phase:
+    """CPU, statements and a flame graph over one phase of the bench."""
+
+    flame_rate = 250  # py-spy samples per second (`--flame-rate`)
+    # Each service's CPU seconds per second while idle (measured during (a), when the
+    # services only poll): subtracted over a phase's duration for the net cost.
+    idle: ClassVar[dict[str, float]] = {}
+
+    def __init__(
+        self,
+        stack: EmbeddedStack,
+        out: Path,
+        flames: dict[str, int],
+        extra: dict[str, int] | None = None,
+        service: str = "",
+    ) -> None:
+        self.stack = stack
+        self.service = service or next(iter(flames), "")
+        self.extra = extra or {}
+        self.graphs = costs.FlameGraphs(out, self.flame_rate)
+        self.flames = flames
+        self.before: dict[str, float] = {}
+
+    async def __aenter__(self) -> Phase:
+        await costs.reset_statements(self.stack.dsn)
+        for name, pid in self.flames.items():
+            self.graphs.record(name, pid)
+        self.before = costs.cpu_snapshot(self.stack, self.extra)
+        self.started = time.perf_counter()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.graphs.stop()
+
+    async def result(self, messages: int, marker: str = CLAIM) -> dict[str, Any]:
+        after = costs.cpu_snapshot(self.stack, self.extra)
+        seconds = time.perf_counter() - self.started
+        self.graphs.stop()
+        stmts = await costs.statements(self.stack.dsn, self.service) if self.service else []
+        idle = {
+            name: seconds * self.idle.get(name.split("-")[0], 0.0)
+            for name in after
+            if name.split("-")[0] in self.stack.services
+        }
+        return {
+            "messages": messages,
+            "seconds": round(seconds, 2),
+            "cpu_s_per_1000": costs.cpu_per_1000(self.before, after, messages),
+            "cpu_s_per_1000_net_of_idle": costs.cpu_per_1000(
+                {k: v + idle.get(k, 0.0) for k, v in self.before.items()},
+                {k: v for k, v in after.items() if k in idle},
+                messages,
+            ),
+            "postgres": costs.per_batch(stmts, marker, messages),
+        }
+
+
+def _print_costs(label: str, found: dict[str, Any]) -> None:
+    cpu = ", ".join(f"{k} {v:.3f}" for k, v in found["cpu_s_per_1000"].items() if v >= 0.0005)
+    print(f"    {label} CPU s/1000 msgs: {cpu}", flush=True)
+    net = ", ".join(f"{k} {v:.3f}" for k, v in found["cpu_s_per_1000_net_of_idle"].items())
+    print(f"    {label} services' CPU s/1000 msgs net of idle polling: {net}", flush=True)
+    pg = found["postgres"]
+    if pg.get("batches"):
+        print(
+            f"    {label} PostgreSQL: {pg['batches']} batches, {pg['statements_per_batch']}"
+            f" statements and {pg['rows_per_batch']} rows per batch,"
+            f" {pg['statements_per_1000']} statements per 1000 msgs",
+            flush=True,
+        )
+
+
+async def _restart(stack: EmbeddedStack, *names: str) -> None:
+    for name in names:
+        stack.services[name].start()
+    for name in names:
+        await asyncio.to_thread(stack.services[name].wait_ready)
+
+
+def _pid(stack: EmbeddedStack, name: str) -> int:
+    proc = stack.services[name].proc
+    assert proc is not None
+    return proc.pid
+
+
+async def _consent(
+    args: argparse.Namespace,
+    stack: EmbeddedStack,
+    out: Path,
+    me: dict[str, int],
+    bootstrap: str,
+    follower: product.Follower,
+    results: dict[str, Any],
+    rate_a: float,
+) -> None:
+    """(c) consent commands from a backlog to consent-changes with the consumers of
+    consent-changes stopped; then those consumers drain what it produced."""
+    k = args.consent
+    base = follower.count(topics.CONSENT_CHANGES)
+    downstream = ("flow_executor", "suppression")
+    for name in downstream:
+        stack.services[name].stop()
+
+    async def load_consent() -> None:
+        await preload(
+            bootstrap,
+            topics.CONSENT_COMMANDS,
+            [
+                (
+                    f"c-{i}".encode(),
+                    json.dumps(
+                        {
+                            "command_id": f"bench-c-{i}",
+                            "account_id": product.ACCOUNT,
+                            "profile": {"id": f"c-{i}", "phone_number": f"+1555{i:07d}"},
+                            "action": "subscribe",
+                            "channel": "sms",
+                            "method": "form",
+                            "consented_at": "2026-11-23T10:00:00Z",
+                        }
+                    ).encode(),
+                )
+                for i in range(k)
+            ],
+        )
+
+    await product.restart_with_backlog(stack, "consent", load_consent)
+    try:
+        async with Phase(stack, out, {"consent": _pid(stack, "consent")}, me) as phase:
+            await product.wait_for(
+                lambda: follower.count(topics.CONSENT_CHANGES) - base >= k,
+                300,
+                "consent changes",
+            )
+            results["c_costs"] = await phase.result(k)
+        times = [t for t, _ in follower.arrivals[topics.CONSENT_CHANGES][base:]]
+        span = max(times) - min(times)
+        rate_c = len(times) / span if span > 0 else float("inf")
+        results["c_consent_cmds_per_s"] = rate_c
+        print(
+            f"(c) consent commands → consent-changes: {rate_c:,.0f} msgs/s "
+            f"= {rate_c / rate_a:.0%} of (a)",
+            flush=True,
+        )
+        _print_costs("(c)", results["c_costs"])
+    except TimeoutError as exc:
+        results["c_consent_cmds_per_s"] = None
+        print(f"(c) consent: {exc}", flush=True)
+
+    # the consumers of consent-changes drain what (c) produced
+    total = follower.count(topics.CONSENT_CHANGES)
+    await _restart(stack, *downstream)
+    async with Phase(stack, out, {"suppression": _pid(stack, "suppression")}, me) as phase:
+        for name in downstream:
+            await product.wait_committed(
+                bootstrap,
+                f"consentflow.{name}.consent-changes",
+                topics.CONSENT_CHANGES,
+                PARTITIONS,
+                total,
+                300,
+            )
+        results["c_downstream_costs"] = await phase.result(k)
+    _print_costs("(c→)", results["c_downstream_costs"])
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = EmbeddedStack(Path(args.var) / "bench", partitions=PARTITIONS)
+    out = Path(args.out)
     await asyncio.to_thread(stack.start)
     # The SMTP sink runs as a process of its own, as a real relay would: in this process
     # it would share the interpreter lock with the load generator and the topic reader.
@@ -110,26 +292,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.to_thread(_wait_port, smtp_port)
     sampler = RssSampler(stack)
     results: dict[str, Any] = {"config": vars(args) | {"partitions": PARTITIONS}}
+    me = {"bench": os.getpid(), "smtp": smtp.pid}
+    Phase.flame_rate = args.flame_rate
     try:
+        await costs.enable_statement_stats(stack, SERVICES)
         await asyncio.to_thread(
             stack.start_services,
             ALERT_SEND_LIMIT_PER_HOUR="100000000",
             SMTP_PORT=str(smtp_port),
             KAFKA_MAX_BATCH_RECORDS=str(args.batch),
         )
+        # Each measured service is restarted before its phase: from then on it logs in as
+        # its own role, which is how its statements are told apart.
+        for name, svc in stack.services.items():
+            svc.env["DATABASE_URL"] = costs.role_dsn(stack.dsn, name)
         sampler.start()
         bootstrap = stack.broker.bootstrap
         n = args.events
 
-        # (a) the raw ceiling
+        # (a) the raw ceiling (its loop runs in this process: "bench" is its CPU)
         raw = [product.event(i, "raw", i % 10 == 0)[:2] for i in range(n)]
         await preload(bootstrap, "bench-raw-in", raw)
-        rate_a = await kafka_ceiling(bootstrap, "bench-raw-in", "bench-raw-out", n)
+        async with Phase(stack, out, {}, me) as phase:
+            rate_a = await kafka_ceiling(bootstrap, "bench-raw-in", "bench-raw-out", n)
+            results["a_costs"] = await phase.result(n)
+        a_cpu, a_s = results["a_costs"]["cpu_s_per_1000"], results["a_costs"]["seconds"]
+        Phase.idle = {name: a_cpu[name] * n / 1000 / a_s for name in stack.services}
+        results["idle_cpu_s_per_s"] = Phase.idle
         results["a_raw_kafka_msgs_per_s"] = rate_a
         print(f"(a) raw aiokafka consume→parse→produce: {rate_a:,.0f} msgs/s", flush=True)
+        _print_costs("(a)", results["a_costs"])
 
         # (d) the raw SMTP ceiling
-        rate_d = await smtp_ceiling(smtp_port, args.mails)
+        rate_d = await smtp_ceiling(smtp_port, args.mails) if args.mail else float("nan")
         results["d_raw_smtp_mails_per_s"] = rate_d
         print(f"(d) raw aiosmtplib send loop: {rate_d:,.0f} mails/s", flush=True)
 
@@ -144,7 +339,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             await _confirm_recipients(smtp_dir, producer)
 
-            # (b) flow-executor intake from a backlog, then alerts out of the dispatcher
+            # (b) flow-executor intake from a backlog, the dispatcher stopped meanwhile
+            # (it drains the alert requests afterwards, measured on its own).
+            stack.services["alert_dispatcher"].stop()
             events = [product.event(i, "intake", i % 10 == 0) for i in range(n)]
             alerts_expected = sum(1 for i in range(n) if i % 10 == 0)
 
@@ -152,43 +349,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await preload(bootstrap, topics.PROFILE_EVENTS, [e[:2] for e in events])
 
             await product.restart_with_backlog(stack, "flow_executor", load_events)
-            rate_b = await product.drain_rate(
-                bootstrap,
-                "consentflow.flow_executor.profile-events",
-                topics.PROFILE_EVENTS,
-                PARTITIONS,
-                n,
-                300,
-            )
-            intake_ids = {product.alert_id_of(e[2]) for e in events}
-            t_end = await product.wait_for(
-                lambda: (
-                    follower.count(topics.ALERT_OUTCOMES, lambda v: v["alert_id"] in intake_ids)
-                    >= alerts_expected
-                ),
-                300,
-                "alert outcomes",
-            )
-            arrivals = [
-                t
-                for t, v in follower.arrivals[topics.ALERT_OUTCOMES]
-                if v["alert_id"] in intake_ids
-            ]
-            mail_span = max(arrivals) - min(arrivals)
-            mails = alerts_expected * len(product.RECIPIENTS)
-            rate_mail = mails / mail_span if mail_span > 0 else float("inf")
+            async with Phase(
+                stack, out, {"flow_executor": _pid(stack, "flow_executor")}, me
+            ) as phase:
+                rate_b = await product.drain_rate(
+                    bootstrap,
+                    "consentflow.flow_executor.profile-events",
+                    topics.PROFILE_EVENTS,
+                    PARTITIONS,
+                    n,
+                    300,
+                )
+                results["b_costs"] = await phase.result(n, LIVE_FLOWS)
             results["b_executor_intake_msgs_per_s"] = rate_b
-            results["b_alert_mails_per_s"] = rate_mail
             print(
                 f"(b) flow-executor intake: {rate_b:,.0f} events/s = {rate_b / rate_a:.0%} of (a)",
                 flush=True,
             )
-            print(
-                f"    alert mails: {rate_mail:,.0f} mails/s = {rate_mail / rate_d:.0%} of (d)"
-                f" ({alerts_expected} alerts, {mails} mails)",
-                flush=True,
-            )
-            del t_end
+            _print_costs("(b)", results["b_costs"])
+            wanted_ids = {product.alert_id_of(e[2]) for e in events}
+            alerts_total = alerts_expected
 
             # (b) again with replicas sharing the partitions: how the executor scales out
             # on the same machine (PostgreSQL work of one replica overlaps the other's
@@ -202,27 +382,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 extra = await product.restart_with_backlog(
                     stack, "flow_executor", load_more, replicas=args.replicas
                 )
+                replicas = {f"flow_executor-{k}": p.proc.pid for k, p in enumerate(extra, 1)}
                 try:
-                    rate_r = await product.drain_rate(
-                        bootstrap,
-                        "consentflow.flow_executor.profile-events",
-                        topics.PROFILE_EVENTS,
-                        PARTITIONS,
-                        2 * n,
-                        300,
-                    )
+                    async with Phase(
+                        stack, out, {}, me | replicas, service="flow_executor"
+                    ) as phase:
+                        rate_r = await product.drain_rate(
+                            bootstrap,
+                            "consentflow.flow_executor.profile-events",
+                            topics.PROFILE_EVENTS,
+                            PARTITIONS,
+                            2 * n,
+                            300,
+                        )
+                        results["b_replicas_costs"] = await phase.result(n, LIVE_FLOWS)
                 finally:
                     for proc in extra:
                         proc.stop()
-                scaled_ids = {product.alert_id_of(e[2]) for e in more}
-                await product.wait_for(  # the alerts drain before the next measurement
-                    lambda: (
-                        follower.count(topics.ALERT_OUTCOMES, lambda v: v["alert_id"] in scaled_ids)
-                        >= alerts_expected
-                    ),
-                    300,
-                    "alert outcomes of the scaled run",
-                )
+                wanted_ids |= {product.alert_id_of(e[2]) for e in more}
+                alerts_total += alerts_expected
                 results["b_executor_intake_replicas"] = args.replicas
                 results["b_executor_intake_replicas_msgs_per_s"] = rate_r
                 print(
@@ -230,64 +408,45 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     f" = {rate_r / rate_a:.0%} of (a)",
                     flush=True,
                 )
+                _print_costs("(b×2)", results["b_replicas_costs"])
 
-            # (c) consent commands from a backlog to consent-changes
-            k = args.consent
-            base = follower.count(topics.CONSENT_CHANGES)
-
-            async def load_consent() -> None:
-                await preload(
-                    bootstrap,
-                    topics.CONSENT_COMMANDS,
-                    [
-                        (
-                            f"c-{i}".encode(),
-                            json.dumps(
-                                {
-                                    "command_id": f"bench-c-{i}",
-                                    "account_id": product.ACCOUNT,
-                                    "profile": {"id": f"c-{i}", "phone_number": f"+1555{i:07d}"},
-                                    "action": "subscribe",
-                                    "channel": "sms",
-                                    "method": "form",
-                                    "consented_at": "2026-11-23T10:00:00Z",
-                                }
-                            ).encode(),
-                        )
-                        for i in range(k)
-                    ],
-                )
-
-            await product.restart_with_backlog(stack, "consent", load_consent)
-            try:
-                await product.wait_for(
-                    lambda: follower.count(topics.CONSENT_CHANGES) > base,
-                    120,
-                    "first consent change",
-                )
-                times = [t for t, _ in follower.arrivals[topics.CONSENT_CHANGES][base:]]
-                await product.wait_for(
-                    lambda: follower.count(topics.CONSENT_CHANGES) - base >= k,
-                    300,
-                    "consent changes",
-                )
-                times = [t for t, _ in follower.arrivals[topics.CONSENT_CHANGES][base:]]
-                span = max(times) - min(times)
-                got = len(times)
-                rate_c = got / span if span > 0 else float("inf")
-                results["c_consent_cmds_per_s"] = rate_c
+            if args.mail:
+                # the alert mails of (b): the dispatcher drains its backlog of requests
+                await _restart(stack, "alert_dispatcher")
+                async with Phase(
+                    stack, out, {"alert_dispatcher": _pid(stack, "alert_dispatcher")}, me
+                ) as phase:
+                    await product.wait_for(
+                        lambda: _outcomes_in(follower, wanted_ids) >= alerts_total,
+                        300,
+                        "alert outcomes",
+                    )
+                    mails_alerts = _outcomes_in(follower, wanted_ids)
+                    results["b_mail_costs"] = await phase.result(mails_alerts)
+                arrivals = [
+                    t
+                    for t, v in follower.arrivals[topics.ALERT_OUTCOMES]
+                    if v["alert_id"] in wanted_ids
+                ]
+                mail_span = max(arrivals) - min(arrivals)
+                mails = mails_alerts * len(product.RECIPIENTS)
+                rate_mail = mails / mail_span if mail_span > 0 else float("inf")
+                results["b_alert_mails_per_s"] = rate_mail
                 print(
-                    f"(c) consent commands → consent-changes: {rate_c:,.0f} msgs/s "
-                    f"= {rate_c / rate_a:.0%} of (a)",
+                    f"    alert mails: {rate_mail:,.0f} mails/s = {rate_mail / rate_d:.0%} of (d)"
+                    f" ({mails_alerts} alerts, {mails} mails; CPU per 1000 alerts below)",
                     flush=True,
                 )
-            except TimeoutError as exc:
-                results["c_consent_cmds_per_s"] = None
-                print(f"(c) consent: {exc}", flush=True)
+                _print_costs("(mail)", results["b_mail_costs"])
+
+            # (c) consent commands from a backlog to consent-changes, its consumers stopped
+            k = args.consent
+            if k:
+                await _consent(args, stack, out, me, bootstrap, follower, results, rate_a)
 
             # latency at fixed offered loads, 10 % of events raising an alert
             curve = []
-            for rate in args.loads:
+            for rate in args.loads if args.mail else ():
                 tag = f"lat{rate}"
                 batch = [
                     product.event(i, tag, i % 10 == 0) for i in range(int(rate * args.seconds))
@@ -391,13 +550,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--var", default="var")
     parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--consent", type=int, default=10000)
+    parser.add_argument("--consent", type=int, default=10000, help="0: skip (c)")
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--loads", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument(
+        "--loads", type=int, nargs="*", default=[500, 1000, 2000, 4000], help="none: skip"
+    )
     parser.add_argument(
         "--replicas", type=int, default=2, help="flow-executor replicas for the scale-out run"
     )
+    parser.add_argument(
+        "--no-mail",
+        dest="mail",
+        action="store_false",
+        help="skip (d), the alert mails and the latency curve (the dispatcher stays stopped)",
+    )
+    parser.add_argument("--flame-rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--batch", type=int, default=1000, help="KAFKA_MAX_BATCH_RECORDS")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()
@@ -405,7 +573,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2, default=str))
-    plot(results, out / "latest.png")
+    if results.get("latency"):
+        plot(results, out / "latest.png")
     print(f"wrote {out / 'latest.json'} and {out / 'latest.png'}")
 
 

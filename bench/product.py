@@ -147,6 +147,25 @@ async def drain_rate(
         await admin.close()
 
 
+async def wait_committed(
+    bootstrap: str, group: str, topic: str, partitions: int, target: int, timeout_s: float
+) -> None:
+    """Wait until `group` has committed `target` offsets on `topic` in all."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    parts = [TopicPartition(topic, p) for p in range(partitions)]
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            offsets = await admin.list_consumer_group_offsets(group, partitions=parts)
+            if sum(max(o.offset, 0) for o in offsets.values()) >= target:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"bench: {group} did not reach {target} on {topic}")
+    finally:
+        await admin.close()
+
+
 async def paced(
     producer: AIOKafkaProducer, topic: str, messages: list[tuple[bytes, bytes, str]], rate: float
 ) -> dict[str, float]:

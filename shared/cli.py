@@ -1,4 +1,5 @@
-"""The `consentflow` command: `dev`, `demo`, `migrate`, `topics`."""
+"""The `consentflow` command: `dev`, `demo`, `migrate`, `topics`, and the operator's
+commands (`consent`, `reviews`, `recipients`, `dlq`, `privacy`; see shared/operator_cli.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def _topics(args: argparse.Namespace) -> int:
     settings = Settings()
     created = asyncio.run(
         ensure_topics(
-            settings.kafka_bootstrap_servers,
+            settings,
             args.partitions or settings.topic_partitions,
             args.replication_factor,
         )
@@ -72,9 +73,25 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.var), events=args.events)
 
 
+OPERATOR_COMMANDS = {
+    "consent": "a profile's consent and history",
+    "reviews": "alerts held in manual review: list, approve, reject",
+    "recipients": "alert recipients: list, re-send a confirmation",
+    "dlq": "dead letters: list, replay after a fix",
+    "privacy": "data-subject requests: export, erase, status",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in and args_in[0] in OPERATOR_COMMANDS:
+        from shared.operator_cli import main as operator_main
+
+        return operator_main(list(args_in))
     parser = argparse.ArgumentParser(prog="consentflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in OPERATOR_COMMANDS.items():
+        sub.add_parser(name, help=f"{text} (`consentflow {name} --help`)", add_help=False)
     p = sub.add_parser("dev", help="run the embedded stack and the four services")
     p.add_argument("--var", default="var", help="folder for data, logs and mail (default var/)")
     p.add_argument("--partitions", type=int, default=None)
@@ -85,11 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_demo)
     p = sub.add_parser("migrate", help="apply every service's migrations (DATABASE_URL)")
     p.set_defaults(run=_migrate)
-    p = sub.add_parser("topics", help="create the topics (KAFKA_BOOTSTRAP_SERVERS)")
+    p = sub.add_parser(
+        "topics",
+        help="create the topics (KAFKA_BOOTSTRAP_SERVERS, the KAFKA_* security settings"
+        " and KAFKA_TOPIC_PREFIX)",
+    )
     p.add_argument("--partitions", type=int, default=None)
     p.add_argument("--replication-factor", type=int, default=1)
     p.set_defaults(run=_topics)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     return int(args.run(args))
 
 

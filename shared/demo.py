@@ -29,7 +29,6 @@ from shared.contracts import topics
 from shared.devstack import EmbeddedStack
 
 ACCOUNT = "acme"
-API_KEY = "acme-key"
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/links/[^\s\"<>]+)")
 
 
@@ -177,7 +176,7 @@ async def _sending_limit(stack: EmbeddedStack, send) -> dict[str, Any]:
     dispatcher = stack.services["alert_dispatcher"].base_url
     settings_url = f"{dispatcher}/accounts/globex/alert-settings"
     await asyncio.to_thread(
-        _api, settings_url, "globex-key", "PUT", {"alert_send_limit_per_hour": 5}
+        _api, settings_url, stack.key_of("globex"), "PUT", {"alert_send_limit_per_hour": 5}
     )
     flow = _flow(
         "churn-risk",
@@ -193,12 +192,15 @@ async def _sending_limit(stack: EmbeddedStack, send) -> dict[str, Any]:
             "confirmation to duty@globex.test", lambda: _links(stack, "duty@globex.test", "confirm")
         )
     )[0]
-    await asyncio.to_thread(_http, url)
+    await asyncio.to_thread(_http, url, "POST")  # the page's button (C12)
     executor = stack.services["flow_executor"].base_url
     await _wait(
         "churn-risk saved",
         lambda: (
-            _http(f"{executor}/accounts/globex/flows/churn-risk/activity", token="globex-key")
+            _http(
+                f"{executor}/accounts/globex/flows/churn-risk/activity",
+                token=stack.key_of("globex"),
+            )
             == 200
         ),
     )
@@ -219,11 +221,11 @@ async def _sending_limit(stack: EmbeddedStack, send) -> dict[str, Any]:
     action_url = f"{dispatcher}/accounts/globex/alerts/churn-risk/alert"
 
     def settled() -> dict[str, Any] | None:
-        totals = _api(action_url, "globex-key")["totals"]
+        totals = _api(action_url, stack.key_of("globex"))["totals"]
         return totals if totals.get("sent", 0) + totals.get("waiting", 0) >= 12 else None
 
     totals = await _wait("globex alerts sent or waiting", settled, 60)
-    waiting = (await asyncio.to_thread(_api, settings_url, "globex-key"))["waiting_mails"]
+    waiting = (await asyncio.to_thread(_api, settings_url, stack.key_of("globex")))["waiting_mails"]
     return {"totals": totals, "waiting_mails": waiting}
 
 
@@ -320,7 +322,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
                     lambda w=who: _links(stack, f"{w}@acme.test", "confirm"),
                 )
             )[0]
-            status = await asyncio.to_thread(_http, url)
+            status = await asyncio.to_thread(_http, url, "POST")
             print(f"   {who}@acme.test confirmed (HTTP {status})", flush=True)
         print("   ops@ and warehouse@ never confirm", flush=True)
         executor = stack.services["flow_executor"].base_url
@@ -329,7 +331,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
             url = f"{executor}/accounts/{ACCOUNT}/flows/{flow['flow_id']}/activity"
             await _wait(
                 f"flow {flow['flow_id']} saved",
-                lambda u=url: _http(u, token=API_KEY) == 200,
+                lambda u=url: _http(u, token=stack.key_of(ACCOUNT)) == 200,
             )
 
         print("2. consent and suppression commands", flush=True)
@@ -398,7 +400,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
             return found[:30] if len(found) >= 30 else None
 
         confirm_links = await _wait("double opt-in confirmation mails", thirty_links)
-        clicked = [await asyncio.to_thread(_http, u) for u in confirm_links]
+        clicked = [await asyncio.to_thread(_http, u, "POST") for u in confirm_links]
         print(
             f"   {len(clicked)} profiles clicked their double opt-in link "
             f"({clicked.count(200)} × HTTP 200)",
@@ -439,7 +441,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
 
         def in_review() -> list[dict[str, Any]]:
             req = urllib.request.Request(
-                activity_url, headers={"Authorization": f"Bearer {API_KEY}"}
+                activity_url, headers={"Authorization": f"Bearer {stack.key_of(ACCOUNT)}"}
             )
             with urllib.request.urlopen(req, timeout=10) as r:
                 held = json.loads(r.read())["in_review"]
@@ -449,7 +451,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
         approve = f"{executor}/accounts/{ACCOUNT}/reviews/{held[0]['alert_id']}/approve"
         print(
             f"   {len(held)} in review; approve → HTTP "
-            f"{await asyncio.to_thread(_http, approve, 'POST', API_KEY)}"
+            f"{await asyncio.to_thread(_http, approve, 'POST', stack.key_of(ACCOUNT))}"
         )
         await _wait(
             "the approved alert's outcome",
@@ -458,8 +460,10 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
         )
         print("6. a second account (globex) with a sending limit of 5 alert mails per hour")
         limited = await _sending_limit(stack, send)
+        erase = await _erase(stack, "p-00001")
         await asyncio.sleep(1.0)  # let the follower catch the last change events
         return {
+            "erase": erase,
             "elapsed": elapsed,
             "events": len(events),
             "tally": tally,
@@ -470,6 +474,24 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
         stop.set()
         await follower
         await producer.stop()
+
+
+async def _erase(stack: EmbeddedStack, profile_id: str) -> dict[str, Any]:
+    """P1/P2: one person asks to be forgotten; every service erases its part."""
+    print(f"7. erasing {profile_id} (a data-subject request, all four services)", flush=True)
+    base = f"{stack.services['consent'].base_url}/accounts/{ACCOUNT}/privacy-requests"
+    filed = await asyncio.to_thread(
+        _api, base, stack.key_of(ACCOUNT), "POST", {"action": "erase", "profile_id": profile_id}
+    )
+
+    def done() -> dict[str, Any] | None:
+        try:
+            status = _api(f"{base}/{filed['request_id']}", stack.key_of(ACCOUNT))
+        except urllib.error.HTTPError:
+            return None
+        return status if status["status"] == "done" else None
+
+    return dict(await _wait("the erase request", done, 60))
 
 
 async def _progress(tally: Tally, expected: int, label: str) -> None:
@@ -518,6 +540,15 @@ def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
     print(f"dead letters:   {sum(tally.dead_letters.values())}")
     for topic, n in tally.dead_letters.most_common():
         print(f"   {n:>5}  {topic}")
+    erase = result["erase"]
+    rows = sum(
+        n for part in erase["services"].values() for n in (part.get("erased") or {}).values()
+    )
+    print(
+        f"privacy erase:  {', '.join(erase['profile_ids'])} erased in"
+        f" {len(erase['services'])}/4 services ({rows} rows removed or anonymised;"
+        " audit trail kept, address kept only as a keyed hash)"
+    )
     rate = result["events"] / result["elapsed"] if result["elapsed"] else 0.0
     print(
         f"throughput:     {result['events']} events in {result['elapsed']:.1f} s ="

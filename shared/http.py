@@ -3,14 +3,19 @@ authentication (X4, X5)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.limits import MAX_INPUT_BYTES
 from shared.settings import Settings
 
 
@@ -19,16 +24,17 @@ def error(status: int, reason: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": reason, **extra}, status_code=status)
 
 
-def health_routes(ready: Callable[[], Awaitable[dict[str, bool]]]) -> list[Route]:
-    """`/healthz` (the process answers), `/readyz` (broker and database reachable),
-    `/metrics` (Prometheus)."""
+def health_routes(ready: Callable[[], Awaitable[dict[str, bool | str]]]) -> list[Route]:
+    """`/healthz` (the process answers), `/readyz` (broker and database reachable, every
+    consumer and background loop making progress: a check that fails carries its reason
+    instead of `true`, X8), `/metrics` (Prometheus)."""
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
         checks = await ready()
-        status = 200 if all(checks.values()) else 503
+        status = 200 if all(v is True for v in checks.values()) else 503
         return JSONResponse({"ready": status == 200, "checks": checks}, status_code=status)
 
     async def metrics(_: Request) -> Response:
@@ -58,6 +64,17 @@ class ApiAuth:
             return None
         return self._keys.get(key.strip())
 
+    def actor(self, request: Request) -> str | None:
+        """By whom an operator act is made (C2): the API key's name, a fingerprint of the
+        key (never the key), with the operator the caller names in `X-Actor`, if any."""
+        header = request.headers.get("authorization", "")
+        key = header.partition(" ")[2].strip()
+        if key not in self._keys:
+            return None
+        name = f"api-key:{self._keys[key]}/{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+        who = request.headers.get("x-actor", "").strip()[:120]
+        return f"{who} via {name}" if who else name
+
     def guard(self, request: Request, account_id: str) -> Response | None:
         """None when the request may act on `account_id`, else the error to answer."""
         account = self.account_of(request)
@@ -66,3 +83,58 @@ class ApiAuth:
         if account != account_id:
             return error(404, "not found")
         return None
+
+
+class InputGuard:
+    """Junk in a request is the caller's mistake, answered 4xx with the reason, never a
+    500: NUL or other control bytes in the path or query (PostgreSQL refuses NUL in
+    text), bodies over the input cap, and what only shows once a handler parses (JSON
+    nested 100k deep, `limit=abc`, numbers too big for a column)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = _request_problem(scope)
+        if problem is not None:
+            status, reason = problem
+            await error(status, reason)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _request_problem(scope: Scope) -> tuple[int, str] | None:
+    path = scope.get("path", "")
+    query = scope.get("query_string", b"")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return 400, "the path contains a control character"
+    if b"%00" in query or any(b < 32 for b in query):
+        return 400, "the query contains a NUL or control character"
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                size = int(value)
+            except ValueError:
+                return 400, "Content-Length is not a number"
+            if size > MAX_INPUT_BYTES:
+                return 413, f"body of {size} bytes is over the limit of {MAX_INPUT_BYTES}"
+    return None
+
+
+async def _bad_input(_: Request, exc: Exception) -> Response:
+    if isinstance(exc, RecursionError):
+        return error(400, "body is nested too deeply")
+    if isinstance(exc, json.JSONDecodeError):
+        return error(400, "body is not JSON")
+    return error(400, f"invalid input: {str(exc)[:300]}")
+
+
+# Exceptions that, when a handler lets them out, mean the request carried bad input.
+BAD_INPUT_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    RecursionError: _bad_input,
+    ValueError: _bad_input,  # int("abc"), JSON errors, asyncpg's client-side DataError
+    asyncpg.exceptions.DataError: _bad_input,  # out of range, NUL in text, bad encoding
+}

@@ -16,19 +16,16 @@ database is unreachable the batch is not acked: the consumer seeks back and retr
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+import structlog
+from aiokafka import ConsumerRecord
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.middlewares import AckPolicy
 from pydantic import BaseModel, ValidationError
 
 from shared.contracts import topics
@@ -36,8 +33,11 @@ from shared.contracts.outputs import DeadLetter
 from shared.db import Database
 from shared.db.errors import TRANSIENT_DB_ERRORS
 from shared.db.uow import UnitOfWork
+from shared.kafka_clients import make_admin
+from shared.limits import MAX_INPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
-from shared.metrics import BATCH_SECONDS, CONSUMED, DEAD_LETTERS, DUPLICATES
+from shared.metrics import BATCH_SECONDS, CONSUMED, DEAD_LETTERS, DUPLICATES, UNDECODABLE
+from shared.records import BadHeaders, Trace, read_trace
 from shared.settings import Settings
 
 log = get_logger(__name__)
@@ -56,6 +56,7 @@ class Received(Generic[M]):
 
     message: M
     record: ConsumerRecord
+    trace: Trace
 
     @property
     def key(self) -> str | None:
@@ -63,11 +64,8 @@ class Received(Generic[M]):
         return key.decode(errors="replace") if isinstance(key, bytes) else key
 
     @property
-    def correlation_id(self) -> str | None:
-        for name, value in self.record.headers or ():
-            if name == "correlation_id":
-                return value.decode(errors="replace")
-        return None
+    def correlation_id(self) -> str:
+        return self.trace.correlation_id
 
 
 def describe_error(exc: BaseException) -> str:
@@ -81,26 +79,51 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if not isinstance(exc, Rejected) else str(exc)
 
 
-MAX_DEAD_LETTER_ORIGINAL = 256 * 1024
-
-
-def dead_letter(uow: UnitOfWork, consumer: str, record: ConsumerRecord, error: str) -> None:
-    """Queue `record` for `<topic>.dlq` with its original bytes, the error and its offset (X1)."""
+def dead_letter(
+    uow: UnitOfWork, consumer: str, record: ConsumerRecord, error: str, topic: str | None = None
+) -> None:
+    """Queue `record` for `<topic>.dlq` with its original bytes, the error and its offset
+    (X1). `topic` is the topic's name without `KAFKA_TOPIC_PREFIX` (the outbox relay puts
+    the prefix on every topic it publishes to); the record's own topic when not given."""
+    topic = topic or record.topic
     key = record.key.decode(errors="replace") if isinstance(record.key, bytes) else record.key
     value = record.value or b""
+    original, truncated = kept_original(value)
     letter = DeadLetter(
         consumer=consumer,
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
         key=key[:1000] if key else key,
-        original=base64.b64encode(value[:MAX_DEAD_LETTER_ORIGINAL]).decode(),
+        original=original,
         original_size=len(value),
-        original_truncated=len(value) > MAX_DEAD_LETTER_ORIGINAL,
+        original_truncated=truncated,
         error=error[:4000],
     )
-    uow.publish(topics.dlq(record.topic), key, letter)
-    DEAD_LETTERS.labels(consumer, record.topic).inc()
+    uow.publish(topics.dlq(topic), key, letter)
+    DEAD_LETTERS.labels(consumer, topic).inc()
+
+
+async def dead_letter_reference(
+    consumer: BatchConsumer, topic: str, partition: int, offset: int, error: str
+) -> None:
+    """Dead-letter an offset whose record batch could not be decoded (X7): no bytes to
+    keep, so the letter names where the record is (topic, partition, offset) and why."""
+    letter = DeadLetter(
+        consumer=consumer.consumer,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        key=None,
+        original="",
+        original_size=0,
+        error=error[:4000],
+    )
+    async with consumer.db.uow() as uow:
+        uow.publish(topics.dlq(topic), None, letter)
+        await uow.commit()
+    DEAD_LETTERS.labels(consumer.consumer, topic).inc()
+    UNDECODABLE.labels(consumer.consumer, topic).inc()
 
 
 def json_parser(model: type[BaseModel]) -> Callable[[ConsumerRecord], Any]:
@@ -126,15 +149,20 @@ class BatchConsumer:
     parse: Callable[[ConsumerRecord], Any]
     handler: BatchHandler
     message_id: Callable[[Any], str | None] | None = None
+    topic: str | None = None
 
     async def handle(self, records: tuple[ConsumerRecord, ...]) -> None:
         started = time.perf_counter()
         good: list[Received[Any]] = []
         bad: list[tuple[ConsumerRecord, str]] = []
         for record in records:
+            if problem := too_large(len(record.value or b""), MAX_INPUT_BYTES):
+                bad.append((record, problem))
+                continue
             try:
-                good.append(Received(self.parse(record), record))
-            except (ValidationError, ValueError, UnicodeDecodeError, Rejected) as exc:
+                trace = read_trace(record, self.consumer)
+                good.append(Received(self.parse(record), record, trace))
+            except (ValidationError, ValueError, UnicodeDecodeError, Rejected, BadHeaders) as exc:
                 bad.append((record, describe_error(exc)))
         if records:
             CONSUMED.labels(self.consumer, records[0].topic).inc(len(records))
@@ -163,7 +191,7 @@ class BatchConsumer:
     ) -> None:
         async with self.db.uow() as uow:
             for record, error in bad:
-                dead_letter(uow, self.consumer, record, error)
+                dead_letter(uow, self.consumer, record, error, self.topic)
             if good and self.message_id is not None:
                 ids = [self.message_id(item.message) for item in good]
                 fresh = await uow.claim(self.consumer, [i for i in ids if i is not None])
@@ -178,118 +206,47 @@ class BatchConsumer:
                     DUPLICATES.labels(self.consumer).inc(len(good) - len(kept))
                 good = kept
             if good:
-                await self.handler(uow, good)
+                # Per key, a trace the producer sent wins over one made up here.
+                ordered = sorted(good, key=lambda item: not item.trace.generated)
+                uow.carry({item.key: item.trace.headers() for item in ordered})
+                ids = list(dict.fromkeys(item.correlation_id for item in good))
+                with structlog.contextvars.bound_contextvars(
+                    **(
+                        {"correlation_id": ids[0]}
+                        if len(ids) == 1
+                        else {"correlation_ids": ids[:20]}
+                    )
+                ):
+                    await self.handler(uow, good)
             await uow.commit()
 
 
-class _Broker(KafkaBroker):
-    """FastStream's broker, with its subscribers started side by side.
-
-    Starting a subscriber joins its consumer group, which waits for the group to settle:
-    about half the session timeout on the embedded broker and, after a crash, until the
-    dead member's session expires on Apache Kafka. One after the other, a service with
-    five consumers waited five times that before its last topic was read; together, the
-    waits overlap."""
-
-    async def start(self) -> None:
-        await self.connect()
-        await asyncio.gather(*(sub.start() for sub in self.subscribers))
-        for pub in self.publishers:
-            await pub.start()
-        self.running = True
-
-
-def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
-    """The FastStream broker; per-message framework logging is kept at DEBUG (it would
-    otherwise write two INFO lines per message and halve throughput)."""
-    import logging
-
-    return _Broker(
-        settings.kafka_bootstrap_servers,
-        logger=logging.getLogger("faststream"),
-        client_id=client_id,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
-        enable_idempotence=settings.kafka_enable_idempotence,
-        acks="all",
-        log_level=logging.DEBUG,
-    )
-
-
-def subscribe(
-    broker: KafkaBroker,
-    settings: Settings,
-    topic: str,
-    consumer: BatchConsumer,
-    group: str | None = None,
-) -> None:
-    """Register `consumer` as a batch subscriber of `topic` in group `consentflow.<group>`.
-
-    Offsets are committed only after the batch's transaction commits (NACK on error seeks
-    back so the batch is read again)."""
-
-    async def _on_batch(msg: KafkaMessage) -> None:
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        try:
-            await consumer.handle(records)
-        except TRANSIENT_DB_ERRORS as exc:
-            log.warning("batch not applied; will retry", consumer=consumer.consumer, error=str(exc))
-            await asyncio.sleep(1.0)
-            raise
-
-    _on_batch.__name__ = f"{consumer.consumer}_{topic.replace('-', '_')}"
-    broker.subscriber(
-        topic,
-        batch=True,
-        group_id=f"consentflow.{group or consumer.consumer}",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        max_records=settings.kafka_max_batch_records,
-        batch_timeout_ms=settings.kafka_batch_timeout_ms,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        decoder=_raw_decoder,
-    )(_on_batch)
-
-
-async def _raw_decoder(msg: Any) -> Any:
-    # The handler parses records itself so that one bad record cannot fail the batch.
-    return None
-
-
-def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
-    """The producer behind the outbox relay: acks from all replicas, no linger (a linger
-    would delay every flush), idempotence as configured."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        client_id=client_id,
-        acks="all",
-        enable_idempotence=settings.kafka_enable_idempotence,
-        linger_ms=0,
-        max_batch_size=1024 * 1024,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
-    )
-
-
 async def ensure_topics(
-    bootstrap_servers: str, partitions: int = 4, replication_factor: int = 1
+    settings: Settings | str, partitions: int = 4, replication_factor: int = 1
 ) -> list[str]:
-    """Create every consentflow topic that does not exist yet; returns those created.
+    """Create every consentflow topic (with `KAFKA_TOPIC_PREFIX`) that does not exist
+    yet; returns those created. Takes the settings (security options, prefix) or, for
+    the embedded broker, just its bootstrap address.
 
     `flow-definitions` is compacted: the newest version of each flow is kept forever."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    if isinstance(settings, str):
+        settings = Settings(kafka_bootstrap_servers=settings)
+    admin = make_admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [t for t in topics.ALL_TOPICS if t not in existing]
+        named = {settings.kafka_topic(t): t for t in topics.ALL_TOPICS}
+        wanted = [name for name in named if name not in existing]
         new = [
             NewTopic(
-                t,
+                name,
                 num_partitions=partitions,
                 replication_factor=replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if t in topics.COMPACTED_TOPICS else {},
+                topic_configs=(
+                    {"cleanup.policy": "compact"} if named[name] in topics.COMPACTED_TOPICS else {}
+                ),
             )
-            for t in wanted
+            for name in wanted
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):

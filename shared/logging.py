@@ -7,15 +7,28 @@ from typing import Any
 
 import structlog
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-_PHONE = re.compile(r"\+\d[\d \-().]{5,}(\d{2})")
+# \w is Unicode-aware: non-ASCII local parts and IDN domains (`jürgen@bücher.de`) are
+# addresses too, as are punycode ones (`xn--bcher-kva.de`).
+_EMAIL = re.compile(r"([\w.%+'-])[\w.%+'!#$&*/=?^`{|}~-]*@([\w-]+(?:\.[\w-]+)+)")
+# Phone numbers with or without `+`/`00`: a run of digits and separators holding at
+# least 7 digits, not glued to a word (ids, UUIDs) and not shaped like a date or time.
+_PHONE = re.compile(r"(?<![\w\-:.])(?:\+|\b)\d[\d \-().]{5,}\d(?![\w\-:])")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}")
+
+
+def _phone(match: re.Match[str]) -> str:
+    found = match.group(0)
+    digits = [c for c in found if c.isdigit()]
+    if len(digits) < 7 or _DATE.search(found):
+        return found
+    return "***" + "".join(digits[-2:])
 
 
 def mask(text: str) -> str:
     """Mask email addresses (keep the first letter and the domain) and phone numbers
     (keep the last two digits), so logs never carry a full address or number."""
     text = _EMAIL.sub(r"\1***@\2", text)
-    return _PHONE.sub(r"***\1", text)
+    return _PHONE.sub(_phone, text)
 
 
 def _mask_value(value: Any) -> Any:
@@ -58,8 +71,14 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library chatter at INFO would cost a line per message on the hot path.
-    for noisy in ("aiokafka", "faststream", "uvicorn.access", "aiosmtpd", "mail.log"):
+    for noisy in ("aiokafka", "uvicorn.access", "aiosmtpd", "mail.log"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # Libraries that bring their own handler (FastStream prints coloured text to stderr
+    # and stops propagation) would write lines that are not JSON and not masked.
+    for name in ("faststream", "faststream.access", "faststream.access.kafka", "uvicorn"):
+        own = logging.getLogger(name)
+        own.handlers.clear()
+        own.propagate = True
 
 
 def get_logger(name: str) -> Any:

@@ -2,8 +2,12 @@
 
 A service's `app.build(rt)` registers its batch consumers, HTTP routes and background
 workers on a `Runtime`; `serve()` then opens the database pool, the outbox producer, the
-HTTP server and the broker, and on SIGTERM/SIGINT stops consuming first, lets the outbox
-drain, and closes everything.
+HTTP server and the consumers, and on SIGTERM/SIGINT stops consuming first, lets the
+outbox drain, and closes everything.
+
+`/readyz` answers 200 only when the database and the broker answer and every consumer
+and background loop reports progress (`shared.health`, X8): a freshly started service
+is not ready until its consumers hold their partitions.
 """
 
 from __future__ import annotations
@@ -11,22 +15,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
 import uvicorn
 from aiokafka import ConsumerRecord
+from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from shared.consumer import TopicConsumer
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.db.retention import prune_forever
-from shared.http import ApiAuth, health_routes
-from shared.kafka import BatchConsumer, BatchHandler, make_broker, make_producer, subscribe
+from shared.health import HEALTH, Health
+from shared.http import BAD_INPUT_HANDLERS, ApiAuth, InputGuard, health_routes
+from shared.kafka import BatchConsumer, BatchHandler
+from shared.kafka_clients import make_producer
 from shared.logging import configure_logging, get_logger
-from shared.settings import Settings
+from shared.privacy import secret_problem
+from shared.settings import Settings, StartupRefused
 
 log = get_logger(__name__)
 
@@ -40,11 +51,12 @@ class _Server(uvicorn.Server):
 class Runtime:
     """What a service is made of; see the module docstring."""
 
-    def __init__(self, name: str, settings: Settings) -> None:
+    def __init__(self, name: str, settings: Settings, health: Health = HEALTH) -> None:
         self.name = name
         self.settings = settings
         self.db = Database(settings.database_url, name, settings.database_pool_size)
-        self.broker = make_broker(settings, f"consentflow-{name}")
+        self.consumers: list[TopicConsumer] = []
+        self.health = health
         self.auth = ApiAuth(settings)
         self.routes: list[BaseRoute] = []
         self.workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -59,28 +71,59 @@ class Runtime:
         message_id: Callable[[Any], str | None] | None = None,
         consumer: str | None = None,
     ) -> BatchConsumer:
-        """Register a batch consumer of `topic` (consumer group `consentflow.<name>`)."""
+        """Register a batch consumer of `topic` (consumer group `consentflow.<consumer>`,
+        with `KAFKA_GROUP_PREFIX` before it)."""
         batch = BatchConsumer(
             consumer=consumer or f"{self.name}.{topic}",
             db=self.db,
             parse=parse,
             handler=handler,
             message_id=message_id,
+            topic=topic,
         )
-        subscribe(self.broker, self.settings, topic, batch)
+        self.consumers.append(
+            TopicConsumer(
+                self.settings,
+                topic,
+                batch,
+                group=batch.consumer,
+                client_id=f"consentflow-{self.name}",
+                health=self.health,
+            )
+        )
         return batch
 
-    async def ready(self) -> dict[str, bool]:
-        broker_ok = False
-        with contextlib.suppress(Exception):
-            broker_ok = bool(await asyncio.wait_for(self.broker.ping(timeout=2), 3))
-        return {"database": await self.db.ping(), "broker": broker_ok}
+    async def _broker_answers(self) -> bool:
+        # One metadata request on the producer's connections (no new TLS/SASL handshake).
+        producer = getattr(self, "producer", None)
+        if producer is None:
+            return False
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), 3)
+        except Exception:
+            return False
+        return True
+
+    async def ready(self) -> dict[str, bool | str]:
+        """The readiness checks: database, broker, then every consumer and loop (X8);
+        a failing one carries its reason instead of `true`."""
+        checks: dict[str, bool | str] = {
+            "database": await self.db.ping(),
+            "broker": await self._broker_answers(),
+        }
+        for name, reason in self.health.status().items():
+            checks[name] = reason or True
+        return checks
 
     def stop(self) -> None:
         self._stop.set()
 
-    async def serve(self) -> None:
-        """Run until stopped; see the module docstring for the order of things."""
+    async def serve(self) -> str | None:
+        """Run until stopped; see the module docstring for the order of things.
+
+        Returns None after a requested stop, else why the service had to stop (a worker,
+        the HTTP server or the relay ended on its own)."""
+        failure: str | None = None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -89,7 +132,11 @@ class Runtime:
         # aiokafka clients must be created inside the running loop.
         self.producer = make_producer(self.settings, f"consentflow-{self.name}-outbox")
         await self.producer.start()
-        app = Starlette(routes=[*health_routes(self.ready), *self.routes])
+        app = Starlette(
+            routes=[*health_routes(self.ready), *self.routes],
+            middleware=[Middleware(InputGuard)],
+            exception_handlers=BAD_INPUT_HANDLERS,
+        )
         server = _Server(
             uvicorn.Config(
                 app,
@@ -100,7 +147,12 @@ class Runtime:
                 lifespan="off",
             )
         )
-        relay = OutboxRelay(self.db.pool, self.producer, self.db.schema)
+        relay = OutboxRelay(
+            self.db.pool,
+            self.producer,
+            self.db.schema,
+            topic_prefix=self.settings.kafka_topic_prefix,
+        )
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(relay.run(), name="outbox"),
             asyncio.create_task(
@@ -117,7 +169,14 @@ class Runtime:
             # Workers (schedulers, mail) need no consumer: start them before the consumer
             # groups join (together, but that still takes a second or more).
             tasks += [asyncio.create_task(w(), name=w.__name__) for w in self.workers]
-            await self.broker.start()
+            # Every group joins side by side: a join waits for the group to settle (half
+            # the session timeout on the embedded broker, a dead member's session after a
+            # crash on Apache Kafka); one after the other, those waits would add up.
+            await asyncio.gather(*(c.start() for c in self.consumers))
+            tasks += [
+                asyncio.create_task(c.run(), name=f"consumer {c.batch.consumer}")
+                for c in self.consumers
+            ]
             log.info(
                 "service started",
                 http=f"{self.settings.http_host}:{self.settings.http_port}",
@@ -128,13 +187,19 @@ class Runtime:
                 [stop_wait, http_task, *tasks], return_when=asyncio.FIRST_COMPLETED
             )
             for task in done:
-                if task is not stop_wait and task.exception() is not None:
-                    log.error("task failed", task=task.get_name(), error=repr(task.exception()))
+                if task is stop_wait:
+                    continue
+                error = task.exception()
+                failure = f"{task.get_name()} {'failed: ' + repr(error) if error else 'ended'}"
+                log.error("service must stop", task=task.get_name(), error=repr(error))
             stop_wait.cancel()
         finally:
             log.info("service stopping")
-            with contextlib.suppress(Exception):
-                await self.broker.stop()
+            consuming = [t for t in tasks if t.get_name().startswith("consumer ")]
+            for task in consuming:
+                task.cancel()
+            await asyncio.gather(*consuming, return_exceptions=True)
+            await asyncio.gather(*(c.stop() for c in self.consumers), return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(relay.publish_pending(), 5)
             for task in tasks:
@@ -145,12 +210,34 @@ class Runtime:
                 await asyncio.wait_for(http_task, 5)
             await self.producer.stop()
             await self.db.close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        return failure
 
 
 def main(name: str, build: Callable[[Runtime], None]) -> None:
-    """Entry point of `python -m services.<name>`: settings from the environment only."""
-    settings = Settings()
-    configure_logging(name, settings.log_level)
+    """Entry point of `python -m services.<name>`: settings from the environment only.
+
+    Exits non-zero, saying why on stderr and in the log, when a setting is unsafe (X6) or
+    a part of the service stopped on its own: a supervisor must see the failure and
+    restart, never take a silent exit 0 for a clean stop.
+    """
+    try:
+        settings = Settings()
+        configure_logging(name, settings.log_level)
+        settings.check_startup()
+        if (problem := secret_problem(settings)) is not None:
+            # Without the key, erased addresses could not be recognised.
+            raise StartupRefused(problem)
+    except (StartupRefused, ValidationError) as exc:
+        print(f"consentflow-{name}: refusing to start: {exc}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            log.error("refusing to start", reason=str(exc))
+        raise SystemExit(2) from None
     rt = Runtime(name, settings)
     build(rt)
-    asyncio.run(rt.serve())
+    failure = asyncio.run(rt.serve())
+    if failure:
+        print(f"consentflow-{name}: stopped: {failure}", file=sys.stderr)
+        raise SystemExit(1)

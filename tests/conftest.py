@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -16,10 +17,18 @@ from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from hypothesis import settings
 
 from shared.devstack import EmbeddedStack
 
 T = TypeVar("T")
+
+# Property tests explore new random examples on every local run (and keep what they find
+# in .hypothesis/). In CI (`CI` set) they run a fixed, reproducible set, so a red build
+# always names a failure that the next run shows again; exploration stays a local habit.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -4,103 +4,176 @@ by API key to one account (X5)."""
 
 from __future__ import annotations
 
-from html import escape
+from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.alert_dispatcher import handlers
 from services.alert_dispatcher.adapters import mails
+from services.alert_dispatcher.adapters import repository as repo
 from services.alert_dispatcher.domain.recipients import on_confirm, on_unsubscribe
+from shared.contracts import utcnow
 from shared.http import error
 from shared.links import InvalidToken, verify
+from shared.pages import Brand, gettext, language_of, page, stylesheet_route, texts
+from shared.pages import accounts as page_accounts
+from shared.pages.accounts import PageSettings
 from shared.runtime import Runtime
 
-_PAGES = {
-    ("confirm", "changed"): (
-        200,
-        "Confirmed",
-        "You will receive internal alerts from this account.",
-    ),
-    ("confirm", "unchanged"): (
-        200,
-        "Confirmed",
-        "You already receive internal alerts from this account.",
-    ),
-    ("confirm", "expired"): (
-        410,
-        "Link expired",
-        "This confirmation link is no longer valid. Ask to be added again to receive a new one.",
-    ),
-    ("unsubscribe", "changed"): (
-        200,
-        "Unsubscribed",
-        "You will no longer receive internal alerts from this account.",
-    ),
-    ("unsubscribe", "unchanged"): (
-        200,
-        "Unsubscribed",
-        "You will no longer receive internal alerts from this account.",
-    ),
-}
-_INVALID = (400, "Invalid link", "This link is not valid. Nothing was changed.")
+PRODUCT = Brand(name="consentflow")
 
 
-def _page(status: int, title: str, text: str, button: str | None = None) -> HTMLResponse:
-    """A small HTML page; with `button`, a form that POSTs back to the same URL."""
-    form = (
-        f"<form method='post'><button type='submit'>{escape(button)}</button></form>"
-        if button
-        else ""
-    )
-    body = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
-        f"<body><h1>{escape(title)}</h1><p>{escape(text)}</p>{form}</body></html>"
-    )
-    return HTMLResponse(body, status_code=status)
+MAX_SEND_LIMIT = 10_000_000
 
 
 def link_routes(rt: Runtime) -> list[Route]:
-    secret = rt.settings.link_secret.get_secret_value()
+    """A4, C12: opening a link (GET, or HEAD) shows a page and changes nothing; the
+    page's button (POST) acts, and so does an RFC 8058 one-click POST to the
+    `List-Unsubscribe` URL. An expired confirm link offers a new mail."""
+    secret = rt.settings.link_keys
+    ttl = timedelta(days=rt.settings.confirm_link_ttl_days)
+    days = f"{rt.settings.confirm_link_ttl_days:g}"
 
-    async def _click(request: Request, purpose: str, kind: str, decide: Any) -> Response:
-        token = request.query_params.get("token", "")
+    def claims_of(request: Request, purpose: str) -> tuple[str, str, int] | None:
         try:
-            claims = verify(secret, purpose, token)
-            account, email, gen = str(claims["a"]), str(claims["e"]), int(claims["g"])
+            claims = verify(secret, purpose, request.query_params.get("token", ""))
+            return str(claims["a"]), str(claims["e"]), int(claims["g"])
         except (InvalidToken, KeyError, TypeError, ValueError):
-            return _page(*_INVALID)
-        async with rt.db.uow() as uow:
-            result = await handlers.click(uow.conn, account, email, gen, decide)
-            await uow.commit()
-        return _page(*_PAGES.get((kind, result.outcome), _INVALID))
+            return None
+
+    async def show(
+        request: Request,
+        account: str | None,
+        status: int,
+        title: str,
+        text: str,
+        button: str | None = None,
+        action: str = "",
+        **values: Any,
+    ) -> Response:
+        settings = PageSettings()
+        if account is not None:
+            async with rt.db.pool.acquire() as conn:
+                settings = await page_accounts.load(conn, account)
+        brand = settings.brand(account) if account is not None else PRODUCT
+        lang = language_of(request, settings.language)
+        forms = [{"fields": {"action": action}, "label": gettext(lang, button)}] if button else []
+        return page(
+            "message.html",
+            lang,
+            brand,
+            status,
+            title=gettext(lang, title),
+            paragraphs=[gettext(lang, text, name=brand.name, days=days, **values)],
+            forms=forms,
+            links=[],
+        )
+
+    async def invalid(request: Request) -> Response:
+        return await show(request, None, 400, texts.INVALID_TITLE, texts.INVALID_TEXT)
+
+    async def form_action(request: Request) -> str | None:
+        body = await request.body()
+        if len(body) > 64 * 1024:
+            return None
+        return (parse_qs(body.decode("utf-8", "replace")).get("action") or [""])[0]
 
     async def confirm(request: Request) -> Response:
-        """A4: the confirmation link makes the recipient `confirmed` (idempotent)."""
-        return await _click(request, mails.CONFIRM, "confirm", on_confirm)
+        """A4: the confirm button makes the recipient `confirmed` (idempotent)."""
+        got = claims_of(request, mails.CONFIRM)
+        if got is None:
+            return await invalid(request)
+        account, email, gen = got
+        async with rt.db.pool.acquire() as conn:
+            current = (await repo.recipients(conn, account, [email])).get(email)
+            asked = await repo.asked(conn, account, email)
+        peek = on_confirm(current, gen)
+        if peek.outcome == "unknown":
+            return await invalid(request)
+        if peek.outcome == "expired":
+            return await show(
+                request, account, 410, texts.ALERTS_OUTDATED_TITLE, texts.ALERTS_OUTDATED_TEXT
+            )
+        if peek.outcome == "unchanged":
+            return await show(
+                request, account, 200, texts.ALERTS_CONFIRMED_TITLE, texts.ALERTS_ALREADY_TEXT
+            )
+        action = await form_action(request) if request.method == "POST" else None
+        now = utcnow()
+        if asked is not None and asked[0] + ttl < now:
+            if action == "renew":
+                async with rt.db.uow() as uow:
+                    await handlers.renew_confirmation(uow.conn, rt.settings, account, email, now)
+                    await uow.commit()
+                return await show(request, account, 202, texts.RENEWED_TITLE, texts.RENEWED_TEXT)
+            return await show(
+                request,
+                account,
+                410,
+                texts.EXPIRED_TITLE,
+                texts.EXPIRED_TEXT,
+                button=texts.SEND_NEW,
+                action="renew",
+            )
+        if request.method != "POST":
+            return await show(
+                request,
+                account,
+                200,
+                texts.ALERTS_CONFIRM_TITLE,
+                texts.ALERTS_CONFIRM_ASK,
+                button=texts.ALERTS_CONFIRM_BUTTON,
+                action="confirm",
+                email=email,
+            )
+        async with rt.db.uow() as uow:
+            result = await handlers.click(uow.conn, account, email, gen, on_confirm)
+            await uow.commit()
+        if result.outcome in ("changed", "unchanged"):
+            text = (
+                texts.ALERTS_CONFIRMED_TEXT
+                if result.outcome == "changed"
+                else texts.ALERTS_ALREADY_TEXT
+            )
+            return await show(request, account, 200, texts.ALERTS_CONFIRMED_TITLE, text)
+        return await show(
+            request, account, 410, texts.ALERTS_OUTDATED_TITLE, texts.ALERTS_OUTDATED_TEXT
+        )
 
     async def unsubscribe(request: Request) -> Response:
         """A4: the unsubscribe link disables the recipient. GET only shows a one-button
         page: mail scanners open links in mails, and a GET that unsubscribed would let
-        them switch off someone's alerts unseen. POST (the button, or RFC 8058 one-click
-        from the mail client) disables."""
-        if request.method == "GET":
-            try:
-                verify(secret, mails.UNSUBSCRIBE, request.query_params.get("token", ""))
-            except InvalidToken:
-                return _page(*_INVALID)
-            return _page(
+        them switch off someone's alerts unseen."""
+        got = claims_of(request, mails.UNSUBSCRIBE)
+        if got is None:
+            return await invalid(request)
+        account, email, gen = got
+        if request.method != "POST":
+            return await show(
+                request,
+                account,
                 200,
-                "Stop internal alerts",
-                "Stop receiving internal alerts from this account?",
-                button="Unsubscribe",
+                texts.ALERTS_STOP_TITLE,
+                texts.ALERTS_STOP_ASK,
+                button=texts.ALERTS_STOP_BUTTON,
+                action="unsubscribe",
             )
-        return await _click(request, mails.UNSUBSCRIBE, "unsubscribe", on_unsubscribe)
+        async with rt.db.uow() as uow:
+            result = await handlers.click(uow.conn, account, email, gen, on_unsubscribe)
+            await uow.commit()
+        if result.outcome == "unknown":
+            return await invalid(request)
+        return await show(
+            request, account, 200, texts.ALERTS_STOPPED_TITLE, texts.ALERTS_STOPPED_TEXT
+        )
 
     return [
-        Route("/links/recipients/confirm", confirm, methods=["GET"]),
+        stylesheet_route(),
+        Route("/links/recipients/confirm", confirm, methods=["GET", "POST"]),
         Route("/links/recipients/unsubscribe", unsubscribe, methods=["GET", "POST"]),
     ]
 
@@ -358,17 +431,51 @@ def api_routes(rt: Runtime) -> list[Route]:
             }
         )
 
+    async def page_settings(request: Request, account: str) -> Response:
+        """W1: how this account's recipient pages and mails look and speak (display
+        name, logo, accent colour, support address, language)."""
+        if request.method == "PUT":
+            try:
+                body = await request.json()
+            except ValueError:
+                return error(400, "expected a JSON object")
+            if not isinstance(body, dict):
+                return error(400, "expected a JSON object")
+            allowed = set(page_accounts.FIELDS) - {"list_names", "optout_confirmation_email"}
+            if unknown := set(body) - allowed:
+                return error(422, f"unknown settings: {', '.join(sorted(unknown))}")
+            if problems := page_accounts.errors(body):
+                return error(422, "; ".join(problems))
+            async with rt.db.uow() as uow:
+                await page_accounts.save(uow.conn, account, body)
+                await uow.commit()
+        async with rt.db.pool.acquire() as conn:
+            got = await page_accounts.load(conn, account)
+        view = got.view()
+        del view["list_names"], view["optout_confirmation_email"]
+        return JSONResponse({"account_id": account, **view})
+
     async def limits(request: Request, account: str) -> Response:
         """A8: the account's alert sending limit per hour (PUT to change it), and how many
         alert mails are waiting for a later window."""
         if request.method == "PUT":
             try:
                 body = await request.json()
-                value = int(body["alert_send_limit_per_hour"])
-                if value < 0:
-                    raise ValueError
-            except (ValueError, KeyError, TypeError):
-                return error(400, 'expected {"alert_send_limit_per_hour": <integer >= 0>}')
+                value = body["alert_send_limit_per_hour"]
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError, RecursionError):
+                return error(
+                    400,
+                    f'expected {{"alert_send_limit_per_hour": <integer 1 to {MAX_SEND_LIMIT}>}}',
+                )
+            if not 1 <= value <= MAX_SEND_LIMIT:
+                # A limit of 0 would hold every alert forever (A8 says none is dropped,
+                # so they would only ever wait): refused with the reason instead.
+                return error(
+                    422,
+                    f"alert_send_limit_per_hour must be 1 to {MAX_SEND_LIMIT}, got {value}",
+                )
             async with rt.db.uow() as uow:
                 await uow.conn.execute(
                     "INSERT INTO account_limits (account_id, alert_send_limit_per_hour)"
@@ -407,4 +514,9 @@ def api_routes(rt: Runtime) -> list[Route]:
         Route("/accounts/{account_id}/alert-activity", guarded(activity)),
         Route("/accounts/{account_id}/alert-recipients", guarded(recipients)),
         Route("/accounts/{account_id}/alert-settings", guarded(limits), methods=["GET", "PUT"]),
+        Route(
+            "/accounts/{account_id}/alert-pages",
+            guarded(page_settings),
+            methods=["GET", "PUT"],
+        ),
     ]

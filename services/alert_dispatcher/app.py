@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from functools import partial
 
-from services.alert_dispatcher import api, handlers
-from shared.contracts import AlertRequested, topics
+from services.alert_dispatcher import api, handlers, resend
+from services.alert_dispatcher.adapters.privacy import AlertPrivacy
+from shared.contracts import AlertRequested, PrivacyRequest, topics
 from shared.contracts.flows import parse_flow_record
 from shared.db.mail_queue import MailWorker
 from shared.kafka import json_parser
+from shared.privacy_requests import handle, message_id
 from shared.runtime import Runtime
 
 
@@ -25,6 +27,12 @@ def build(rt: Runtime) -> None:
         partial(handlers.dispatch, settings=rt.settings),
         message_id=lambda r: r.alert_id,
     )
+    rt.consume(
+        topics.PRIVACY_REQUESTS,
+        json_parser(PrivacyRequest),
+        partial(handle, store=AlertPrivacy(rt.settings)),
+        message_id=message_id,
+    )
 
     async def mail_worker() -> None:
         worker = MailWorker.from_settings(
@@ -36,4 +44,4 @@ def build(rt: Runtime) -> None:
         await worker.run()
 
     rt.workers.append(mail_worker)
-    rt.routes += api.link_routes(rt) + api.api_routes(rt)
+    rt.routes += api.link_routes(rt) + api.api_routes(rt) + resend.routes(rt)

@@ -5,6 +5,8 @@ no longer confirmed, sending limit), and publish outcomes when mails finish."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -22,13 +24,18 @@ from shared.db.mail_queue import QueuedMail
 from shared.db.uow import UnitOfWork
 from shared.kafka import Received, dead_letter
 from shared.logging import get_logger
+from shared.pages import accounts as page_accounts
+from shared.pages.accounts import PageSettings
+from shared.privacy import hash_secret, subject_hashes
 from shared.settings import Settings
+from shared.templates import run_with_budget
 
 log = get_logger(__name__)
 
 DEFINITIONS = "alert_dispatcher.flow-definitions"
 ALERT = "alert"
 CONFIRMATION = "recipient-confirmation"
+REMOVED = "recipient removed from the alert"
 
 
 async def save_definitions(uow: UnitOfWork, items: list[Received[Any]], settings: Settings) -> None:
@@ -105,24 +112,57 @@ async def _apply_actions(uow: UnitOfWork, flow: FlowDefinition, settings: Settin
     everyone = sorted({e for _, r in folded for e in r})
     current = await repo.recipients(conn, flow.account_id, everyone, lock=True)
     sender = {e: s.from_email for s, r in reversed(folded) for e in r}
+    pages = await page_accounts.load(conn, flow.account_id)
     confirmations: list[mail_queue.OutgoingMail] = []
     for change in added_to_actions(current, previous, [(s.id, r) for s, r in folded]):
         r = change.recipient
         await repo.save_recipient(conn, flow.account_id, r)
         if change.send_confirmation:
+            await repo.mark_asked(conn, flow.account_id, r.email, sender[r.email])
             confirmations.append(
-                mail_queue.OutgoingMail(
-                    dedupe_key=f"confirm:{flow.account_id}:{r.email}:{r.generation}",
-                    kind=CONFIRMATION,
-                    account_id=flow.account_id,
-                    message=mails.confirmation(
-                        settings, flow.account_id, r.email, r.generation, sender[r.email]
-                    ),
-                    mail_from=sender[r.email],
-                    rcpt_to=r.email,
-                )
+                _confirmation(settings, flow.account_id, r, sender[r.email], pages, "")
             )
     await mail_queue.enqueue_many(conn, confirmations)
+
+
+def _confirmation(
+    settings: Settings,
+    account_id: str,
+    r: Recipient,
+    mail_from: str,
+    pages: page_accounts.PageSettings,
+    renewal: str,
+) -> mail_queue.OutgoingMail:
+    return mail_queue.OutgoingMail(
+        dedupe_key=f"confirm:{account_id}:{r.email}:{r.generation}{renewal}",
+        kind=CONFIRMATION,
+        account_id=account_id,
+        message=mails.confirmation(
+            settings, account_id, r.email, r.generation, mail_from, pages, renewal
+        ),
+        mail_from=mail_from,
+        rcpt_to=r.email,
+    )
+
+
+async def renew_confirmation(
+    conn: asyncpg.Connection, settings: Settings, account_id: str, email: str, now: datetime
+) -> bool:
+    """C12: the page of an expired confirm link sends a new confirmation mail for the
+    recipient's current generation, from the sender that asked last; at most one a day.
+    False when the recipient is no longer waiting for a confirmation."""
+    current = (await repo.recipients(conn, account_id, [email], lock=True)).get(email)
+    if current is None or current.status != "unconfirmed":
+        return False
+    asked = await repo.asked(conn, account_id, email)
+    mail_from = (asked[1] if asked else None) or mails.DEFAULT_FROM
+    await repo.mark_asked(conn, account_id, email, mail_from)
+    pages = await page_accounts.load(conn, account_id)
+    renewal = f":renewed:{now.date().isoformat()}"
+    await mail_queue.enqueue_many(
+        conn, [_confirmation(settings, account_id, current, mail_from, pages, renewal)]
+    )
+    return True
 
 
 async def dispatch(
@@ -132,9 +172,11 @@ async def dispatch(
     or record `skipped` at once when none is confirmed."""
     conn = uow.conn
     requests = [i.message for i in items]
+    secret = hash_secret(settings)
     await conn.executemany(
         "INSERT INTO alerts (alert_id, account_id, flow_id, flow_version, step_id, profile_id,"
-        " requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        " requested_at, subject_hashes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT DO NOTHING",
         [
             (
                 r.alert_id,
@@ -144,6 +186,7 @@ async def dispatch(
                 r.step_id,
                 r.profile_id,
                 r.requested_at,
+                subject_hashes(secret, r.profile.email, r.profile.phone_number),
             )
             for r in requests
         ],
@@ -152,12 +195,24 @@ async def dispatch(
     for r in requests:
         by_account.setdefault(r.account_id, set()).update(alert_recipients(r.action.recipients))
     known = {a: await repo.recipients(conn, a, sorted(e)) for a, e in by_account.items()}
+    current = await repo.action_recipients(
+        conn, {(r.account_id, r.flow_id, r.step_id) for r in requests}
+    )
+    pages = await page_accounts.load_many(conn, list(by_account))
     deliveries: list[tuple[str, str, int | None, str, str | None]] = []
     outcomes: list[AlertOutcome] = []
     outgoing: list[tuple[str, str, mail_queue.OutgoingMail]] = []
     for request in requests:
         statuses = known[request.account_id]
         targets = alert_recipients(request.action.recipients)
+        now_on = current.get((request.account_id, request.flow_id, request.step_id))
+        if now_on is not None:
+            # A5: an alert held for review or waiting on a delay was requested with the
+            # recipients of its time; whoever was removed from the action since is not
+            # mailed.
+            for email in [e for e in targets if e not in now_on]:
+                deliveries.append((request.alert_id, email, None, "skipped", REMOVED))
+            targets = [e for e in targets if e in now_on]
         confirmed = [
             statuses[e] for e in targets if e in statuses and statuses[e].status == "confirmed"
         ]
@@ -168,7 +223,25 @@ async def dispatch(
         if not confirmed:
             outcomes.append(_skipped(request))
             continue
-        for rcpt in confirmed:
+        try:
+            # Off the event loop and in a time and size budget (A7): a template bomb
+            # fails its own alert, with the reason, and nobody else's.
+            parts = await run_with_budget(partial(mails.rendered, request))
+            language = (pages.get(request.account_id) or PageSettings()).language
+            built = [
+                (
+                    rcpt,
+                    mails.alert(settings, request, rcpt.email, rcpt.generation, language, parts),
+                )
+                for rcpt in confirmed
+            ]
+        except Exception as exc:
+            # Whatever a tenant's template or values do, the alert gets an outcome.
+            reason = f"Failed: the alert could not be built ({type(exc).__name__}: {exc})"
+            log.warning("alert not built", alert_id=request.alert_id, reason=reason)
+            outcomes.append(_skipped(request, "failed", reason[:1000]))
+            continue
+        for rcpt, message in built:
             outgoing.append(
                 (
                     request.alert_id,
@@ -177,7 +250,7 @@ async def dispatch(
                         dedupe_key=f"alert:{request.alert_id}:{rcpt.email}",
                         kind=ALERT,
                         account_id=request.account_id,
-                        message=mails.alert(settings, request, rcpt.email, rcpt.generation),
+                        message=message,
                         mail_from=request.action.from_email,
                         rcpt_to=rcpt.email,
                     ),
@@ -198,23 +271,25 @@ async def dispatch(
         )
     if outcomes:
         await conn.executemany(
-            "UPDATE alerts SET status = 'skipped', reason = $2, completed_at = now()"
+            "UPDATE alerts SET status = $3, reason = $2, completed_at = now()"
             " WHERE alert_id = $1 AND status = 'sending'",
-            [(o.alert_id, o.reason) for o in outcomes],
+            [(o.alert_id, o.reason, o.type) for o in outcomes],
         )
         for o in outcomes:
             uow.publish(topics.ALERT_OUTCOMES, o.profile_id, o)
 
 
-def _skipped(request: AlertRequested) -> AlertOutcome:
+def _skipped(
+    request: AlertRequested, kind: str = "skipped", reason: str = NO_CONFIRMED
+) -> AlertOutcome:
     return AlertOutcome(
-        type="skipped",
+        type=kind,  # type: ignore[arg-type]
         alert_id=request.alert_id,
         account_id=request.account_id,
         flow_id=request.flow_id,
         step_id=request.step_id,
         profile_id=request.profile_id,
-        reason=NO_CONFIRMED,
+        reason=reason,
     )
 
 
@@ -241,12 +316,13 @@ def mail_admission(settings: Settings) -> Callable[[asyncpg.Connection, Sequence
     """The mail worker's `admit` hook, run in the transaction that claims due mails."""
 
     async def admit(conn: asyncpg.Connection, claimed: Sequence[QueuedMail]) -> set[int]:
-        admitted = {m.id for m in claimed if m.kind != ALERT}
+        # A8: confirmation mails count against the sending limit as alerts do, or a
+        # flow saved with many new recipients could mail without bound.
+        others = [m for m in claimed if m.kind != ALERT]
         alert_mails = [m for m in claimed if m.kind == ALERT]
         if alert_mails:
-            still = await _drop_unconfirmed(conn, alert_mails)
-            admitted |= await _within_limit(conn, still, settings)
-        return admitted
+            alert_mails = await _drop_unconfirmed(conn, alert_mails)
+        return await _within_limit(conn, [*others, *alert_mails], settings)
 
     return admit
 
@@ -255,12 +331,18 @@ async def _drop_unconfirmed(
     conn: asyncpg.Connection, claimed: Sequence[QueuedMail]
 ) -> list[QueuedMail]:
     """A5 at send time: a recipient who unsubscribed (or was re-added and has not confirmed
-    again) since the alert was queued is not mailed; the mail is cancelled and the
-    delivery recorded as skipped."""
+    again), or was removed from the alert's action, since the alert was queued is not
+    mailed; the mail is cancelled and the delivery recorded as skipped."""
     rows = await conn.fetch(
-        "SELECT m.id, coalesce(r.status, 'not registered') AS status"
+        "SELECT m.id, CASE WHEN m.email = ANY(coalesce(a.recipients, ARRAY[m.email]))"
+        "   THEN coalesce(r.status, 'not registered') ELSE 'removed from the alert' END"
+        "   AS status"
         " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, account_id, email)"
-        " LEFT JOIN recipients r ON r.account_id = m.account_id AND r.email = m.email",
+        " LEFT JOIN recipients r ON r.account_id = m.account_id AND r.email = m.email"
+        " LEFT JOIN alert_deliveries d ON d.mail_id = m.id"
+        " LEFT JOIN alerts al ON al.alert_id = d.alert_id"
+        " LEFT JOIN alert_actions a ON a.account_id = al.account_id"
+        "   AND a.flow_id = al.flow_id AND a.step_id = al.step_id",
         [m.id for m in claimed],
         [m.account_id for m in claimed],
         [m.rcpt_to.lower() for m in claimed],

@@ -1,213 +1,40 @@
-"""The consent service's HTTP side: the per-account API (C14, X5, operator actions) and the
-link pages a profile clicks (C8, C12), which need no key, only a valid signed token.
+"""The consent service's per-account API (C14, X5, operator actions, account settings).
+The link pages a profile clicks are in `pages.py`.
 
 Operator actions go through the same path as every producer: the endpoint validates the
 request (C11 answers 422 here already), then writes a `ConsentCommand` (or, for
 suppressions, a `SuppressionCommand`) through the outbox to the command topic and answers
-202 with the command id. Link clicks are applied directly in one transaction, because the
-person waits for the page.
+202 with the command id.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from html import escape
 from typing import Any
-from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.consent import handlers
 from services.consent.adapters import mails
 from services.consent.adapters import repository as repo
-from services.consent.domain.model import CHANNEL_SLOTS, Act, Policy, ProfileConsent
+from services.consent.domain.model import CHANNEL_SLOTS, Policy, ProfileConsent
 from services.consent.domain.reachability import can_receive, shown_reasons
-from services.consent.domain.rules import decide
+from services.consent.domain.rules import SCOPED_LIST, decide
+from shared.addresses import email_error
 from shared.contracts import ConsentCommand, topics, utcnow
 from shared.http import error
-from shared.links import InvalidToken, verify
 from shared.operator import command_id, invalid, json_body, queue_command, suppression_command
+from shared.pages import accounts as page_accounts
 from shared.runtime import Runtime
 
 CSV_HEADER = "profile_id,email,email_marketing_consent,consented_at,method,email_suppressions\n"
-INVALID = "This link is not valid. Nothing was changed."
-
-
-def _page(title: str, body_html: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title></head><body><h1>{escape(title)}</h1>{body_html}"
-        "</body></html>",
-        status_code=status,
-    )
-
-
-def _text_page(title: str, text: str, status: int = 200) -> HTMLResponse:
-    return _page(title, f"<p>{escape(text)}</p>", status)
 
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def link_routes(rt: Runtime) -> list[Route]:
-    secret = rt.settings.link_secret.get_secret_value()
-
-    def claims_of(request: Request, purpose: str) -> dict[str, Any] | None:
-        try:
-            claims = verify(secret, purpose, request.query_params.get("token", ""))
-            if not isinstance(claims.get("a"), str) or not isinstance(claims.get("p"), str):
-                return None
-            return claims
-        except InvalidToken:
-            return None
-
-    async def known(account: str, profile_id: str) -> bool:
-        async with rt.db.pool.acquire() as conn:
-            return bool(
-                await conn.fetchval(
-                    "SELECT 1 FROM consent_state WHERE account_id = $1 AND profile_id = $2",
-                    account,
-                    profile_id,
-                )
-            )
-
-    async def apply(account: str, profile_id: str, act: Act) -> None:
-        async with rt.db.uow() as uow:
-            await handlers.apply_acts(
-                uow, [handlers.Request(account, profile_id, act)], rt.settings
-            )
-            await uow.commit()
-
-    def link_act(prefix: str, action: str, claims: dict[str, Any], **extra: Any) -> Act:
-        return Act(
-            act_id=f"{prefix}:{uuid.uuid4().hex}",
-            action=action,  # type: ignore[arg-type]
-            channel="email",
-            act_at=utcnow(),
-            list_id=claims.get("l"),
-            scope=str(claims.get("s") or "group"),
-            method="link",
-            **extra,
-        )
-
-    async def confirm(request: Request) -> Response:
-        """C8: the click makes the pending subscription `subscribed`; once only."""
-        claims = claims_of(request, mails.CONFIRM)
-        if claims is None or not isinstance(claims.get("k"), str):
-            return _text_page("Invalid link", INVALID, 400)
-        async with rt.db.uow() as uow:
-            row = await uow.conn.fetchrow(
-                "SELECT account_id, profile_id, method FROM confirmations"
-                " WHERE confirmation_id = $1",
-                claims["k"],
-            )
-            if row is None or (row["account_id"], row["profile_id"]) != (claims["a"], claims["p"]):
-                return _text_page("Invalid link", INVALID, 400)
-            if not await repo.claim_confirmation(uow.conn, claims["k"]):
-                return _text_page("Already confirmed", "Your subscription is confirmed.")
-            act = Act(
-                act_id=f"confirm:{claims['k']}",
-                action="subscribe",
-                channel="email",
-                act_at=utcnow(),
-                list_id=claims.get("l"),
-                scope=str(claims.get("s") or "group"),
-                method=row["method"] or "link",
-                confirmed=True,
-            )
-            await handlers.apply_acts(
-                uow, [handlers.Request(claims["a"], claims["p"], act)], rt.settings
-            )
-            await uow.commit()
-        return _text_page("Subscription confirmed", "Thank you: you are subscribed.")
-
-    async def unsubscribe(request: Request) -> Response:
-        """C12: GET shows a one-button page; POST (the button, or RFC 8058 one-click from
-        the mail client) unsubscribes. A repeated POST changes nothing more."""
-        claims = claims_of(request, mails.UNSUBSCRIBE)
-        if claims is None or not await known(claims["a"], claims["p"]):
-            return _text_page("Invalid link", INVALID, 400)
-        if request.method == "GET":
-            what = f"the list {claims['l']}" if claims.get("l") else "these emails"
-            return _page(
-                "Unsubscribe",
-                f"<p>Stop receiving {escape(what)}?</p>"
-                f"<form method='post'><button type='submit'>Unsubscribe</button></form>",
-            )
-        await apply(
-            claims["a"], claims["p"], link_act("unsub", "unsubscribe", claims, clicked=True)
-        )
-        return _text_page("Unsubscribed", "You will no longer receive these emails.")
-
-    async def preferences(request: Request) -> Response:
-        """C12: the preference centre: see and change email and list subscriptions."""
-        claims = claims_of(request, mails.PREFERENCES)
-        if claims is None or not await known(claims["a"], claims["p"]):
-            return _text_page("Invalid link", INVALID, 400)
-        account, profile_id = claims["a"], claims["p"]
-        message = ""
-        if request.method == "POST":
-            form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-            choice, list_id = form.get("action"), form.get("list_id") or None
-            base = {**claims, "l": list_id, "s": "group"}
-            if choice == "unsubscribe":
-                act = link_act("pref", "unsubscribe", {**base, "l": None}, clicked=True)
-            elif choice == "unsubscribe_list" and list_id:
-                act = link_act("pref", "unsubscribe", base, clicked=True)
-            elif choice in ("subscribe", "subscribe_list"):
-                # The signed link proves the mailbox: this counts as the profile's own
-                # confirmation (C11).
-                act = link_act(
-                    "pref",
-                    "subscribe",
-                    {**base, "l": list_id if choice == "subscribe_list" else None},
-                    confirmed=True,
-                )
-            else:
-                return _text_page("Invalid request", "Unknown choice. Nothing was changed.", 400)
-            act = replace(act, method="preference_center")
-            await apply(account, profile_id, act)
-            message = "<p><strong>Your preferences were saved.</strong></p>"
-        async with rt.db.pool.acquire() as conn:
-            raw = await conn.fetchval(
-                "SELECT state FROM consent_state WHERE account_id = $1 AND profile_id = $2",
-                account,
-                profile_id,
-            )
-        state = ProfileConsent.from_json(raw)
-        rows = [
-            f"<li>Email: {escape(state.status('email'))}"
-            f"{_button('unsubscribe', None, 'Unsubscribe from all emails')}"
-            f"{_button('subscribe', None, 'Subscribe to emails')}</li>"
-        ]
-        for list_id, status in state.lists.items():
-            rows.append(
-                f"<li>List {escape(list_id)}: {escape(status)}"
-                f"{_button('unsubscribe_list', list_id, 'Unsubscribe')}"
-                f"{_button('subscribe_list', list_id, 'Subscribe')}</li>"
-            )
-        return _page("Your email preferences", message + "<ul>" + "".join(rows) + "</ul>")
-
-    return [
-        Route("/links/consent/confirm", confirm, methods=["GET"]),
-        Route("/links/consent/unsubscribe", unsubscribe, methods=["GET", "POST"]),
-        Route("/links/consent/preferences", preferences, methods=["GET", "POST"]),
-    ]
-
-
-def _button(action: str, list_id: str | None, label: str) -> str:
-    hidden = f"<input type='hidden' name='list_id' value='{escape(list_id)}'>" if list_id else ""
-    return (
-        f" <form method='post' style='display:inline'>"
-        f"<input type='hidden' name='action' value='{escape(action)}'>{hidden}"
-        f"<button type='submit'>{escape(label)}</button></form>"
-    )
 
 
 def profile_view(
@@ -304,7 +131,8 @@ def api_routes(rt: Runtime) -> list[Route]:
         async with rt.db.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT slot, action, result, status, consented_at, act_at, method, act_id,"
-                " list_id, scope, evidence, phone_number, recorded_at FROM consent_history"
+                " list_id, scope, evidence, phone_number, actor, claimed_at, reason,"
+                " recorded_at FROM consent_history"
                 " WHERE account_id = $1 AND profile_id = $2 ORDER BY id LIMIT 10000",
                 account,
                 profile_id,
@@ -322,9 +150,17 @@ def api_routes(rt: Runtime) -> list[Route]:
         """Signed unsubscribe and preference links to put in a mail to the profile (C12)."""
         q = request.query_params
         scope = q.get("scope", "group")
+        if scope != "group" and q.get("list_id"):
+            return error(422, SCOPED_LIST)
         return JSONResponse(
             mails.profile_links(
-                rt.settings, account, request.path_params["profile_id"], scope, q.get("list_id")
+                rt.settings,
+                account,
+                request.path_params["profile_id"],
+                scope,
+                q.get("list_id"),
+                q.get("client_id"),
+                q.get("user_id"),
             )
         )
 
@@ -357,12 +193,20 @@ def api_routes(rt: Runtime) -> list[Route]:
                 scope=body.get("scope") or {},
                 evidence=body.get("evidence"),
                 consented_at=utcnow(),
+                actor=rt.auth.actor(request),
             )
         except ValidationError as exc:
             return invalid(exc)
         state = ProfileConsent.from_json(row["state"] if row else None)
-        outcome = decide(state, handlers.act_from_command(cmd), Policy(), utcnow())
+        act = handlers.act_from_command(cmd)
+        outcome = decide(state, act, Policy(), utcnow())
         if outcome.rejection is not None:
+            # C11, X3a: kept in history as rejected, answered 422, nothing queued.
+            async with rt.db.uow() as uow:
+                await repo.append_history(
+                    uow.conn, [(account, profile_id, h) for h in outcome.history]
+                )
+                await uow.commit()
             return error(422, outcome.rejection)
         return await queue_command(rt.db, topics.CONSENT_COMMANDS, profile_id, cmd)
 
@@ -465,19 +309,31 @@ def api_routes(rt: Runtime) -> list[Route]:
             body = await json_body(request)
             if isinstance(body, Response):
                 return body
-            unknown = set(body) - set(repo.SETTING_FIELDS)
+            unknown = set(body) - set(repo.SETTING_FIELDS) - set(page_accounts.FIELDS)
             if unknown:
                 return error(422, f"unknown settings: {', '.join(sorted(unknown))}")
+            page_values = {k: v for k, v in body.items() if k in page_accounts.FIELDS}
+            if problems := page_accounts.errors(page_values):
+                return error(422, "; ".join(problems))
             if "email_double_opt_in" in body and not isinstance(
                 body["email_double_opt_in"], bool | None
             ):
                 return error(422, "email_double_opt_in must be true, false or null")
-            async with rt.db.pool.acquire() as conn:
-                await repo.save_account_settings(conn, account, body)
+            if (problem := settings_problem(body)) is not None:
+                return error(422, problem)
+            if isinstance(body.get("from_email"), str):
+                body["from_email"] = body["from_email"].strip()
+            async with rt.db.uow() as uow:
+                await repo.save_account_settings(
+                    uow.conn, account, {k: v for k, v in body.items() if k in repo.SETTING_FIELDS}
+                )
+                await page_accounts.save(uow.conn, account, page_values)
+                await uow.commit()
         async with rt.db.pool.acquire() as conn:
             got = (await repo.account_settings(conn, [account])).get(
                 account, repo.AccountSettings()
             )
+            pages = await page_accounts.load(conn, account)
         doi = got.email_double_opt_in
         return JSONResponse(
             {
@@ -487,6 +343,7 @@ def api_routes(rt: Runtime) -> list[Route]:
                 "sms_reply_stop": got.sms_reply_stop,
                 "sms_reply_start": got.sms_reply_start,
                 "sms_reply_help": got.sms_reply_help,
+                **pages.view(),
             }
         )
 
@@ -502,6 +359,23 @@ def api_routes(rt: Runtime) -> list[Route]:
         Route(base + "/segments/not-opted-in", not_opted_in, methods=["GET"]),
         Route(base + "/consent/settings", account_settings, methods=["GET", "PUT"]),
     ]
+
+
+def settings_problem(body: dict[str, Any]) -> str | None:
+    """Why account settings cannot be saved, or None. The sender address goes into every
+    confirmation mail's envelope and From header, so it is checked here, once, rather
+    than failing (or worse, injecting headers) in the mail worker later."""
+    sender = body.get("from_email")
+    if sender is not None:
+        if not isinstance(sender, str):
+            return "from_email must be an email address or null"
+        if problem := email_error(sender):
+            return f"from_email {sender!r} is not a valid email address: {problem}"
+    for field in ("sms_reply_stop", "sms_reply_start", "sms_reply_help"):
+        value = body.get(field)
+        if value is not None and (not isinstance(value, str) or len(value) > 640):
+            return f"{field} must be a text of at most 640 characters, or null"
+    return None
 
 
 def _csv(value: str) -> str:

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from functools import partial
 
-from services.consent import api, handlers
-from shared.contracts import ConsentCommand, SmsInbound, SuppressionChanged, topics
+from services.consent import api, handlers, pages, privacy_api
+from shared.contracts import (
+    ConsentCommand,
+    PrivacyRequest,
+    PrivacyResult,
+    SmsInbound,
+    SuppressionChanged,
+    topics,
+)
 from shared.db.mail_queue import MailWorker
 from shared.kafka import json_parser
+from shared.privacy_requests import message_id
 from shared.runtime import Runtime
 
 
@@ -36,9 +44,23 @@ def build(rt: Runtime) -> None:
         message_id=lambda c: c.change_id,
         consumer=handlers.SUPPRESSIONS,
     )
+    rt.consume(
+        topics.PRIVACY_REQUESTS,
+        json_parser(PrivacyRequest),
+        partial(handlers.on_privacy_requests, settings=rt.settings),
+        message_id=message_id,
+        consumer=handlers.PRIVACY,
+    )
+    rt.consume(
+        topics.PRIVACY_RESULTS,
+        json_parser(PrivacyResult),
+        handlers.on_privacy_results,
+        message_id=lambda r: f"{r.account_id}:{r.request_id}:{r.service}",
+        consumer=handlers.PRIVACY_PARTS,
+    )
 
     async def confirmation_mails() -> None:
         await MailWorker.from_settings(rt.db, rt.settings).run()
 
     rt.workers.append(confirmation_mails)
-    rt.routes += api.link_routes(rt) + api.api_routes(rt)
+    rt.routes += pages.link_routes(rt) + api.api_routes(rt) + privacy_api.routes(rt)

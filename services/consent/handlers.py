@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.consent.adapters import mails
+from services.consent.adapters import mails, privacy
 from services.consent.adapters import repository as repo
-from services.consent.domain.keywords import DEFAULT_REPLIES, keyword
+from services.consent.domain.keywords import DEFAULT_REPLIES, NOT_APPLIED, keyword, reply_kind
 from services.consent.domain.model import (
     CHANNEL_SLOTS,
     Act,
+    HistoryEntry,
     Outcome,
     Policy,
     ProfileConsent,
@@ -22,12 +23,14 @@ from services.consent.domain.model import (
     normalize_phone,
     scope_name,
 )
-from services.consent.domain.rules import decide
+from services.consent.domain.rules import decide, reject
 from shared.contracts import (
     ChannelState,
     ConsentChanged,
     ConsentCommand,
     ConsentState,
+    PrivacyRequest,
+    PrivacyResult,
     Profile,
     SmsInbound,
     SmsOutbound,
@@ -38,11 +41,17 @@ from shared.contracts import (
 from shared.db import mail_queue
 from shared.db.uow import UnitOfWork
 from shared.kafka import Received, dead_letter
+from shared.pages import accounts as page_accounts
+from shared.privacy import hash_secret, subject_hashes
+from shared.privacy_requests import handle
 from shared.settings import Settings
 
 COMMANDS = f"consent.{topics.CONSENT_COMMANDS}"
 SMS = f"consent.{topics.SMS_INBOUND}"
 SUPPRESSIONS = f"consent.{topics.SUPPRESSION_CHANGES}"
+PRIVACY = f"consent.{topics.PRIVACY_REQUESTS}"
+PRIVACY_PARTS = f"consent.{topics.PRIVACY_RESULTS}"
+ERASED_HELD = "P2: the address was erased; a subscribe needs evidence of new consent"
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ def act_from_command(cmd: ConsentCommand) -> Act:
         evidence=cmd.evidence,
         historical_import=cmd.historical_import,
         phone_number=cmd.profile.phone_number,
+        actor=cmd.actor,
     )
 
 
@@ -106,6 +116,7 @@ def change_messages(
             evidence=act.evidence,
             state=state,
             occurred_at=now,
+            act_at=act.act_at,
         )
         for event in outcome.events
     ]
@@ -145,11 +156,15 @@ async def apply_acts(
     are written together, set-based."""
     if not requests:
         return []
-    now = now or utcnow()
     conn = uow.conn
     stored = await repo.lock_states(conn, (r.key for r in requests))
+    # Stamped after the rows are locked: a profile's events then carry `occurred_at` in
+    # commit order, which read models keeping "the newest state" rely on (F7).
+    now = now or utcnow()
     prefs = await repo.account_settings(conn, (r.account_id for r in requests))
     sups = await repo.suppressions(conn, (r.key for r in requests))
+    erased = await _erased(conn, requests, stored, settings)
+    pages = await page_accounts.load_many(conn, [r.account_id for r in requests])
     outcomes: list[Outcome] = []
     history: list[tuple[str, str, Any]] = []
     confirmations: list[tuple] = []
@@ -159,25 +174,37 @@ async def apply_acts(
         row = stored[req.key]
         acct = prefs.get(req.account_id, repo.AccountSettings())
         doi = acct.email_double_opt_in
+        global_email = {
+            s.get("reason")
+            for s in sups.get(req.key, [])
+            if s.get("list_id") is None and s.get("channel", "email") == "email"
+        }
         policy = Policy(
             email_double_opt_in=settings.email_double_opt_in if doi is None else doi,
-            manually_suppressed=any(
-                s.get("reason") == "manual"
-                and s.get("list_id") is None
-                and s.get("channel", "email") == "email"
-                for s in sups.get(req.key, [])
-            ),
+            manually_suppressed="manual" in global_email,
+            spam_suppressed="spam_complaint" in global_email,
         )
         profile = _merge(row.profile, req.profile, req.profile_id)
+        held = erased.get(id(req), [])
+        if held and req.act.action != "unsubscribe":
+            if not req.act.evidence:
+                # P2: an erased address is not messaged again on an import or form
+                # alone; the act is kept in the audit trail, without the address.
+                outcomes.append(Outcome(row.state, history=(_held(req.act, row.state),)))
+                history += [(req.account_id, req.profile_id, _held(req.act, row.state))]
+                continue
+            await privacy.lift_erasure(conn, [(req.account_id, h) for h in held])
         outcome = decide(row.state, req.act, policy, now)
         if outcome.confirmation is not None and not profile.get("email"):
-            outcome = Outcome(row.state, rejection="C8: an email subscribe needs profile.email")
+            outcome = reject(row.state, req.act, "C8: an email subscribe needs profile.email")
         outcomes.append(outcome)
-        if outcome.rejection is not None:
-            continue
-        row.state, row.profile = outcome.state, profile
+        # A rejected or stale act is kept too (log and history, C11, X3): no event, no mail.
+        row.state = outcome.state
         touched.add(req.key)
         history += [(req.account_id, req.profile_id, h) for h in outcome.history]
+        if outcome.rejection is not None:
+            continue
+        row.profile = profile
         if outcome.confirmation is not None:
             c = outcome.confirmation
             cid = _short(req.account_id, req.profile_id, req.act.act_id)
@@ -202,6 +229,7 @@ async def apply_acts(
                 list_id=c.list_id,
                 scope=c.scope,
                 mail_from=acct.from_email or mails.DEFAULT_FROM,
+                pages=pages.get(req.account_id),
             )
             mails_out.append((cid, msg, req.account_id, acct.from_email or mails.DEFAULT_FROM))
         for change in change_messages(
@@ -229,6 +257,162 @@ async def apply_acts(
     return outcomes
 
 
+async def _erased(
+    conn: Any, requests: Sequence[Request], stored: dict[repo.Key, Any], settings: Settings
+) -> dict[int, list[str]]:
+    """The erased-address hashes each subscribe request matches (P2), by request."""
+    secret = hash_secret(settings)
+    wanted: dict[int, list[str]] = {}
+    for req in requests:
+        if req.act.action == "unsubscribe":
+            continue
+        merged = {**stored[req.key].profile, **{k: v for k, v in (req.profile or {}).items() if v}}
+        hashes = subject_hashes(
+            secret, merged.get("email"), req.act.phone_number or merged.get("phone_number")
+        )
+        if hashes:
+            wanted[id(req)] = hashes
+    if not wanted:
+        return {}
+    pairs = [(r.account_id, h) for r in requests for h in wanted.get(id(r), [])]
+    found = await privacy.erased_hashes(conn, pairs)
+    out = {}
+    for req in requests:
+        hit = [h for h in wanted.get(id(req), []) if (req.account_id, h) in found]
+        if hit:
+            out[id(req)] = hit
+    return out
+
+
+def _held(act: Act, state: ProfileConsent) -> HistoryEntry:
+    slot = f"sms_{act.purpose}" if act.channel == "sms" else act.channel
+    return HistoryEntry(
+        slot=slot,
+        action=act.action,
+        result="held_erased",
+        status=state.status(slot) if slot in CHANNEL_SLOTS else "never_subscribed",
+        consented_at=None,
+        act_at=act.act_at,
+        method=act.method,
+        act_id=act.act_id,
+        list_id=act.list_id,
+        scope=act.scope,
+    )
+
+
+async def on_privacy_requests(
+    uow: UnitOfWork, items: list[Received[PrivacyRequest]], settings: Settings
+) -> None:
+    """P1: remember the request (its status is read here) and do the consent part."""
+    await privacy.record_requests(uow.conn, [i.message for i in items])
+    await handle(uow, items, privacy.ConsentPrivacy(hash_secret(settings)))
+
+
+async def on_privacy_results(uow: UnitOfWork, items: list[Received[PrivacyResult]]) -> None:
+    """P1: collect every service's part; the request is done when all four are in."""
+    await privacy.record_parts(uow.conn, [i.message for i in items])
+
+
+async def renew_confirmation(
+    conn: Any, settings: Settings, confirmation_id: str, now: datetime
+) -> bool:
+    """C12: an expired confirmation link asks for a new mail. A fresh pending
+    confirmation (same account, profile, list and scope) is recorded and its mail queued;
+    at most one per old link per day, so a link pressed repeatedly sends one mail.
+    False when the old confirmation was already used or is unknown."""
+    row = await repo.confirmation(conn, confirmation_id)
+    if row is None or row["confirmed_at"] is not None:
+        return False
+    fresh_id = _short(confirmation_id, "renewed", now.date().isoformat())
+    acct = (await repo.account_settings(conn, [row["account_id"]])).get(
+        row["account_id"], repo.AccountSettings()
+    )
+    mail_from = acct.from_email or mails.DEFAULT_FROM
+    fresh = await repo.add_confirmations(
+        conn,
+        [
+            (
+                fresh_id,
+                row["account_id"],
+                row["profile_id"],
+                row["channel"],
+                row["list_id"],
+                row["scope"],
+                row["method"],
+                row["email"],
+            )
+        ],
+    )
+    if fresh_id not in fresh:
+        return True  # already renewed today: that mail is on its way
+    msg = mails.confirmation(
+        settings,
+        confirmation_id=fresh_id,
+        account_id=row["account_id"],
+        profile_id=row["profile_id"],
+        email=row["email"],
+        list_id=row["list_id"],
+        scope=row["scope"],
+        mail_from=mail_from,
+        pages=await page_accounts.load(conn, row["account_id"]),
+    )
+    await mail_queue.enqueue_many(
+        conn,
+        [
+            mail_queue.OutgoingMail(
+                dedupe_key=f"consent-confirm:{fresh_id}",
+                kind="consent-confirmation",
+                account_id=row["account_id"],
+                message=msg,
+                mail_from=mail_from,
+                rcpt_to=row["email"],
+            )
+        ],
+    )
+    return True
+
+
+async def queue_opt_out_confirmation(
+    conn: Any, settings: Settings, account_id: str, profile_id: str, act_id: str
+) -> None:
+    """W3: when the account asks for it, confirm an opt-out the profile made through a
+    link by mail, with a way back in (the preference centre)."""
+    pages = await page_accounts.load(conn, account_id)
+    if not pages.optout_confirmation_email:
+        return
+    email = await conn.fetchval(
+        "SELECT email FROM consent_state WHERE account_id = $1 AND profile_id = $2",
+        account_id,
+        profile_id,
+    )
+    if not email:
+        return
+    acct = (await repo.account_settings(conn, [account_id])).get(account_id, repo.AccountSettings())
+    mail_from = acct.from_email or mails.DEFAULT_FROM
+    msg = mails.opt_out_confirmation(
+        settings,
+        account_id=account_id,
+        profile_id=profile_id,
+        email=email,
+        act_id=act_id,
+        mail_from=mail_from,
+        pages=pages,
+    )
+    await mail_queue.enqueue_many(
+        conn,
+        [
+            mail_queue.OutgoingMail(
+                dedupe_key=f"consent-optout:{act_id}",
+                kind="consent-optout",
+                account_id=account_id,
+                message=msg,
+                mail_from=mail_from,
+                rcpt_to=email,
+            )
+        ],
+    )
+
+
 async def on_commands(
     uow: UnitOfWork, items: list[Received[ConsentCommand]], settings: Settings
 ) -> None:
@@ -251,7 +435,8 @@ async def on_commands(
 async def on_sms_inbound(
     uow: UnitOfWork, items: list[Received[SmsInbound]], settings: Settings
 ) -> None:
-    """C13: keywords change SMS consent of every profile on that number, and get a reply."""
+    """C13: keywords change SMS consent of every profile on that number, and get a reply
+    that tells the truth about the state after it (X3: a stale keyword is not confirmed)."""
     texts = [(i.message, keyword(i.message.body)) for i in items]
     texts = [(m, k) for m, k in texts if k is not None]
     if not texts:
@@ -280,14 +465,24 @@ async def on_sms_inbound(
                         ),
                         method="keyword",
                         phone_number=phone,
+                        # START comes from the number itself: the profile's own act (C11).
+                        confirmed=word == "start",
+                        actor="profile (sms keyword)",
                     ),
                 )
             )
-    await apply_acts(uow, requests, settings)
+    outcomes = await apply_acts(uow, requests, settings)
+    after: dict[str, list[ProfileConsent]] = {}
+    for req, outcome in zip(requests, outcomes, strict=True):
+        after.setdefault(req.act.act_id, []).append(outcome.state)
     prefs = await repo.account_settings(uow.conn, (m.account_id for m, _ in texts))
     for msg, word in texts:
         acct = prefs.get(msg.account_id, repo.AccountSettings())
-        body = getattr(acct, f"sms_reply_{word}") or DEFAULT_REPLIES[word]
+        kind = reply_kind(word, after.get(f"sms:{msg.message_id}", []))
+        if kind in NOT_APPLIED:
+            body = NOT_APPLIED[kind]
+        else:
+            body = getattr(acct, f"sms_reply_{kind}") or DEFAULT_REPLIES[kind]  # type: ignore[index]
         uow.publish(
             topics.SMS_OUTBOUND,
             msg.phone_number,
@@ -321,16 +516,24 @@ async def on_suppression_changes(
         Request(
             c.account_id,
             c.profile_id,
-            Act(
-                act_id=f"spam:{c.change_id}",
-                action="unsubscribe",
-                channel="email",
-                act_at=clamp(c.occurred_at),
-                method="spam_complaint",
-            ),
+            spam_act(c.change_id, c.reported_at or c.occurred_at, c.list_id),
             c.profile.model_dump(),
         )
         for c in changes
         if c.type == "suppressed" and c.reason == "spam_complaint" and c.channel == "email"
     ]
     await apply_acts(uow, requests, settings)
+
+
+def spam_act(change_id: str, occurred_at: datetime, list_id: str | None) -> Act:
+    """S3: a spam complaint is an email opt-out ordered by when the person complained
+    (the complaint's `occurred_at`); a list-specific complaint opts out of that list."""
+    return Act(
+        act_id=f"spam:{change_id}",
+        action="unsubscribe",
+        channel="email",
+        act_at=clamp(occurred_at),
+        list_id=list_id,
+        method="spam_complaint",
+        actor="suppression (spam complaint)",
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from functools import partial
 from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,16 +15,22 @@ from starlette.routing import Route
 
 from services.flow_executor import handlers
 from services.flow_executor.adapters import repository as repo
+from services.flow_executor.adapters.privacy import FlowPrivacy
 from shared.contracts import (
     ConsentChanged,
+    PrivacyRequest,
     ProfileEvent,
     ReviewDecision,
     SuppressionChanged,
     topics,
 )
+from shared.db.errors import DB_ERRORS
+from shared.domain import reachability as reach
 from shared.http import error
 from shared.kafka import json_parser
 from shared.logging import get_logger
+from shared.loop_health import report_progress, report_trouble
+from shared.privacy_requests import handle, message_id
 from shared.runtime import Runtime
 
 log = get_logger(__name__)
@@ -48,11 +55,12 @@ def build(rt: Runtime) -> None:
         message_id=lambda d: d.message_id,
         consumer=handlers.DEFINITIONS,
     )
+    # No inbox claim for profile events: the run's id, derived from the event id, is what
+    # dedupes an entry (F2), and the profile merge is safe to repeat (see the handler).
     rt.consume(
         topics.PROFILE_EVENTS,
         json_parser(ProfileEvent),
         handlers.enter_from_events,
-        message_id=lambda e: f"{e.account_id}:{e.event_id}",
     )
     rt.consume(
         topics.CONSENT_CHANGES,
@@ -71,21 +79,58 @@ def build(rt: Runtime) -> None:
         json_parser(ReviewDecision),
         handlers.on_review_decisions,
     )
+    rt.consume(
+        topics.PRIVACY_REQUESTS,
+        json_parser(PrivacyRequest),
+        partial(handle, store=FlowPrivacy()),
+        message_id=message_id,
+    )
     batch = SchedulerSettings().batch
     replica = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def fire(limit: int) -> int:
+        async with rt.db.uow() as uow:
+            fired = await handlers.fire_due_timers(uow, limit, replica)
+            await uow.commit()
+        return fired
+
+    async def fire_singly(limit: int) -> int:
+        done = 0
+        for _ in range(limit):
+            try:
+                if not await fire(1):
+                    break
+            except DB_ERRORS:
+                break
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.error("a due delay cannot be fired; set aside", error=reason)
+                try:
+                    async with rt.db.pool.acquire() as conn:
+                        if not await repo.fail_next_due_timer(conn, replica, reason):
+                            break
+                except DB_ERRORS:
+                    break
+            done += 1
+        return done
 
     async def scheduler() -> None:
         """Fire due delays. Any number of replicas may run this: `FOR UPDATE SKIP LOCKED`
         hands each due row to one of them, no leader needed (F3)."""
         while True:
             try:
-                async with rt.db.uow() as uow:
-                    fired = await handlers.fire_due_timers(uow, batch, replica)
-                    await uow.commit()
-            except Exception as exc:
+                fired = await fire(batch)
+                report_progress("scheduler")
+            except DB_ERRORS as exc:
                 log.warning("scheduler pass failed", error=str(exc))
+                report_trouble("scheduler", f"database: {exc}")
                 fired = 0
                 await asyncio.sleep(1.0)
+            except Exception as exc:
+                # One run whose walk raises must not hold every due delay behind it:
+                # fire one at a time, and set aside the one that fails (F3).
+                log.exception("scheduler pass failed; firing one at a time", error=repr(exc))
+                fired = await fire_singly(batch)
             if fired < batch:
                 await asyncio.sleep(rt.settings.scheduler_interval_s)
             else:
@@ -237,10 +282,26 @@ def api_routes(rt: Runtime) -> list[Route]:
             row = await repo.profile_read_model(conn, account, request.path_params["profile_id"])
         if row is None:
             return error(404, "not found")
+        q = request.query_params
+        # S6 + C10 as F6 decides it (the shared rule over this read model), per channel.
+        can = {
+            channel: reach.blocked(
+                row["consent"],
+                row["suppressions"] or [],
+                channel,
+                list_id=q.get("list_id"),
+                client_id=q.get("client_id"),
+                user_id=q.get("user_id"),
+                contact=row["profile"] or {},
+            )
+            for channel in reach.CHANNELS
+        }
         return JSONResponse(
             {
                 "account_id": account,
                 "profile_id": request.path_params["profile_id"],
+                "can_receive": {c: reason is None for c, reason in can.items()},
+                "blocked": {c: reason for c, reason in can.items() if reason},
                 "consent": row["consent"],
                 "consent_at": _iso(row["consent_at"]),
                 "suppressions": row["suppressions"] or [],

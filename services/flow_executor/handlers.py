@@ -22,6 +22,7 @@ from services.flow_executor.domain.triggers import (
     event_context,
     list_context,
     list_flows,
+    merged_person,
     metric_flows,
 )
 from services.flow_executor.domain.walker import (
@@ -213,6 +214,7 @@ def _activity(
     step_id: str | None,
     reason: str | None = None,
     due_at: datetime | None = None,
+    alert_id: str | None = None,
 ) -> FlowActivity:
     return FlowActivity(
         type=kind,  # type: ignore[arg-type]
@@ -224,6 +226,7 @@ def _activity(
         profile_id=profile_id,
         reason=reason,
         due_at=due_at,
+        alert_id=alert_id,
     )
 
 
@@ -263,10 +266,20 @@ class _Effects:
 def _plan(run: Run, decisions: Sequence[Decision], fx: _Effects, now: datetime) -> None:
     flow = run.flow
 
-    def note(kind: str, step_id: str | None, reason: str | None = None, due=None) -> None:
+    def note(
+        kind: str, step_id: str | None, reason: str | None = None, due=None, alert_id=None
+    ) -> None:
         key = (run.run_id, step_id) if step_id is not None and kind != "exited" else None
         act = _activity(
-            kind, flow.account_id, flow.flow_id, run.run_id, run.profile_id, step_id, reason, due
+            kind,
+            flow.account_id,
+            flow.flow_id,
+            run.run_id,
+            run.profile_id,
+            step_id,
+            reason,
+            due,
+            alert_id,
         )
         fx.activity.append((key, "timer" if kind == "scheduled" else "step", act))
 
@@ -298,7 +311,7 @@ def _plan(run: Run, decisions: Sequence[Decision], fx: _Effects, now: datetime) 
                     msg.model_dump(mode="json"),
                 )
             )
-            note("in_review", d.step.id)
+            note("in_review", d.step.id, alert_id=action_id(run.run_id, d.step.id))
         elif isinstance(d, Skip):
             execution(d.step_id, "skipped", d.reason)
             note("skipped", d.step_id, d.reason)
@@ -361,8 +374,11 @@ async def _walk(uow: UnitOfWork, walks: Sequence[tuple[Run, str | None]]) -> Non
 
 
 async def _enter(uow: UnitOfWork, entries: Sequence[Run]) -> None:
-    """Create the runs that are new and walk them from the first step."""
-    runs = {r.run_id: r for r in entries}
+    """Create the runs that are new and walk them from the first step. A second copy of
+    an event in the same batch is a duplicate: the first one enters (F2)."""
+    runs: dict[uuid.UUID, Run] = {}
+    for r in entries:
+        runs.setdefault(r.run_id, r)
     new = await repo.insert_runs(
         uow.conn,
         [
@@ -413,22 +429,40 @@ def _new_run(
 
 async def enter_from_events(uow: UnitOfWork, items: list[Received[ProfileEvent]]) -> None:
     """F2: each event enters the metric flows it matches, once per event id; the newest
-    profile data of accounts with flows is kept for later splits and filters (F3)."""
+    profile data of accounts with flows is kept for later splits and filters (F3).
+
+    Events are not claimed in the inbox: most enter no flow, and claiming each cost a
+    row per event, a quarter of the batch's database time. Both effects are safe to
+    repeat without it. An entry is a run whose id derives from the event id, inserted
+    with `ON CONFLICT DO NOTHING`, and only a new run is walked, so a redelivered event
+    never enters twice (and runs are kept longer than inbox ids). The profile merge only
+    takes data at least as new as what is stored; a redelivered batch is replayed in its
+    partition's order, so it ends in the same state."""
     events = [i.message for i in items]
     flows = await repo.live_flows(uow.conn, (e.account_id for e in events))
+    # F3: the entry filter sees the profile the executor keeps (as stored before this
+    # batch) with this event's own fields merged in, not only what the event carried.
+    stored = await repo.walk_state(
+        uow.conn, ((e.account_id, e.profile.id) for e in events if e.account_id in flows)
+    )
     await repo.upsert_profiles(
         uow.conn,
         [
-            (e.account_id, e.profile.id, e.profile.model_dump(mode="json"), e.time)
+            (e.account_id, e.profile.id, e.profile.model_dump_json(), e.time)
             for e in events
             if e.account_id in flows
         ],
     )
-    entries = [
-        _new_run(flow, e.event_id, e.profile.id, event_context(e), "metric")
-        for e in events
-        for flow in metric_flows(flows.get(e.account_id, ()), e)
-    ]
+    entries = []
+    for e in events:
+        if e.account_id not in flows:
+            continue
+        known = stored.get((e.account_id, e.profile.id), (None, [], None))[2]
+        person = merged_person(known, e.profile.model_dump(mode="json"))
+        entries += [
+            _new_run(flow, e.event_id, e.profile.id, event_context(e, person), "metric")
+            for flow in metric_flows(flows[e.account_id], e, person)
+        ]
     if entries:
         await _enter(uow, entries)
 
@@ -447,19 +481,27 @@ async def on_consent_changes(uow: UnitOfWork, items: list[Received[ConsentChange
     flows = await repo.live_flows(uow.conn, (c.account_id for c in changes))
     if not flows:
         return
+    stored = await repo.walk_state(
+        uow.conn, ((c.account_id, c.profile_id) for c in changes if c.account_id in flows)
+    )
     await repo.upsert_profiles(
         uow.conn,
         [
-            (c.account_id, c.profile_id, c.profile.model_dump(mode="json"), c.occurred_at)
+            (c.account_id, c.profile_id, c.profile.model_dump_json(), c.occurred_at)
             for c in changes
             if c.account_id in flows
         ],
     )
-    entries = [
-        _new_run(flow, c.change_id, c.profile_id, list_context(c), "list")
-        for c in changes
-        for flow in list_flows(flows.get(c.account_id, ()), c)
-    ]
+    entries = []
+    for c in changes:
+        if c.account_id not in flows:
+            continue
+        known = stored.get((c.account_id, c.profile_id), (None, [], None))[2]
+        person = merged_person(known, c.profile.model_dump(mode="json"))
+        entries += [
+            _new_run(flow, c.change_id, c.profile_id, list_context(c, person), "list")
+            for flow in list_flows(flows[c.account_id], c, person)
+        ]
     if entries:
         await _enter(uow, entries)
 

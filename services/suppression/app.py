@@ -12,10 +12,11 @@ from starlette.routing import Route
 
 from services.suppression import handlers
 from services.suppression.domain.rules import SPAM_LOCKED
-from shared.contracts import ConsentChanged, SuppressionCommand, topics
+from shared.contracts import ConsentChanged, PrivacyRequest, SuppressionCommand, topics
 from shared.http import error
 from shared.kafka import json_parser
 from shared.operator import invalid, json_body, queue_command, suppression_command
+from shared.privacy_requests import message_id
 from shared.runtime import Runtime
 
 
@@ -34,6 +35,13 @@ def build(rt: Runtime) -> None:
         message_id=lambda c: c.change_id,
         consumer=handlers.CONSENT,
     )
+    rt.consume(
+        topics.PRIVACY_REQUESTS,
+        json_parser(PrivacyRequest),
+        handlers.on_privacy_requests,
+        message_id=message_id,
+        consumer=handlers.PRIVACY,
+    )
     rt.routes += api_routes(rt)
 
 
@@ -46,7 +54,7 @@ def api_routes(rt: Runtime) -> list[Route]:
         profile_id = request.path_params["profile_id"]
         async with rt.db.pool.acquire() as conn:
             prof = await conn.fetchrow(
-                "SELECT soft_bounces FROM suppression_profiles"
+                "SELECT soft_bounces, list_bounces FROM suppression_profiles"
                 " WHERE account_id = $1 AND profile_id = $2",
                 account,
                 profile_id,
@@ -71,6 +79,7 @@ def api_routes(rt: Runtime) -> list[Route]:
                 "account_id": account,
                 "profile_id": profile_id,
                 "soft_bounces": prof["soft_bounces"],
+                "list_soft_bounces": prof["list_bounces"] or {},
                 "suppressions": [
                     {
                         "channel": r["channel"],

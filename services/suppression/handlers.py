@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from services.suppression.adapters import repository as repo
+from services.suppression.adapters.privacy import SuppressionPrivacy
 from services.suppression.domain.rules import (
+    LIFTING_EVENTS,
     Command,
     Outcome,
     SuppressionState,
@@ -17,6 +19,7 @@ from services.suppression.domain.rules import (
 )
 from shared.contracts import (
     ConsentChanged,
+    PrivacyRequest,
     Profile,
     SuppressionChanged,
     SuppressionCommand,
@@ -25,10 +28,12 @@ from shared.contracts import (
 )
 from shared.db.uow import UnitOfWork
 from shared.kafka import Received, dead_letter
+from shared.privacy_requests import handle
 from shared.settings import Settings
 
 COMMANDS = f"suppression.{topics.SUPPRESSION_COMMANDS}"
 CONSENT = f"suppression.{topics.CONSENT_CHANGES}"
+PRIVACY = f"suppression.{topics.PRIVACY_REQUESTS}"
 
 
 def _merge(profile: dict[str, Any], incoming: dict[str, Any] | None, profile_id: str) -> dict:
@@ -99,6 +104,7 @@ def change_messages(
             list_id=change.list_id,
             suppressions=in_force,
             occurred_at=now,
+            reported_at=change.at,
         )
         for n, change in enumerate(outcome.changes)
     ]
@@ -132,31 +138,24 @@ async def on_commands(
 
 
 async def on_consent_changes(uow: UnitOfWork, items: list[Received[ConsentChanged]]) -> None:
-    """S5/C11: a re-subscribe with evidence lifts a spam complaint; a subscribe lifts an
-    earlier manual suppression (C9)."""
+    """S5/C11: a re-subscribe with evidence lifts a spam complaint (global or of a list);
+    a subscribe lifts an earlier manual suppression (C9)."""
     events = [
         i.message
         for i in items
-        if i.message.type == "Subscribed to Email Marketing" and not i.message.historical_import
+        if i.message.type in LIFTING_EVENTS and not i.message.historical_import
     ]
     if not events:
         return
-    rows = await uow.conn.fetch(
-        "SELECT DISTINCT s.account_id, s.profile_id FROM suppressions s"
-        " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
-        " ON s.account_id = k.a AND s.profile_id = k.p"
-        " WHERE s.channel = 'email' AND s.list_key = ''"
-        " AND s.reason IN ('manual', 'spam_complaint')",
-        [e.account_id for e in events],
-        [e.profile_id for e in events],
-    )
-    liftable = {(r["account_id"], r["profile_id"]) for r in rows}
+    liftable = await repo.with_liftable(uow.conn, [(e.account_id, e.profile_id) for e in events])
     events = [e for e in events if (e.account_id, e.profile_id) in liftable]
 
     def step(state: SuppressionState, index: int) -> Outcome:
         e = events[index]
-        at: datetime = e.occurred_at
-        return on_consent_change(state, e.type, e.evidence, e.historical_import, at, e.scope)
+        at: datetime = e.act_at or e.occurred_at
+        return on_consent_change(
+            state, e.type, e.evidence, e.historical_import, at, e.scope, e.list_id
+        )
 
     await _apply(
         uow,
@@ -166,3 +165,8 @@ async def on_consent_changes(uow: UnitOfWork, items: list[Received[ConsentChange
         ],
         step,
     )
+
+
+async def on_privacy_requests(uow: UnitOfWork, items: list[Received[PrivacyRequest]]) -> None:
+    """P1–P3: export or erase what this service holds about the person."""
+    await handle(uow, items, SuppressionPrivacy())

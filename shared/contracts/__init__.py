@@ -23,6 +23,7 @@ from shared.contracts.outputs import (
     SmsOutbound,
     SuppressionChanged,
 )
+from shared.contracts.privacy import PrivacyRequest, PrivacyResult
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -38,6 +39,8 @@ __all__ = [
     "FlowDefinition",
     "Message",
     "MessageRequested",
+    "PrivacyRequest",
+    "PrivacyResult",
     "Profile",
     "ProfileEvent",
     "ReviewDecision",

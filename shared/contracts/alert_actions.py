@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 
 from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from shared.addresses import email_error
 from shared.contracts.flows import FlowDefinition, InternalAlertStep
-from shared.mail import email_error
+from shared.templates import BudgetSandbox, refused_tags
 
-_PARSER = ImmutableSandboxedEnvironment()
+_PARSER = BudgetSandbox()
 
 MAX_RECIPIENTS = 5
 
@@ -104,6 +104,12 @@ def step_errors(step: InternalAlertStep) -> list[str]:
         for tag in tags:
             errors.append(
                 f"step '{step.id}': tag {tag} is not allowed in an internal alert {field}"
+            )
+        for tag in refused_tags(_PARSER, source):
+            tags.append(tag)
+            errors.append(
+                f"step '{step.id}': '{tag}' is not allowed in an internal alert {field}"
+                " (templates are self-contained and values are always escaped, A7)"
             )
         if not tags and (problem := syntax_error(source)):
             errors.append(f"step '{step.id}': the {field} template is not valid ({problem})")

@@ -8,12 +8,35 @@ Every message carries `schema_version`, raised when a field is removed or retype
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from shared.addresses import checked_email, e164_phone
 
 SCHEMA_VERSION = 1
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Timestamp = AwareDatetime
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# Checked where they enter (issue: one bad address must not reach a mail worker): an
+# address by email-validator, a phone number by phonenumbers, stored in E.164. An empty
+# string means "none given", as many producers send it.
+EmailAddress = Annotated[str, Field(max_length=320), AfterValidator(checked_email)]
+PhoneNumber = Annotated[str, Field(max_length=32), AfterValidator(e164_phone)]
+OptionalEmail = Annotated[EmailAddress | None, BeforeValidator(_blank_is_none)]
+OptionalPhone = Annotated[PhoneNumber | None, BeforeValidator(_blank_is_none)]
 
 
 def utcnow() -> datetime:
@@ -39,8 +62,10 @@ class Profile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     id: Id = Field(description="The profile's id in the account (the Kafka key).")
-    email: str | None = Field(None, max_length=320)
-    phone_number: str | None = Field(None, max_length=32)
+    email: OptionalEmail = Field(None, description="Checked by email-validator.")
+    phone_number: OptionalPhone = Field(
+        None, description="International form; stored in E.164 (`+15555550100`)."
+    )
     first_name: str | None = Field(None, max_length=200)
     last_name: str | None = Field(None, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)

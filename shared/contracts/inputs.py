@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from shared.contracts.base import Id, Message, Profile, Timestamp
+from shared.contracts.base import Id, Message, PhoneNumber, Profile, Timestamp
 from shared.contracts.flows import FlowDefinition
 
 __all__ = [
@@ -60,23 +60,40 @@ class ConsentCommand(Message):
     evidence: str | None = Field(None, max_length=2000)
     consented_at: Timestamp
     historical_import: bool = False
+    actor: str | None = Field(
+        None,
+        max_length=200,
+        description="Who made the change (C2: an operator, a system); kept in the history.",
+    )
 
 
 class SuppressionCommand(Message):
     """A request to suppress or unsuppress a profile (`suppression-commands`).
 
-    `reason: delivered` reports a successful delivery, which resets the soft-bounce count (S4).
+    Delivery reports are part of this contract (S4): a mail provider reports each outcome
+    of a send as a command: `suppress` with `hard_bounce` or `soft_bounce` for a bounce,
+    and `reason: delivered` (either action) for a delivery, which resets the soft-bounce
+    count (of `list_id`, or every count when no list is given) and suppresses nothing.
+    Soft bounces are counted per list (`list_id`) and globally (no `list_id`).
     """
 
     command_id: Id
     account_id: Id
     profile: Profile
     action: Literal["suppress", "unsuppress"]
-    reason: SuppressionReason
+    reason: SuppressionReason = Field(
+        description="Why: `manual`, `hard_bounce`, `soft_bounce`, `spam_complaint`, "
+        "`invalid_email`, or `delivered` (a delivery report, S4)."
+    )
     channel: Literal["email", "sms"] = Field("email", description="The suppressed channel.")
-    list_id: str | None = None
+    list_id: str | None = Field(
+        None, description="Suppress from this list only (S1); the list a bounce or delivery is for."
+    )
     evidence: str | None = Field(None, max_length=2000)
-    occurred_at: Timestamp
+    occurred_at: Timestamp = Field(
+        description="When it happened (a spam complaint is ordered by it against consent, S3)."
+    )
+    actor: str | None = Field(None, max_length=200, description="Who made the change.")
 
 
 class SmsInbound(Message):
@@ -84,7 +101,7 @@ class SmsInbound(Message):
 
     message_id: Id
     account_id: Id
-    phone_number: str = Field(min_length=3, max_length=32)
+    phone_number: PhoneNumber = Field(min_length=3, description="The sender, stored in E.164.")
     body: str = Field(max_length=2000)
     received_at: Timestamp
 

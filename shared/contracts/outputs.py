@@ -51,6 +51,11 @@ class ConsentChanged(Message):
     )
     state: ConsentState
     occurred_at: datetime = Field(default_factory=utcnow)
+    act_at: datetime | None = Field(
+        None,
+        description="The act's ordering time (X3: `consented_at` as claimed, clamped to "
+        "1990 and to its receipt); suppression lifts compare it with `since` (S5).",
+    )
 
 
 class SuppressionChanged(Message):
@@ -68,6 +73,11 @@ class SuppressionChanged(Message):
         default_factory=list, description="Every suppression in force after the change."
     )
     occurred_at: datetime
+    reported_at: datetime | None = Field(
+        None,
+        description="When the suppressing event happened (the command's `occurred_at`): "
+        "the consent service orders a spam complaint by it (S3).",
+    )
 
 
 class AlertContent(Message):
@@ -137,6 +147,11 @@ class FlowActivity(Message):
     profile_id: str
     reason: str | None = None
     due_at: datetime | None = None
+    alert_id: str | None = Field(
+        None,
+        description="On `in_review`: the id a reviewer sends on `review-decisions`"
+        " (the held action's id; for an internal alert also its `alert_id`).",
+    )
     occurred_at: datetime = Field(default_factory=utcnow)
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.contracts import inputs, outputs, topics
+from shared.contracts import inputs, outputs, privacy, topics
 from shared.contracts.flows import FlowDefinition
 
 Direction = Literal["input", "output"]
@@ -135,18 +135,38 @@ TOPICS: tuple[TopicContract, ...] = (
         "profile_id",
         "The result of one internal alert: sent, skipped (with reason) or failed.",
     ),
+    TopicContract(
+        topics.PRIVACY_REQUESTS,
+        privacy.PrivacyRequest,
+        "input",
+        "profile_id (or the email or phone number named)",
+        "A data-subject request: export or erase what is held about a person (P1).",
+    ),
+    TopicContract(
+        topics.PRIVACY_RESULTS,
+        privacy.PrivacyResult,
+        "output",
+        "request_id",
+        "One service's part of a data-subject request: the export, or what was erased.",
+    ),
 )
 BY_TOPIC = {t.topic: t for t in TOPICS}
 
 # SPEC "Architecture": what each service consumes and produces (besides SMTP mail).
 SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "consent": (
-        (topics.CONSENT_COMMANDS, topics.SMS_INBOUND, topics.SUPPRESSION_CHANGES),
-        (topics.CONSENT_CHANGES, topics.SMS_OUTBOUND),
+        (
+            topics.CONSENT_COMMANDS,
+            topics.SMS_INBOUND,
+            topics.SUPPRESSION_CHANGES,
+            topics.PRIVACY_REQUESTS,
+            topics.PRIVACY_RESULTS,
+        ),
+        (topics.CONSENT_CHANGES, topics.SMS_OUTBOUND, topics.PRIVACY_RESULTS),
     ),
     "suppression": (
-        (topics.SUPPRESSION_COMMANDS, topics.CONSENT_CHANGES),
-        (topics.SUPPRESSION_CHANGES,),
+        (topics.SUPPRESSION_COMMANDS, topics.CONSENT_CHANGES, topics.PRIVACY_REQUESTS),
+        (topics.SUPPRESSION_CHANGES, topics.PRIVACY_RESULTS),
     ),
     "flow_executor": (
         (
@@ -155,12 +175,18 @@ SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             topics.CONSENT_CHANGES,
             topics.SUPPRESSION_CHANGES,
             topics.REVIEW_DECISIONS,
+            topics.PRIVACY_REQUESTS,
         ),
-        (topics.ALERT_REQUESTS, topics.MESSAGE_REQUESTS, topics.FLOW_ACTIVITY),
+        (
+            topics.ALERT_REQUESTS,
+            topics.MESSAGE_REQUESTS,
+            topics.FLOW_ACTIVITY,
+            topics.PRIVACY_RESULTS,
+        ),
     ),
     "alert_dispatcher": (
-        (topics.FLOW_DEFINITIONS, topics.ALERT_REQUESTS),
-        (topics.ALERT_OUTCOMES,),
+        (topics.FLOW_DEFINITIONS, topics.ALERT_REQUESTS, topics.PRIVACY_REQUESTS),
+        (topics.ALERT_OUTCOMES, topics.PRIVACY_RESULTS),
     ),
 }
 
@@ -306,9 +332,28 @@ def asyncapi(service: str, version: str = "1") -> dict[str, Any]:
         "operations": operations,
         "components": {
             "messages": dict(sorted(messages.items())),
-            "schemas": dict(sorted(defs.get("$defs", {}).items())),
+            "schemas": {
+                name: asyncapi_schema(schema)
+                for name, schema in sorted(defs.get("$defs", {}).items())
+            },
         },
     }
+
+
+def asyncapi_schema(node: Any) -> Any:
+    """A pydantic JSON Schema rewritten for AsyncAPI's Schema Object (X9): there,
+    `discriminator` is the name of the property that tells the variants apart (a
+    string), where pydantic writes OpenAPI's `{"propertyName": …, "mapping": …}`. The
+    variants stay listed in `oneOf`, so nothing is lost."""
+    if isinstance(node, list):
+        return [asyncapi_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: asyncapi_schema(v) for k, v in node.items()}
+    found = node.get("discriminator")
+    if isinstance(found, dict) and "propertyName" in found:
+        out["discriminator"] = found["propertyName"]
+    return out
 
 
 def documents() -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ SUPPRESSION_COMMANDS = "suppression-commands"
 SMS_INBOUND = "sms-inbound"
 FLOW_DEFINITIONS = "flow-definitions"
 REVIEW_DECISIONS = "review-decisions"
+PRIVACY_REQUESTS = "privacy-requests"
 
 CONSENT_CHANGES = "consent-changes"
 SUPPRESSION_CHANGES = "suppression-changes"
@@ -18,6 +19,10 @@ ALERT_REQUESTS = "alert-requests"
 MESSAGE_REQUESTS = "message-requests"
 FLOW_ACTIVITY = "flow-activity"
 ALERT_OUTCOMES = "alert-outcomes"
+PRIVACY_RESULTS = "privacy-results"
+
+# Which dead letters `consentflow dlq replay` has re-published (compacted; operator tool).
+DLQ_REPLAYS = "dlq-replays"
 
 INPUT_TOPICS = (
     PROFILE_EVENTS,
@@ -26,6 +31,7 @@ INPUT_TOPICS = (
     SMS_INBOUND,
     FLOW_DEFINITIONS,
     REVIEW_DECISIONS,
+    PRIVACY_REQUESTS,
 )
 OUTPUT_TOPICS = (
     CONSENT_CHANGES,
@@ -35,8 +41,9 @@ OUTPUT_TOPICS = (
     MESSAGE_REQUESTS,
     FLOW_ACTIVITY,
     ALERT_OUTCOMES,
+    PRIVACY_RESULTS,
 )
-COMPACTED_TOPICS = frozenset({FLOW_DEFINITIONS})
+COMPACTED_TOPICS = frozenset({FLOW_DEFINITIONS, DLQ_REPLAYS})
 
 
 def dlq(topic: str) -> str:
@@ -44,4 +51,9 @@ def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-ALL_TOPICS = INPUT_TOPICS + OUTPUT_TOPICS + tuple(dlq(t) for t in INPUT_TOPICS + OUTPUT_TOPICS)
+ALL_TOPICS = (
+    INPUT_TOPICS
+    + OUTPUT_TOPICS
+    + tuple(dlq(t) for t in INPUT_TOPICS + OUTPUT_TOPICS)
+    + (DLQ_REPLAYS,)
+)

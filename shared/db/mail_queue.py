@@ -34,6 +34,7 @@ from shared.db.errors import DB_ERRORS
 from shared.db.notify import listen_forever
 from shared.db.uow import UnitOfWork
 from shared.logging import get_logger
+from shared.loop_health import report_progress, report_trouble
 from shared.mail import SmtpSender
 from shared.metrics import MAILS
 
@@ -176,9 +177,9 @@ class MailWorker:
         """Send one batch of due mails; returns how many were attempted.
 
         Each mail's result is written the moment the server has answered (one small
-        autocommitted UPDATE, with `synchronous_commit` off: a PostgreSQL crash may lose
-        the last marks, a crash of this process cannot), so a crash resends at most the
-        one mail in flight. Hooks run afterwards in `finalize()`."""
+        autocommitted UPDATE, durably committed: neither a crash of this process nor one
+        of PostgreSQL loses a mark), so a crash resends at most the one mail in flight
+        (A9). Hooks run afterwards in `finalize()`."""
         sender = sender or self._senders[0]
         if self._unmarked:
             async with self._db.pool.acquire() as conn:
@@ -190,7 +191,6 @@ class MailWorker:
             return 0
         claimed_at = time.monotonic()
         async with self._db.pool.acquire() as conn:
-            await conn.execute("SET synchronous_commit TO off")
             contents = {
                 r["id"]: (r["mail_from"], r["content"])
                 for r in await conn.fetch(
@@ -270,13 +270,46 @@ class MailWorker:
                 return 0
             done = [QueuedMail(**dict(r)) for r in rows]
             if self._on_final is not None:
-                await self._on_final(uow, done)
+                mark = uow.outbox_mark()
+                try:
+                    async with uow.conn.transaction():  # a savepoint
+                        await self._on_final(uow, done)
+                except DB_ERRORS:
+                    raise
+                except Exception as exc:
+                    uow.rewind_outbox(mark)
+                    # One mail's hook must not hold back every other mail's outcome:
+                    # run them one by one, and set aside only those that still fail.
+                    log.error("finishing mails failed; one at a time", error=repr(exc))
+                    done = await self._finalize_each(uow, done)
             await uow.conn.execute(
                 "UPDATE mail_queue SET finalized = true WHERE id = ANY($1::bigint[])",
                 [m.id for m in done],
             )
             await uow.commit()
         return len(done)
+
+    async def _finalize_each(
+        self, uow: UnitOfWork, mails: Sequence[QueuedMail]
+    ) -> list[QueuedMail]:
+        """Run `on_final` per mail; a mail whose hook raises is marked finalized with the
+        error kept in `last_error` and logged, so it never blocks the queue again."""
+        assert self._on_final is not None
+        for mail in mails:
+            mark = uow.outbox_mark()
+            try:
+                async with uow.conn.transaction():
+                    await self._on_final(uow, [mail])
+            except DB_ERRORS:
+                raise
+            except Exception as exc:
+                uow.rewind_outbox(mark)
+                reason = f"finishing failed: {type(exc).__name__}: {exc}"[:2000]
+                log.error("mail could not be finished", mail_id=mail.id, error=reason)
+                await uow.conn.execute(
+                    "UPDATE mail_queue SET last_error = $2 WHERE id = $1", mail.id, reason
+                )
+        return list(mails)
 
     async def run(self) -> None:
         """Send until cancelled, one loop per SMTP connection. The loops claim disjoint
@@ -301,14 +334,26 @@ class MailWorker:
     async def _loop(self, sender: SmtpSender) -> None:
         wake = asyncio.Event()
         self._wakes.append(wake)
+        failures = 0
         try:
             while True:
                 wake.clear()  # before claiming: a mail queued from now on wakes this loop
                 try:
                     sent = await self.send_due(sender) or await self.finalize()
+                    failures = 0
+                    report_progress(f"mail.{self._db.schema}")
                 except DB_ERRORS as exc:
                     log.warning("mail worker failed; retrying", error=str(exc))
+                    report_trouble(f"mail.{self._db.schema}", f"database: {exc}")
                     await asyncio.sleep(1.0)
+                    continue
+                except Exception as exc:
+                    # Never die: a failure here stopped confirmation mail for every
+                    # account. Log it, back off, try again; readiness hears of it.
+                    failures += 1
+                    log.exception("mail worker pass failed; retrying", error=repr(exc))
+                    report_trouble(f"mail.{self._db.schema}", f"{type(exc).__name__}: {exc}")
+                    await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
                     continue
                 if sent == 0:
                     with contextlib.suppress(TimeoutError):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import asyncpg
 
 from shared.db.errors import DB_ERRORS
+from shared.health import HEALTH
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -22,12 +23,14 @@ async def listen_forever(
     """Hold a pool connection listening on `channel` and calling `wake`; when the server
     drops it, open another. `wake` is also called on each (re)connect, since what was
     notified while nobody listened is lost. Runs until cancelled."""
+    health = HEALTH.register(f"listen.{channel}", stall_s=float("inf"))
     while True:
         lost = asyncio.Event()
         try:
             async with pool.acquire() as conn:
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(channel, wake)
+                health.ok()
                 wake()
                 try:
                     await lost.wait()
@@ -35,5 +38,10 @@ async def listen_forever(
                     with contextlib.suppress(Exception):
                         await conn.remove_listener(channel, wake)
         except DB_ERRORS as exc:
+            health.failed(f"LISTEN {channel} lost: {exc!r}")
             log.warning("listener lost; reconnecting", channel=channel, error=str(exc))
+        except Exception as exc:
+            # The loops it wakes still poll; a listener that died would only make them
+            # slow, silently. Log and listen again.
+            log.exception("listener failed; reconnecting", channel=channel, error=repr(exc))
         await asyncio.sleep(retry_s)

@@ -12,16 +12,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
+from shared.contracts.outputs import DeadLetter
+from shared.contracts.topics import dlq
 from shared.db.notify import listen_forever
 from shared.db.uow import notify_channel
+from shared.limits import kept_original
 from shared.logging import get_logger
+from shared.loop_health import report_progress, report_trouble
 from shared.metrics import OUTBOX_PUBLISHED
 
 log = get_logger(__name__)
+
+
+def _retriable(exc: BaseException) -> bool:
+    """Whether sending again can succeed (the broker away or busy), as opposed to a record
+    the broker will never accept (too large, invalid, not authorised)."""
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in (
+            "KafkaConnectionError",
+            "KafkaTimeoutError",
+            "NodeNotReadyError",
+            "RequestTimedOutError",
+        )
+    return True
 
 
 class OutboxRelay:
@@ -32,8 +51,11 @@ class OutboxRelay:
         schema: str,
         batch_size: int = 1000,
         idle_poll_s: float = 1.0,
+        topic_prefix: str = "",
     ) -> None:
         self._pool = pool
+        # Rows hold topic names without the cluster's `KAFKA_TOPIC_PREFIX`; it goes on here.
+        self._prefix = topic_prefix
         self._producer = producer
         self._schema = schema
         self._batch_size = batch_size
@@ -50,21 +72,63 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            futures = [
-                await self._producer.send(
-                    r["topic"],
-                    value=r["value"],
-                    key=r["key"],
-                    headers=[(k, v.encode()) for k, v in r["headers"].items()],
-                )
-                for r in rows
+            futures: list[asyncio.Future[Any]] = []
+            for r in rows:
+                futures.append(await self._send(r))
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            refused = [
+                (row, exc)
+                for row, exc in zip(rows, results, strict=True)
+                if isinstance(exc, BaseException) and not _retriable(exc)
             ]
-            await asyncio.gather(*futures)
+            retry = [exc for exc in results if isinstance(exc, BaseException) and _retriable(exc)]
+            if retry:
+                # The broker is away or busy: keep the whole batch and try again.
+                raise retry[0]
+            for row, exc in refused:
+                # The broker will never take this record: publishing it again would hold
+                # every row behind it forever. Dead-letter it with the reason instead.
+                await (await self._send_dead_letter(row, exc))
             await conn.execute(
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
-        OUTBOX_PUBLISHED.inc(len(rows))
+        OUTBOX_PUBLISHED.inc(len(rows) - len(refused))
         return len(rows)
+
+    async def _send(self, row: asyncpg.Record) -> asyncio.Future[Any]:
+        """Start sending one row; a record refused before it leaves (too large for the
+        producer) comes back as a failed future instead of an exception."""
+        try:
+            return await self._producer.send(
+                self._prefix + row["topic"],
+                value=row["value"],
+                key=row["key"],
+                headers=[(k, v.encode()) for k, v in row["headers"].items()],
+            )
+        except KafkaError as exc:
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    async def _send_dead_letter(self, row: asyncpg.Record, exc: BaseException) -> Any:
+        value = row["value"] or b""
+        original, truncated = kept_original(value)
+        key = row["key"].decode(errors="replace") if row["key"] else None
+        letter = DeadLetter(
+            consumer=f"{self._schema}.outbox",
+            source_topic=row["topic"],
+            source_partition=-1,
+            source_offset=-1,
+            key=key[:1000] if key else key,
+            original=original,
+            original_size=len(value),
+            original_truncated=truncated,
+            error=f"the broker refused the record: {type(exc).__name__}: {exc}"[:4000],
+        )
+        log.error("outbox record refused; dead-lettered", topic=row["topic"], error=repr(exc))
+        return await self._producer.send(
+            self._prefix + dlq(row["topic"]), value=letter.to_bytes(), key=row["key"]
+        )
 
     async def run(self) -> None:
         """Publish until cancelled; failures are logged and retried with backoff."""
@@ -78,8 +142,11 @@ class OutboxRelay:
                 try:
                     sent = await self.publish_pending()
                     backoff = 0.1
-                except (OSError, asyncpg.PostgresError, Exception) as exc:
-                    log.warning("outbox publish failed; retrying", error=str(exc))
+                    report_progress(f"outbox.{self._schema}")
+                except Exception as exc:
+                    log.warning("outbox publish failed; retrying", error=repr(exc))
+                    if backoff >= 1.0:  # a blip is not trouble; a second of failures is
+                        report_trouble(f"outbox.{self._schema}", f"{type(exc).__name__}: {exc}")
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue

@@ -57,4 +57,6 @@ async def prune_forever(pool: asyncpg.Pool, keep: timedelta, every_s: float) -> 
                 log.info("pruned old rows", **deleted)
         except DB_ERRORS as exc:
             log.warning("pruning failed; trying again later", error=str(exc))
+        except Exception as exc:  # pruning is housekeeping: never stop the service for it
+            log.exception("pruning failed; trying again later", error=repr(exc))
         await asyncio.sleep(every_s)

@@ -20,7 +20,13 @@ from typing import Self
 import asyncpg
 
 from shared.contracts.base import Message
+from shared.contracts.outputs import DeadLetter
+from shared.contracts.topics import dlq
 from shared.db.batches import columns
+from shared.limits import MAX_OUTPUT_BYTES, kept_original, too_large
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 
 def notify_channel(schema: str) -> str:
@@ -36,6 +42,17 @@ class UnitOfWork:
         self.conn: asyncpg.Connection = None  # type: ignore[assignment]
         self._tx: asyncpg.transaction.Transaction | None = None
         self._committed = False
+        # Headers to carry to outputs (correlation id, trace context), by message key.
+        self._carried: dict[str | None, dict[str, str]] = {}
+        self._carried_default: dict[str, str] | None = None
+
+    def carry(self, traces: Mapping[str | None, Mapping[str, str]]) -> None:
+        """Headers of the inputs being applied, by their key: an output published with
+        the same key (outputs about a profile are keyed by its id, as the inputs are)
+        carries them. When all inputs share one set, every output carries it."""
+        self._carried = {k: dict(v) for k, v in traces.items()}
+        distinct = {tuple(sorted(v.items())) for v in traces.values()}
+        self._carried_default = dict(next(iter(distinct))) if len(distinct) == 1 else None
 
     async def __aenter__(self) -> Self:
         self.conn = await self._pool.acquire()
@@ -67,11 +84,39 @@ class UnitOfWork:
         message: Message | bytes | None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Record a message to publish once this transaction commits (outbox)."""
+        """Record a message to publish once this transaction commits (outbox). Without
+        `headers` it carries those of the input it answers (see `carry`)."""
         value = message.to_bytes() if isinstance(message, Message) else message
+        if headers is None:
+            headers = self._carried.get(key, self._carried_default)
+        if value is not None and (problem := too_large(len(value), MAX_OUTPUT_BYTES)):
+            # The broker would refuse it and the relay would hold it (and everything
+            # behind it) forever: a dead letter with the reason goes out instead.
+            original, truncated = kept_original(value)
+            letter = DeadLetter(
+                consumer=f"{self._schema}.outbox",
+                source_topic=topic,
+                source_partition=-1,
+                source_offset=-1,
+                key=key[:1000] if key else key,
+                original=original,
+                original_size=len(value),
+                original_truncated=truncated,
+                error=f"output not published: {problem}",
+            )
+            log.error("output too large; dead-lettered", topic=topic, size=len(value))
+            topic, value, headers = dlq(topic), letter.to_bytes(), None
         self._outbox.append(
             (topic, key.encode() if key is not None else None, value, dict(headers or {}))
         )
+
+    def outbox_mark(self) -> int:
+        """A point to `rewind_outbox` to, taken with a savepoint."""
+        return len(self._outbox)
+
+    def rewind_outbox(self, mark: int) -> None:
+        """Forget what was published since `mark` (its savepoint was rolled back)."""
+        del self._outbox[mark:]
 
     async def claim(self, consumer: str, message_ids: Iterable[str]) -> set[str]:
         """Record message ids as processed by `consumer`; returns the ids seen for the first

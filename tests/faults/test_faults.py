@@ -84,7 +84,9 @@ async def prepared(fault_stack: EmbeddedStack):
     await kafka.send(topics.FLOW_DEFINITIONS, f"{ACCOUNT}:detractors", flow)
     for rcpt in RECIPIENTS:
         url = (await eventually(lambda r=rcpt: _async(_confirm_links(fault_stack, r))))[0]
-        status = await asyncio.to_thread(lambda u=url: urllib.request.urlopen(u, timeout=10).status)
+        status = await asyncio.to_thread(
+            lambda u=url: urllib.request.urlopen(u, data=b"", timeout=10).status
+        )
         assert status == 200
 
     async def stored() -> bool:

@@ -44,6 +44,30 @@ async def save_recipient(conn: asyncpg.Connection, account_id: str, r: Recipient
     )
 
 
+async def mark_asked(conn: asyncpg.Connection, account_id: str, email: str, sender: str) -> None:
+    """Record that a confirmation mail goes out now, from `sender` (C12 expiry)."""
+    await conn.execute(
+        "UPDATE recipients SET asked_at = now(), asked_from = $3"
+        " WHERE account_id = $1 AND email = $2",
+        account_id,
+        email,
+        sender,
+    )
+
+
+async def asked(
+    conn: asyncpg.Connection, account_id: str, email: str
+) -> tuple[datetime, str | None] | None:
+    """When and from which address the recipient was last asked to confirm."""
+    row = await conn.fetchrow(
+        "SELECT coalesce(asked_at, updated_at) AS at, asked_from FROM recipients"
+        " WHERE account_id = $1 AND email = $2",
+        account_id,
+        email,
+    )
+    return (row["at"], row["asked_from"]) if row else None
+
+
 async def finish_alerts(conn: asyncpg.Connection, alert_ids: Sequence[str]) -> list[AlertOutcome]:
     """Complete every alert among `alert_ids` whose deliveries are all done, exactly once
     (the alert row is locked and must still be `sending`); returns their outcomes."""
@@ -130,4 +154,36 @@ async def lock_window(conn: asyncpg.Connection, account_id: str, start: datetime
             account_id,
             start,
         )
+    )
+
+
+async def action_recipients(
+    conn: asyncpg.Connection, actions: set[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], set[str]]:
+    """The folded recipients each alert action has now, by (account, flow, step); an
+    action this service has not seen (or no longer has) is absent."""
+    if not actions:
+        return {}
+    keys = sorted(actions)
+    rows = await conn.fetch(
+        "SELECT a.account_id, a.flow_id, a.step_id, a.recipients FROM alert_actions a"
+        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(account_id, flow_id, step_id)"
+        " USING (account_id, flow_id, step_id)",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+    )
+    return {(r["account_id"], r["flow_id"], r["step_id"]): set(r["recipients"]) for r in rows}
+
+
+async def last_confirmation_sender(
+    conn: asyncpg.Connection, account_id: str, email: str, kind: str
+) -> str | None:
+    """The sender of the newest confirmation mail queued for a recipient."""
+    return await conn.fetchval(
+        "SELECT mail_from FROM mail_queue WHERE account_id = $1 AND rcpt_to = $2"
+        " AND kind = $3 ORDER BY id DESC LIMIT 1",
+        account_id,
+        email,
+        kind,
     )

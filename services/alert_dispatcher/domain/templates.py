@@ -1,17 +1,20 @@
-"""Rendering alert subjects and bodies (A7): Jinja2 in a sandbox, with `person.*` and,
-for metric flows, `event.*`. Missing values render as nothing rather than failing, and
-values are HTML-escaped in the HTML part."""
+"""Rendering alert subjects and bodies (A7): Jinja2 in a budgeted sandbox, with
+`person.*` and, for metric flows, `event.*`. Missing values render as nothing rather
+than failing, and values are HTML-escaped in the HTML part."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateError
 
-_html = ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
-_text = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
+from shared.templates import BudgetSandbox, TemplateBudgetExceeded, render_capped
+
+__all__ = ["TemplateBudgetExceeded", "render"]
+
+_html = BudgetSandbox(autoescape=True)
+_text = BudgetSandbox(autoescape=False)
 
 
 @lru_cache(maxsize=4096)
@@ -34,10 +37,14 @@ def render(
     metric_flow: bool = True,
 ) -> str:
     """Render `source`; `event.*` is empty unless the flow is metric-triggered. A template
-    that fails at render time yields the source unrendered, never an exception: the alert
-    still goes out and shows what was saved."""
+    that fails at render time yields the source unrendered: the alert still goes out and
+    shows what was saved. One over its budget raises TemplateBudgetExceeded instead (the
+    alert fails with that reason: mailing a bomb's source is no help to anyone)."""
     try:
         template = _compile("html" if html else "text", source)
-        return str(template.render(person=_person(profile), event=event if metric_flow else {}))
+        context = {"person": _person(profile), "event": event if metric_flow else {}}
+        return render_capped(template, **context)
+    except TemplateBudgetExceeded:
+        raise
     except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError):
         return source

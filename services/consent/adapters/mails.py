@@ -1,4 +1,5 @@
-"""Signed links (C12) and the double opt-in confirmation email (C8)."""
+"""Signed links (C12) and the mails the consent service sends: the double opt-in
+confirmation (C8, W3) and the optional opt-out confirmation with a way back in (W3)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from urllib.parse import quote
 
 from shared.links import sign
 from shared.mail import compose, message_id
+from shared.pages import button_mail, gettext, texts
+from shared.pages.accounts import PageSettings
 from shared.settings import Settings
 
 CONFIRM = "consent-confirm"
@@ -24,7 +27,7 @@ DEFAULT_FROM = "no-reply@consentflow.local"
 
 def link(settings: Settings, purpose: str, claims: dict[str, Any]) -> str:
     """An absolute link carrying a token signed for `purpose` (C12)."""
-    token = sign(settings.link_secret.get_secret_value(), purpose, claims)
+    token = sign(settings.link_signing_key, purpose, claims)
     return f"{settings.public_base_url.rstrip('/')}{PATHS[purpose]}?token={quote(token)}"
 
 
@@ -34,12 +37,21 @@ def profile_links(
     profile_id: str,
     scope: str = "group",
     list_id: str | None = None,
+    client_id: str | None = None,
+    user_id: str | None = None,
 ) -> dict[str, str]:
-    """The unsubscribe and preference-centre links to put in a mail to a profile."""
+    """The unsubscribe and preference-centre links to put in a mail to a profile. The
+    preference link names the client and sender the mail was sent for, so that the page
+    can offer an opt-out at each level (C10, W2)."""
     base = {"a": account_id, "p": profile_id, "c": "email", "s": scope}
+    prefs = {**base, "s": "group", "l": None}
+    if client_id:
+        prefs["cl"] = client_id
+        if user_id:
+            prefs["u"] = user_id
     return {
         "unsubscribe_url": link(settings, UNSUBSCRIBE, {**base, "l": list_id}),
-        "preferences_url": link(settings, PREFERENCES, {**base, "s": "group", "l": None}),
+        "preferences_url": link(settings, PREFERENCES, prefs),
     }
 
 
@@ -53,8 +65,12 @@ def confirmation(
     list_id: str | None,
     scope: str,
     mail_from: str,
+    pages: PageSettings | None = None,
 ) -> Message:
-    """C8: the email whose signed link makes the subscription real."""
+    """C8, W3: the email whose button (a signed link) makes the subscription real."""
+    pages = pages or PageSettings()
+    lang = pages.language or "en"
+    brand = pages.brand(account_id)
     claims = {
         "a": account_id,
         "p": profile_id,
@@ -64,16 +80,64 @@ def confirmation(
         "k": confirmation_id,
     }
     url = link(settings, CONFIRM, claims)
-    what = f"the list {list_id}" if list_id else "our emails"
-    text = (
-        f"Please confirm that you want to receive {what}.\n\n"
-        f"Confirm your subscription:\n{url}\n\n"
-        "If you did not ask for this, ignore this email: you will not be subscribed.\n"
+    if list_id:
+        ask = gettext(
+            lang, texts.MAIL_CONFIRM_TEXT_LIST, list=pages.list_name(list_id), name=brand.name
+        )
+    else:
+        ask = gettext(lang, texts.MAIL_CONFIRM_TEXT, name=brand.name)
+    mail = button_mail(
+        lang,
+        brand,
+        subject=gettext(lang, texts.MAIL_CONFIRM_SUBJECT),
+        paragraphs=[ask],
+        button=gettext(lang, texts.MAIL_CONFIRM_BUTTON),
+        url=url,
+        footnote=gettext(
+            lang, texts.MAIL_CONFIRM_FOOTNOTE, days=f"{settings.confirm_link_ttl_days:g}"
+        ),
     )
     return compose(
         mail_from=mail_from,
+        from_name=pages.display_name,
         to=email,
-        subject="Please confirm your subscription",
-        text=text,
-        msg_id=message_id("consent-confirm", confirmation_id),
+        subject=mail.subject,
+        text=mail.text,
+        html=mail.html,
+        msg_id=message_id("consent-confirm", confirmation_id, domain=settings.mail_domain),
+    )
+
+
+def opt_out_confirmation(
+    settings: Settings,
+    *,
+    account_id: str,
+    profile_id: str,
+    email: str,
+    act_id: str,
+    mail_from: str,
+    pages: PageSettings,
+) -> Message:
+    """W3: the optional "you are unsubscribed" mail; its button opens the preference
+    centre, where the person can subscribe again (their own click, C11)."""
+    lang = pages.language or "en"
+    brand = pages.brand(account_id)
+    url = profile_links(settings, account_id, profile_id)["preferences_url"]
+    mail = button_mail(
+        lang,
+        brand,
+        subject=gettext(lang, texts.MAIL_OPTOUT_SUBJECT),
+        paragraphs=[gettext(lang, texts.MAIL_OPTOUT_TEXT, name=brand.name)],
+        button=gettext(lang, texts.MAIL_OPTOUT_BUTTON),
+        url=url,
+        footnote=gettext(lang, texts.MAIL_OPTOUT_FOOTNOTE),
+    )
+    return compose(
+        mail_from=mail_from,
+        from_name=pages.display_name,
+        to=email,
+        subject=mail.subject,
+        text=mail.text,
+        html=mail.html,
+        msg_id=message_id("consent-optout", act_id, domain=settings.mail_domain),
     )

@@ -93,12 +93,14 @@ async def append_history(
         return
     await conn.execute(
         "INSERT INTO consent_history (account_id, profile_id, slot, action, result, status,"
-        " consented_at, act_at, method, act_id, list_id, scope, evidence, phone_number)"
-        " SELECT a, p, sl, ac, r, st, ca, aa, m, ai, l, sc, e, ph FROM unnest($1::text[],"
+        " consented_at, act_at, method, act_id, list_id, scope, evidence, phone_number,"
+        " actor, claimed_at, reason)"
+        " SELECT a, p, sl, ac, r, st, ca, aa, m, ai, l, sc, e, ph, who, cl, why"
+        " FROM unnest($1::text[],"
         " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],"
         " $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],"
-        " $14::text[]) WITH ORDINALITY"
-        " AS u(a, p, sl, ac, r, st, ca, aa, m, ai, l, sc, e, ph, n) ORDER BY n",
+        " $14::text[], $15::text[], $16::timestamptz[], $17::text[]) WITH ORDINALITY"
+        " AS u(a, p, sl, ac, r, st, ca, aa, m, ai, l, sc, e, ph, who, cl, why, n) ORDER BY n",
         *columns(
             [
                 (
@@ -116,10 +118,13 @@ async def append_history(
                     h.scope,
                     h.evidence,
                     h.phone_number,
+                    h.actor,
+                    h.claimed_at,
+                    h.reason,
                 )
                 for a, p, h in rows
             ],
-            14,
+            17,
         ),
     )
 
@@ -213,6 +218,15 @@ async def add_confirmations(conn: asyncpg.Connection, rows: Sequence[tuple]) -> 
         *columns(rows, 8),
     )
     return {r["confirmation_id"] for r in got}
+
+
+async def confirmation(conn: asyncpg.Connection, confirmation_id: str) -> asyncpg.Record | None:
+    """One pending or used confirmation (C8), with when it was asked for."""
+    return await conn.fetchrow(
+        "SELECT confirmation_id, account_id, profile_id, channel, list_id, scope, method,"
+        " email, requested_at, confirmed_at FROM confirmations WHERE confirmation_id = $1",
+        confirmation_id,
+    )
 
 
 async def claim_confirmation(conn: asyncpg.Connection, confirmation_id: str) -> bool:

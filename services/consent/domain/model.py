@@ -1,25 +1,32 @@
 """A profile's consent as the consent service keeps it (C1, C2, C6, C10, X3). Pure.
 
 Consent lives in *slots*, each with a status and the version of the last act applied to
-it (X3: acts are ordered by `(act_at, act_id)`):
+it (X3: acts are ordered by `(act_at, act_id)`, per channel, each act as a whole):
 
 - `email`, `sms_marketing`, `sms_transactional`, `push`: the channels (C1);
 - `list:<id>`: a list subscription (email);
 - `scope:client:<id>` and `scope:user:<client>/<user>`: scoped email opt-outs (C10). The
   group-level opt-out is the `email` slot itself being `unsubscribed`.
+
+The profile also keeps its act log (`ProfileConsent.log`): every act received, with the
+time it was received and the policy in force then. An act that arrives late (older than
+the newest act of its channel) is judged by folding the whole log in time order, so the
+final state never depends on arrival order (X3).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 Status = Literal["subscribed", "unsubscribed", "never_subscribed"]
+NEVER = "never_subscribed"
 CHANNEL_SLOTS = ("email", "sms_marketing", "sms_transactional", "push")
 SMS_SLOTS = ("sms_marketing", "sms_transactional")
 MIN_CONSENTED_AT = datetime(1990, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(minutes=5)  # X3: how far past its receipt an act may be dated
 
 Version = tuple[datetime, str]
 
@@ -93,6 +100,10 @@ class ProfileConsent:
     slots: Mapping[str, Slot] = field(default_factory=dict)
     phone_number: str | None = None
     phone_version: Version | None = None
+    log: tuple[Logged, ...] = ()
+    # C6, C11: numbers this profile moved away from while their SMS was unsubscribed. A
+    # new number starts `never_subscribed`, but a number that comes back keeps its opt-out.
+    opted_out_numbers: frozenset[str] = frozenset()
 
     def slot(self, key: str) -> Slot:
         return self.slots.get(key, Slot())
@@ -131,6 +142,8 @@ class ProfileConsent:
                 if self.phone_version
                 else None
             ),
+            "log": [entry.to_json() for entry in self.log],
+            "opted_out_numbers": sorted(self.opted_out_numbers),
         }
 
     @classmethod
@@ -142,7 +155,25 @@ class ProfileConsent:
             slots={k: Slot.from_json(v) for k, v in (data.get("slots") or {}).items()},
             phone_number=data.get("phone_number"),
             phone_version=(datetime.fromisoformat(pv[0]), str(pv[1])) if pv else None,
+            log=tuple(Logged.from_json(e) for e in data.get("log") or ()),
+            opted_out_numbers=frozenset(data.get("opted_out_numbers") or ()),
         )
+
+    def signature(self) -> tuple:
+        """What an act can change that anyone can see: every slot's status and the phone
+        number (X3 compares it to tell a stale act from one that matters)."""
+        return (
+            tuple(sorted((k, s.status) for k, s in self.slots.items() if s.status != NEVER)),
+            self.phone_number,
+        )
+
+    def channel_version(self, channel: str) -> Version | None:
+        """The newest act received for `channel` (X3: the SMS purposes are one channel)."""
+        versions = [e.act.version for e in self.log if e.act.channel == channel]
+        versions += [
+            s.version for k, s in self.slots.items() if s.version and slot_channel(k) == channel
+        ]
+        return max(versions, default=None)
 
     def view(self) -> dict[str, Any]:
         """The state as `ConsentState` carries it (C9): channels, lists, opt-outs."""
@@ -160,6 +191,19 @@ class ProfileConsent:
         return out
 
 
+def slot_channel(key: str) -> str:
+    """The channel a slot belongs to: lists and scopes are email (C10)."""
+    if key in SMS_SLOTS:
+        return "sms"
+    if key == "push":
+        return "push"
+    return "email"
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 @dataclass(frozen=True, slots=True)
 class Act:
     """One consent act, whatever brought it (command, link, keyword, spam complaint)."""
@@ -175,12 +219,47 @@ class Act:
     evidence: str | None = None
     historical_import: bool = False
     phone_number: str | None = None
-    confirmed: bool = False  # the profile clicked a confirmation link (C8, C11)
+    confirmed: bool = False  # the profile's own act: confirmation click, START (C8, C11)
     clicked: bool = False  # the profile used an unsubscribe link itself (C9)
+    actor: str | None = None  # by whom (C2): API key name, command actor, "profile"
+    claimed_at: datetime | None = None  # the future time claimed before clamping (X3)
 
     @property
     def version(self) -> Version:
         return (self.act_at, self.act_id)
+
+    @property
+    def has_evidence(self) -> bool:
+        return bool((self.evidence or "").strip())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "act_id": self.act_id,
+            "action": self.action,
+            "channel": self.channel,
+            "act_at": self.act_at.isoformat(),
+            "purpose": self.purpose,
+            "list_id": self.list_id,
+            "scope": self.scope,
+            "method": self.method,
+            "evidence": self.evidence,
+            "historical_import": self.historical_import,
+            "phone_number": self.phone_number,
+            "confirmed": self.confirmed,
+            "clicked": self.clicked,
+            "actor": self.actor,
+            "claimed_at": self.claimed_at.isoformat() if self.claimed_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Act:
+        return cls(
+            **{
+                **data,
+                "act_at": datetime.fromisoformat(data["act_at"]),
+                "claimed_at": _dt(data.get("claimed_at")),
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +268,39 @@ class Policy:
 
     email_double_opt_in: bool = True
     manually_suppressed: bool = False  # a global manual email suppression is in force (C9)
+    spam_suppressed: bool = False  # a global spam complaint is in force (S5)
+
+    def relifts(self, act: Act) -> bool:
+        """C9, S5: a subscribe of an already subscribed email still emits its event when
+        that event lifts a suppression (manual; spam complaint with evidence)."""
+        return self.manually_suppressed or (self.spam_suppressed and act.has_evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """One act as received: the act (its time already clamped), when it was received and
+    the policy in force then, so that folding the log later decides it the same way."""
+
+    act: Act
+    received_at: datetime
+    policy: Policy
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "act": self.act.to_json(),
+            "received_at": self.received_at.isoformat(),
+            "doi": self.policy.email_double_opt_in,
+            "manual": self.policy.manually_suppressed,
+            "spam": self.policy.spam_suppressed,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Logged:
+        return cls(
+            Act.from_json(data["act"]),
+            datetime.fromisoformat(data["received_at"]),
+            Policy(bool(data.get("doi")), bool(data.get("manual")), bool(data.get("spam"))),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +319,9 @@ class HistoryEntry:
 
     slot: str
     action: str
-    result: Literal["applied", "stale", "pending_confirmation", "phone_changed"]
+    result: Literal[
+        "applied", "stale", "rejected", "pending_confirmation", "phone_changed", "held_erased"
+    ]
     status: Status
     consented_at: datetime | None
     act_at: datetime
@@ -217,6 +331,9 @@ class HistoryEntry:
     scope: str | None = None
     evidence: str | None = None
     phone_number: str | None = None
+    actor: str | None = None
+    claimed_at: datetime | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +352,4 @@ class Outcome:
     history: tuple[HistoryEntry, ...] = ()
     confirmation: Confirmation | None = None
     rejection: str | None = None
+    stale: bool = False  # X3: older than its channel's newest act and changed nothing

@@ -28,9 +28,10 @@ def _by_profile(row: tuple[Any, ...]) -> tuple[str, str]:
 
 def _json_third(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     """`unnest` arguments of (account, profile, JSON value, time) rows, the value sent as
-    text: a list inside a `jsonb[]` argument would be taken for an array dimension."""
+    text: a list inside a `jsonb[]` argument would be taken for an array dimension. A
+    value already serialised (`str`, e.g. from pydantic's `model_dump_json`) is kept."""
     cols = columns(rows, 4)
-    cols[2] = [json.dumps(v) for v in cols[2]]
+    cols[2] = [v if isinstance(v, str) else json.dumps(v) for v in cols[2]]
     return cols
 
 
@@ -251,6 +252,21 @@ async def claim_due_timers(
     )
 
 
+async def fail_next_due_timer(conn: asyncpg.Connection, replica: str, reason: str) -> bool:
+    """Set aside the earliest due timer (its walk raised every time): marked fired with
+    outcome `failed: <reason>` so the scheduler moves past it. False if none is due."""
+    row = await conn.fetchrow(
+        "WITH due AS (SELECT run_id, step_id FROM timers WHERE fired_at IS NULL"
+        " AND due_at <= now() ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " UPDATE timers t SET fired_at = now(), outcome = $2, fired_by = $1"
+        " FROM due WHERE t.run_id = due.run_id AND t.step_id = due.step_id"
+        " RETURNING t.run_id",
+        replica,
+        f"failed: {reason}"[:2000],
+    )
+    return row is not None
+
+
 async def run_of_review(conn: asyncpg.Connection, alert_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT r.account_id, r.status FROM reviews r WHERE r.alert_id = $1", alert_id
@@ -289,10 +305,11 @@ async def set_execution(
 
 
 async def upsert_profiles(
-    conn: asyncpg.Connection, rows: Sequence[tuple[str, str, dict[str, Any], datetime]]
+    conn: asyncpg.Connection, rows: Sequence[tuple[str, str, dict[str, Any] | str, datetime]]
 ) -> None:
-    """Merge the newest profile data: fields given replace older ones, custom
-    properties are merged key by key; data older than what is stored is ignored."""
+    """Merge the newest profile data (a dict or its JSON text): fields given replace older
+    ones, custom properties are merged key by key; data older than what is stored is
+    ignored."""
     if rows:
         for batch in rounds(rows, _by_profile):
             await conn.execute(

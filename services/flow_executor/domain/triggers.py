@@ -6,7 +6,7 @@ per flow and event id)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from services.flow_executor.domain.conditions import evaluate
@@ -16,24 +16,42 @@ from shared.contracts import ConsentChanged, FlowDefinition, ProfileEvent
 LIST_SUBSCRIBED = "Subscribed to List"
 
 
-def event_context(event: ProfileEvent) -> dict[str, Any]:
-    """What conditions and templates see for a metric event."""
-    return {"event": dict(event.properties), "person": event.profile.model_dump(mode="json")}
+def merged_person(known: Mapping[str, Any] | None, own: Mapping[str, Any]) -> dict[str, Any]:
+    """F3: the profile as the executor knows it with one event's own fields merged in:
+    given fields replace known ones, custom properties merge key by key."""
+    out = dict(known or {})
+    out.update({k: v for k, v in own.items() if k != "properties" and v not in (None, "", {})})
+    out["properties"] = {**((known or {}).get("properties") or {}), **(own.get("properties") or {})}
+    return out
 
 
-def list_context(change: ConsentChanged) -> dict[str, Any]:
-    """What conditions and templates see for a `Subscribed to List` entry."""
+def event_context(event: ProfileEvent, person: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What conditions and templates see for a metric event. `person` is the merged
+    profile the executor keeps (F3), when it has one; else the event's own profile."""
     return {
-        "event": {"list_id": change.list_id},
-        "person": change.profile.model_dump(mode="json"),
+        "event": dict(event.properties),
+        "person": dict(person) if person else event.profile.model_dump(mode="json"),
     }
 
 
-def metric_flows(flows: Iterable[FlowDefinition], event: ProfileEvent) -> list[FlowDefinition]:
-    """Metric-triggered flows this event enters; none for a historical import."""
+def list_context(change: ConsentChanged, person: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What conditions and templates see for a `Subscribed to List` entry."""
+    return {
+        "event": {"list_id": change.list_id},
+        "person": dict(person) if person else change.profile.model_dump(mode="json"),
+    }
+
+
+def metric_flows(
+    flows: Iterable[FlowDefinition],
+    event: ProfileEvent,
+    person: Mapping[str, Any] | None = None,
+) -> list[FlowDefinition]:
+    """Metric-triggered flows this event enters; none for a historical import. The
+    profile filter sees the merged profile (F3)."""
     if event.historical_import:
         return []
-    context = event_context(event)
+    context = event_context(event, person)
     matched = []
     for flow in flows:
         trigger = flow.trigger
@@ -46,11 +64,15 @@ def metric_flows(flows: Iterable[FlowDefinition], event: ProfileEvent) -> list[F
     return matched
 
 
-def list_flows(flows: Iterable[FlowDefinition], change: ConsentChanged) -> list[FlowDefinition]:
+def list_flows(
+    flows: Iterable[FlowDefinition],
+    change: ConsentChanged,
+    person: Mapping[str, Any] | None = None,
+) -> list[FlowDefinition]:
     """List-triggered flows a `Subscribed to List` event enters (never a historical import)."""
     if change.type != LIST_SUBSCRIBED or change.historical_import or not change.list_id:
         return []
-    context = list_context(change)
+    context = list_context(change, person)
     return [
         f
         for f in flows

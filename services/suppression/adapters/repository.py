@@ -33,7 +33,8 @@ async def lock(conn: asyncpg.Connection, keys: Iterable[Key]) -> dict[Key, Store
         profiles,
     )
     rows = await conn.fetch(
-        "SELECT s.account_id, s.profile_id, s.profile, s.soft_bounces FROM suppression_profiles s"
+        "SELECT s.account_id, s.profile_id, s.profile, s.soft_bounces, s.list_bounces"
+        " FROM suppression_profiles s"
         " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
         " ON s.account_id = k.a AND s.profile_id = k.p"
         " ORDER BY s.account_id, s.profile_id FOR UPDATE OF s",
@@ -55,7 +56,9 @@ async def lock(conn: asyncpg.Connection, keys: Iterable[Key]) -> dict[Key, Store
     return {
         (r["account_id"], r["profile_id"]): Stored(
             SuppressionState(
-                tuple(by_key.get((r["account_id"], r["profile_id"]), ())), r["soft_bounces"]
+                tuple(by_key.get((r["account_id"], r["profile_id"]), ())),
+                r["soft_bounces"],
+                dict(r["list_bounces"] or {}),
             ),
             dict(r["profile"] or {}),
         )
@@ -95,8 +98,12 @@ async def save(
     if after:
         await conn.executemany(
             "UPDATE suppression_profiles SET profile = $3::jsonb, soft_bounces = $4,"
-            " updated_at = now() WHERE account_id = $1 AND profile_id = $2",
-            [(*k, s.profile, s.state.soft_bounces) for k, s in after.items()],
+            " list_bounces = $5::jsonb, updated_at = now()"
+            " WHERE account_id = $1 AND profile_id = $2",
+            [
+                (*k, s.profile, s.state.soft_bounces, dict(s.state.list_bounces))
+                for k, s in after.items()
+            ],
         )
 
 
@@ -107,3 +114,18 @@ async def append_history(conn: asyncpg.Connection, rows: Sequence[tuple]) -> Non
             " list_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             rows,
         )
+
+
+async def with_liftable(conn: asyncpg.Connection, keys: Sequence[Key]) -> set[Key]:
+    """The profiles among `keys` holding an email suppression a consent event may lift
+    (S5: spam complaints, global or of a list; C9: the global manual one)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT s.account_id, s.profile_id FROM suppressions s"
+        " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
+        " ON s.account_id = k.a AND s.profile_id = k.p"
+        " WHERE s.channel = 'email'"
+        " AND (s.reason = 'spam_complaint' OR (s.reason = 'manual' AND s.list_key = ''))",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["account_id"], r["profile_id"]) for r in rows}

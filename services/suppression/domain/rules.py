@@ -6,7 +6,8 @@ a global suppression, otherwise the profile is suppressed from that list only (S
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -39,8 +40,12 @@ class Suppression:
 
 @dataclass(frozen=True, slots=True)
 class SuppressionState:
+    """The suppressions in force, and soft bounces in a row: `soft_bounces` for mail sent
+    without a list, `list_bounces` per list (S4)."""
+
     suppressions: tuple[Suppression, ...] = ()
     soft_bounces: int = 0
+    list_bounces: Mapping[str, int] = field(default_factory=dict)
 
     def has(self, channel: str, reason: str, list_id: str | None) -> bool:
         return any(s.key == (channel, reason, list_id) for s in self.suppressions)
@@ -61,6 +66,7 @@ class Change:
     channel: str
     reason: str
     list_id: str | None = None
+    at: datetime | None = None  # when the suppressing event happened (S3 orders by it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,7 @@ def _add(state: SuppressionState, s: Suppression) -> Outcome:
         return Outcome(state)
     return Outcome(
         replace(state, suppressions=(*state.suppressions, s)),
-        (Change("suppressed", s.channel, s.reason, s.list_id),),
+        (Change("suppressed", s.channel, s.reason, s.list_id, s.since),),
     )
 
 
@@ -92,18 +98,20 @@ def _remove(state: SuppressionState, match) -> Outcome:
 
 def decide(state: SuppressionState, cmd: Command, soft_bounce_limit: int) -> Outcome:
     """S1, S4, S5: what a suppression command does."""
-    if cmd.reason == "delivered":  # S4: a delivery resets the soft-bounce count
-        return Outcome(replace(state, soft_bounces=0))
+    if cmd.reason == "delivered":
+        # S4: a delivery resets the count in a row: of its list, or every count when the
+        # mail had no list (the mailbox takes mail again).
+        if cmd.list_id is None:
+            return Outcome(replace(state, soft_bounces=0, list_bounces={}))
+        counts = {k: v for k, v in state.list_bounces.items() if k != cmd.list_id}
+        return Outcome(replace(state, list_bounces=counts))
     if cmd.action == "suppress":
-        if cmd.reason == "soft_bounce" and cmd.list_id is None:
-            counted = replace(state, soft_bounces=state.soft_bounces + 1)
-            if counted.soft_bounces < soft_bounce_limit:
-                return Outcome(counted)
-            return _add(counted, Suppression(cmd.channel, "soft_bounce", None, cmd.at))
+        if cmd.reason == "soft_bounce":
+            return _soft_bounce(state, cmd, soft_bounce_limit)
         return _add(state, Suppression(cmd.channel, cmd.reason, cmd.list_id, cmd.at))
     # unsuppress
     if cmd.list_id is not None:  # S5: list-specific suppressions, whatever their reason
-        return _add_rejection_if_spam(
+        out = _add_rejection_if_spam(
             state,
             cmd,
             lambda s: (
@@ -112,6 +120,10 @@ def decide(state: SuppressionState, cmd: Command, soft_bounce_limit: int) -> Out
                 and s.reason != "spam_complaint"
             ),
         )
+        if out.rejection is None and cmd.reason == "soft_bounce":
+            counts = {k: v for k, v in out.state.list_bounces.items() if k != cmd.list_id}
+            out = replace(out, state=replace(out.state, list_bounces=counts))
+        return out
     if cmd.reason == "spam_complaint":
         return Outcome(state, rejection=SPAM_LOCKED)
     out = _remove(
@@ -123,10 +135,28 @@ def decide(state: SuppressionState, cmd: Command, soft_bounce_limit: int) -> Out
     return out
 
 
+def _soft_bounce(state: SuppressionState, cmd: Command, limit: int) -> Outcome:
+    """S4: counted in a row, per list and without a list; the limit suppresses that list
+    (or, without a list, the address)."""
+    if cmd.list_id is None:
+        counted = replace(state, soft_bounces=state.soft_bounces + 1)
+        reached = counted.soft_bounces >= limit
+    else:
+        n = state.list_bounces.get(cmd.list_id, 0) + 1
+        counted = replace(state, list_bounces={**state.list_bounces, cmd.list_id: n})
+        reached = n >= limit
+    if not reached:
+        return Outcome(counted)
+    return _add(counted, Suppression(cmd.channel, "soft_bounce", cmd.list_id, cmd.at))
+
+
 def _add_rejection_if_spam(state: SuppressionState, cmd: Command, match) -> Outcome:
     if cmd.reason == "spam_complaint":
         return Outcome(state, rejection=SPAM_LOCKED)
     return _remove(state, match)
+
+
+LIFTING_EVENTS = frozenset({"Subscribed to Email Marketing", "Subscribed to List"})
 
 
 def on_consent_change(
@@ -136,17 +166,27 @@ def on_consent_change(
     historical_import: bool,
     occurred_at: datetime,
     scope: str | None = None,
+    list_id: str | None = None,
 ) -> Outcome:
-    """S5/C11: a re-subscribe with evidence lifts a spam complaint; C9: subscribing a
-    manually suppressed profile lifts the manual suppression made before it."""
-    if event_type != "Subscribed to Email Marketing" or historical_import:
+    """S5/C11: a re-subscribe with evidence lifts a spam complaint made before it (global
+    by `Subscribed to Email Marketing`, list-specific by `Subscribed to List` for that
+    list); C9: subscribing a manually suppressed profile lifts the global manual
+    suppression made before it. `occurred_at` is the act's ordering time. Evidence lifts
+    a complaint whatever the act's `historical_import` flag (C11); an import never lifts
+    an operator's manual suppression."""
+    if event_type not in LIFTING_EVENTS:
         return Outcome(state)
     if scope not in (None, "group"):
         return Outcome(state)
+    target = list_id if event_type == "Subscribed to List" else None
+    if event_type == "Subscribed to List" and not list_id:
+        return Outcome(state)
 
     def lifted(s: Suppression) -> bool:
-        if s.channel != "email" or s.list_id is not None or s.since > occurred_at:
+        if s.channel != "email" or s.list_id != target or s.since > occurred_at:
             return False
-        return s.reason == "manual" or (s.reason == "spam_complaint" and bool(evidence))
+        if s.reason == "spam_complaint":
+            return bool((evidence or "").strip())
+        return s.reason == "manual" and target is None and not historical_import
 
     return _remove(state, lifted)

@@ -25,7 +25,7 @@ _free = list(ACCOUNTS)
 
 
 def key_of(account: str) -> str:
-    return f"{account}-key"
+    return f"{account}-test-api-key"
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ async def confirmed_recipients(
     await save_flow(kafka, flow(account, flow_id, emails))
     for email in emails:
         mail = (await confirmations(stack, email))[0]
-        assert (await api.get(link_in(mail, "confirm"))).status_code == 200
+        assert (await api.post(link_in(mail, "confirm"))).status_code == 200
 
 
 async def outcomes(kafka: Kafka, account: str, n: int = 1) -> list[dict[str, Any]]:

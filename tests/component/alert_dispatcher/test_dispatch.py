@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import datetime
 
 from shared.contracts import Profile, topics
+from shared.devstack.stack import MAIL_DOMAIN
 from shared.links import sign, verify
 from shared.mail import message_id
 from tests.component.alert_dispatcher.conftest import (
@@ -57,7 +58,7 @@ async def test_a5_each_confirmed_recipient_gets_one_mail_with_own_one_click_unsu
         mails = alerts_to(dispatcher, rcpt)
         assert len(mails) == 1
         mail = mails[0]
-        assert mail["Message-ID"] == message_id("alert", req.alert_id, rcpt)
+        assert mail["Message-ID"] == message_id("alert", req.alert_id, rcpt, domain=MAIL_DOMAIN)
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         url = str(mail["List-Unsubscribe"]).strip("<>")
         claims = verify(dispatcher.link_secret, "recipient-unsubscribe", url.split("token=")[1])
@@ -153,7 +154,7 @@ async def test_a6_activity_counts_lists_and_recipient_activity_scoped_by_account
     assert {d["email"]: d["status"] for d in one["deliveries"]} == {lead: "sent", ghost: "skipped"}
 
     # X5: another account's key learns nothing; no key is refused.
-    other = "acme"
+    other = dispatcher.key_of("acme")
     for path in (
         f"/accounts/{acct}/alerts/nps/alert",
         f"/accounts/{acct}/alert-activity",
@@ -162,7 +163,7 @@ async def test_a6_activity_counts_lists_and_recipient_activity_scoped_by_account
         f"/accounts/{acct}/alert-settings",
     ):
         assert (
-            await api.get(path, headers={"Authorization": f"Bearer {other}-key"})
+            await api.get(path, headers={"Authorization": f"Bearer {other}"})
         ).status_code == 404
         assert (await api.get(path)).status_code == 401
 
@@ -192,7 +193,7 @@ async def test_a7_templates_use_person_and_event_escaped_and_missing_values_are_
     mail = next(
         m
         for m in alerts_to(dispatcher, lead)
-        if m["Message-ID"] == message_id("alert", metric.alert_id, lead)
+        if m["Message-ID"] == message_id("alert", metric.alert_id, lead, domain=MAIL_DOMAIN)
     )
     assert str(mail["Subject"]) == "NPS 2 from <b>Ada</b>"
     html = body(mail, "html")
@@ -206,7 +207,7 @@ async def test_a7_templates_use_person_and_event_escaped_and_missing_values_are_
     mail = next(
         m
         for m in alerts_to(dispatcher, lead)
-        if m["Message-ID"] == message_id("alert", listed.alert_id, lead)
+        if m["Message-ID"] == message_id("alert", listed.alert_id, lead, domain=MAIL_DOMAIN)
     )
     assert str(mail["Subject"]) == "NPS  from Ada"  # no event.* outside metric flows
 
@@ -302,8 +303,8 @@ async def test_a9_a_redelivered_request_is_mailed_once(dispatcher, kafka, api, a
     assert (await outcome_of(kafka, acct, req.alert_id))["type"] == "sent"
     ids = Counter(str(m["Message-ID"]) for m in alerts_to(dispatcher, lead))
     assert ids == {
-        message_id("alert", req.alert_id, lead): 1,
-        message_id("alert", marker.alert_id, lead): 1,
+        message_id("alert", req.alert_id, lead, domain=MAIL_DOMAIN): 1,
+        message_id("alert", marker.alert_id, lead, domain=MAIL_DOMAIN): 1,
     }
 
 
@@ -338,4 +339,4 @@ async def test_a9_a_dispatcher_killed_mid_send_mails_each_recipient_once(
         assert (outcome["type"], outcome["recipients"]) == ("sent", sorted([fast, slow]))
     for rcpt in (fast, slow):
         got = Counter(str(m["Message-ID"]) for m in alerts_to(dispatcher, rcpt))
-        assert got == {message_id("alert", r.alert_id, rcpt): 1 for r in every}
+        assert got == {message_id("alert", r.alert_id, rcpt, domain=MAIL_DOMAIN): 1 for r in every}

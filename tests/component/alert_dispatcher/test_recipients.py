@@ -129,10 +129,10 @@ async def test_a4_links_are_signed_idempotent_and_disabled_needs_re_adding(
     await save_flow(kafka, flow(acct, "nps", [lead]))
     first = (await confirmations(dispatcher, lead))[0]
     confirm = link_in(first, "confirm")
-    assert (await api.get(confirm[:-4] + "AAAA")).status_code == 400  # tampered
+    assert (await api.post(confirm[:-4] + "AAAA")).status_code == 400  # tampered
     assert await _sent_to(api, acct) == {lead: "unconfirmed"}
-    assert (await api.get(confirm)).status_code == 200
-    assert (await api.get(confirm)).status_code == 200  # idempotent
+    assert (await api.post(confirm)).status_code == 200
+    assert (await api.post(confirm)).status_code == 200  # idempotent
     assert await _sent_to(api, acct) == {lead: "confirmed"}
 
     await kafka.send(topics.ALERT_REQUESTS, "p", request(acct, [lead]))
@@ -140,14 +140,14 @@ async def test_a4_links_are_signed_idempotent_and_disabled_needs_re_adding(
     unsubscribe = link_in(mail, "unsubscribe")
     # Opening the link (as a mail scanner would) only shows the button.
     page = await api.get(unsubscribe)
-    assert page.status_code == 200 and "<form method='post'>" in page.text
+    assert page.status_code == 200 and '<form class="actions" method="post">' in page.text
     assert await _sent_to(api, acct) == {lead: "confirmed"}
     assert (await api.get(unsubscribe[:-4] + "AAAA")).status_code == 400  # tampered
     assert (await api.post(unsubscribe)).status_code == 200
     assert (await api.post(unsubscribe)).status_code == 200  # idempotent
     assert await _sent_to(api, acct) == {lead: "disabled"}
     # The old confirmation link cannot bring a disabled recipient back.
-    assert (await api.get(confirm)).status_code == 410
+    assert (await api.post(confirm)).status_code == 410
     assert await _sent_to(api, acct) == {lead: "disabled"}
     while_disabled = request(acct, [lead])
     await kafka.send(topics.ALERT_REQUESTS, "p", while_disabled)
@@ -160,8 +160,8 @@ async def test_a4_links_are_signed_idempotent_and_disabled_needs_re_adding(
     await save_flow(kafka, flow(acct, "nps", [lead], version=3))
     second = (await confirmations(dispatcher, lead, 2))[1]
     assert await _sent_to(api, acct) == {lead: "unconfirmed"}
-    assert (await api.get(confirm)).status_code == 410
-    assert (await api.get(link_in(second, "confirm"))).status_code == 200
+    assert (await api.post(confirm)).status_code == 410
+    assert (await api.post(link_in(second, "confirm"))).status_code == 200
     assert await _sent_to(api, acct) == {lead: "confirmed"}
     again = request(acct, [lead])
     await kafka.send(topics.ALERT_REQUESTS, "p", again)

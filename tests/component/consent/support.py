@@ -25,11 +25,11 @@ SERVICES = ("consent", "suppression")
 
 
 def api_keys_env(stack: Any) -> str:
-    return ",".join([stack.api_keys, *(f"{a}:key-{a}" for a in ACCOUNTS)])
+    return ",".join([stack.api_keys, *(f"{a}:key-{a}-for-tests" for a in ACCOUNTS)])
 
 
 def headers(account: str) -> dict[str, str]:
-    return {"authorization": f"Bearer key-{account}"}
+    return {"authorization": f"Bearer key-{account}-for-tests"}
 
 
 def now() -> str:

@@ -13,8 +13,15 @@ import httpx
 from shared.contracts import ConsentChanged, SuppressionChanged, topics
 from tests.conftest import Kafka, eventually
 
-ACCOUNTS = [f"fx-{uuid.uuid4().hex[:10]}" for _ in range(16)]
-API_KEYS = ",".join(f"{a}:{a}-key" for a in ACCOUNTS) + ",globex:globex-key"
+ACCOUNTS = [f"fx-{uuid.uuid4().hex[:10]}" for _ in range(20)]
+
+
+def key_of(account: str) -> str:
+    """The API key the tests give `account` (X6: at least 16 characters)."""
+    return f"{account}-test-api-key"
+
+
+API_KEYS = ",".join(f"{a}:{key_of(a)}" for a in [*ACCOUNTS, "globex"])
 NPS = {
     "type": "metric",
     "metric": "Left NPS Score",
@@ -144,7 +151,7 @@ async def send_event(kafka: Kafka, ev: dict[str, Any]) -> None:
 async def api(
     base_url: str, account: str, path: str, method: str = "GET", key: str | None = None
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key or account + '-key'}"}
+    headers = {"Authorization": f"Bearer {key or key_of(account)}"}
     async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
         return await client.request(method, f"/accounts/{account}{path}", headers=headers)
 

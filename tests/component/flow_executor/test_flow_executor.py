@@ -29,6 +29,7 @@ from tests.component.flow_executor.support import (
     event,
     flow,
     in_force,
+    key_of,
     outputs,
     rows,
     save,
@@ -173,6 +174,33 @@ async def test_f2_metric_filter_list_trigger_historical_and_one_entry_per_event(
     ]
     nps = next(r for r in reqs if r["step_id"] == "nps-alert")
     assert nps["event"] == {"score": 3} and nps["profile_id"] == p
+
+
+async def test_f2_x2_an_event_redelivered_in_a_later_batch_enters_once_without_inbox_rows(
+    stack: EmbeddedStack, executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    """Profile events are not claimed in the inbox: the run's id, derived from the event
+    id, is what refuses the second entry."""
+    url = executor.base_url
+    await save(kafka, flow(acct, "again", [alert("again-alert")]))
+    await in_force(url, acct, "again", 1)
+    p = pid()
+    ev = event(acct, p, score=2, event_id="e-again")
+    await send_event(kafka, ev)
+    await barrier(url, kafka, acct, p)  # its batch is committed
+    await send_event(kafka, ev)  # redelivered, in a later batch
+    await barrier(url, kafka, acct, p)
+    await eventually(lambda: _count(kafka, acct, 1))
+    runs = await rows(stack.dsn, "SELECT run_id FROM runs WHERE account_id = $1", acct)
+    steps = await rows(stack.dsn, "SELECT run_id FROM step_executions WHERE account_id = $1", acct)
+    claimed = await rows(
+        stack.dsn,
+        "SELECT message_id FROM processed_messages WHERE message_id LIKE $1",
+        f"{acct}:%",
+    )
+    assert (len(runs), len(steps), claimed) == (1, 1, [])
+    reqs = await outputs(kafka, topics.ALERT_REQUESTS, acct)
+    assert [r["step_id"] for r in reqs] == ["again-alert"]
 
 
 async def _count(kafka: Kafka, acct: str, n: int) -> bool:
@@ -365,13 +393,20 @@ async def test_f5_manual_review_approve_reject_and_draft(
     await send_event(kafka, event(acct, rejected))
     doc = await eventually(lambda: _held(url, acct, 2))
     held = {a["profile_id"]: a["alert_id"] for a in doc["steps"]["held"]["in_review"]["alerts"]}
+
+    async def reviewing() -> dict[str, str]:
+        got = {a["profile_id"]: a["alert_id"] for a in await activity_of(kafka, acct, "in_review")}
+        return got if len(got) == 2 else {}
+
+    # The in_review activity on Kafka names the id a reviewer sends on review-decisions.
+    assert await eventually(reviewing) == held
     assert doc["steps"]["sketch"]["skipped"]["reasons"][0]["reason"] == "Skipped: draft"
     assert doc["steps"]["sketch"]["skipped"]["count"] == 2
     assert await outputs(kafka, topics.ALERT_REQUESTS, acct) == []
 
     listed = (await api(url, acct, "/reviews")).json()["in_review"]
     assert {r["alert_id"] for r in listed} == set(held.values())
-    other = await api(url, acct, f"/reviews/{held[approved]}/approve", "POST", "globex-key")
+    other = await api(url, acct, f"/reviews/{held[approved]}/approve", "POST", key_of("globex"))
     assert other.status_code == 404  # X5: another account's key
     ok = await api(url, acct, f"/reviews/{held[approved]}/approve", "POST")
     assert (ok.status_code, ok.json()["status"]) == (200, "approved")
@@ -537,7 +572,7 @@ async def test_a6_activity_counts_and_lists_scheduled_and_in_review(
     [in_review] = await eventually(lambda: activity_of(kafka, acct, "in_review"))
     assert (in_review["flow_id"], in_review["step_id"]) == ("held", "alert")
 
-    foreign = await api(url, acct, "/flows/queue/activity", key="globex-key")
+    foreign = await api(url, acct, "/flows/queue/activity", key=key_of("globex"))
     assert foreign.status_code == 404  # X5
     assert (await api(url, acct, "/flows/nope/activity")).status_code == 404
 

@@ -8,52 +8,23 @@ import base64
 import json
 import uuid
 from datetime import timedelta
-from importlib import resources
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaProducer
-from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.db.retention import prune
-from shared.kafka import BatchConsumer, json_parser, make_producer, subscribe
-from shared.settings import Settings
+from shared.kafka import BatchConsumer, json_parser
+from shared.kafka_clients import make_producer
+from tests.component.shared.conftest import consuming, settings_for
 from tests.conftest import Kafka, eventually
 
 
 class Ping(BaseModel):
     id: str
     n: int
-
-
-@pytest.fixture
-async def db(stack):
-    schema = f"t_{uuid.uuid4().hex[:8]}"
-    database = Database(stack.dsn, schema, 4)
-    await database.start()
-    files = sorted(f for f in resources.files("shared.db.sql").iterdir() if f.name.endswith(".sql"))
-    async with database.pool.acquire() as conn:
-        for sql in files:
-            await conn.execute(sql.read_text())
-        await conn.execute("CREATE TABLE applied (id text PRIMARY KEY, n int)")
-    try:
-        yield database
-    finally:
-        async with database.pool.acquire() as conn:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await database.close()
-
-
-def _settings(stack) -> Settings:
-    return Settings(
-        kafka_bootstrap_servers=stack.broker.bootstrap,
-        kafka_enable_idempotence=False,
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=500,
-    )
 
 
 async def test_x2_outbox_publishes_only_committed_rows(stack, db: Database, kafka: Kafka) -> None:
@@ -64,7 +35,7 @@ async def test_x2_outbox_publishes_only_committed_rows(stack, db: Database, kafk
     async with db.uow() as uow:
         uow.publish(topic, "k2", b'{"committed": true}')
         await uow.commit()
-    producer = make_producer(_settings(stack), "test-outbox")
+    producer = make_producer(settings_for(stack), "test-outbox")
     await producer.start()
     try:
         relay = OutboxRelay(db.pool, producer, db.schema)
@@ -102,13 +73,14 @@ async def test_x1_bad_and_poisonous_messages_are_dead_lettered_rest_applied(
             [(i.message.id, i.message.n) for i in items],
         )
 
-    settings = _settings(stack)
-    consumer = BatchConsumer("pings", db, json_parser(Ping), handler, message_id=lambda m: m.id)
-    broker = KafkaBroker(stack.broker.bootstrap, logger=None)
-    subscribe(broker, settings, topic, consumer)
+    settings = settings_for(stack)
+    consumer = BatchConsumer(
+        "pings", db, json_parser(Ping), handler, message_id=lambda m: m.id, topic=topic
+    )
+    running = consuming(settings, topic, consumer)
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
     await producer.start()
-    await broker.start()
+    await running.__aenter__()
     relay_producer = make_producer(settings, "test-relay")
     await relay_producer.start()
     relay = asyncio.create_task(OutboxRelay(db.pool, relay_producer, db.schema).run())
@@ -146,7 +118,7 @@ async def test_x1_bad_and_poisonous_messages_are_dead_lettered_rest_applied(
     finally:
         relay.cancel()
         await asyncio.gather(relay, return_exceptions=True)
-        await broker.stop()
+        await running.__aexit__(None, None, None)
         await producer.stop()
         await relay_producer.stop()
 
@@ -165,13 +137,12 @@ async def test_x2_database_outage_is_retried_not_dead_lettered(stack, db: Databa
             [(i.message.id, i.message.n) for i in items],
         )
 
-    settings = _settings(stack)
+    settings = settings_for(stack)
     consumer = BatchConsumer("outage", db, json_parser(Ping), handler, message_id=lambda m: m.id)
-    broker = KafkaBroker(stack.broker.bootstrap, logger=None)
-    subscribe(broker, settings, topic, consumer)
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
     await producer.start()
-    await broker.start()
+    running = consuming(settings, topic, consumer)
+    await running.__aenter__()
     try:
         await producer.send_and_wait(topic, json.dumps({"id": "z", "n": 9}).encode(), partition=0)
 
@@ -184,7 +155,7 @@ async def test_x2_database_outage_is_retried_not_dead_lettered(stack, db: Databa
         async with db.pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM outbox") == 0  # no dead letter
     finally:
-        await broker.stop()
+        await running.__aexit__(None, None, None)
         await producer.stop()
 
 

@@ -250,14 +250,14 @@ async def test_s6_can_receive_per_channel_and_changes_published(
 
 
 async def test_x5_suppression_api_is_scoped_by_account(
-    services, api: Api, kafka: Kafka, tail: Tail, acct: str
+    services, stack, api: Api, kafka: Kafka, tail: Tail, acct: str
 ) -> None:
     p = pid()
     await kafka.send(topics.SUPPRESSION_COMMANDS, p, suppression_cmd(acct, p, "suppress", "manual"))
     await changes(tail, acct, p, 1)
     url = f"/accounts/{acct}/profiles/{p}/suppressions"
     assert (await api.suppression.get(url)).status_code == 401
-    other = {"authorization": "Bearer globex-key"}
+    other = {"authorization": f"Bearer {stack.key_of('globex')}"}
     assert (await api.suppression.get(url, headers=other)).status_code == 404
     r = await api.suppression.post(url + "/unsuppress", headers=other, json={"reason": "manual"})
     assert r.status_code == 404

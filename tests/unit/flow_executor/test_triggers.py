@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.flow_executor.domain.triggers import list_flows, metric_flows
+from services.flow_executor.domain.triggers import list_flows, merged_person, metric_flows
 from tests.unit.flow_executor.flows import alert, event, flow, list_change
 
 NPS = flow([alert()])
@@ -33,3 +33,13 @@ def test_f3_profile_filter_is_checked_at_entry() -> None:
     assert metric_flows([gold], event(properties={"tier": "gold"})) == [gold]
     assert metric_flows([gold], event(properties={"tier": "silver"})) == []
     assert metric_flows([gold], event()) == []
+
+
+def test_f3_entry_filter_sees_the_merged_profile_the_executor_keeps() -> None:
+    gold = flow([alert()], profile_filter={"property": "tier", "op": "eq", "value": "gold"})
+    ev = event()  # the event itself carries no tier
+    known = {"id": ev.profile.id, "email": "a@example.test", "properties": {"tier": "gold"}}
+    person = merged_person(known, ev.profile.model_dump(mode="json"))
+    assert metric_flows([gold], ev) == []
+    assert metric_flows([gold], ev, person) == [gold]
+    assert person["email"] == "ada@example.com"  # the event's own fields win

@@ -76,8 +76,12 @@ def test_f1_tombstone_parses_as_deletion_and_bad_key_fails() -> None:
 
 
 def test_a9_message_id_is_deterministic_and_unsubscribe_headers_are_set() -> None:
-    assert message_id("alert", "a-1", "x@y.test") == message_id("alert", "a-1", "x@y.test")
-    assert message_id("alert", "a-1", "x@y.test") != message_id("alert", "a-2", "x@y.test")
+    assert message_id("alert", "a-1", "x@y.test", domain="d.test") == message_id(
+        "alert", "a-1", "x@y.test", domain="d.test"
+    )
+    assert message_id("alert", "a-1", "x@y.test", domain="d.test") != message_id(
+        "alert", "a-2", "x@y.test", domain="d.test"
+    )
     msg = compose(
         mail_from="a@acme.test",
         to="b@acme.test",

@@ -97,3 +97,22 @@ def test_s2_consent_events_do_not_lift_bounces() -> None:
         state, "Subscribed to Email Marketing", "ev", False, T0 + timedelta(hours=1)
     )
     assert out.changes == ()
+
+
+def test_s5_c11_import_with_evidence_lifts_a_list_complaint_but_no_manual_suppression() -> None:
+    """Found by the consent property test against the reference model: an imported
+    re-subscribe that carries evidence lifts a spam complaint (C11: whatever the
+    `historical_import` flag), while an import never lifts an operator's manual
+    suppression."""
+    state, _ = run(
+        cmd("suppress", "spam_complaint", list_id="L1"),
+        cmd("suppress", "manual"),
+    )
+    later = T0 + timedelta(hours=1)
+    out = on_consent_change(state, "Subscribed to List", "form #7", True, later, list_id="L1")
+    assert [(c.type, c.reason, c.list_id) for c in out.changes] == [
+        ("unsuppressed", "spam_complaint", "L1")
+    ]
+    out = on_consent_change(out.state, "Subscribed to Email Marketing", None, True, later)
+    assert not out.changes
+    assert [s.reason for s in out.state.suppressions] == ["manual"]

@@ -1,0 +1,213 @@
+"""Where the time goes: CPU seconds per process, PostgreSQL statements and rows, and
+py-spy flame graphs, each taken over one phase of the bench.
+
+CPU comes from each process's own CPU times (user + system), which on a shared machine
+is far steadier than messages per second. PostgreSQL's share is the postmaster and all
+its backends. Statements and rows come from `pg_stat_statements`, which the bench loads
+into its own throwaway server (a restart before the services start).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+
+from shared.devstack import EmbeddedStack
+
+
+def _cpu(pid: int, with_children: bool = False) -> float:
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)] if with_children else [proc]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def _postmaster_pid(stack: EmbeddedStack) -> int | None:
+    pid_file = stack.postgres.data_dir / "postmaster.pid"
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_snapshot(stack: EmbeddedStack, extra: dict[str, int] | None = None) -> dict[str, float]:
+    """CPU seconds so far of each service process (replicas by their own name), the
+    broker, PostgreSQL (postmaster and backends) and any `extra` processes."""
+    out: dict[str, float] = {}
+    for name, svc in stack.services.items():
+        if svc.proc is not None:
+            out[name] = _cpu(svc.proc.pid)
+    for name, pid in (extra or {}).items():
+        out[name] = _cpu(pid)
+    if stack.broker.proc is not None:
+        out["broker"] = _cpu(stack.broker.proc.pid)
+    if (pm := _postmaster_pid(stack)) is not None:
+        out["postgres"] = _cpu(pm, with_children=True)
+    return out
+
+
+def cpu_per_1000(before: dict[str, float], after: dict[str, float], messages: int) -> dict:
+    """CPU seconds per 1,000 messages of each process over a phase."""
+    return {
+        name: round(1000 * (after[name] - before.get(name, 0.0)) / messages, 4)
+        for name in after
+        if messages
+    }
+
+
+def role(service: str) -> str:
+    return f"bench_{service}"
+
+
+def role_dsn(dsn: str, service: str) -> str:
+    """`dsn` logging in as the service's own role, so that its statements are counted
+    apart from the other services' (`pg_stat_statements` keeps them per user)."""
+    out = dsn.replace("://postgres:", f"://{role(service)}:", 1)
+    assert out != dsn, dsn
+    return out
+
+
+async def enable_statement_stats(stack: EmbeddedStack, services: Iterable[str]) -> None:
+    """Load `pg_stat_statements` (needs a restart; do it before the services start) and
+    create a role per service (superuser: a throwaway server on a unix socket)."""
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        await conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        await conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'all'")
+    finally:
+        await conn.close()
+    stack.postgres.restart()
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        for service in services:
+            await conn.execute(f'CREATE ROLE "{role(service)}" LOGIN SUPERUSER')
+    finally:
+        await conn.close()
+
+
+async def reset_statements(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()
+
+
+async def statements(dsn: str, service: str) -> list[dict[str, Any]]:
+    """Every statement `service` ran since the last reset: calls, rows and server time."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT query, sum(calls) AS calls, sum(rows) AS rows,"
+            " sum(total_exec_time) AS ms FROM pg_stat_statements"
+            " WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = $1)"
+            " GROUP BY query ORDER BY sum(calls) DESC",
+            role(service),
+        )
+    finally:
+        await conn.close()
+    return [
+        {
+            "query": " ".join(r["query"].split())[:160],
+            "calls": int(r["calls"]),
+            "rows": int(r["rows"]),
+            "ms": round(float(r["ms"]), 1),
+        }
+        for r in rows
+    ]
+
+
+def per_batch(stmts: list[dict[str, Any]], batch_marker: str, messages: int) -> dict[str, Any]:
+    """Statements and rows per batch, a batch counted by the statement that runs once in
+    each (the inbox claim), and per 1,000 messages; the statements that took the most
+    server time, with their calls and rows per batch."""
+    batches = sum(s["calls"] for s in stmts if batch_marker in s["query"])
+    if not batches or not messages:
+        return {"batches": batches}
+    calls = sum(s["calls"] for s in stmts)
+    rows = sum(s["rows"] for s in stmts)
+    return {
+        "batches": batches,
+        "statements_per_1000": round(1000 * calls / messages, 1),
+        "rows_per_1000": round(1000 * rows / messages, 1),
+        "statements_per_batch": round(calls / batches, 2),
+        "rows_per_batch": round(rows / batches, 1),
+        "server_ms_per_batch": round(sum(s["ms"] for s in stmts) / batches, 2),
+        "top": [
+            {
+                "query": s["query"],
+                "calls_per_batch": round(s["calls"] / batches, 2),
+                "rows_per_batch": round(s["rows"] / batches, 1),
+                "ms_per_batch": round(s["ms"] / batches, 2),
+            }
+            for s in sorted(stmts, key=lambda s: -s["ms"])[:12]
+        ],
+    }
+
+
+@dataclass
+class FlameGraphs:
+    """py-spy recording processes by pid until `stop()`, each writing an SVG (py-spy
+    reads the target's memory from outside: `--nonblocking` never pauses it)."""
+
+    out_dir: Path
+    rate: int = 250
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("py-spy") is not None
+
+    def record(self, name: str, pid: int) -> None:
+        if not self.available():
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--nonblocking",
+                    "--rate",
+                    str(self.rate),
+                    "--pid",
+                    str(pid),
+                    "--format",
+                    "flamegraph",
+                    "--output",
+                    str(self.out_dir / f"flame-{name}.svg"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+    def stop(self) -> None:
+        procs, self.procs = self.procs, []
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # py-spy writes the SVG on SIGINT
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)

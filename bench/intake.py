@@ -1,0 +1,166 @@
+"""`python -m bench.intake`: the flow executor's cost per profile event without Kafka.
+
+Feeds batches of bench events straight to the executor's own `profile-events` consumer
+(as `services.flow_executor.app.build` wires it: parser, inbox, handler, outbox) on an
+embedded PostgreSQL, and reports CPU seconds per 1,000 events of this process and of
+the PostgreSQL backend, and the statements and rows per batch. Without a broker and
+idle consumers polling it, this is the steady number to compare two versions of the
+intake with, on a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+from aiokafka import ConsumerRecord
+
+from bench import costs, product
+from services.flow_executor import app
+from services.flow_executor.adapters import repository as repo
+from shared.contracts import FlowDefinition, topics
+from shared.db.migrations import migrate_all
+from shared.devstack.postgres import EmbeddedPostgres
+from shared.kafka import BatchConsumer
+from shared.runtime import Runtime
+from shared.settings import Settings
+
+
+class _Capture(Runtime):
+    """A runtime that keeps the batch consumers `build` registers."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("flow_executor", settings)
+        self.captured: dict[str, BatchConsumer] = {}
+
+    def consume(self, topic: str, *args: Any, **kwargs: Any) -> BatchConsumer:
+        found = super().consume(topic, *args, **kwargs)
+        self.captured[topic] = found
+        return found
+
+
+def _records(n: int, batch: int, tag: str) -> list[tuple[ConsumerRecord, ...]]:
+    out = []
+    for start in range(0, n, batch):
+        recs = []
+        for i in range(start, min(n, start + batch)):
+            key, value, _ = product.event(i, tag, i % 10 == 0)
+            recs.append(
+                ConsumerRecord(
+                    topics.PROFILE_EVENTS, 0, i, 0, 0, key, value, None, len(key), len(value), []
+                )
+            )
+        out.append(tuple(recs))
+    return out
+
+
+def _cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+async def measure(dsn: str, n: int, batch: int, rounds: int) -> dict[str, Any]:
+    rt = _Capture(
+        Settings(database_url=dsn, link_secret="bench-intake-link-secret", database_pool_size=1)
+    )
+    app.build(rt)
+    consumer = rt.captured[topics.PROFILE_EVENTS]
+    await rt.db.start()
+    try:
+        async with rt.db.pool.acquire() as conn:
+            await repo.save_flow(conn, FlowDefinition.model_validate(product.flow()))
+            backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
+        me = psutil.Process()
+        # A first pass warms caches (statements prepared, flow parsed); the profiles it
+        # creates are then updated, as in steady state.
+        for records in _records(n, batch, "warm"):
+            await consumer.handle(records)
+        await costs.reset_statements(dsn)
+        runs = []
+        for r in range(rounds):
+            batches = _records(n, batch, f"r{r}")
+            c0, p0, t0 = _cpu(me), _cpu(backend), time.perf_counter()
+            for records in batches:
+                await consumer.handle(records)
+            runs.append(
+                {
+                    "executor_cpu_s_per_1000": 1000 * (_cpu(me) - c0) / n,
+                    "postgres_backend_cpu_s_per_1000": 1000 * (_cpu(backend) - p0) / n,
+                    "events_per_s": n / (time.perf_counter() - t0),
+                }
+            )
+        conn2 = await asyncpg.connect(dsn)
+        try:
+            rows = await conn2.fetch(
+                "SELECT query, calls, rows FROM pg_stat_statements"
+                " WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC"
+            )
+        finally:
+            await conn2.close()
+        batches_n = rounds * len(_records(n, batch, "x"))
+        best = min(runs, key=lambda x: x["executor_cpu_s_per_1000"])
+        return {
+            "events": n,
+            "batch": batch,
+            "runs": runs,
+            "best": best,
+            "statements_per_batch": sum(r["calls"] for r in rows) / batches_n,
+            "rows_per_batch": sum(r["rows"] for r in rows) / batches_n,
+        }
+    finally:
+        await rt.db.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "pgdata")
+        dsn = pg.start()
+        try:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(
+                    "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+                )
+            finally:
+                await conn.close()
+            pg.restart()
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            finally:
+                await conn.close()
+            await migrate_all(dsn)
+            return await measure(dsn, args.events, args.batch, args.rounds)
+        finally:
+            pg.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__)
+    parser.add_argument("--events", type=int, default=10000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    found = asyncio.run(run(args))
+    for r in found["runs"]:
+        print(
+            f"executor {r['executor_cpu_s_per_1000']:.4f} s, PostgreSQL backend"
+            f" {r['postgres_backend_cpu_s_per_1000']:.4f} s CPU per 1,000 events"
+            f" ({r['events_per_s']:,.0f} events/s)"
+        )
+    print(
+        f"{found['statements_per_batch']:.1f} statements and {found['rows_per_batch']:.0f}"
+        f" rows per batch of {found['batch']}"
+    )
+    print(json.dumps(found["best"]))
+
+
+if __name__ == "__main__":
+    main()

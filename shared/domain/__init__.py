@@ -1,0 +1,1 @@
+"""Pure rules more than one service decides by (no I/O here)."""

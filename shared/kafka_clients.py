@@ -1,0 +1,90 @@
+"""How every Kafka client of the project connects (X7): the services' consumers and
+outbox producers, and `consentflow topics`.
+
+One place turns the `KAFKA_*` settings into aiokafka options, so that a secured cluster
+(TLS, SASL PLAIN or SCRAM) and compression work the same in every client:
+
+- `KAFKA_SECURITY_PROTOCOL` PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL;
+- `KAFKA_SASL_MECHANISM` PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 with
+  `KAFKA_SASL_USERNAME` / `KAFKA_SASL_PASSWORD`;
+- `KAFKA_SSL_CAFILE` (the brokers' CA; the system's CAs when unset) and, for mutual TLS,
+  `KAFKA_SSL_CERTFILE` / `KAFKA_SSL_KEYFILE`;
+- `KAFKA_COMPRESSION_TYPE` for producers. Consumers read every codec whatever this says:
+  the codec libraries (`cramjam`, aiokafka's snappy/lz4/zstd extras) are dependencies.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.settings import Settings
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """A client TLS context: verifies the broker against `KAFKA_SSL_CAFILE` (or the
+    system's CAs) including its host name, and presents a client certificate if set."""
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_ssl_certfile and settings.kafka_ssl_keyfile:
+        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    return context
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """Bootstrap servers and security options shared by producers, consumers and admin."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": protocol,
+    }
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=password.get_secret_value() if password else None,
+        )
+    return options
+
+
+def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+    """The producer behind the outbox relay: acks from all replicas, no linger (a linger
+    would delay every flush), idempotence and compression as configured."""
+    codec = settings.kafka_compression_type
+    return AIOKafkaProducer(
+        **connection_options(settings),
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        compression_type=None if codec == "none" else codec,
+        linger_ms=0,
+        max_batch_size=1024 * 1024,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+
+
+def make_consumer(settings: Settings, group_id: str, client_id: str) -> AIOKafkaConsumer:
+    """A consumer in `group_id` that commits only what it was told to (after the batch's
+    transaction commits) and starts new groups at the beginning of the topic."""
+    return AIOKafkaConsumer(
+        **connection_options(settings),
+        client_id=client_id,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        request_timeout_ms=max(settings.kafka_request_timeout_ms, 40_000),
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+def make_admin(settings: Settings) -> AIOKafkaAdminClient:
+    """An admin client (topic creation)."""
+    return AIOKafkaAdminClient(**connection_options(settings))

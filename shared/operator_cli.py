@@ -1,0 +1,497 @@
+"""The operator's commands of `consentflow`, against a running deployment (SPEC "Running"):
+
+    consentflow consent show|history      consentflow reviews list|approve|reject
+    consentflow recipients list|resend    consentflow dlq list|replay
+    consentflow privacy export|erase|status
+
+Configured from the environment: `CONSENTFLOW_API_KEY` (Bearer key of one account) and
+`CONSENTFLOW_ACCOUNT` (or `--account`); each service's base URL from
+`CONSENTFLOW_<SERVICE>_API_URL` (`CONSENT`, `SUPPRESSION`, `FLOW_EXECUTOR`,
+`ALERT_DISPATCHER`), falling back to `CONSENTFLOW_API_URL` for a gateway that serves
+all four under one address. `dlq` talks to Kafka (`KAFKA_*` settings, as the services).
+Output is a table for people, or JSON with `--json` for scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+SERVICES = ("consent", "suppression", "flow_executor", "alert_dispatcher")
+
+
+class ApiError(click.ClickException):
+    """A 4xx/5xx answer, shown with the service's reason."""
+
+
+def base_url(service: str) -> str:
+    """The base URL of `service` from the environment (see the module docstring)."""
+    specific = os.environ.get(f"CONSENTFLOW_{service.upper()}_API_URL")
+    url = specific or os.environ.get("CONSENTFLOW_API_URL")
+    if not url:
+        raise click.UsageError(
+            f"set CONSENTFLOW_{service.upper()}_API_URL (or CONSENTFLOW_API_URL) to the"
+            f" {service.replace('_', '-')} service's address"
+        )
+    return url.rstrip("/")
+
+
+def call(service: str, method: str, path: str, body: Any = None) -> Any:
+    """One API call; returns the decoded JSON answer or raises ApiError."""
+    key = os.environ.get("CONSENTFLOW_API_KEY")
+    if not key:
+        raise click.UsageError("set CONSENTFLOW_API_KEY to the account's API key")
+    req = urllib.request.Request(
+        base_url(service) + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            reason = json.loads(raw).get("error", raw.decode(errors="replace"))
+        except (ValueError, AttributeError):
+            reason = raw.decode(errors="replace")
+        raise ApiError(f"{service}: HTTP {exc.code}: {reason}") from None
+    except OSError as exc:
+        raise ApiError(f"{service} at {base_url(service)} is unreachable: {exc}") from None
+    return json.loads(raw) if raw else None
+
+
+def quote(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+# --- output ------------------------------------------------------------------------
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as an aligned text table (None shown as `-`)."""
+    if not rows:
+        return "(none)"
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, list | dict):
+            return json.dumps(v) if isinstance(v, dict) else ", ".join(map(str, v))
+        return str(v)
+
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], str]) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else human(data))
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(fn)
+
+
+def account_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--account",
+        envvar="CONSENTFLOW_ACCOUNT",
+        required=True,
+        help="The account id (env CONSENTFLOW_ACCOUNT).",
+    )(fn)
+
+
+# --- consent -----------------------------------------------------------------------
+
+
+@click.group(help="A profile's consent (C14) and its audit trail (C2).")
+def consent() -> None:
+    pass
+
+
+@consent.command("show", help="A profile's consent per channel, with can_receive (C14).")
+@click.argument("profile_id")
+@click.option("--list-id", default=None, help="Answer can_receive for this list.")
+@account_option
+@json_option
+def consent_show(profile_id: str, list_id: str | None, account: str, as_json: bool) -> None:
+    path = f"/accounts/{quote(account)}/profiles/{quote(profile_id)}/consent"
+    if list_id:
+        path += f"?list_id={quote(list_id)}"
+    data = call("consent", "GET", path)
+
+    def human(d: dict[str, Any]) -> str:
+        rows = [{"channel": k, **v} for k, v in d["channels"].items()]
+        head = f"profile {d['profile_id']} (account {d['account_id']})"
+        cols = ("channel", "status", "can_receive", "consented_at", "method", "suppressions")
+        return head + "\n" + table(rows, cols)
+
+    emit(data, as_json, human)
+
+
+@consent.command("history", help="A profile's consent history, oldest first (C2).")
+@click.argument("profile_id")
+@account_option
+@json_option
+def consent_history(profile_id: str, account: str, as_json: bool) -> None:
+    data = call(
+        "consent", "GET", f"/accounts/{quote(account)}/profiles/{quote(profile_id)}/consent/history"
+    )
+    cols = ("recorded_at", "slot", "action", "result", "status", "method", "act_id")
+    emit(data, as_json, lambda d: table(d["history"], cols))
+
+
+# --- reviews -----------------------------------------------------------------------
+
+
+@click.group(help="Alerts held in manual review (F5).")
+def reviews() -> None:
+    pass
+
+
+@reviews.command("list", help="The account's alerts in review, oldest first.")
+@account_option
+@json_option
+def reviews_list(account: str, as_json: bool) -> None:
+    data = call("flow_executor", "GET", f"/accounts/{quote(account)}/reviews")
+    cols = ("alert_id", "flow_id", "step_id", "profile_id", "held_at")
+    emit(data, as_json, lambda d: table(d["in_review"], cols))
+
+
+def _decide(decision: str) -> Callable[..., None]:
+    @click.argument("alert_id")
+    @account_option
+    @json_option
+    def run(alert_id: str, account: str, as_json: bool) -> None:
+        data = call(
+            "flow_executor",
+            "POST",
+            f"/accounts/{quote(account)}/reviews/{quote(alert_id)}/{decision}",
+        )
+        emit(data, as_json, lambda d: f"{d['alert_id']}: {d['status']}")
+
+    return run
+
+
+reviews.command("approve", help="Send an alert held in review.")(_decide("approve"))
+reviews.command("reject", help="Drop an alert held in review.")(_decide("reject"))
+
+
+# --- recipients --------------------------------------------------------------------
+
+
+@click.group(help="Internal alert recipients and their opt-in (A2–A4).")
+def recipients() -> None:
+    pass
+
+
+@recipients.command("list", help="Every recipient with status and the actions naming them.")
+@account_option
+@json_option
+def recipients_list(account: str, as_json: bool) -> None:
+    data = call("alert_dispatcher", "GET", f"/accounts/{quote(account)}/alert-recipients")
+    cols = ("email", "status", "confirmed_at", "disabled_at", "actions")
+    emit(data, as_json, lambda d: table(d["recipients"], cols))
+
+
+@recipients.command("resend", help="Send an unconfirmed recipient their confirmation again.")
+@click.argument("email")
+@account_option
+@json_option
+def recipients_resend(email: str, account: str, as_json: bool) -> None:
+    data = call(
+        "alert_dispatcher",
+        "POST",
+        f"/accounts/{quote(account)}/alert-recipients/{quote(email)}/resend",
+    )
+    emit(data, as_json, lambda d: f"confirmation mail queued for {d['email']}")
+
+
+# --- dlq ---------------------------------------------------------------------------
+
+
+def _range(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--to-offset", type=int, default=None, help="Last offset (inclusive).")(fn)
+    fn = click.option("--from-offset", type=int, default=None, help="First offset.")(fn)
+    fn = click.option("--partition", type=int, default=None, help="Only this partition.")(fn)
+    return click.argument("topic")(fn)
+
+
+def _settings() -> Any:
+    from shared.settings import Settings
+
+    return Settings()
+
+
+@click.group(help="Dead letters (X1): list them, and re-publish them after a fix.")
+def dlq() -> None:
+    pass
+
+
+@dlq.command("list", help="Dead letters of TOPIC (the source topic, e.g. consent-commands).")
+@_range
+@json_option
+def dlq_list(
+    topic: str,
+    partition: int | None,
+    from_offset: int | None,
+    to_offset: int | None,
+    as_json: bool,
+) -> None:
+    from shared.dlq import dead_letters
+
+    letters = asyncio.run(dead_letters(_settings(), topic, partition, from_offset, to_offset))
+    rows = [
+        {
+            "partition": x.partition,
+            "offset": x.offset,
+            "replayed": x.replayed,
+            "source": f"{x.letter.source_topic}[{x.letter.source_partition}]"
+            f"@{x.letter.source_offset}"
+            if x.letter
+            else None,
+            "key": x.letter.key if x.letter else None,
+            "error": (x.letter.error if x.letter else x.error or "")[:120],
+        }
+        for x in letters
+    ]
+    emit(
+        rows,
+        as_json,
+        lambda r: table(r, ("partition", "offset", "replayed", "source", "key", "error")),
+    )
+
+
+@dlq.command(
+    "replay",
+    help="Re-publish TOPIC's dead letters to TOPIC, each once: a letter replayed before is"
+    " skipped (recorded on the dlq-replays topic).",
+)
+@_range
+@json_option
+def dlq_replay(
+    topic: str,
+    partition: int | None,
+    from_offset: int | None,
+    to_offset: int | None,
+    as_json: bool,
+) -> None:
+    from shared.dlq import replay
+
+    report = asyncio.run(replay(_settings(), topic, partition, from_offset, to_offset))
+    data = {
+        "replayed": report.replayed,
+        "already_replayed": report.already,
+        "not_replayable": report.unreplayable,
+    }
+    emit(
+        data,
+        as_json,
+        lambda d: (
+            f"replayed {len(d['replayed'])}, skipped {len(d['already_replayed'])}"
+            f" replayed before, {len(d['not_replayable'])} not replayable (truncated or"
+            " unreadable)"
+        ),
+    )
+
+
+# --- privacy -----------------------------------------------------------------------
+
+
+@click.group(help="Data-subject requests (P1–P3): export or erase a person's data.")
+def privacy() -> None:
+    pass
+
+
+def _person(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--phone", default=None, help="Every profile with this phone number.")(fn)
+    fn = click.option("--email", default=None, help="Every profile with this email.")(fn)
+    return click.option("--profile", "profile_id", default=None, help="The profile id.")(fn)
+
+
+def _wait(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--timeout", type=float, default=120.0, help="Seconds to wait.")(fn)
+    return click.option(
+        "--wait/--no-wait", default=True, help="Wait until all four services are done."
+    )(fn)
+
+
+def _status_text(d: dict[str, Any]) -> str:
+    rows = [{"service": s, **v} for s, v in d["services"].items()]
+    head = f"{d['action']} {d['request_id']}: {d['status']}"
+    return head + "\n" + table(rows, ("service", "status", "completed_at", "profile_ids"))
+
+
+def _file(
+    action: str, account: str, profile_id: str | None, email: str | None, phone: str | None
+) -> str:
+    if not (profile_id or email or phone):
+        raise click.UsageError("name the person: --profile, --email or --phone")
+    body = {"action": action, "profile_id": profile_id, "email": email, "phone_number": phone}
+    answer = call(
+        "consent",
+        "POST",
+        f"/accounts/{quote(account)}/privacy-requests",
+        {k: v for k, v in body.items() if v},
+    )
+    return str(answer["request_id"])
+
+
+def _status(account: str, request_id: str) -> dict[str, Any]:
+    return call(
+        "consent", "GET", f"/accounts/{quote(account)}/privacy-requests/{quote(request_id)}"
+    )
+
+
+def _await(account: str, request_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = _status(account, request_id)
+        except ApiError:
+            status = None  # not recorded yet: the request is still on its way
+        if status is not None and status["status"] == "done":
+            return status
+        if time.monotonic() > deadline:
+            raise click.ClickException(
+                f"request {request_id} not done after {timeout:.0f}s;"
+                f" check `consentflow privacy status {request_id}`"
+            )
+        time.sleep(0.3)
+
+
+@privacy.command("export", help="Everything held about a person, as one JSON document (P3).")
+@_person
+@_wait
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the document to this file instead of standard output.",
+)
+@account_option
+@json_option
+def privacy_export(
+    profile_id: str | None,
+    email: str | None,
+    phone: str | None,
+    wait: bool,
+    timeout: float,
+    output: str | None,
+    account: str,
+    as_json: bool,
+) -> None:
+    request_id = _file("export", account, profile_id, email, phone)
+    if not wait:
+        emit(
+            {"request_id": request_id, "status": "accepted"},
+            as_json,
+            lambda d: f"export {d['request_id']} accepted",
+        )
+        return
+    status = _await(account, request_id, timeout)
+    document = json.dumps(status["document"], indent=2, sort_keys=True)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(document + "\n")
+        emit(status, as_json, lambda d: _status_text(d) + f"\ndocument written to {output}")
+    else:
+        click.echo(document)
+
+
+@privacy.command(
+    "erase",
+    help="Erase a person in all four services (P2); keeps the audit"
+    " trail anonymised and a keyed hash so they are not messaged again.",
+)
+@_person
+@_wait
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@account_option
+@json_option
+def privacy_erase(
+    profile_id: str | None,
+    email: str | None,
+    phone: str | None,
+    wait: bool,
+    timeout: float,
+    yes: bool,
+    account: str,
+    as_json: bool,
+) -> None:
+    who = profile_id or email or phone
+    if not who:
+        raise click.UsageError("name the person: --profile, --email or --phone")
+    if not yes and not click.confirm(f"Erase {who} in account {account}? This cannot be undone"):
+        raise click.Abort()
+    request_id = _file("erase", account, profile_id, email, phone)
+    if not wait:
+        emit(
+            {"request_id": request_id, "status": "accepted"},
+            as_json,
+            lambda d: f"erase {d['request_id']} accepted",
+        )
+        return
+    emit(_await(account, request_id, timeout), as_json, _status_text)
+
+
+@privacy.command("status", help="Which services have done their part of a request.")
+@click.argument("request_id")
+@account_option
+@json_option
+def privacy_status(request_id: str, account: str, as_json: bool) -> None:
+    emit(_status(account, request_id), as_json, _status_text)
+
+
+GROUPS: dict[str, click.Group] = {
+    "consent": consent,
+    "reviews": reviews,
+    "recipients": recipients,
+    "dlq": dlq,
+    "privacy": privacy,
+}
+
+
+@click.group(help=__doc__)
+def cli() -> None:
+    pass
+
+
+for _name, _group in GROUPS.items():
+    cli.add_command(_group, _name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run an operator command; returns the exit code."""
+    try:
+        cli.main(args=argv, prog_name="consentflow", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

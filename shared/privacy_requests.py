@@ -1,0 +1,129 @@
+"""Handling `privacy-requests` in a service (P1): resolve the person to the profiles this
+service holds, export or erase them on the batch's transaction, publish this service's
+part on `privacy-results`.
+
+The SQL is each service's own (`services/<name>/adapters/privacy.py`, a `PrivacyStore`);
+this module is the use case they share, so the four parts have one shape.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+import asyncpg
+
+from shared.contracts import PrivacyRequest, PrivacyResult, topics, utcnow
+from shared.db.uow import UnitOfWork
+from shared.kafka import Received
+from shared.privacy import hash_secret
+from shared.settings import Settings
+
+
+class PrivacyStore(Protocol):
+    """One service's data about people, as the privacy use case needs it."""
+
+    service: str
+
+    async def resolve(self, conn: asyncpg.Connection, request: PrivacyRequest) -> list[str]:
+        """The profile ids this service holds for the person the request names."""
+
+    async def export(
+        self, conn: asyncpg.Connection, account_id: str, profile_ids: list[str]
+    ) -> dict[str, Any]:
+        """Everything this service holds about those profiles (JSON-ready)."""
+
+    async def erase(
+        self, conn: asyncpg.Connection, request: PrivacyRequest, profile_ids: list[str]
+    ) -> dict[str, int]:
+        """Remove or anonymise their personal data; rows touched per table."""
+
+
+def message_id(request: PrivacyRequest) -> str:
+    """The inbox id of a request: one export or erase per request id and account."""
+    return f"{request.account_id}:{request.request_id}"
+
+
+async def handle(
+    uow: UnitOfWork, items: list[Received[PrivacyRequest]], store: PrivacyStore
+) -> None:
+    """Act on each request in order and publish this service's part (P1–P3)."""
+    for item in items:
+        request = item.message
+        ids = await store.resolve(uow.conn, request)
+        data = erased = None
+        if request.action == "export":
+            data = await store.export(uow.conn, request.account_id, ids)
+        else:
+            erased = await store.erase(uow.conn, request, ids)
+            erased["outbox"] = await drop_outbox(uow.conn, request, ids)
+        uow.publish(
+            topics.PRIVACY_RESULTS,
+            request.request_id,
+            result(request, store.service, ids, fit(data), erased),
+        )
+
+
+MAX_PART_BYTES = 900_000
+
+
+def fit(data: dict[str, Any] | None, limit: int = MAX_PART_BYTES) -> dict[str, Any] | None:
+    """An export part that fits in one Kafka message (the broker's default limit is
+    1 MB; a record it refuses would block the outbox): the longest lists are cut, oldest
+    entries kept, and the part says so (`truncated`, with the full counts)."""
+    if data is None or len(json.dumps(data, default=str)) <= limit:
+        return data
+    counts = {k: len(v) for k, v in data.items() if isinstance(v, list)}
+    cut = dict(data)
+    while len(json.dumps(cut, default=str)) > limit:
+        longest = max(
+            (k for k, v in cut.items() if isinstance(v, list) and v),
+            key=lambda k: len(cut[k]),
+            default=None,
+        )
+        if longest is None:
+            return {"truncated": True, "counts": counts}
+        cut[longest] = cut[longest][: len(cut[longest]) // 2]
+    return {**cut, "truncated": True, "counts": counts}
+
+
+def result(
+    request: PrivacyRequest,
+    service: str,
+    profile_ids: list[str],
+    data: dict[str, Any] | None,
+    erased: dict[str, int] | None,
+) -> PrivacyResult:
+    """A service's part of `request` as published on `privacy-results`."""
+    return PrivacyResult(
+        request_id=request.request_id,
+        account_id=request.account_id,
+        service=service,  # type: ignore[arg-type]
+        action=request.action,
+        profile_ids=profile_ids,
+        data=data,
+        erased=erased,
+        completed_at=utcnow(),
+    )
+
+
+async def drop_outbox(conn: asyncpg.Connection, request: PrivacyRequest, ids: list[str]) -> int:
+    """Unpublished outbox rows about the person (keyed by profile id, or by the address
+    for SMS replies): erased before they reach a topic. What was published already is
+    on the broker under its retention."""
+    keys = [i.encode() for i in ids] + [
+        v.encode() for v in (request.email, request.phone_number) if v
+    ]
+    if not keys:
+        return 0
+    status = await conn.execute(
+        "DELETE FROM outbox WHERE key = ANY($1::bytea[]) AND topic <> $2",
+        keys,
+        topics.PRIVACY_RESULTS,
+    )
+    return int(status.split()[-1])
+
+
+def secret(settings: Settings) -> str:
+    """The hash key, for stores that match addresses by their keyed hash."""
+    return hash_secret(settings)

@@ -1,0 +1,135 @@
+"""Our own reading of a Kafka record's headers, at the edge, record by record.
+
+Producers outside the project put whatever they like into headers. A framework parser
+that decodes every header as UTF-8 fails a whole batch on one odd record; here each
+record is read on its own, and a record whose headers we cannot trust costs only that
+record: it is dead-lettered with the reason and its neighbours are applied (X1, X2).
+
+What we read: `correlation_id` and the W3C trace context (`traceparent`, `tracestate`),
+to carry them to every output the record causes. Such a header is refused when its value
+is not UTF-8, is longer than `MAX_HEADER_VALUE`, or appears twice (which one would we
+believe?). A record with more than `MAX_HEADERS` headers or more than
+`MAX_HEADER_BYTES` of them in total is refused whatever they are. Other headers are not
+ours to judge and are ignored. A `traceparent` that is UTF-8 but not of the W3C form is
+dropped (the W3C rule: restart the trace, don't fail the request).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import ConsumerRecord
+
+from shared.metrics import BAD_HEADERS
+
+CORRELATION_ID = "correlation_id"
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+CARRIED = (CORRELATION_ID, TRACEPARENT, TRACESTATE)
+
+MAX_HEADER_VALUE = 512
+MAX_HEADERS = 64
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class BadHeaders(ValueError):
+    """A record whose headers we cannot trust; it is dead-lettered with this reason."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"bad headers ({kind}): {detail}")
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """What a record carries to the outputs it causes."""
+
+    correlation_id: str
+    traceparent: str | None = None
+    tracestate: str | None = None
+    # True when the record carried neither a correlation id nor a trace: made up here.
+    generated: bool = False
+
+    def headers(self) -> dict[str, str]:
+        """The headers to put on every output this record causes."""
+        out = {CORRELATION_ID: self.correlation_id}
+        if self.traceparent:
+            out[TRACEPARENT] = self.traceparent
+            if self.tracestate:
+                out[TRACESTATE] = self.tracestate
+        return out
+
+
+def _hex(text: str, length: int) -> bool:
+    if len(text) != length or text != text.lower():
+        return False
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
+def valid_traceparent(value: str) -> bool:
+    """W3C Trace Context `version-traceid-parentid-flags`, ids not all zero."""
+    parts = value.split("-")
+    if len(parts) < 4 or not _hex(parts[0], 2) or parts[0] == "ff":
+        return False
+    if parts[0] == "00" and len(parts) != 4:
+        return False
+    _, trace_id, parent_id, flags = parts[:4]
+    return (
+        _hex(trace_id, 32)
+        and _hex(parent_id, 16)
+        and _hex(flags, 2)
+        and trace_id != "0" * 32
+        and parent_id != "0" * 16
+    )
+
+
+def read_trace(record: ConsumerRecord, consumer: str = "") -> Trace:
+    """The record's correlation id and trace context; raises `BadHeaders` (see the module
+    docstring). A record without a correlation id gets a new one here, so that what it
+    causes can still be followed."""
+    try:
+        return _read(record, consumer)
+    except BadHeaders as exc:
+        BAD_HEADERS.labels(consumer, record.topic, exc.kind).inc()
+        raise
+
+
+def _read(record: ConsumerRecord, consumer: str) -> Trace:
+    headers = record.headers or ()
+    if len(headers) > MAX_HEADERS:
+        raise BadHeaders("too_many", f"{len(headers)} headers (at most {MAX_HEADERS})")
+    total = sum(len(name) + len(value or b"") for name, value in headers)
+    if total > MAX_HEADER_BYTES:
+        raise BadHeaders("too_large", f"{total} bytes of headers (at most {MAX_HEADER_BYTES})")
+    found: dict[str, str] = {}
+    for name, value in headers:
+        if name not in CARRIED:
+            continue
+        if name in found:
+            raise BadHeaders("duplicated", f"{name} appears more than once")
+        raw = value or b""
+        if len(raw) > MAX_HEADER_VALUE:
+            raise BadHeaders("too_large", f"{name} is {len(raw)} bytes (at most 512)")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadHeaders("not_utf8", f"{name} is not UTF-8") from None
+        if not text.isprintable():
+            raise BadHeaders("not_printable", f"{name} holds control characters")
+        found[name] = text.strip()
+    traceparent = found.get(TRACEPARENT)
+    if traceparent is not None and not valid_traceparent(traceparent):
+        BAD_HEADERS.labels(consumer, record.topic, "traceparent_ignored").inc()
+        traceparent = None
+    correlation = found.get(CORRELATION_ID) or (traceparent.split("-")[1] if traceparent else None)
+    return Trace(
+        correlation or uuid.uuid4().hex,
+        traceparent,
+        found.get(TRACESTATE) if traceparent else None,
+        generated=correlation is None,
+    )

@@ -1,0 +1,99 @@
+"""Debian's Chromium driven by Playwright (no browser download), with axe-core injected
+for the accessibility check, against the consent service and the alert dispatcher as
+real processes.
+
+`.ci/run` installs Chromium (`apt-get install chromium`) and axe-core (`npm install`
+here) and sets `CONSENTFLOW_REQUIRE_BROWSER=1`, so that in CI a missing tool is a
+failure; elsewhere these tests are skipped with the command that installs what is
+missing. `SCREENSHOTS=docs/screenshots python -m pytest tests/browser` regenerates the
+README's screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.devstack import EmbeddedStack
+
+HERE = Path(__file__).resolve().parent
+AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+_RUN = uuid.uuid4().hex[:6]
+ACCOUNTS = [f"br{_RUN}-{i}" for i in range(20)]
+_free = list(ACCOUNTS)
+SERVICES = ("consent", "alert_dispatcher")
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return "Chromium is missing: apt-get install -y chromium"
+    if not AXE.exists():
+        return "axe-core is missing: npm install --prefix tests/browser"
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return 'Playwright is missing: pip install -e ".[dev]"'
+    return None
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    why = _missing()
+    if why is None:
+        return
+    if os.environ.get("CONSENTFLOW_REQUIRE_BROWSER") == "1":
+        raise pytest.UsageError(why)
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.skip(reason=why))
+
+
+def headers(account: str) -> dict[str, str]:
+    return {"authorization": f"Bearer key-{account}-for-tests"}
+
+
+@pytest.fixture
+def acct() -> str:
+    return _free.pop(0)
+
+
+@pytest.fixture(scope="module")
+def services(stack: EmbeddedStack) -> Iterator[EmbeddedStack]:
+    keys = ",".join([stack.api_keys, *(f"{a}:key-{a}-for-tests" for a in ACCOUNTS)])
+    stack.start_services(SERVICES, API_KEYS=keys)
+    try:
+        yield stack
+    finally:
+        for name in SERVICES:
+            stack.services[name].stop()
+
+
+def _screenshot_folder() -> None:
+    if shots := os.environ.get("SCREENSHOTS"):
+        Path(shots).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    _screenshot_folder()
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()

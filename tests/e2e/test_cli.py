@@ -1,0 +1,295 @@
+"""The operator's commands (SPEC "Running") against the four services on the embedded
+stack, run as an operator runs them: the `consentflow` program, configured from the
+environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from shared.contracts import topics
+from shared.operator_cli import GROUPS
+from shared.operator_cli import cli as operator_cli
+from tests.conftest import Kafka, eventually, mail_to
+from tests.e2e.test_alert_slice import saved_by_executor
+
+pytestmark = pytest.mark.e2e
+
+ACCOUNT = f"acct-cli-{uuid.uuid4().hex[:8]}"
+KEY = f"key-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def services(stack):
+    stack.start_services(API_KEYS=f"{stack.api_keys},{ACCOUNT}:{KEY}")
+    try:
+        yield stack
+    finally:
+        stack.stop_services()
+
+
+def environment(stack) -> dict[str, str]:
+    return {
+        **{f"CONSENTFLOW_{n.upper()}_API_URL": s.base_url for n, s in stack.services.items()},
+        "CONSENTFLOW_API_KEY": KEY,
+        "CONSENTFLOW_ACCOUNT": ACCOUNT,
+        "KAFKA_BOOTSTRAP_SERVERS": stack.broker.bootstrap,
+        "KAFKA_ENABLE_IDEMPOTENCE": "false",  # the embedded broker lacks it
+    }
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(stack, *args: str, ok: bool = True) -> Ran:
+    """Run `consentflow ARGS` in this process (a new interpreter per command costs
+    seconds on a loaded machine); `test_running_the_program_itself` runs the real one."""
+    # On a thread of its own: `dlq` runs its own event loop, and the test's is running.
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(
+            CliRunner().invoke, operator_cli, list(args), env=environment(stack)
+        ).result()
+    ran = Ran(result.exit_code, result.stdout, result.stderr)
+    if ok:
+        assert ran.returncode == 0, (ran.stderr, ran.stdout, result.exception)
+    return ran
+
+
+def as_json(stack, *args: str) -> Any:
+    return json.loads(cli(stack, *args, "--json").stdout)
+
+
+def http(stack, service: str, path: str) -> Any:
+    """The account's API answer, or None on 404 (for polling without a process each time)."""
+    req = urllib.request.Request(
+        f"{stack.services[service].base_url}/accounts/{ACCOUNT}{path}",
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+async def _async(value):
+    return value
+
+
+def test_running_the_program_itself(services) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "reviews", "list", "--json"],
+        env={**os.environ, **environment(services)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["account_id"] == ACCOUNT
+    top = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    for name in ("dev", "demo", "migrate", "topics", *GROUPS):
+        assert name in top.stdout
+
+
+def test_running_every_command_has_help() -> None:
+    runner = CliRunner()
+    for name, group in GROUPS.items():
+        assert runner.invoke(group, ["--help"]).exit_code == 0
+        for sub in group.commands:
+            result = runner.invoke(group, [sub, "--help"])
+            assert result.exit_code == 0, (name, sub, result.output)
+            assert "Usage:" in result.output
+
+
+async def test_running_consent_show_and_history(services, kafka: Kafka) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    await kafka.send(
+        topics.CONSENT_COMMANDS,
+        pid,
+        {
+            "command_id": f"c-{uuid.uuid4().hex}",
+            "account_id": ACCOUNT,
+            "profile": {"id": pid, "phone_number": "+15555550142"},
+            "action": "subscribe",
+            "channel": "sms",
+            "method": "form",
+            "consented_at": "2026-11-24T10:00:00Z",
+        },
+    )
+
+    async def subscribed():
+        data = http(services, "consent", f"/profiles/{pid}/consent")
+        return data and data["channels"]["sms_marketing"]["status"] == "subscribed"
+
+    await eventually(subscribed)
+    table = cli(services, "consent", "show", pid).stdout
+    assert re.search(r"^sms_marketing\s+subscribed\s+yes", table, re.M), table
+    history = as_json(services, "consent", "history", pid)["history"]
+    assert [h["action"] for h in history] == ["subscribe"]
+    assert "subscribe" in cli(services, "consent", "history", pid).stdout
+    missing = cli(services, "consent", "show", "p-nobody", ok=False)
+    assert missing.returncode != 0 and "404" in missing.stderr
+
+
+async def test_running_reviews_and_recipients(services, kafka: Kafka) -> None:
+    lead = f"lead-{uuid.uuid4().hex[:8]}@acme.test"
+    await kafka.send(
+        topics.FLOW_DEFINITIONS,
+        f"{ACCOUNT}:held",
+        {
+            "account_id": ACCOUNT,
+            "flow_id": "held",
+            "version": 1,
+            "name": "held",
+            "trigger": {"type": "metric", "metric": "Asked For Help"},
+            "profile_filter": None,
+            "steps": [
+                {
+                    "id": "alert",
+                    "type": "internal_alert",
+                    "mode": "manual",
+                    "recipients": [lead],
+                    "from_email": "alerts@acme.test",
+                    "subject": "Help",
+                    "body": "{{ person.id }}",
+                    "next": None,
+                }
+            ],
+        },
+    )
+    first = await eventually(lambda: _async(mail_to(services, lead)))
+    listed = as_json(services, "recipients", "list")["recipients"]
+    assert [(r["email"], r["status"]) for r in listed] == [(lead, "unconfirmed")]
+    assert lead in cli(services, "recipients", "list").stdout
+    assert "queued" in cli(services, "recipients", "resend", lead).stdout
+    await eventually(lambda: _async(len(mail_to(services, lead)) > len(first)))
+
+    await saved_by_executor(services, ACCOUNT, "held")
+    for n in range(2):
+        pid = f"p-{uuid.uuid4().hex[:8]}"
+        await kafka.send(
+            topics.PROFILE_EVENTS,
+            pid,
+            {
+                "event_id": f"e-{uuid.uuid4().hex}",
+                "account_id": ACCOUNT,
+                "metric": "Asked For Help",
+                "profile": {"id": pid},
+                "properties": {"n": n},
+                "time": "2026-11-24T10:00:00Z",
+            },
+        )
+
+    async def two_held():
+        held = http(services, "flow_executor", "/reviews")["in_review"]
+        return held if len(held) == 2 else None
+
+    held = await eventually(two_held, timeout_s=45)
+    assert held[0]["alert_id"] in cli(services, "reviews", "list").stdout
+    approved = as_json(services, "reviews", "approve", held[0]["alert_id"])
+    assert approved["alert_id"] == held[0]["alert_id"]
+    assert "reject" in cli(services, "reviews", "reject", held[1]["alert_id"]).stdout.lower()
+    assert as_json(services, "reviews", "list")["in_review"] == []
+    again = cli(services, "reviews", "approve", held[0]["alert_id"], ok=False)
+    assert again.returncode != 0 and "409" in again.stderr
+
+
+async def test_running_dlq_list_and_replay_once(services, kafka: Kafka) -> None:
+    key = f"p-bad-{uuid.uuid4().hex[:8]}"
+    raw = b'{"command_id": "c-1", "this is": "not a consent command"}'
+    await kafka.send(topics.CONSENT_COMMANDS, key, raw)
+
+    await eventually(lambda: letters_for(kafka, key, 1))
+    rows = as_json(services, "dlq", "list", topics.CONSENT_COMMANDS)
+    [letter] = [r for r in rows if r["key"] == key]
+    assert letter["replayed"] is False and "invalid message" in letter["error"]
+    assert key in cli(services, "dlq", "list", topics.CONSENT_COMMANDS).stdout
+    where = (
+        "--partition",
+        str(letter["partition"]),
+        "--from-offset",
+        str(letter["offset"]),
+        "--to-offset",
+        str(letter["offset"]),
+    )
+    first = as_json(services, "dlq", "replay", topics.CONSENT_COMMANDS, *where)
+    assert len(first["replayed"]) == 1
+    # The replayed bytes are back on the source topic (and, still invalid, dead-lettered
+    # again as a new letter).
+    back = await eventually(lambda: letters_for(kafka, key, 2))
+    assert len(back) == 2
+    second = as_json(services, "dlq", "replay", topics.CONSENT_COMMANDS, *where)
+    assert second["replayed"] == [] and second["already_replayed"] == first["replayed"]
+    assert "replayed 0" in cli(services, "dlq", "replay", topics.CONSENT_COMMANDS, *where).stdout
+    listed = as_json(services, "dlq", "list", topics.CONSENT_COMMANDS, *where)
+    assert [r["replayed"] for r in listed] == [True]
+
+
+async def letters_for(kafka: Kafka, key: str, n: int):
+    rows = await kafka.read_all(topics.dlq(topics.CONSENT_COMMANDS))
+    mine = [v for k, v in rows if k == key]
+    return mine if len(mine) >= n else None
+
+
+async def test_running_privacy_export_erase_status(services, kafka: Kafka, tmp_path) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    email = f"{pid}@example.org"
+    await kafka.send(
+        topics.SUPPRESSION_COMMANDS,
+        pid,
+        {
+            "command_id": f"s-{uuid.uuid4().hex}",
+            "account_id": ACCOUNT,
+            "profile": {"id": pid, "email": email},
+            "action": "suppress",
+            "reason": "manual",
+            "occurred_at": "2026-11-24T10:00:00Z",
+        },
+    )
+
+    async def suppressed():
+        data = http(services, "consent", f"/profiles/{pid}/consent")
+        return data and data["channels"]["email"]["suppressions"]
+
+    await eventually(suppressed)
+    document = json.loads(cli(services, "privacy", "export", "--email", email).stdout)
+    assert document["profile_ids"] == [pid]
+    assert document["suppression"]["suppressions"][0]["reason"] == "manual"
+    out = tmp_path / "export.json"
+    shown = cli(services, "privacy", "export", "--profile", pid, "-o", str(out)).stdout
+    assert "done" in shown and json.loads(out.read_text())["profile_ids"] == [pid]
+
+    erased = as_json(services, "privacy", "erase", "--profile", pid, "--yes")
+    assert erased["status"] == "done"
+    assert set(erased["services"]) == {
+        "consent",
+        "suppression",
+        "flow_executor",
+        "alert_dispatcher",
+    }
+    status = as_json(services, "privacy", "status", erased["request_id"])
+    assert status["action"] == "erase" and status["status"] == "done"
+    assert "alert_dispatcher" in cli(services, "privacy", "status", erased["request_id"]).stdout
+    refused = cli(services, "privacy", "erase", ok=False)
+    assert refused.returncode != 0 and "--profile" in refused.stderr
