@@ -10,12 +10,14 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Dependencies first, so a code change does not reinstall them.
 COPY pyproject.toml README.md* ./
-RUN mkdir -p shared services \
- && touch shared/__init__.py services/__init__.py \
+RUN mkdir -p shared services tools \
+ && touch shared/__init__.py services/__init__.py tools/__init__.py \
  && pip install . \
  && pip uninstall -y consentflow
 COPY shared ./shared
 COPY services ./services
+# tools/: the `consentflow` command (migrate and topics run from this image).
+COPY tools ./tools
 RUN pip install --no-deps . \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 

@@ -225,7 +225,7 @@ async def test_x7_topics_command_and_a_service_work_through_mutual_tls_with_pref
     }
     created = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "shared.cli", "topics", "--partitions", "2"],
+        [sys.executable, "-m", "tools.cli", "topics", "--partitions", "2"],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.contracts import schemas as contracts
+from tools import contracts_gen as contracts
 
 HERE = Path(__file__).resolve().parent / "asyncapi"
 

@@ -14,10 +14,10 @@ from aiokafka import ConsumerRecord
 from pydantic import create_model
 
 from shared.contracts import ConsentChanged, ConsentCommand, topics
-from shared.contracts import schemas as contracts
 from shared.kafka import dead_letter
 from shared.runtime import Runtime
 from shared.settings import Settings
+from tools import contracts_gen as contracts
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema comes with the dev extras")
 
@@ -29,20 +29,20 @@ def _committed(rel: str) -> dict[str, Any]:
 
 
 def test_committed_contracts_match_the_code() -> None:
-    """Fails when a model changed and `python -m shared.contracts.schemas` was not run."""
+    """Fails when a model changed and `python -m tools.contracts_gen` was not run."""
     generated = contracts.documents()
     on_disk = {
         p.relative_to(COMMITTED).as_posix()
         for sub in ("schemas", "asyncapi")
         for p in (COMMITTED / sub).glob("*.json")
     }
-    assert on_disk == set(generated), "run: python -m shared.contracts.schemas"
+    assert on_disk == set(generated), "run: python -m tools.contracts_gen"
     stale = [
         rel
         for rel, doc in generated.items()
         if (COMMITTED / rel).read_text() != contracts.render(doc)
     ]
-    assert not stale, f"stale contracts {stale}; run: python -m shared.contracts.schemas"
+    assert not stale, f"stale contracts {stale}; run: python -m tools.contracts_gen"
 
 
 def test_committed_schemas_evolve_compatibly() -> None:

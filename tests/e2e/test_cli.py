@@ -20,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 
 from shared.contracts import topics
-from shared.operator_cli import GROUPS
-from shared.operator_cli import cli as operator_cli
 from tests.conftest import Kafka, eventually, mail_to
 from tests.e2e.test_alert_slice import saved_by_executor
+from tools.operator_cli import GROUPS
+from tools.operator_cli import cli as operator_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ async def _async(value):
 
 def test_running_the_program_itself(services) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "reviews", "list", "--json"],
+        [sys.executable, "-m", "tools.cli", "reviews", "list", "--json"],
         env={**os.environ, **environment(services)},
         capture_output=True,
         text=True,
@@ -106,7 +106,7 @@ def test_running_the_program_itself(services) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["account_id"] == ACCOUNT
     top = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "tools.cli", "--help"], capture_output=True, text=True, check=True
     )
     for name in ("dev", "demo", "migrate", "topics", *GROUPS):
         assert name in top.stdout

@@ -8,7 +8,7 @@ newly required from producers, a field no longer guaranteed to consumers) unless
 message's `schema_version` default was raised: producers and consumers outside the
 project key their parsing on it.
 
-    python -m shared.contracts.schemas [OUT_DIR]       # default deploy/contracts
+    python -m tools.contracts_gen [OUT_DIR]      # default deploy/contracts
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from shared.contracts.flows import FlowDefinition
 
 Direction = Literal["input", "output"]
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "deploy" / "contracts"
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "deploy" / "contracts"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 

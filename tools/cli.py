@@ -1,5 +1,5 @@
 """The `consentflow` command: `dev`, `demo`, `migrate`, `topics`, and the operator's
-commands (`consent`, `reviews`, `recipients`, `dlq`, `privacy`; see shared/operator_cli.py)."""
+commands (`consent`, `reviews`, `recipients`, `dlq`, `privacy`; see tools/operator_cli.py)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from shared.demo import run_demo
+    from tools.demo import run_demo
 
     return run_demo(Path(args.var), events=args.events)
 
@@ -85,7 +85,7 @@ OPERATOR_COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in and args_in[0] in OPERATOR_COMMANDS:
-        from shared.operator_cli import main as operator_main
+        from tools.operator_cli import main as operator_main
 
         return operator_main(list(args_in))
     parser = argparse.ArgumentParser(prog="consentflow", description=__doc__)
