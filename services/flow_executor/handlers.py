@@ -16,7 +16,6 @@ from aiokafka import ConsumerRecord
 from pydantic import TypeAdapter
 
 from services.flow_executor.adapters import repository as repo
-from services.flow_executor.domain.graph import validate
 from services.flow_executor.domain.reachability import blocked_reason
 from services.flow_executor.domain.triggers import (
     event_context,
@@ -60,6 +59,7 @@ from shared.contracts.flows import (
     parse_flow_record,
 )
 from shared.db.uow import UnitOfWork
+from shared.domain.flow_rules import flow_problems
 from shared.kafka import Received, dead_letter
 
 DEFINITIONS = "flow_executor.flow-definitions"
@@ -121,7 +121,7 @@ async def save_definitions(uow: UnitOfWork, items: list[Received[DefinitionRecor
                     "Skipped: flow deleted",
                 )
             continue
-        errors = validate(msg)
+        errors = flow_problems(msg)
         if errors:
             await repo.reject_flow(uow.conn, msg, errors)
             dead_letter(uow, DEFINITIONS, item.record, "invalid flow: " + "; ".join(errors))
