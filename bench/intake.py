@@ -75,7 +75,9 @@ async def measure(dsn: str, n: int, batch: int, rounds: int) -> dict[str, Any]:
     await rt.db.start()
     try:
         async with rt.db.pool.acquire() as conn:
-            await repo.save_flow(conn, FlowDefinition.model_validate(product.flow()))
+            await repo.PostgresFlowRepository(conn).save_flow(
+                FlowDefinition.model_validate(product.flow())
+            )
             backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
         me = psutil.Process()
         # A first pass warms caches (statements prepared, flow parsed); the profiles it

@@ -17,11 +17,11 @@ from services.alert_dispatcher.domain.limits import admissible, window_at
 from services.alert_dispatcher.domain.outcomes import NO_CONFIRMED
 from services.alert_dispatcher.domain.recipients import Clicked, Recipient, added_to_actions
 from shared.contracts import AlertOutcome, AlertRequested, FlowDefinition, topics
-from shared.contracts.alert_actions import alert_recipients, alert_steps, flow_errors
 from shared.contracts.flows import FlowDeleted
 from shared.db import mail_queue
 from shared.db.mail_queue import QueuedMail
 from shared.db.uow import UnitOfWork
+from shared.domain.flow_rules import alert_recipients, alert_steps, flow_problems
 from shared.kafka import Received, dead_letter
 from shared.logging import get_logger
 from shared.pages import accounts as page_accounts
@@ -57,7 +57,7 @@ async def save_definitions(uow: UnitOfWork, items: list[Received[Any]], settings
             )
             continue
         flow: FlowDefinition = msg
-        errors = flow_errors(flow)
+        errors = flow_problems(flow)
         if errors:
             await conn.execute(
                 "INSERT INTO flow_rejections (account_id, flow_id, version, errors)"

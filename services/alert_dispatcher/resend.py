@@ -13,8 +13,8 @@ from starlette.routing import Route
 from services.alert_dispatcher import handlers
 from services.alert_dispatcher.adapters import mails
 from services.alert_dispatcher.adapters import repository as repo
-from shared.contracts.alert_actions import alert_recipients
 from shared.db import mail_queue
+from shared.domain.flow_rules import alert_recipients
 from shared.http import error
 from shared.runtime import Runtime
 

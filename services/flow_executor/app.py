@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -14,8 +15,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.flow_executor import handlers
-from services.flow_executor.adapters import repository as repo
+from services.flow_executor.adapters import mapping, read_model
 from services.flow_executor.adapters.privacy import FlowPrivacy
+from services.flow_executor.adapters.repository import PostgresFlowRepository
+from services.flow_executor.adapters.unit_of_work import FlowUnitOfWork
 from shared.contracts import (
     ConsentChanged,
     PrivacyRequest,
@@ -25,6 +28,7 @@ from shared.contracts import (
     topics,
 )
 from shared.db.errors import DB_ERRORS
+from shared.db.uow import UnitOfWork
 from shared.domain import reachability as reach
 from shared.http import error
 from shared.kafka import json_parser
@@ -47,11 +51,22 @@ class SchedulerSettings(BaseSettings):
     batch: int = 500
 
 
+def on_work(
+    handler: Callable[[FlowUnitOfWork, Any], Awaitable[None]],
+) -> Callable[[UnitOfWork, Any], Awaitable[None]]:
+    """A use case as a batch handler: its ports on the batch's unit of work."""
+
+    async def handle_batch(uow: UnitOfWork, items: Any) -> None:
+        await handler(FlowUnitOfWork(uow), items)
+
+    return handle_batch
+
+
 def build(rt: Runtime) -> None:
     rt.consume(
         topics.FLOW_DEFINITIONS,
-        handlers.parse_definition,
-        handlers.save_definitions,
+        mapping.parse_definition,
+        on_work(handlers.save_definitions),
         message_id=lambda d: d.message_id,
         consumer=handlers.DEFINITIONS,
     )
@@ -60,24 +75,24 @@ def build(rt: Runtime) -> None:
     rt.consume(
         topics.PROFILE_EVENTS,
         json_parser(ProfileEvent),
-        handlers.enter_from_events,
+        on_work(handlers.enter_from_events),
     )
     rt.consume(
         topics.CONSENT_CHANGES,
         json_parser(ConsentChanged),
-        handlers.on_consent_changes,
+        on_work(handlers.on_consent_changes),
         message_id=lambda c: c.change_id,
     )
     rt.consume(
         topics.SUPPRESSION_CHANGES,
         json_parser(SuppressionChanged),
-        handlers.on_suppression_changes,
+        on_work(handlers.on_suppression_changes),
         message_id=lambda c: c.change_id,
     )
     rt.consume(
         topics.REVIEW_DECISIONS,
         json_parser(ReviewDecision),
-        handlers.on_review_decisions,
+        on_work(handlers.on_review_decisions),
     )
     rt.consume(
         topics.PRIVACY_REQUESTS,
@@ -85,12 +100,18 @@ def build(rt: Runtime) -> None:
         partial(handle, store=FlowPrivacy()),
         message_id=message_id,
     )
-    batch = SchedulerSettings().batch
+    rt.workers.append(scheduler(rt, SchedulerSettings().batch))
+    rt.routes += api_routes(rt)
+
+
+def scheduler(rt: Runtime, batch: int) -> Callable[[], Awaitable[None]]:
+    """The delay scheduler's loop (F3). Any number of replicas may run it: `FOR UPDATE
+    SKIP LOCKED` hands each due row to one of them, no leader needed."""
     replica = f"{socket.gethostname()}:{os.getpid()}"
 
     async def fire(limit: int) -> int:
         async with rt.db.uow() as uow:
-            fired = await handlers.fire_due_timers(uow, limit, replica)
+            fired = await handlers.fire_due_timers(FlowUnitOfWork(uow), limit, replica)
             await uow.commit()
         return fired
 
@@ -107,16 +128,16 @@ def build(rt: Runtime) -> None:
                 log.error("a due delay cannot be fired; set aside", error=reason)
                 try:
                     async with rt.db.pool.acquire() as conn:
-                        if not await repo.fail_next_due_timer(conn, replica, reason):
+                        repo = PostgresFlowRepository(conn)
+                        if not await repo.fail_next_due_timer(replica, reason):
                             break
                 except DB_ERRORS:
                     break
             done += 1
         return done
 
-    async def scheduler() -> None:
-        """Fire due delays. Any number of replicas may run this: `FOR UPDATE SKIP LOCKED`
-        hands each due row to one of them, no leader needed (F3)."""
+    async def run() -> None:
+        """Fire due delays until the service stops."""
         while True:
             try:
                 fired = await fire(batch)
@@ -136,8 +157,7 @@ def build(rt: Runtime) -> None:
             else:
                 await asyncio.sleep(0)  # let consumers and the outbox relay run
 
-    rt.workers.append(scheduler)
-    rt.routes += api_routes(rt)
+    return run
 
 
 def _limit(request: Request) -> int:
@@ -212,7 +232,7 @@ def activity_document(account_id: str, flow_id: str, found: dict[str, Any]) -> d
     }
 
 
-def api_routes(rt: Runtime) -> list[Route]:
+def activity_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
     async def activity(request: Request) -> Response:
         """Per step of a flow: profiles waiting on a delay, actions in review, executed,
         and skipped by reason, each with its count and the newest entries (`?limit=`)."""
@@ -221,18 +241,22 @@ def api_routes(rt: Runtime) -> list[Route]:
             return denied
         flow_id = request.path_params["flow_id"]
         async with rt.db.pool.acquire() as conn:
-            found = await repo.flow_activity(conn, account, flow_id, _limit(request))
+            found = await read_model.flow_activity(conn, account, flow_id, _limit(request))
         if found is None:
             return error(404, "not found")
         return JSONResponse(activity_document(account, flow_id, found))
 
+    return activity
+
+
+def reviews_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
     async def reviews(request: Request) -> Response:
         """The account's actions held in manual review, oldest first."""
         account = request.path_params["account_id"]
         if (denied := rt.auth.guard(request, account)) is not None:
             return denied
         async with rt.db.pool.acquire() as conn:
-            rows = await repo.reviews_in(conn, account, _limit(request))
+            rows = await read_model.reviews_in(conn, account, _limit(request))
         return JSONResponse(
             {
                 "account_id": account,
@@ -249,6 +273,10 @@ def api_routes(rt: Runtime) -> list[Route]:
             }
         )
 
+    return reviews
+
+
+def decide_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
     async def decide(request: Request) -> Response:
         """F5: approve or reject an action held in manual review."""
         account = request.path_params["account_id"]
@@ -259,19 +287,24 @@ def api_routes(rt: Runtime) -> list[Route]:
         if decision not in ("approve", "reject"):
             return error(404, "not found")
         async with rt.db.uow() as uow:
-            held = await repo.run_of_review(uow.conn, alert_id)
+            held = await read_model.run_of_review(uow.conn, alert_id)
             if held is None or held["account_id"] != account:
                 return error(404, "no such alert in review")
             if held["status"] != "in_review":
                 return error(409, f"alert already {held['status']}")
             result = await handlers.decide_reviews(
-                uow, [ReviewDecision(alert_id=alert_id, decision=decision, by=f"api:{account}")]
+                FlowUnitOfWork(uow),
+                [ReviewDecision(alert_id=alert_id, decision=decision, by=f"api:{account}")],
             )
             await uow.commit()
         if alert_id not in result:
             return error(409, "alert already decided")
         return JSONResponse({"alert_id": alert_id, "status": result[alert_id]})
 
+    return decide
+
+
+def reachability_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
     async def reachability(request: Request) -> Response:
         """What the executor believes about a profile (F7): consent, suppressions and
         the newest profile data, the inputs of every F6 decision."""
@@ -279,7 +312,9 @@ def api_routes(rt: Runtime) -> list[Route]:
         if (denied := rt.auth.guard(request, account)) is not None:
             return denied
         async with rt.db.pool.acquire() as conn:
-            row = await repo.profile_read_model(conn, account, request.path_params["profile_id"])
+            row = await read_model.profile_read_model(
+                conn, account, request.path_params["profile_id"]
+            )
         if row is None:
             return error(404, "not found")
         q = request.query_params
@@ -310,9 +345,21 @@ def api_routes(rt: Runtime) -> list[Route]:
             }
         )
 
+    return reachability
+
+
+def api_routes(rt: Runtime) -> list[Route]:
+    """The executor's HTTP API under `/accounts/{account_id}/` (an account's key)."""
     return [
-        Route("/accounts/{account_id}/flows/{flow_id}/activity", activity),
-        Route("/accounts/{account_id}/reviews", reviews),
-        Route("/accounts/{account_id}/reviews/{alert_id}/{decision}", decide, methods=["POST"]),
-        Route("/accounts/{account_id}/profiles/{profile_id}/reachability", reachability),
+        Route("/accounts/{account_id}/flows/{flow_id}/activity", activity_endpoint(rt)),
+        Route("/accounts/{account_id}/reviews", reviews_endpoint(rt)),
+        Route(
+            "/accounts/{account_id}/reviews/{alert_id}/{decision}",
+            decide_endpoint(rt),
+            methods=["POST"],
+        ),
+        Route(
+            "/accounts/{account_id}/profiles/{profile_id}/reachability",
+            reachability_endpoint(rt),
+        ),
     ]

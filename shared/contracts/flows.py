@@ -1,7 +1,9 @@
 """Flow definitions (`flow-definitions`, compacted, key `account_id:flow_id`).
 
-These models check the shape of a definition; whether the steps form a valid graph (F1)
-and whether alert actions are acceptable (A1, A7) is decided by the services' domains.
+These models check the shape of a definition and nothing more: they are data. Whether
+the steps form a valid graph (F1) and whether alert actions are acceptable (A1, A7) is
+one pure rule, `shared.domain.flow_rules.flow_problems`, that both readers of
+`flow-definitions` apply.
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from services.alert_dispatcher.domain.templates import render
+from services.flow_executor.adapters.mapping import alert_request
+from services.flow_executor.domain.runs import Run
 from services.flow_executor.domain.triggers import event_context
-from services.flow_executor.handlers import Run, alert_request
 from shared.contracts import AlertRequested, FlowDefinition, ProfileEvent, topics
-from shared.contracts.alert_actions import normalise_recipients
+from shared.domain.flow_rules import normalise_recipients
 from shared.kafka import json_parser
 from tests.contract.conftest import pact, record, timestamp, verify_provider, write
 

@@ -71,24 +71,3 @@ def evaluate(condition: Condition, context: Mapping[str, Any], default_root: str
     return _compare(
         condition.op, lookup(condition.property, context, default_root), condition.value
     )
-
-
-def condition_errors(condition: Condition, where: str) -> list[str]:
-    """Problems with a condition's shape that pydantic cannot see (F1)."""
-    if isinstance(condition, AllOf | AnyOf):
-        items = condition.all if isinstance(condition, AllOf) else condition.any
-        return [e for c in items for e in condition_errors(c, where)]
-    errors = []
-    root, _, rest = condition.property.partition(".")
-    parts = condition.property.split(".")
-    if any(not part.strip() for part in parts) or (root in ("event", "person") and not rest):
-        errors.append(f"{where}: property {condition.property!r} is not a property path")
-    if condition.op != "exists" and condition.value is None:
-        errors.append(f"{where}: '{condition.op}' on {condition.property!r} needs a value")
-    if condition.op == "in" and not isinstance(condition.value, list):
-        errors.append(f"{where}: 'in' needs a list value")
-    if condition.op in ("lt", "lte", "gt", "gte") and not isinstance(
-        condition.value, int | float | str
-    ):
-        errors.append(f"{where}: '{condition.op}' needs a number or string value")
-    return errors

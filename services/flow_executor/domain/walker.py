@@ -1,5 +1,5 @@
-"""Walking a profile through a flow's steps (F3–F6). Pure: it returns decisions, and the
-handler turns them into rows and messages.
+"""Walking a profile through a flow's steps (F3–F6). Pure: it returns decisions, and
+`planning` turns them into effects (rows to write, requests and activity to publish).
 
 The walk starts at a step and goes on until the flow ends, a delay must wait, or the
 profile filter stops the profile. Delays of 0 s are passed through; longer ones return

@@ -18,9 +18,11 @@ from services.alert_dispatcher.domain.recipients import (
 )
 from services.alert_dispatcher.domain.templates import render
 from shared.contracts import FlowDefinition
-from shared.contracts.alert_actions import (
+from shared.domain.flow_rules import (
+    alert_action_errors as flow_errors,
+)
+from shared.domain.flow_rules import (
     alert_recipients,
-    flow_errors,
     forbidden_tags,
     normalise_recipients,
 )

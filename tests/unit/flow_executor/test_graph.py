@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.flow_executor.domain.graph import validate
+from shared.domain.flow_rules import flow_problems as validate
 from tests.unit.flow_executor.flows import alert, flow
 
 

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.contracts import topics
-from shared.contracts.alert_actions import flow_errors
 from shared.contracts.base import Profile
 from shared.contracts.flows import FlowDefinition
 from shared.db.uow import UnitOfWork
+from shared.domain.flow_rules import alert_action_errors as flow_errors
 from shared.limits import MAX_OUTPUT_BYTES
 from shared.logging import mask
 from shared.mail import compose

@@ -1,0 +1,203 @@
+"""Contract <-> domain for the flow executor: the `flow-definitions` record parser, the
+requests an action sends (`alert-requests`, `message-requests`), `flow-activity`
+entries, and the read-model facts a batch of inputs carries.
+
+The domain plans in its own terms (`Dispatch`, `Hold`, `Activity`); only this module
+knows which payload and topic each becomes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from pydantic import TypeAdapter
+
+from services.flow_executor.domain.planning import Activity, Hold
+from services.flow_executor.domain.runs import Run, action_id
+from services.flow_executor.domain.walker import ActionStep
+from services.flow_executor.ports import HeldReview, Observed
+from shared.contracts import (
+    AlertContent,
+    AlertRequested,
+    ConsentChanged,
+    FlowActivity,
+    FlowDefinition,
+    MessageRequested,
+    Profile,
+    ProfileEvent,
+    SuppressionChanged,
+    topics,
+)
+from shared.contracts.flows import (
+    EmailStep,
+    FlowDeleted,
+    InternalAlertStep,
+    SmsStep,
+    Step,
+    parse_flow_record,
+)
+
+_step = TypeAdapter(Step)
+
+ActionRequest = AlertRequested | MessageRequested
+
+
+# --- flow-definitions (F1) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DefinitionRecord:
+    """A parsed `flow-definitions` record and the id that dedupes its redelivery: the
+    record's position plus a digest of its bytes (a re-published identical definition
+    sits at another offset and is processed again)."""
+
+    message: FlowDefinition | FlowDeleted
+    message_id: str
+
+
+def parse_definition(record: ConsumerRecord) -> DefinitionRecord:
+    """A definition, or a deletion for a tombstone; raises on a bad shape (dead letter)."""
+    message = parse_flow_record(record.key, record.value)
+    digest = hashlib.sha256((record.key or b"") + b"\0" + (record.value or b"")).hexdigest()
+    return DefinitionRecord(message, f"{record.partition}:{record.offset}:{digest[:32]}")
+
+
+# --- the requests an action sends (F4, F5) ---------------------------------------------
+
+
+def alert_request(run: Run, step: InternalAlertStep) -> AlertRequested:
+    """The `alert-requests` payload of an internal alert action in `run`."""
+    return AlertRequested(
+        alert_id=action_id(run.run_id, step.id),
+        account_id=run.flow.account_id,
+        flow_id=run.flow.flow_id,
+        flow_version=run.flow.version,
+        step_id=step.id,
+        profile_id=run.profile_id,
+        profile=Profile.model_validate(run.context["person"]),
+        event=run.context.get("event", {}) if run.trigger_type == "metric" else {},
+        trigger_type=run.trigger_type,  # type: ignore[arg-type]
+        action=AlertContent(
+            recipients=step.recipients,
+            from_email=step.from_email,
+            from_name=step.from_name,
+            reply_to=step.reply_to,
+            subject=step.subject,
+            body=step.body,
+        ),
+    )
+
+
+def message_request(run: Run, step: EmailStep | SmsStep) -> MessageRequested:
+    """The `message-requests` payload of an email or SMS action in `run`."""
+    email = isinstance(step, EmailStep)
+    return MessageRequested(
+        request_id=action_id(run.run_id, step.id),
+        account_id=run.flow.account_id,
+        flow_id=run.flow.flow_id,
+        step_id=step.id,
+        channel=step.type,
+        profile_id=run.profile_id,
+        profile=Profile.model_validate(run.context["person"]),
+        template_id=step.template_id if email else None,
+        run_id=str(run.run_id),
+        flow_version=run.flow.version,
+        subject=step.subject if email else None,
+        body=None if email else step.body,
+        list_id=step.list_id if email else None,
+        purpose=None if email else step.purpose,
+        client_id=step.client_id,
+        user_id=step.user_id,
+    )
+
+
+def request(run: Run, step: ActionStep) -> tuple[str, ActionRequest]:
+    """(topic, payload) of the action `step` in `run`."""
+    if isinstance(step, InternalAlertStep):
+        return topics.ALERT_REQUESTS, alert_request(run, step)
+    return topics.MESSAGE_REQUESTS, message_request(run, step)
+
+
+def held_review(hold: Hold) -> HeldReview:
+    """A hold as stored: the step and its request as they are now, in wire JSON."""
+    run, step = hold.run, hold.step
+    return HeldReview(
+        alert_id=action_id(run.run_id, step.id),
+        run_id=run.run_id,
+        step_id=step.id,
+        account_id=run.account_id,
+        flow_id=run.flow_id,
+        profile_id=run.profile_id,
+        step=step.model_dump(mode="json"),
+        request=request(run, step)[1].model_dump(mode="json"),
+    )
+
+
+def held_step(review: HeldReview) -> ActionStep | None:
+    """The step a review held (None once erased, P2)."""
+    return _step.validate_python(review.step) if review.step else None  # type: ignore[return-value]
+
+
+def held_request(review: HeldReview, step: ActionStep | None) -> tuple[str, ActionRequest]:
+    """(topic, payload) of the request a review held, as it was held."""
+    held = review.request or {}
+    if isinstance(step, InternalAlertStep):
+        return topics.ALERT_REQUESTS, AlertRequested.model_validate(held)
+    return topics.MESSAGE_REQUESTS, MessageRequested.model_validate(held)
+
+
+# --- flow-activity ----------------------------------------------------------------------
+
+
+def activity_message(a: Activity) -> FlowActivity:
+    """The `flow-activity` payload of one planned activity."""
+    return FlowActivity(
+        type=a.kind,  # type: ignore[arg-type]
+        activity_id=f"{a.run_id}:{a.step_id or '-'}:{a.kind}",
+        account_id=a.account_id,
+        flow_id=a.flow_id,
+        step_id=a.step_id,
+        run_id=str(a.run_id),
+        profile_id=a.profile_id,
+        reason=a.reason,
+        due_at=a.due_at,
+        alert_id=a.alert_id,
+    )
+
+
+# --- read-model facts (F3, F7) ---------------------------------------------------------
+
+
+def event_profiles(events: Sequence[ProfileEvent], accounts: Any) -> list[Observed]:
+    """The profile data events of `accounts` carry, as of each event's time."""
+    return [
+        Observed(e.account_id, e.profile.id, e.profile.model_dump_json(), e.time)
+        for e in events
+        if e.account_id in accounts
+    ]
+
+
+def change_profiles(changes: Sequence[ConsentChanged], accounts: Any) -> list[Observed]:
+    """The profile data consent changes of `accounts` carry."""
+    return [
+        Observed(c.account_id, c.profile_id, c.profile.model_dump_json(), c.occurred_at)
+        for c in changes
+        if c.account_id in accounts
+    ]
+
+
+def consent_states(changes: Sequence[ConsentChanged]) -> list[Observed]:
+    """The consent state after each change (F7)."""
+    return [
+        Observed(c.account_id, c.profile_id, c.state.model_dump(mode="json"), c.occurred_at)
+        for c in changes
+    ]
+
+
+def suppression_lists(changes: Sequence[SuppressionChanged]) -> list[Observed]:
+    """The suppressions in force after each change (F7)."""
+    return [Observed(c.account_id, c.profile_id, c.suppressions, c.occurred_at) for c in changes]

@@ -1,0 +1,25 @@
+"""`ports.FlowWork` over the shared unit of work: its transaction's connection carries
+the PostgreSQL repository, and its outbox takes what the use cases publish (X2)."""
+
+from __future__ import annotations
+
+from aiokafka import ConsumerRecord
+
+from services.flow_executor.adapters.repository import PostgresFlowRepository
+from shared.contracts import Message
+from shared.db.uow import UnitOfWork
+from shared.kafka import dead_letter
+
+
+class FlowUnitOfWork:
+    """One batch's transaction as the flow executor's use cases see it."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.flows = PostgresFlowRepository(uow.conn)
+
+    def publish(self, topic: str, key: str | None, message: Message) -> None:
+        self.uow.publish(topic, key, message)
+
+    def dead_letter(self, consumer: str, record: ConsumerRecord, error: str) -> None:
+        dead_letter(self.uow, consumer, record, error)

@@ -1,0 +1,275 @@
+"""Planning a batch of walks (F3-F6). Pure: the walker's decisions become typed effects
+(rows to write, requests to send, activity to publish), collected for the whole batch
+so that the adapter writes each table with one statement.
+
+Nothing here knows whether an effect is new. Each request and most activity wait on the
+row that proves it (an execution or a timer inserted for the first time, F4); the
+handler asks the repository which rows are new and then `RunPlan` says what to send.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from services.flow_executor.domain.reachability import blocked_reason
+from services.flow_executor.domain.runs import (
+    UNKNOWN_PROFILE,
+    ProfileKey,
+    ProfileState,
+    Run,
+    StepKey,
+    action_id,
+)
+from services.flow_executor.domain.walker import (
+    COMPLETED,
+    ActionStep,
+    Decision,
+    Execute,
+    Exit,
+    HoldForReview,
+    Scheduled,
+    Skip,
+    advance,
+    resume,
+)
+from shared.contracts.flows import EmailStep, SmsStep
+
+DELAY_PASSED = "delay passed"
+
+
+@dataclass(frozen=True)
+class Walk:
+    """Walk `run` from the flow's first step, or on from the delay step `after_delay`."""
+
+    run: Run
+    after_delay: str | None = None
+
+
+@dataclass(frozen=True)
+class StepExecution:
+    """A step's outcome in a run: `executed`, `in_review` or `skipped` (with a reason)."""
+
+    run_id: uuid.UUID
+    step_id: str
+    account_id: str
+    flow_id: str
+    outcome: str
+    reason: str | None = None
+
+    @property
+    def key(self) -> StepKey:
+        return (self.run_id, self.step_id)
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A durable delay: the run goes on after `step_id` at `due_at` (F3)."""
+
+    run_id: uuid.UUID
+    step_id: str
+    due_at: datetime
+
+    @property
+    def key(self) -> StepKey:
+        return (self.run_id, self.step_id)
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """A run that ends now: `completed` or `exited`."""
+
+    run_id: uuid.UUID
+    status: Literal["completed", "exited"]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Send the action's request (alert or message), once, when its execution is new."""
+
+    run: Run
+    step: ActionStep
+
+    @property
+    def key(self) -> StepKey:
+        return (self.run.run_id, self.step.id)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Keep the action's request in review (F5), when its execution is new."""
+
+    run: Run
+    step: ActionStep
+
+    @property
+    def key(self) -> StepKey:
+        return (self.run.run_id, self.step.id)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One `flow-activity` entry. `gate` names the row that proves it new: the step's
+    execution, the delay's timer, or none (published whenever it is planned)."""
+
+    kind: str
+    account_id: str
+    flow_id: str
+    run_id: uuid.UUID
+    profile_id: str
+    step_id: str | None = None
+    reason: str | None = None
+    due_at: datetime | None = None
+    alert_id: str | None = None
+    gate: Literal["step", "timer"] | None = None
+
+    @property
+    def key(self) -> StepKey | None:
+        return None if self.step_id is None else (self.run_id, self.step_id)
+
+
+def activity(
+    run: Run,
+    kind: str,
+    step_id: str | None,
+    reason: str | None = None,
+    *,
+    due_at: datetime | None = None,
+    alert_id: str | None = None,
+    gated: bool = True,
+) -> Activity:
+    """An activity of `run`. Gated on its step's row unless it has no step, or is an
+    exit (a run ends once: its status update is idempotent)."""
+    gate: Literal["step", "timer"] | None = None
+    if gated and step_id is not None and kind != "exited":
+        gate = "timer" if kind == "scheduled" else "step"
+    return Activity(
+        kind,
+        run.account_id,
+        run.flow_id,
+        run.run_id,
+        run.profile_id,
+        step_id,
+        reason,
+        due_at,
+        alert_id,
+        gate,
+    )
+
+
+Effect = StepExecution | Timer | RunEnd | Dispatch | Hold | Activity
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The effects of a batch of walks, by kind, each in the order it was decided."""
+
+    executions: tuple[StepExecution, ...] = ()
+    timers: tuple[Timer, ...] = ()
+    ends: tuple[RunEnd, ...] = ()
+    dispatches: tuple[Dispatch, ...] = ()
+    holds: tuple[Hold, ...] = ()
+    activities: tuple[Activity, ...] = ()
+
+    @classmethod
+    def of(cls, effects: Iterable[Effect]) -> RunPlan:
+        effects = list(effects)
+
+        def only(kind: type) -> tuple:
+            return tuple(e for e in effects if isinstance(e, kind))
+
+        return cls(
+            executions=only(StepExecution),
+            timers=only(Timer),
+            ends=only(RunEnd),
+            dispatches=only(Dispatch),
+            holds=only(Hold),
+            activities=only(Activity),
+        )
+
+    def holds_to_keep(self, new_steps: Collection[StepKey]) -> list[Hold]:
+        """F4: a hold whose execution existed already was kept before."""
+        return [h for h in self.holds if h.key in new_steps]
+
+    def requests_to_send(self, new_steps: Collection[StepKey]) -> list[Dispatch]:
+        """F4: an action already executed in this run is not sent again."""
+        return [d for d in self.dispatches if d.key in new_steps]
+
+    def activity_to_publish(
+        self, new_steps: Collection[StepKey], new_timers: Collection[StepKey]
+    ) -> list[Activity]:
+        """Each activity once: those gated on a row only when that row is new."""
+        return [
+            a
+            for a in self.activities
+            if a.gate is None or a.key in (new_timers if a.gate == "timer" else new_steps)
+        ]
+
+
+def plan_walks(
+    walks: Sequence[Walk], state: Mapping[ProfileKey, ProfileState], now: datetime
+) -> RunPlan:
+    """The effects of walking every run in `walks`. Splits, filters and reachability see
+    the newest profile data the executor has (F3), else what the run started with."""
+    return RunPlan.of(e for walk in walks for e in _walk(walk, state, now))
+
+
+def _walk(walk: Walk, state: Mapping[ProfileKey, ProfileState], now: datetime) -> list[Effect]:
+    stored = walk.run
+    known = state.get((stored.account_id, stored.profile_id), UNKNOWN_PROFILE)
+    person = known.profile or stored.context.get("person", {})
+    run = replace(stored, context={**stored.context, "person": person})
+
+    def blocked(step: EmailStep | SmsStep) -> str | None:
+        return blocked_reason(step, known.consent, known.suppressions, person)
+
+    effects: list[Effect] = []
+    if walk.after_delay is None:
+        decisions = advance(run.flow, run.flow.steps[0].id, run.context, blocked)
+    else:
+        decisions = resume(run.flow, walk.after_delay, run.context, blocked)
+        effects.append(activity(run, "executed", walk.after_delay, DELAY_PASSED, gated=False))
+    for decision in decisions:
+        effects += effects_of(run, decision, now)
+    return effects
+
+
+def effects_of(run: Run, decision: Decision, now: datetime) -> list[Effect]:
+    """What one decision of the walker writes and publishes."""
+    if isinstance(decision, Scheduled):
+        due = now + timedelta(seconds=decision.seconds)
+        return [
+            Timer(run.run_id, decision.step_id, due),
+            activity(run, "scheduled", decision.step_id, due_at=due),
+        ]
+    if isinstance(decision, Execute):
+        step = decision.step
+        return [
+            _execution(run, step.id, "executed"),
+            Dispatch(run, step),
+            activity(run, "executed", step.id),
+        ]
+    if isinstance(decision, HoldForReview):
+        step = decision.step
+        return [
+            _execution(run, step.id, "in_review"),
+            Hold(run, step),
+            activity(run, "in_review", step.id, alert_id=action_id(run.run_id, step.id)),
+        ]
+    if isinstance(decision, Skip):
+        return [
+            _execution(run, decision.step_id, "skipped", decision.reason),
+            activity(run, "skipped", decision.step_id, decision.reason),
+        ]
+    assert isinstance(decision, Exit)
+    status: Literal["completed", "exited"] = (
+        "completed" if decision.reason == COMPLETED else "exited"
+    )
+    return [RunEnd(run.run_id, status), activity(run, "exited", None, decision.reason)]
+
+
+def _execution(run: Run, step_id: str, outcome: str, reason: str | None = None) -> StepExecution:
+    return StepExecution(run.run_id, step_id, run.account_id, run.flow_id, outcome, reason)

@@ -1,0 +1,148 @@
+"""What the flow executor's use cases need from the outside, as `typing.Protocol`s:
+a repository of flows, runs and the read model, and an outbox to publish on.
+
+`adapters.repository.PostgresFlowRepository` and `adapters.unit_of_work.FlowUnitOfWork`
+are the real ones; the unit tests use an in-memory repository that one contract suite
+(tests/component/flow_executor/test_repository_contract.py) holds to the same behaviour.
+Everything crossing these ports is a domain object or one of the small records below;
+no database rows, no positional tuples.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiokafka import ConsumerRecord
+
+from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
+from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
+from shared.contracts import FlowDefinition, Message
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A fact about a profile seen at `at`: its data (a dict or its JSON text), its
+    consent state, or its suppressions in force. Older facts never replace newer ones."""
+
+    account_id: str
+    profile_id: str
+    value: Any
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A run that a flow's deletion ended."""
+
+    run_id: uuid.UUID
+    profile_id: str
+
+
+@dataclass(frozen=True)
+class ReviewRef:
+    """A held action that a flow's deletion cancelled."""
+
+    alert_id: str
+    run_id: uuid.UUID
+    step_id: str
+    profile_id: str
+
+
+@dataclass(frozen=True)
+class FlowDeletion:
+    """What deleting a flow ended: its active runs and its held reviews."""
+
+    exited: list[RunRef] = field(default_factory=list)
+    cancelled: list[ReviewRef] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HeldReview:
+    """An action kept in review (F5): the step and the request as they were when held,
+    in their wire JSON, so that an approval sends exactly what was held."""
+
+    alert_id: str
+    run_id: uuid.UUID
+    step_id: str
+    account_id: str
+    flow_id: str
+    profile_id: str
+    step: dict[str, Any] | None
+    request: dict[str, Any] | None
+
+
+class FlowRepository(Protocol):
+    """The executor's state. Batch methods take a whole batch: one statement each."""
+
+    async def save_flow(self, flow: FlowDefinition) -> bool:
+        """Store `flow` if newer than the stored version or the stored one is deleted."""
+
+    async def reject_flow(self, flow: FlowDefinition, errors: list[str]) -> None:
+        """Record why a version was rejected (F1, shown by the activity API)."""
+
+    async def delete_flow(self, account_id: str, flow_id: str) -> FlowDeletion:
+        """Mark deleted; cancel its delays, end its active runs, cancel held reviews."""
+
+    async def live_flows(self, accounts: Iterable[str]) -> dict[str, list[FlowDefinition]]:
+        """The flows in force (not deleted) per account."""
+
+    async def flows_by_key(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], FlowDefinition]:
+        """The versions in force of the given (account, flow) pairs."""
+
+    async def insert_runs(self, runs: Sequence[Run]) -> set[uuid.UUID]:
+        """Insert runs; the ids that are new (F2)."""
+
+    async def record_executions(self, rows: Sequence[StepExecution]) -> set[StepKey]:
+        """Insert step outcomes; the (run, step) keys that are new (F4)."""
+
+    async def add_timers(self, rows: Sequence[Timer]) -> set[StepKey]:
+        """Store delays; the (run, step) keys that are new."""
+
+    async def add_reviews(self, rows: Sequence[HeldReview]) -> None:
+        """Hold actions for review (an alert id held already stays as it is)."""
+
+    async def finish_runs(self, rows: Sequence[RunEnd]) -> None:
+        """End runs that are still active."""
+
+    async def claim_due_timers(self, limit: int, replica: str) -> list[DueTimer]:
+        """Mark fired, for `replica`, up to `limit` due delays no one else holds."""
+
+    async def decide_review(self, alert_id: str, status: str, by: str) -> HeldReview | None:
+        """Move a held action out of review; None if unknown or decided already."""
+
+    async def set_execution(
+        self, run_id: uuid.UUID, step_id: str, outcome: str, reason: str | None
+    ) -> None:
+        """Change a step's recorded outcome (a held action decided)."""
+
+    async def upsert_profiles(self, rows: Sequence[Observed]) -> None:
+        """Merge the newest profile data; custom properties merge key by key."""
+
+    async def walk_state(self, keys: Iterable[ProfileKey]) -> dict[ProfileKey, ProfileState]:
+        """The read model of each profile named (unknown ones included, empty)."""
+
+    async def save_consent(self, rows: Sequence[Observed]) -> None:
+        """Keep the newest consent state per profile."""
+
+    async def save_suppressions(self, rows: Sequence[Observed]) -> None:
+        """Keep the newest suppressions in force per profile."""
+
+
+class FlowWork(Protocol):
+    """One batch's transaction: the repository on it, and its outbox (messages go out
+    only if it commits, X2). The caller commits."""
+
+    @property
+    def flows(self) -> FlowRepository: ...
+
+    def publish(self, topic: str, key: str | None, message: Message) -> None:
+        """Queue `message` for `topic` in the outbox."""
+
+    def dead_letter(self, consumer: str, record: ConsumerRecord, error: str) -> None:
+        """Queue `record` for its topic's dead-letter topic with `error` (X1)."""

@@ -1,0 +1,193 @@
+"""One contract for the flow executor's repository port, run against the in-memory fake
+that the unit tests use and against PostgreSQL, so that the fake cannot drift from what
+the database does (F1-F7 as the repository keeps them)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from services.flow_executor.adapters.repository import PostgresFlowRepository
+from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
+from services.flow_executor.domain.runs import ProfileState, Run, new_run
+from services.flow_executor.ports import FlowRepository, HeldReview, Observed
+from shared.contracts import utcnow
+from shared.db.pool import create_pool
+from tests.unit.flow_executor.fakes import InMemoryFlowRepository
+from tests.unit.flow_executor.flows import alert, flow
+
+NOW = utcnow()
+
+
+@pytest.fixture(scope="module")
+async def pool(stack):
+    pool = await create_pool(stack.dsn, "flow_executor", 2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture(params=["fake", "postgres"])
+async def repo(request, pool) -> AsyncIterator[FlowRepository]:
+    """The repository under contract; PostgreSQL's in a transaction rolled back after."""
+    if request.param == "fake":
+        yield InMemoryFlowRepository()
+        return
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            yield PostgresFlowRepository(conn)
+        finally:
+            await tx.rollback()
+
+
+@pytest.fixture
+def acct() -> str:
+    return f"rc-{uuid.uuid4().hex[:10]}"
+
+
+def a_flow(acct: str, version: int = 1, flow_id: str = "nps", **extra):
+    return flow([alert()], account_id=acct, flow_id=flow_id, version=version, **extra)
+
+
+def a_run(acct: str, event_id: str = "e-1", flow_id: str = "nps") -> Run:
+    context = {"event": {"score": 3}, "person": {"id": "p-1", "email": "ada@example.com"}}
+    return new_run(a_flow(acct, flow_id=flow_id), event_id, "p-1", context, "metric")
+
+
+async def test_f1_a_higher_version_replaces_a_lower_one_and_deleted_flows_are_gone(
+    repo: FlowRepository, acct: str
+) -> None:
+    assert await repo.save_flow(a_flow(acct, 2))
+    assert not await repo.save_flow(a_flow(acct, 1))
+    assert not await repo.save_flow(a_flow(acct, 2))
+    assert [f.version for f in (await repo.live_flows([acct]))[acct]] == [2]
+    await repo.delete_flow(acct, "nps")
+    assert await repo.live_flows([acct]) == {}
+    assert await repo.flows_by_key([(acct, "nps")]) == {}
+    assert await repo.save_flow(a_flow(acct, 1))  # re-created from any version
+    assert (await repo.flows_by_key([(acct, "nps")]))[(acct, "nps")].version == 1
+
+
+async def test_f2_a_run_is_inserted_once_per_flow_and_event(
+    repo: FlowRepository, acct: str
+) -> None:
+    run = a_run(acct)
+    assert await repo.insert_runs([run, a_run(acct, "e-2")]) == {
+        run.run_id,
+        a_run(acct, "e-2").run_id,
+    }
+    assert await repo.insert_runs([run]) == set()
+
+
+async def test_f4_executions_and_timers_report_only_new_keys(
+    repo: FlowRepository, acct: str
+) -> None:
+    run = a_run(acct)
+    await repo.insert_runs([run])
+    done = StepExecution(run.run_id, "alert", acct, "nps", "executed")
+    assert await repo.record_executions([done, done]) == {done.key}
+    assert await repo.record_executions([done]) == set()
+    timer = Timer(run.run_id, "wait", NOW + timedelta(hours=1))
+    assert await repo.add_timers([timer]) == {timer.key}
+    assert await repo.add_timers([timer]) == set()
+
+
+async def test_f3_due_timers_are_claimed_once_in_due_order_with_their_run(
+    repo: FlowRepository, acct: str
+) -> None:
+    runs = [a_run(acct, f"e-{i}") for i in range(3)]
+    await repo.insert_runs(runs)
+    await repo.add_timers(
+        [
+            Timer(runs[0].run_id, "wait", NOW - timedelta(minutes=1)),
+            Timer(runs[1].run_id, "wait", NOW - timedelta(minutes=2)),
+            Timer(runs[2].run_id, "wait", NOW + timedelta(hours=1)),
+        ]
+    )
+    first = await repo.claim_due_timers(1, "r1")
+    assert [(t.run_id, t.step_id) for t in first] == [(runs[1].run_id, "wait")]
+    assert (first[0].account_id, first[0].flow_id, first[0].profile_id) == (acct, "nps", "p-1")
+    assert (first[0].trigger_type, first[0].context) == ("metric", runs[1].context)
+    assert [t.run_id for t in await repo.claim_due_timers(10, "r1")] == [runs[0].run_id]
+    assert await repo.claim_due_timers(10, "r1") == []
+
+
+def _held(run: Run) -> HeldReview:
+    return HeldReview(
+        f"{run.run_id}:alert",
+        run.run_id,
+        "alert",
+        run.account_id,
+        run.flow_id,
+        run.profile_id,
+        {"id": "alert", "type": "internal_alert"},
+        {"alert_id": f"{run.run_id}:alert"},
+    )
+
+
+async def test_f5_a_held_review_is_decided_once(repo: FlowRepository, acct: str) -> None:
+    run = a_run(acct)
+    await repo.insert_runs([run])
+    await repo.record_executions([StepExecution(run.run_id, "alert", acct, "nps", "in_review")])
+    held = _held(run)
+    await repo.add_reviews([held])
+    assert await repo.decide_review(held.alert_id, "approved", "lead") == held
+    assert await repo.decide_review(held.alert_id, "rejected", "lead") is None
+    assert await repo.decide_review("unknown", "approved", "lead") is None
+
+
+async def test_f1_deleting_a_flow_ends_active_runs_cancels_delays_and_reviews(
+    repo: FlowRepository, acct: str
+) -> None:
+    waiting, held, done = a_run(acct, "e-1"), a_run(acct, "e-2"), a_run(acct, "e-3")
+    await repo.save_flow(a_flow(acct))
+    await repo.insert_runs([waiting, held, done])
+    await repo.finish_runs([RunEnd(done.run_id, "completed"), RunEnd(held.run_id, "completed")])
+    await repo.add_timers([Timer(waiting.run_id, "wait", NOW - timedelta(minutes=1))])
+    await repo.add_reviews([_held(held)])
+    deletion = await repo.delete_flow(acct, "nps")
+    assert [(r.run_id, r.profile_id) for r in deletion.exited] == [(waiting.run_id, "p-1")]
+    assert [(r.alert_id, r.step_id) for r in deletion.cancelled] == [
+        (_held(held).alert_id, "alert")
+    ]
+    assert await repo.claim_due_timers(10, "r1") == []
+    assert await repo.decide_review(_held(held).alert_id, "approved", "lead") is None
+    await repo.finish_runs([RunEnd(waiting.run_id, "completed")])  # ended already: no change
+
+
+async def test_f3_profiles_merge_newest_fields_and_properties_key_by_key(
+    repo: FlowRepository, acct: str
+) -> None:
+    key = (acct, "p-1")
+    assert (await repo.walk_state([key]))[key] == ProfileState(None, [], None)
+    await repo.upsert_profiles(
+        [
+            Observed(acct, "p-1", {"id": "p-1", "email": "a@x.test", "properties": {"a": 1}}, NOW),
+            Observed(acct, "p-1", {"id": "p-1", "email": None, "properties": {"b": 2}}, NOW),
+        ]
+    )
+    older = '{"id": "p-1", "email": "old@x.test", "properties": {"a": 0}}'
+    await repo.upsert_profiles([Observed(acct, "p-1", older, NOW - timedelta(days=1))])
+    profile = (await repo.walk_state([key]))[key].profile
+    assert profile == {"id": "p-1", "email": "a@x.test", "properties": {"a": 1, "b": 2}}
+
+
+async def test_f7_consent_and_suppressions_keep_the_newest(repo: FlowRepository, acct: str) -> None:
+    key = (acct, "p-1")
+    await repo.save_consent([Observed(acct, "p-1", {"email": {"status": "unsubscribed"}}, NOW)])
+    await repo.save_consent(
+        [Observed(acct, "p-1", {"email": {"status": "subscribed"}}, NOW - timedelta(hours=1))]
+    )
+    suppressed = [{"channel": "email", "reason": "hard_bounce"}]
+    await repo.save_suppressions([Observed(acct, "p-1", suppressed, NOW)])
+    await repo.save_suppressions([Observed(acct, "p-1", [], NOW - timedelta(hours=1))])
+    state = (await repo.walk_state([key]))[key]
+    assert state.consent == {"email": {"status": "unsubscribed"}}
+    assert state.suppressions == suppressed
+    assert state.profile is None

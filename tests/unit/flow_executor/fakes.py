@@ -1,0 +1,276 @@
+"""In-memory stand-ins for the flow executor's ports, so its use cases run without
+PostgreSQL or Kafka. `InMemoryFlowRepository` behaves as `PostgresFlowRepository` does:
+tests/component/flow_executor/test_repository_contract.py runs one suite against both."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
+from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
+from services.flow_executor.ports import FlowDeletion, HeldReview, Observed, ReviewRef, RunRef
+from shared.contracts import FlowDefinition, Message, utcnow
+
+FLOW_DELETED = "Skipped: flow deleted"
+
+
+@dataclass
+class _StoredFlow:
+    flow: FlowDefinition
+    deleted: bool = False
+
+
+@dataclass
+class _StoredTimer:
+    due_at: datetime
+    fired_at: datetime | None = None
+    outcome: str | None = None
+    fired_by: str | None = None
+
+
+@dataclass
+class _StoredReview:
+    held: HeldReview
+    status: str = "in_review"
+    decided_by: str | None = None
+
+
+@dataclass
+class _Reachability:
+    consent: Any = None
+    consent_at: datetime | None = None
+    suppressions: Any = None
+    suppressions_at: datetime | None = None
+
+
+def _strip_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _json(value: Any) -> Any:
+    """As the value comes back from a jsonb column."""
+    return json.loads(value if isinstance(value, str) else json.dumps(value))
+
+
+@dataclass
+class InMemoryFlowRepository:
+    """`ports.FlowRepository` in dictionaries. `now` is the database's clock."""
+
+    now: Callable[[], datetime] = utcnow
+    flows: dict[tuple[str, str], _StoredFlow] = field(default_factory=dict)
+    rejections: dict[tuple[str, str, int], list[str]] = field(default_factory=dict)
+    runs: dict[uuid.UUID, Run] = field(default_factory=dict)
+    run_status: dict[uuid.UUID, str] = field(default_factory=dict)
+    executions: dict[StepKey, StepExecution] = field(default_factory=dict)
+    timers: dict[StepKey, _StoredTimer] = field(default_factory=dict)
+    reviews: dict[str, _StoredReview] = field(default_factory=dict)
+    profiles: dict[ProfileKey, tuple[dict[str, Any], datetime]] = field(default_factory=dict)
+    reachability: dict[ProfileKey, _Reachability] = field(default_factory=dict)
+
+    # --- definitions ---------------------------------------------------------------------
+
+    async def save_flow(self, flow: FlowDefinition) -> bool:
+        key = (flow.account_id, flow.flow_id)
+        stored = self.flows.get(key)
+        if stored is not None and not stored.deleted and stored.flow.version >= flow.version:
+            return False
+        self.flows[key] = _StoredFlow(FlowDefinition.model_validate(_json(flow.model_dump())))
+        return True
+
+    async def reject_flow(self, flow: FlowDefinition, errors: list[str]) -> None:
+        self.rejections[(flow.account_id, flow.flow_id, flow.version)] = list(errors)
+
+    async def delete_flow(self, account_id: str, flow_id: str) -> FlowDeletion:
+        if (stored := self.flows.get((account_id, flow_id))) is not None:
+            stored.deleted = True
+        mine = {
+            rid
+            for rid, r in self.runs.items()
+            if (r.account_id, r.flow_id) == (account_id, flow_id)
+        }
+        for (run_id, _), timer in self.timers.items():
+            if run_id in mine and timer.fired_at is None:
+                timer.fired_at, timer.outcome = self.now(), "cancelled"
+        exited = []
+        for run_id in mine:
+            if self.run_status[run_id] == "active":
+                self.run_status[run_id] = "exited"
+                exited.append(RunRef(run_id, self.runs[run_id].profile_id))
+        cancelled = []
+        for review in self.reviews.values():
+            h = review.held
+            if (h.account_id, h.flow_id) == (account_id, flow_id) and review.status == "in_review":
+                review.status, review.decided_by = "cancelled", "flow deleted"
+                cancelled.append(ReviewRef(h.alert_id, h.run_id, h.step_id, h.profile_id))
+                await self.set_execution(h.run_id, h.step_id, "skipped", FLOW_DELETED)
+        return FlowDeletion(exited, cancelled)
+
+    async def live_flows(self, accounts: Iterable[str]) -> dict[str, list[FlowDefinition]]:
+        wanted = set(accounts)
+        found: dict[str, list[FlowDefinition]] = {}
+        for (account, _), stored in self.flows.items():
+            if account in wanted and not stored.deleted:
+                found.setdefault(account, []).append(stored.flow)
+        return found
+
+    async def flows_by_key(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], FlowDefinition]:
+        return {
+            k: self.flows[k].flow
+            for k in set(keys)
+            if k in self.flows and not self.flows[k].deleted
+        }
+
+    # --- runs and steps --------------------------------------------------------------------
+
+    async def insert_runs(self, runs: Sequence[Run]) -> set[uuid.UUID]:
+        new = set()
+        events = {(r.account_id, r.flow_id, r.event_id) for r in self.runs.values()}
+        for r in runs:
+            if r.run_id in self.runs or (r.account_id, r.flow_id, r.event_id) in events:
+                continue
+            self.runs[r.run_id] = replace(r, context=_json(r.context))
+            self.run_status[r.run_id] = "active"
+            events.add((r.account_id, r.flow_id, r.event_id))
+            new.add(r.run_id)
+        return new
+
+    async def record_executions(self, rows: Sequence[StepExecution]) -> set[StepKey]:
+        new = set()
+        for r in rows:
+            if r.key not in self.executions:
+                self.executions[r.key] = r
+                new.add(r.key)
+        return new
+
+    async def add_timers(self, rows: Sequence[Timer]) -> set[StepKey]:
+        new = set()
+        for r in rows:
+            if r.key not in self.timers:
+                self.timers[r.key] = _StoredTimer(r.due_at)
+                new.add(r.key)
+        return new
+
+    async def add_reviews(self, rows: Sequence[HeldReview]) -> None:
+        for r in rows:
+            if r.alert_id not in self.reviews:
+                held = replace(r, step=_json(r.step), request=_json(r.request))
+                self.reviews[r.alert_id] = _StoredReview(held)
+
+    async def finish_runs(self, rows: Sequence[RunEnd]) -> None:
+        for r in rows:
+            if self.run_status.get(r.run_id) == "active":
+                self.run_status[r.run_id] = r.status
+
+    async def claim_due_timers(self, limit: int, replica: str) -> list[DueTimer]:
+        now = self.now()
+        due = sorted(
+            (t.due_at, key)
+            for key, t in self.timers.items()
+            if t.fired_at is None and t.due_at <= now and key[0] in self.runs
+        )[:limit]
+        claimed = []
+        for _, (run_id, step_id) in due:
+            timer = self.timers[(run_id, step_id)]
+            timer.fired_at, timer.outcome, timer.fired_by = now, "fired", replica
+            run = self.runs[run_id]
+            claimed.append(
+                DueTimer(
+                    run_id,
+                    step_id,
+                    run.account_id,
+                    run.flow_id,
+                    run.profile_id,
+                    run.trigger_type,
+                    _json(run.context),
+                )
+            )
+        return claimed
+
+    async def decide_review(self, alert_id: str, status: str, by: str) -> HeldReview | None:
+        review = self.reviews.get(alert_id)
+        if review is None or review.status != "in_review" or review.held.run_id not in self.runs:
+            return None
+        review.status, review.decided_by = status, by
+        profile_id = self.runs[review.held.run_id].profile_id
+        return replace(review.held, profile_id=profile_id)
+
+    async def set_execution(
+        self, run_id: uuid.UUID, step_id: str, outcome: str, reason: str | None
+    ) -> None:
+        if (old := self.executions.get((run_id, step_id))) is not None:
+            self.executions[(run_id, step_id)] = replace(old, outcome=outcome, reason=reason)
+
+    # --- the read model ------------------------------------------------------------------
+
+    async def upsert_profiles(self, rows: Sequence[Observed]) -> None:
+        for r in rows:
+            key, new = (r.account_id, r.profile_id), _json(r.value)
+            stored = self.profiles.get(key)
+            if stored is None:
+                self.profiles[key] = (new, r.at)
+                continue
+            old, seen = stored
+            if seen > r.at:
+                continue
+            merged = {**old, **_strip_nulls({k: v for k, v in new.items() if k != "properties"})}
+            merged["properties"] = {
+                **(old.get("properties") or {}),
+                **(new.get("properties") or {}),
+            }
+            self.profiles[key] = (merged, r.at)
+
+    async def walk_state(self, keys: Iterable[ProfileKey]) -> dict[ProfileKey, ProfileState]:
+        found = {}
+        for key in set(keys):
+            reach = self.reachability.get(key, _Reachability())
+            profile = self.profiles.get(key)
+            found[key] = ProfileState(
+                reach.consent, reach.suppressions or [], profile[0] if profile else None
+            )
+        return found
+
+    async def save_consent(self, rows: Sequence[Observed]) -> None:
+        for r in rows:
+            reach = self.reachability.setdefault((r.account_id, r.profile_id), _Reachability())
+            if reach.consent_at is None or reach.consent_at <= r.at:
+                reach.consent, reach.consent_at = _json(r.value), r.at
+
+    async def save_suppressions(self, rows: Sequence[Observed]) -> None:
+        for r in rows:
+            reach = self.reachability.setdefault((r.account_id, r.profile_id), _Reachability())
+            if reach.suppressions_at is None or reach.suppressions_at <= r.at:
+                reach.suppressions, reach.suppressions_at = _json(r.value), r.at
+
+
+@dataclass
+class FakeWork:
+    """`ports.FlowWork` over the in-memory repository: what a batch published, and what
+    it dead-lettered, in order. Nothing is rolled back: tests look at one batch."""
+
+    flows: InMemoryFlowRepository = field(default_factory=InMemoryFlowRepository)
+    published: list[tuple[str, str | None, Message]] = field(default_factory=list)
+    dead_letters: list[tuple[str, Any, str]] = field(default_factory=list)
+
+    def publish(self, topic: str, key: str | None, message: Message) -> None:
+        self.published.append((topic, key, message))
+
+    def dead_letter(self, consumer: str, record: Any, error: str) -> None:
+        self.dead_letters.append((consumer, record, error))
+
+    def on(self, topic: str) -> list[Message]:
+        """What was published on `topic`, in order."""
+        return [m for t, _, m in self.published if t == topic]
+
+    def take(self) -> list[tuple[str, str | None, Message]]:
+        """What was published since the last `take` (one batch's outputs)."""
+        out, self.published = self.published, []
+        return out
