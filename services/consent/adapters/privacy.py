@@ -18,6 +18,7 @@ from services.consent.domain.model import ProfileConsent, normalize_phone
 from shared.contracts import PrivacyRequest, PrivacyResult
 from shared.contracts.privacy import PRIVACY_SERVICES
 from shared.db.rows import affected, plain, row_dicts
+from shared.db.uow import UnitOfWork
 from shared.privacy import normalize_email, subject_hashes
 
 ERASED = "[erased]"
@@ -320,3 +321,16 @@ async def request_status(
             **{s: by_service[s]["data"] for s in PRIVACY_SERVICES},
         }
     return status
+
+
+class PostgresPrivacyLedger:
+    """`PrivacyLedger` (services/consent/ports.py) on a unit of work's transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def record_requests(self, requests: Sequence[PrivacyRequest]) -> None:
+        await record_requests(self._uow.conn, requests)
+
+    async def record_parts(self, parts: Sequence[PrivacyResult]) -> None:
+        await record_parts(self._uow.conn, parts)
