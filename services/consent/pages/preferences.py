@@ -100,17 +100,22 @@ def preferences_page(
             }
             for list_id in list_ids(state, v)
         ],
-        sms_channels=[
-            {
-                "name": slot,
-                "label": v.t(label),
-                "hint": v.t(hint),
-                "subscribed": state.status(slot) == "subscribed",
-                "status": _status(v, state.status(slot)),
-            }
-            for slot, label, hint in (
-                ("sms_marketing", texts.SMS_MARKETING, texts.SMS_MARKETING_HINT),
-                ("sms_transactional", texts.SMS_TRANSACTIONAL, texts.SMS_TRANSACTIONAL_HINT),
-            )
-        ],
+        sms_channels=sms_channels(v, state),
     )
+
+
+def sms_channels(v: View, state: ProfileConsent) -> list[dict]:
+    """The SMS purposes shown with their status (C5)."""
+    return [
+        {
+            "name": slot,
+            "label": v.t(label),
+            "hint": v.t(hint),
+            "subscribed": state.status(slot) == "subscribed",
+            "status": _status(v, state.status(slot)),
+        }
+        for slot, label, hint in (
+            ("sms_marketing", texts.SMS_MARKETING, texts.SMS_MARKETING_HINT),
+            ("sms_transactional", texts.SMS_TRANSACTIONAL, texts.SMS_TRANSACTIONAL_HINT),
+        )
+    ]
