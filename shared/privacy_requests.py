@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from shared.contracts import PrivacyRequest, PrivacyResult, topics, utcnow
+from shared.db import outbox_erasure
 from shared.db.uow import UnitOfWork
 from shared.kafka import Received
 from shared.privacy import hash_secret
@@ -114,14 +115,7 @@ async def drop_outbox(conn: asyncpg.Connection, request: PrivacyRequest, ids: li
     keys = [i.encode() for i in ids] + [
         v.encode() for v in (request.email, request.phone_number) if v
     ]
-    if not keys:
-        return 0
-    status = await conn.execute(
-        "DELETE FROM outbox WHERE key = ANY($1::bytea[]) AND topic <> $2",
-        keys,
-        topics.PRIVACY_RESULTS,
-    )
-    return int(status.split()[-1])
+    return await outbox_erasure.delete_unpublished(conn, keys, topics.PRIVACY_RESULTS)
 
 
 def secret(settings: Settings) -> str:

@@ -1,11 +1,15 @@
-"""The consent service's wiring: batch consumers, the confirmation mail worker, and the
-HTTP API and link pages (in `api.py`)."""
+"""The consent service's wiring (its composition root): batch consumers bound to the
+PostgreSQL adapters, the confirmation mail worker, the HTTP API (`api.py`, `http/`) and
+the link pages (`pages/`)."""
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from services.consent import api, handlers, pages, privacy_api
+from services.consent import api, handlers, pages
+from services.consent.adapters.privacy import ConsentPrivacy, PostgresPrivacyLedger
+from services.consent.adapters.repository import PostgresConsentRepository
 from shared.contracts import (
     ConsentCommand,
     PrivacyRequest,
@@ -15,46 +19,68 @@ from shared.contracts import (
     topics,
 )
 from shared.db.mail_queue import MailWorker
+from shared.db.uow import UnitOfWork
 from shared.kafka import json_parser
+from shared.privacy import hash_secret
 from shared.privacy_requests import message_id
 from shared.runtime import Runtime
+
+UseCase = Callable[..., Awaitable[None]]
+
+
+def on_postgres(use_case: UseCase, **kwargs: Any) -> Callable[..., Awaitable[None]]:
+    """A batch handler running `use_case(repository, outbox, items, **kwargs)` on the
+    batch's unit of work."""
+
+    async def handler(uow: UnitOfWork, items: list[Any]) -> None:
+        await use_case(PostgresConsentRepository(uow), uow, items, **kwargs)
+
+    return handler
 
 
 def build(rt: Runtime) -> None:
     """Register consumers of `consent-commands`, `sms-inbound` and `suppression-changes`,
     the worker that sends double opt-in emails (C8), and the HTTP routes."""
+    store = ConsentPrivacy(hash_secret(rt.settings))
+
+    async def privacy_requests(uow: UnitOfWork, items: list[Any]) -> None:
+        await handlers.on_privacy_requests(uow, PostgresPrivacyLedger(uow), store, items)
+
+    async def privacy_results(uow: UnitOfWork, items: list[Any]) -> None:
+        await handlers.on_privacy_results(PostgresPrivacyLedger(uow), items)
+
     rt.consume(
         topics.CONSENT_COMMANDS,
         json_parser(ConsentCommand),
-        partial(handlers.on_commands, settings=rt.settings),
+        on_postgres(handlers.on_commands, settings=rt.settings),
         message_id=lambda c: f"{c.account_id}:{c.command_id}",
         consumer=handlers.COMMANDS,
     )
     rt.consume(
         topics.SMS_INBOUND,
         json_parser(SmsInbound),
-        partial(handlers.on_sms_inbound, settings=rt.settings),
+        on_postgres(handlers.on_sms_inbound, settings=rt.settings),
         message_id=lambda m: f"{m.account_id}:{m.message_id}",
         consumer=handlers.SMS,
     )
     rt.consume(
         topics.SUPPRESSION_CHANGES,
         json_parser(SuppressionChanged),
-        partial(handlers.on_suppression_changes, settings=rt.settings),
+        on_postgres(handlers.on_suppression_changes, settings=rt.settings),
         message_id=lambda c: c.change_id,
         consumer=handlers.SUPPRESSIONS,
     )
     rt.consume(
         topics.PRIVACY_REQUESTS,
         json_parser(PrivacyRequest),
-        partial(handlers.on_privacy_requests, settings=rt.settings),
+        privacy_requests,
         message_id=message_id,
         consumer=handlers.PRIVACY,
     )
     rt.consume(
         topics.PRIVACY_RESULTS,
         json_parser(PrivacyResult),
-        handlers.on_privacy_results,
+        privacy_results,
         message_id=lambda r: f"{r.account_id}:{r.request_id}:{r.service}",
         consumer=handlers.PRIVACY_PARTS,
     )
@@ -63,4 +89,4 @@ def build(rt: Runtime) -> None:
         await MailWorker.from_settings(rt.db, rt.settings).run()
 
     rt.workers.append(confirmation_mails)
-    rt.routes += pages.link_routes(rt) + api.api_routes(rt) + privacy_api.routes(rt)
+    rt.routes += pages.link_routes(rt) + api.api_routes(rt)

@@ -1,16 +1,16 @@
-"""The consent service's use cases over a unit of work: apply consent acts from commands,
-SMS keywords, links and spam complaints; publish C9 events; queue confirmation emails."""
+"""The consent service's use cases, over the ports in `ports.py` (a repository and the
+unit of work's outbox): apply consent acts from commands, SMS keywords, links and spam
+complaints; publish C9 events; queue confirmation emails."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from services.consent.adapters import mails, privacy
-from services.consent.adapters import repository as repo
+from services.consent.adapters import mails
 from services.consent.domain.keywords import DEFAULT_REPLIES, NOT_APPLIED, keyword, reply_kind
 from services.consent.domain.model import (
     CHANNEL_SLOTS,
@@ -24,6 +24,18 @@ from services.consent.domain.model import (
     scope_name,
 )
 from services.consent.domain.rules import decide, reject
+from services.consent.ports import (
+    AccountSettings,
+    Confirmation,
+    ConsentRepository,
+    HistoryRow,
+    Key,
+    KnownProfile,
+    PrivacyLedger,
+    Publisher,
+    Stored,
+    SuppressionList,
+)
 from shared.contracts import (
     ChannelState,
     ConsentChanged,
@@ -41,9 +53,9 @@ from shared.contracts import (
 from shared.db import mail_queue
 from shared.db.uow import UnitOfWork
 from shared.kafka import Received, dead_letter
-from shared.pages import accounts as page_accounts
+from shared.pages.accounts import PageSettings
 from shared.privacy import hash_secret, subject_hashes
-from shared.privacy_requests import handle
+from shared.privacy_requests import PrivacyStore, handle
 from shared.settings import Settings
 
 COMMANDS = f"consent.{topics.CONSENT_COMMANDS}"
@@ -64,8 +76,8 @@ class Request:
     profile: dict[str, Any] | None = None
 
     @property
-    def key(self) -> repo.Key:
-        return (self.account_id, self.profile_id)
+    def key(self) -> Key:
+        return Key(self.account_id, self.profile_id)
 
 
 def act_from_command(cmd: ConsentCommand) -> Act:
@@ -145,8 +157,30 @@ def _short(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
 
+@dataclass
+class _Loaded:
+    """What a batch of acts reads once, before deciding each act."""
+
+    stored: dict[Key, Stored]
+    prefs: dict[str, AccountSettings]
+    sups: dict[Key, list[dict[str, Any]]]
+    erased: dict[int, list[str]]
+    pages: dict[str, PageSettings]
+
+
+@dataclass
+class _Writes:
+    """What a batch of acts writes once, after deciding each act."""
+
+    history: list[HistoryRow] = field(default_factory=list)
+    confirmations: list[Confirmation] = field(default_factory=list)
+    mails: dict[str, mail_queue.OutgoingMail] = field(default_factory=dict)  # by confirmation id
+    touched: set[Key] = field(default_factory=set)
+
+
 async def apply_acts(
-    uow: UnitOfWork,
+    repo: ConsentRepository,
+    outbox: Publisher,
     requests: Sequence[Request],
     settings: Settings,
     now: datetime | None = None,
@@ -156,109 +190,135 @@ async def apply_acts(
     are written together, set-based."""
     if not requests:
         return []
-    conn = uow.conn
-    stored = await repo.lock_states(conn, (r.key for r in requests))
+    stored = await repo.lock_states(r.key for r in requests)
     # Stamped after the rows are locked: a profile's events then carry `occurred_at` in
     # commit order, which read models keeping "the newest state" rely on (F7).
     now = now or utcnow()
-    prefs = await repo.account_settings(conn, (r.account_id for r in requests))
-    sups = await repo.suppressions(conn, (r.key for r in requests))
-    erased = await _erased(conn, requests, stored, settings)
-    pages = await page_accounts.load_many(conn, [r.account_id for r in requests])
-    outcomes: list[Outcome] = []
-    history: list[tuple[str, str, Any]] = []
-    confirmations: list[tuple] = []
-    mails_out: list[tuple[str, Any, str, str]] = []
-    touched: set[repo.Key] = set()
-    for req in requests:
-        row = stored[req.key]
-        acct = prefs.get(req.account_id, repo.AccountSettings())
-        doi = acct.email_double_opt_in
-        global_email = {
-            s.get("reason")
-            for s in sups.get(req.key, [])
-            if s.get("list_id") is None and s.get("channel", "email") == "email"
-        }
-        policy = Policy(
-            email_double_opt_in=settings.email_double_opt_in if doi is None else doi,
-            manually_suppressed="manual" in global_email,
-            spam_suppressed="spam_complaint" in global_email,
-        )
-        profile = _merge(row.profile, req.profile, req.profile_id)
-        held = erased.get(id(req), [])
-        if held and req.act.action != "unsubscribe":
-            if not req.act.evidence:
-                # P2: an erased address is not messaged again on an import or form
-                # alone; the act is kept in the audit trail, without the address.
-                outcomes.append(Outcome(row.state, history=(_held(req.act, row.state),)))
-                history += [(req.account_id, req.profile_id, _held(req.act, row.state))]
-                continue
-            await privacy.lift_erasure(conn, [(req.account_id, h) for h in held])
-        outcome = decide(row.state, req.act, policy, now)
-        if outcome.confirmation is not None and not profile.get("email"):
-            outcome = reject(row.state, req.act, "C8: an email subscribe needs profile.email")
-        outcomes.append(outcome)
-        # A rejected or stale act is kept too (log and history, C11, X3): no event, no mail.
-        row.state = outcome.state
-        touched.add(req.key)
-        history += [(req.account_id, req.profile_id, h) for h in outcome.history]
-        if outcome.rejection is not None:
-            continue
-        row.profile = profile
-        if outcome.confirmation is not None:
-            c = outcome.confirmation
-            cid = _short(req.account_id, req.profile_id, req.act.act_id)
-            confirmations.append(
-                (
-                    cid,
-                    req.account_id,
-                    req.profile_id,
-                    c.channel,
-                    c.list_id,
-                    c.scope,
-                    req.act.method,
-                    profile["email"],
-                )
-            )
-            msg = mails.confirmation(
-                settings,
-                confirmation_id=cid,
-                account_id=req.account_id,
-                profile_id=req.profile_id,
-                email=profile["email"],
-                list_id=c.list_id,
-                scope=c.scope,
-                mail_from=acct.from_email or mails.DEFAULT_FROM,
-                pages=pages.get(req.account_id),
-            )
-            mails_out.append((cid, msg, req.account_id, acct.from_email or mails.DEFAULT_FROM))
-        for change in change_messages(
-            req.account_id, req.profile_id, profile, req.act, outcome, now
-        ):
-            uow.publish(topics.CONSENT_CHANGES, req.profile_id, change)
-    await repo.save_states(conn, {k: stored[k] for k in touched})
-    await repo.append_history(conn, history)
-    fresh = await repo.add_confirmations(conn, confirmations)
-    await mail_queue.enqueue_many(
-        conn,
-        [
-            mail_queue.OutgoingMail(
-                dedupe_key=f"consent-confirm:{cid}",
-                kind="consent-confirmation",
-                account_id=account_id,
-                message=msg,
-                mail_from=mail_from,
-                rcpt_to=msg["To"],
-            )
-            for cid, msg, account_id, mail_from in mails_out
-            if cid in fresh
-        ],
+    loaded = _Loaded(
+        stored,
+        await repo.account_settings(r.account_id for r in requests),
+        await repo.suppressions(r.key for r in requests),
+        await _erased(repo, requests, stored, settings),
+        await repo.page_settings(r.account_id for r in requests),
     )
+    writes = _Writes()
+    outcomes = [
+        await _apply_one(repo, outbox, req, loaded, writes, settings, now) for req in requests
+    ]
+    await repo.save_states({k: stored[k] for k in writes.touched})
+    await repo.append_history(writes.history)
+    fresh = await repo.add_confirmations(writes.confirmations)
+    await repo.queue_mails([m for cid, m in writes.mails.items() if cid in fresh])
     return outcomes
 
 
+def _policy(settings: Settings, acct: AccountSettings, sups: list[dict[str, Any]]) -> Policy:
+    """The account's double opt-in choice and the global email suppressions in force."""
+    doi = acct.email_double_opt_in
+    global_email = {
+        s.get("reason")
+        for s in sups
+        if s.get("list_id") is None and s.get("channel", "email") == "email"
+    }
+    return Policy(
+        email_double_opt_in=settings.email_double_opt_in if doi is None else doi,
+        manually_suppressed="manual" in global_email,
+        spam_suppressed="spam_complaint" in global_email,
+    )
+
+
+async def _apply_one(
+    repo: ConsentRepository,
+    outbox: Publisher,
+    req: Request,
+    loaded: _Loaded,
+    writes: _Writes,
+    settings: Settings,
+    now: datetime,
+) -> Outcome:
+    """Decide one act on the state left by the acts before it in the batch."""
+    row = loaded.stored[req.key]
+    acct = loaded.prefs.get(req.account_id, AccountSettings())
+    profile = _merge(row.profile, req.profile, req.profile_id)
+    held = loaded.erased.get(id(req), [])
+    if held and req.act.action != "unsubscribe":
+        if not req.act.evidence:
+            # P2: an erased address is not messaged again on an import or form
+            # alone; the act is kept in the audit trail, without the address.
+            entry = _held(req.act, row.state)
+            writes.history.append(HistoryRow(req.account_id, req.profile_id, entry))
+            return Outcome(row.state, history=(entry,))
+        await repo.lift_erasure([(req.account_id, h) for h in held])
+    policy = _policy(settings, acct, loaded.sups.get(req.key, []))
+    outcome = decide(row.state, req.act, policy, now)
+    if outcome.confirmation is not None and not profile.get("email"):
+        outcome = reject(row.state, req.act, "C8: an email subscribe needs profile.email")
+    # A rejected or stale act is kept too (log and history, C11, X3): no event, no mail.
+    row.state = outcome.state
+    writes.touched.add(req.key)
+    writes.history += [HistoryRow(req.account_id, req.profile_id, h) for h in outcome.history]
+    if outcome.rejection is not None:
+        return outcome
+    row.profile = profile
+    if outcome.confirmation is not None:
+        _ask_confirmation(req, outcome, profile["email"], acct, loaded, writes, settings)
+    for change in change_messages(req.account_id, req.profile_id, profile, req.act, outcome, now):
+        outbox.publish(topics.CONSENT_CHANGES, req.profile_id, change)
+    return outcome
+
+
+def _ask_confirmation(
+    req: Request,
+    outcome: Outcome,
+    email: str,
+    acct: AccountSettings,
+    loaded: _Loaded,
+    writes: _Writes,
+    settings: Settings,
+) -> None:
+    """C8: a pending confirmation and its mail (queued only if the confirmation is new)."""
+    c = outcome.confirmation
+    assert c is not None
+    cid = _short(req.account_id, req.profile_id, req.act.act_id)
+    writes.confirmations.append(
+        Confirmation(
+            cid, req.account_id, req.profile_id, c.channel, c.list_id, c.scope,
+            req.act.method, email,
+        )
+    )  # fmt: skip
+    mail_from = acct.from_email or mails.DEFAULT_FROM
+    msg = mails.confirmation(
+        settings,
+        confirmation_id=cid,
+        account_id=req.account_id,
+        profile_id=req.profile_id,
+        email=email,
+        list_id=c.list_id,
+        scope=c.scope,
+        mail_from=mail_from,
+        pages=loaded.pages.get(req.account_id),
+    )
+    writes.mails[cid] = _confirmation_mail(cid, req.account_id, msg, mail_from, msg["To"])
+
+
+def _confirmation_mail(
+    cid: str, account_id: str, msg: Any, mail_from: str, rcpt_to: str
+) -> mail_queue.OutgoingMail:
+    return mail_queue.OutgoingMail(
+        dedupe_key=f"consent-confirm:{cid}",
+        kind="consent-confirmation",
+        account_id=account_id,
+        message=msg,
+        mail_from=mail_from,
+        rcpt_to=rcpt_to,
+    )
+
+
 async def _erased(
-    conn: Any, requests: Sequence[Request], stored: dict[repo.Key, Any], settings: Settings
+    repo: ConsentRepository,
+    requests: Sequence[Request],
+    stored: dict[Key, Stored],
+    settings: Settings,
 ) -> dict[int, list[str]]:
     """The erased-address hashes each subscribe request matches (P2), by request."""
     secret = hash_secret(settings)
@@ -275,7 +335,7 @@ async def _erased(
     if not wanted:
         return {}
     pairs = [(r.account_id, h) for r in requests for h in wanted.get(id(r), [])]
-    found = await privacy.erased_hashes(conn, pairs)
+    found = await repo.erased_hashes(pairs)
     out = {}
     for req in requests:
         hit = [h for h in wanted.get(id(req), []) if (req.account_id, h) in found]
@@ -301,93 +361,69 @@ def _held(act: Act, state: ProfileConsent) -> HistoryEntry:
 
 
 async def on_privacy_requests(
-    uow: UnitOfWork, items: list[Received[PrivacyRequest]], settings: Settings
+    uow: UnitOfWork,
+    ledger: PrivacyLedger,
+    store: PrivacyStore,
+    items: list[Received[PrivacyRequest]],
 ) -> None:
     """P1: remember the request (its status is read here) and do the consent part."""
-    await privacy.record_requests(uow.conn, [i.message for i in items])
-    await handle(uow, items, privacy.ConsentPrivacy(hash_secret(settings)))
+    await ledger.record_requests([i.message for i in items])
+    await handle(uow, items, store)
 
 
-async def on_privacy_results(uow: UnitOfWork, items: list[Received[PrivacyResult]]) -> None:
+async def on_privacy_results(ledger: PrivacyLedger, items: list[Received[PrivacyResult]]) -> None:
     """P1: collect every service's part; the request is done when all four are in."""
-    await privacy.record_parts(uow.conn, [i.message for i in items])
+    await ledger.record_parts([i.message for i in items])
 
 
 async def renew_confirmation(
-    conn: Any, settings: Settings, confirmation_id: str, now: datetime
+    repo: ConsentRepository, settings: Settings, confirmation_id: str, now: datetime
 ) -> bool:
     """C12: an expired confirmation link asks for a new mail. A fresh pending
     confirmation (same account, profile, list and scope) is recorded and its mail queued;
     at most one per old link per day, so a link pressed repeatedly sends one mail.
     False when the old confirmation was already used or is unknown."""
-    row = await repo.confirmation(conn, confirmation_id)
-    if row is None or row["confirmed_at"] is not None:
+    old = await repo.confirmation(confirmation_id)
+    if old is None or old.confirmed_at is not None:
         return False
     fresh_id = _short(confirmation_id, "renewed", now.date().isoformat())
-    acct = (await repo.account_settings(conn, [row["account_id"]])).get(
-        row["account_id"], repo.AccountSettings()
-    )
+    acct = (await repo.account_settings([old.account_id])).get(old.account_id, AccountSettings())
     mail_from = acct.from_email or mails.DEFAULT_FROM
     fresh = await repo.add_confirmations(
-        conn,
-        [
-            (
-                fresh_id,
-                row["account_id"],
-                row["profile_id"],
-                row["channel"],
-                row["list_id"],
-                row["scope"],
-                row["method"],
-                row["email"],
-            )
-        ],
+        [replace(old, confirmation_id=fresh_id, requested_at=None, confirmed_at=None)]
     )
     if fresh_id not in fresh:
         return True  # already renewed today: that mail is on its way
+    pages = (await repo.page_settings([old.account_id])).get(old.account_id, PageSettings())
     msg = mails.confirmation(
         settings,
         confirmation_id=fresh_id,
-        account_id=row["account_id"],
-        profile_id=row["profile_id"],
-        email=row["email"],
-        list_id=row["list_id"],
-        scope=row["scope"],
+        account_id=old.account_id,
+        profile_id=old.profile_id,
+        email=old.email,
+        list_id=old.list_id,
+        scope=old.scope,
         mail_from=mail_from,
-        pages=await page_accounts.load(conn, row["account_id"]),
+        pages=pages,
     )
-    await mail_queue.enqueue_many(
-        conn,
-        [
-            mail_queue.OutgoingMail(
-                dedupe_key=f"consent-confirm:{fresh_id}",
-                kind="consent-confirmation",
-                account_id=row["account_id"],
-                message=msg,
-                mail_from=mail_from,
-                rcpt_to=row["email"],
-            )
-        ],
+    await repo.queue_mails(
+        [_confirmation_mail(fresh_id, old.account_id, msg, mail_from, old.email)]
     )
     return True
 
 
 async def queue_opt_out_confirmation(
-    conn: Any, settings: Settings, account_id: str, profile_id: str, act_id: str
+    repo: ConsentRepository, settings: Settings, account_id: str, profile_id: str, act_id: str
 ) -> None:
     """W3: when the account asks for it, confirm an opt-out the profile made through a
     link by mail, with a way back in (the preference centre)."""
-    pages = await page_accounts.load(conn, account_id)
+    pages = (await repo.page_settings([account_id])).get(account_id, PageSettings())
     if not pages.optout_confirmation_email:
         return
-    email = await conn.fetchval(
-        "SELECT email FROM consent_state WHERE account_id = $1 AND profile_id = $2",
-        account_id,
-        profile_id,
-    )
+    email = await repo.profile_email(Key(account_id, profile_id))
     if not email:
         return
-    acct = (await repo.account_settings(conn, [account_id])).get(account_id, repo.AccountSettings())
+    acct = (await repo.account_settings([account_id])).get(account_id, AccountSettings())
     mail_from = acct.from_email or mails.DEFAULT_FROM
     msg = mails.opt_out_confirmation(
         settings,
@@ -398,8 +434,7 @@ async def queue_opt_out_confirmation(
         mail_from=mail_from,
         pages=pages,
     )
-    await mail_queue.enqueue_many(
-        conn,
+    await repo.queue_mails(
         [
             mail_queue.OutgoingMail(
                 dedupe_key=f"consent-optout:{act_id}",
@@ -409,12 +444,15 @@ async def queue_opt_out_confirmation(
                 mail_from=mail_from,
                 rcpt_to=email,
             )
-        ],
+        ]
     )
 
 
 async def on_commands(
-    uow: UnitOfWork, items: list[Received[ConsentCommand]], settings: Settings
+    repo: ConsentRepository,
+    outbox: Publisher,
+    items: list[Received[ConsentCommand]],
+    settings: Settings,
 ) -> None:
     """`consent-commands`: C1–C11; a rule violation is dead-lettered with its reason."""
     requests = [
@@ -426,14 +464,17 @@ async def on_commands(
         )
         for i in items
     ]
-    outcomes = await apply_acts(uow, requests, settings)
+    outcomes = await apply_acts(repo, outbox, requests, settings)
     for item, outcome in zip(items, outcomes, strict=True):
         if outcome.rejection is not None:
-            dead_letter(uow, COMMANDS, item.record, outcome.rejection)
+            dead_letter(outbox, COMMANDS, item.record, outcome.rejection)  # type: ignore[arg-type]
 
 
 async def on_sms_inbound(
-    uow: UnitOfWork, items: list[Received[SmsInbound]], settings: Settings
+    repo: ConsentRepository,
+    outbox: Publisher,
+    items: list[Received[SmsInbound]],
+    settings: Settings,
 ) -> None:
     """C13: keywords change SMS consent of every profile on that number, and get a reply
     that tells the truth about the state after it (X3: a stale keyword is not confirmed)."""
@@ -442,48 +483,27 @@ async def on_sms_inbound(
     if not texts:
         return
     phones = await repo.profiles_by_phone(
-        uow.conn, ((m.account_id, normalize_phone(m.phone_number) or "") for m, _ in texts)
+        (m.account_id, normalize_phone(m.phone_number) or "") for m, _ in texts
     )
-    requests = []
-    for msg, word in texts:
-        if word == "help":
-            continue
-        phone = normalize_phone(msg.phone_number)
-        for profile_id in phones.get((msg.account_id, phone or ""), []):
-            requests.append(
-                Request(
-                    msg.account_id,
-                    profile_id,
-                    Act(
-                        act_id=f"sms:{msg.message_id}",
-                        action="unsubscribe" if word == "stop" else "subscribe",
-                        channel="sms",
-                        act_at=clamp(
-                            msg.received_at
-                            if msg.received_at.tzinfo
-                            else msg.received_at.replace(tzinfo=UTC)
-                        ),
-                        method="keyword",
-                        phone_number=phone,
-                        # START comes from the number itself: the profile's own act (C11).
-                        confirmed=word == "start",
-                        actor="profile (sms keyword)",
-                    ),
-                )
-            )
-    outcomes = await apply_acts(uow, requests, settings)
+    requests = [
+        Request(msg.account_id, profile_id, keyword_act(msg, word))
+        for msg, word in texts
+        if word != "help"
+        for profile_id in phones.get((msg.account_id, normalize_phone(msg.phone_number) or ""), [])
+    ]
+    outcomes = await apply_acts(repo, outbox, requests, settings)
     after: dict[str, list[ProfileConsent]] = {}
     for req, outcome in zip(requests, outcomes, strict=True):
         after.setdefault(req.act.act_id, []).append(outcome.state)
-    prefs = await repo.account_settings(uow.conn, (m.account_id for m, _ in texts))
+    prefs = await repo.account_settings(m.account_id for m, _ in texts)
     for msg, word in texts:
-        acct = prefs.get(msg.account_id, repo.AccountSettings())
+        acct = prefs.get(msg.account_id, AccountSettings())
         kind = reply_kind(word, after.get(f"sms:{msg.message_id}", []))
         if kind in NOT_APPLIED:
             body = NOT_APPLIED[kind]
         else:
             body = getattr(acct, f"sms_reply_{kind}") or DEFAULT_REPLIES[kind]  # type: ignore[index]
-        uow.publish(
+        outbox.publish(
             topics.SMS_OUTBOUND,
             msg.phone_number,
             SmsOutbound(
@@ -496,21 +516,42 @@ async def on_sms_inbound(
         )
 
 
+def keyword_act(msg: SmsInbound, word: str) -> Act:
+    """C13: STOP unsubscribes the number's SMS consent, START subscribes it again."""
+    return Act(
+        act_id=f"sms:{msg.message_id}",
+        action="unsubscribe" if word == "stop" else "subscribe",
+        channel="sms",
+        act_at=clamp(
+            msg.received_at if msg.received_at.tzinfo else msg.received_at.replace(tzinfo=UTC)
+        ),
+        method="keyword",
+        phone_number=normalize_phone(msg.phone_number),
+        # START comes from the number itself: the profile's own act (C11).
+        confirmed=word == "start",
+        actor="profile (sms keyword)",
+    )
+
+
 async def on_suppression_changes(
-    uow: UnitOfWork, items: list[Received[SuppressionChanged]], settings: Settings
+    repo: ConsentRepository,
+    outbox: Publisher,
+    items: list[Received[SuppressionChanged]],
+    settings: Settings,
 ) -> None:
     """Keep the suppression read model (C14); S3: a spam complaint unsubscribes email."""
     changes = [i.message for i in items]
     await repo.save_suppressions(
-        uow.conn,
-        [(c.account_id, c.profile_id, c.suppressions, c.occurred_at) for c in changes],
+        [
+            SuppressionList(c.account_id, c.profile_id, c.suppressions, c.occurred_at)
+            for c in changes
+        ]
     )
     await repo.remember_profiles(
-        uow.conn,
         [
-            (c.account_id, c.profile_id, c.profile.model_dump(exclude={"properties"}))
+            KnownProfile(c.account_id, c.profile_id, c.profile.model_dump(exclude={"properties"}))
             for c in changes
-        ],
+        ]
     )
     requests = [
         Request(
@@ -522,7 +563,7 @@ async def on_suppression_changes(
         for c in changes
         if c.type == "suppressed" and c.reason == "spam_complaint" and c.channel == "email"
     ]
-    await apply_acts(uow, requests, settings)
+    await apply_acts(repo, outbox, requests, settings)
 
 
 def spam_act(change_id: str, occurred_at: datetime, list_id: str | None) -> Act:
@@ -537,3 +578,18 @@ def spam_act(change_id: str, occurred_at: datetime, list_id: str | None) -> Act:
         method="spam_complaint",
         actor="suppression (spam complaint)",
     )
+
+
+async def refuse_operator_act(
+    repo: ConsentRepository, cmd: ConsentCommand, state: ProfileConsent
+) -> str | None:
+    """C11, X3a: why an operator's act would be rejected, checked before it is queued so
+    the API can answer 422; the rejection is kept in history and nothing is queued.
+    None when the act may go to the command topic."""
+    outcome = decide(state, act_from_command(cmd), Policy(), utcnow())
+    if outcome.rejection is None:
+        return None
+    await repo.append_history(
+        [HistoryRow(cmd.account_id, cmd.profile.id, h) for h in outcome.history]
+    )
+    return outcome.rejection

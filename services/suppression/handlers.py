@@ -1,5 +1,6 @@
-"""The suppression service's use cases: apply suppression commands (S1, S4, S5) and learn
-from consent changes (S5, C11), publishing the full list in force on every change (S6)."""
+"""The suppression service's use cases, over the ports in `ports.py`: apply suppression
+commands (S1, S4, S5) and learn from consent changes (S5, C11), publishing the full list
+in force on every change (S6)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from services.suppression.adapters import repository as repo
-from services.suppression.adapters.privacy import SuppressionPrivacy
 from services.suppression.domain.rules import (
     LIFTING_EVENTS,
     Command,
@@ -17,6 +16,7 @@ from services.suppression.domain.rules import (
     decide,
     on_consent_change,
 )
+from services.suppression.ports import HistoryRow, Key, Publisher, SuppressionRepository
 from shared.contracts import (
     ConsentChanged,
     PrivacyRequest,
@@ -28,7 +28,7 @@ from shared.contracts import (
 )
 from shared.db.uow import UnitOfWork
 from shared.kafka import Received, dead_letter
-from shared.privacy_requests import handle
+from shared.privacy_requests import PrivacyStore, handle
 from shared.settings import Settings
 
 COMMANDS = f"suppression.{topics.SUPPRESSION_COMMANDS}"
@@ -45,7 +45,8 @@ def _merge(profile: dict[str, Any], incoming: dict[str, Any] | None, profile_id:
 
 
 async def _apply(
-    uow: UnitOfWork,
+    repo: SuppressionRepository,
+    outbox: Publisher,
     entries: Sequence[tuple[str, str, str, dict[str, Any] | None]],
     step: Callable[[SuppressionState, int], Outcome],
 ) -> list[Outcome]:
@@ -53,14 +54,13 @@ async def _apply(
     order on one transaction; publish a `suppression-changes` message per change."""
     if not entries:
         return []
-    conn = uow.conn
-    stored = await repo.lock(conn, ((a, p) for a, p, _, _ in entries))
+    stored = await repo.lock(Key(a, p) for a, p, _, _ in entries)
     before = {k: v.state for k, v in stored.items()}
     now = utcnow()
     outcomes, history, sources = [], [], {}
     touched = set()
     for index, (account, profile_id, source, attrs) in enumerate(entries):
-        key = (account, profile_id)
+        key = Key(account, profile_id)
         row = stored[key]
         outcome = step(row.state, index)
         outcomes.append(outcome)
@@ -71,13 +71,13 @@ async def _apply(
         touched.add(key)
         sources[key] = source
         history += [
-            (account, profile_id, c.type, c.channel, c.reason, c.list_id, source)
+            HistoryRow(account, profile_id, c.type, c.channel, c.reason, c.list_id, source)
             for c in outcome.changes
         ]
         for message in change_messages(account, profile_id, row.profile, source, outcome, now):
-            uow.publish(topics.SUPPRESSION_CHANGES, profile_id, message)
-    await repo.save(conn, before, {k: stored[k] for k in touched}, sources)
-    await repo.append_history(conn, history)
+            outbox.publish(topics.SUPPRESSION_CHANGES, profile_id, message)
+    await repo.save(before, {k: stored[k] for k in touched}, sources)
+    await repo.append_history(history)
     return outcomes
 
 
@@ -111,7 +111,10 @@ def change_messages(
 
 
 async def on_commands(
-    uow: UnitOfWork, items: list[Received[SuppressionCommand]], settings: Settings
+    repo: SuppressionRepository,
+    outbox: Publisher,
+    items: list[Received[SuppressionCommand]],
+    settings: Settings,
 ) -> None:
     """`suppression-commands`: S1, S4, S5; a rule violation is dead-lettered with its reason."""
     cmds = [i.message for i in items]
@@ -125,7 +128,8 @@ async def on_commands(
         )
 
     outcomes = await _apply(
-        uow,
+        repo,
+        outbox,
         [
             (c.account_id, c.profile.id, c.command_id, c.profile.model_dump(exclude={"properties"}))
             for c in cmds
@@ -134,10 +138,12 @@ async def on_commands(
     )
     for item, outcome in zip(items, outcomes, strict=True):
         if outcome.rejection is not None:
-            dead_letter(uow, COMMANDS, item.record, outcome.rejection)
+            dead_letter(outbox, COMMANDS, item.record, outcome.rejection)  # type: ignore[arg-type]
 
 
-async def on_consent_changes(uow: UnitOfWork, items: list[Received[ConsentChanged]]) -> None:
+async def on_consent_changes(
+    repo: SuppressionRepository, outbox: Publisher, items: list[Received[ConsentChanged]]
+) -> None:
     """S5/C11: a re-subscribe with evidence lifts a spam complaint (global or of a list);
     a subscribe lifts an earlier manual suppression (C9)."""
     events = [
@@ -147,7 +153,7 @@ async def on_consent_changes(uow: UnitOfWork, items: list[Received[ConsentChange
     ]
     if not events:
         return
-    liftable = await repo.with_liftable(uow.conn, [(e.account_id, e.profile_id) for e in events])
+    liftable = await repo.with_liftable([Key(e.account_id, e.profile_id) for e in events])
     events = [e for e in events if (e.account_id, e.profile_id) in liftable]
 
     def step(state: SuppressionState, index: int) -> Outcome:
@@ -158,7 +164,8 @@ async def on_consent_changes(uow: UnitOfWork, items: list[Received[ConsentChange
         )
 
     await _apply(
-        uow,
+        repo,
+        outbox,
         [
             (e.account_id, e.profile_id, e.change_id, e.profile.model_dump(exclude={"properties"}))
             for e in events
@@ -167,6 +174,8 @@ async def on_consent_changes(uow: UnitOfWork, items: list[Received[ConsentChange
     )
 
 
-async def on_privacy_requests(uow: UnitOfWork, items: list[Received[PrivacyRequest]]) -> None:
+async def on_privacy_requests(
+    uow: UnitOfWork, store: PrivacyStore, items: list[Received[PrivacyRequest]]
+) -> None:
     """P1–P3: export or erase what this service holds about the person."""
-    await handle(uow, items, SuppressionPrivacy())
+    await handle(uow, items, store)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from shared.db import account_pages
 from shared.mail import email_error
 from shared.pages import DEFAULT_ACCENT, LANGUAGES, Brand, colour_error
 
@@ -106,31 +107,24 @@ async def load(conn: asyncpg.Connection, account_id: str) -> PageSettings:
 
 
 async def save(conn: asyncpg.Connection, account_id: str, values: dict[str, Any]) -> None:
-    cols = [f for f in FIELDS if f in values]
-    if not cols:
-        return
-    await conn.execute(
-        f"INSERT INTO account_pages (account_id, {', '.join(cols)}) VALUES ($1, "
-        + ", ".join(f"${i + 2}" for i in range(len(cols)))
-        + ") ON CONFLICT (account_id) DO UPDATE SET "
-        + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols)
-        + ", updated_at = now()",
-        account_id,
-        *(values[c] for c in cols),
-    )
+    """Store `values` (a subset of FIELDS, checked with `errors` first)."""
+    await account_pages.upsert(conn, account_id, values, FIELDS)
 
 
 async def load_many(conn: asyncpg.Connection, accounts: list[str]) -> dict[str, PageSettings]:
     """Page settings of several accounts at once (accounts without settings are left out)."""
-    rows = await conn.fetch(
-        "SELECT account_id, " + ", ".join(FIELDS) + " FROM account_pages"
-        " WHERE account_id = ANY($1::text[])",
-        sorted(set(accounts)),
+    return {
+        account: from_columns(values)
+        for account, values in (await account_pages.fetch(conn, accounts, FIELDS)).items()
+    }
+
+
+def from_columns(values: dict[str, Any]) -> PageSettings:
+    """Settings from stored column values (NULL list names and flag read as unset)."""
+    return PageSettings(
+        **{
+            **values,
+            "list_names": values.get("list_names") or {},
+            "optout_confirmation_email": bool(values.get("optout_confirmation_email")),
+        }
     )
-    out = {}
-    for row in rows:
-        values = {f: row[f] for f in FIELDS}
-        values["list_names"] = values["list_names"] or {}
-        values["optout_confirmation_email"] = bool(values["optout_confirmation_email"])
-        out[row["account_id"]] = PageSettings(**values)
-    return out

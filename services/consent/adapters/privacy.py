@@ -18,6 +18,7 @@ from services.consent.domain.model import ProfileConsent, normalize_phone
 from shared.contracts import PrivacyRequest, PrivacyResult
 from shared.contracts.privacy import PRIVACY_SERVICES
 from shared.db.rows import affected, plain, row_dicts
+from shared.db.uow import UnitOfWork
 from shared.privacy import normalize_email, subject_hashes
 
 ERASED = "[erased]"
@@ -94,96 +95,134 @@ class ConsentPrivacy:
     async def erase(
         self, conn: asyncpg.Connection, request: PrivacyRequest, profile_ids: list[str]
     ) -> dict[str, int]:
-        account = request.account_id
-        addresses = await conn.fetch(
-            "SELECT email, phone_number, profile->>'email' AS pemail,"
-            " profile->>'phone_number' AS pphone FROM consent_state"
-            " WHERE account_id = $1 AND profile_id = ANY($2::text[])"
-            " UNION ALL SELECT email, NULL, NULL, NULL FROM confirmations"
-            " WHERE account_id = $1 AND profile_id = ANY($2::text[])"
-            " UNION ALL SELECT NULL, phone_number, NULL, NULL FROM consent_history"
-            " WHERE account_id = $1 AND profile_id = ANY($2::text[])"
-            " AND phone_number IS NOT NULL",
-            account,
-            profile_ids,
-        )
-        emails = {a for r in addresses for a in (r["email"], r["pemail"]) if a}
-        phones = {a for r in addresses for a in (r["phone_number"], r["pphone"]) if a}
-        emails |= {request.email} if request.email else set()
-        phones |= {request.phone_number} if request.phone_number else set()
+        emails, phones = await _addresses(conn, request, profile_ids)
         hashes = sorted(
             {h for e in emails for h in subject_hashes(self._secret, e, None)}
             | {h for p in phones for h in subject_hashes(self._secret, None, p)}
         )
-        out: dict[str, int] = {}
-        await conn.execute(
-            "INSERT INTO erased_subjects (account_id, subject_hash, request_id)"
-            " SELECT $1, unnest($2::text[]), $3 ON CONFLICT (account_id, subject_hash)"
-            " DO UPDATE SET request_id = EXCLUDED.request_id, erased_at = now()",
-            account,
-            hashes,
-            request.request_id,
-        )
-        out["erased_subjects"] = len(hashes)
-        # The audit trail stays (C2), without the number and free-text evidence, and
-        # records the erase itself.
-        out["consent_history"] = affected(
-            await conn.execute(
-                "UPDATE consent_history SET phone_number = NULL,"
-                " evidence = CASE WHEN evidence IS NULL THEN NULL ELSE $3 END"
-                " WHERE account_id = $1 AND profile_id = ANY($2::text[])",
-                account,
-                profile_ids,
-                ERASED,
-            )
-        )
-        await conn.execute(
-            "INSERT INTO consent_history (account_id, profile_id, slot, action, result, status,"
-            " act_at, method, act_id) SELECT $1, p, '*', 'erase', 'erased', 'never_subscribed',"
-            " $3, 'privacy_request', $4 FROM unnest($2::text[]) AS p",
-            account,
-            profile_ids,
-            request.requested_at,
-            f"privacy:{request.request_id}",
-        )
-        mails = [normalize_email(e) for e in emails]
-        cids = [
-            r["confirmation_id"]
-            for r in await conn.fetch(
-                "SELECT confirmation_id FROM confirmations WHERE account_id = $1"
-                " AND profile_id = ANY($2::text[])",
-                account,
-                profile_ids,
-            )
-        ]
-        out["mail_queue"] = affected(
-            await conn.execute(
-                "DELETE FROM mail_queue WHERE account_id = $1 AND (lower(rcpt_to) = ANY($2)"
-                " OR dedupe_key = ANY($3::text[]))",
-                account,
-                mails,
-                [f"consent-confirm:{c}" for c in cids],
-            )
-        )
-        for table in ("confirmations", "consent_state", "suppression_view"):
-            out[table] = affected(
-                await conn.execute(
-                    f"DELETE FROM {table} WHERE account_id = $1 AND profile_id = ANY($2::text[])",
-                    account,
-                    profile_ids,
-                )
-            )
-        # Exports answered earlier hold the person's data too.
-        out["privacy_parts"] = affected(
-            await conn.execute(
-                "UPDATE privacy_parts SET data = NULL WHERE account_id = $1"
-                " AND profile_ids && $2::text[] AND data IS NOT NULL",
-                account,
-                profile_ids,
-            )
-        )
+        await _remember_erased(conn, request, hashes)
+        out = {"erased_subjects": len(hashes)}
+        out["consent_history"] = await _blank_history(conn, request, profile_ids)
+        out["mail_queue"] = await _drop_mails(conn, request.account_id, profile_ids, emails)
+        out |= await _delete_rows(conn, request.account_id, profile_ids)
         await drop_sms_replies(conn, phones)
         return out
+
+
+async def _addresses(
+    conn: asyncpg.Connection, request: PrivacyRequest, profile_ids: list[str]
+) -> tuple[set[str], set[str]]:
+    """Every email address and phone number held for the profiles, and the request's."""
+    account = request.account_id
+    addresses = await conn.fetch(
+        "SELECT email, phone_number, profile->>'email' AS pemail,"
+        " profile->>'phone_number' AS pphone FROM consent_state"
+        " WHERE account_id = $1 AND profile_id = ANY($2::text[])"
+        " UNION ALL SELECT email, NULL, NULL, NULL FROM confirmations"
+        " WHERE account_id = $1 AND profile_id = ANY($2::text[])"
+        " UNION ALL SELECT NULL, phone_number, NULL, NULL FROM consent_history"
+        " WHERE account_id = $1 AND profile_id = ANY($2::text[])"
+        " AND phone_number IS NOT NULL",
+        account,
+        profile_ids,
+    )
+    emails = {a for r in addresses for a in (r["email"], r["pemail"]) if a}
+    phones = {a for r in addresses for a in (r["phone_number"], r["pphone"]) if a}
+    emails |= {request.email} if request.email else set()
+    phones |= {request.phone_number} if request.phone_number else set()
+    return emails, phones
+
+
+async def _remember_erased(
+    conn: asyncpg.Connection, request: PrivacyRequest, hashes: list[str]
+) -> None:
+    """P2: the keyed hashes hold back a later subscribe without evidence."""
+    account = request.account_id
+    await conn.execute(
+        "INSERT INTO erased_subjects (account_id, subject_hash, request_id)"
+        " SELECT $1, unnest($2::text[]), $3 ON CONFLICT (account_id, subject_hash)"
+        " DO UPDATE SET request_id = EXCLUDED.request_id, erased_at = now()",
+        account,
+        hashes,
+        request.request_id,
+    )
+
+
+async def _blank_history(
+    conn: asyncpg.Connection, request: PrivacyRequest, profile_ids: list[str]
+) -> int:
+    account = request.account_id
+    # The audit trail stays (C2), without the number and free-text evidence, and
+    # records the erase itself.
+    blanked = affected(
+        await conn.execute(
+            "UPDATE consent_history SET phone_number = NULL,"
+            " evidence = CASE WHEN evidence IS NULL THEN NULL ELSE $3 END"
+            " WHERE account_id = $1 AND profile_id = ANY($2::text[])",
+            account,
+            profile_ids,
+            ERASED,
+        )
+    )
+    await conn.execute(
+        "INSERT INTO consent_history (account_id, profile_id, slot, action, result, status,"
+        " act_at, method, act_id) SELECT $1, p, '*', 'erase', 'erased', 'never_subscribed',"
+        " $3, 'privacy_request', $4 FROM unnest($2::text[]) AS p",
+        account,
+        profile_ids,
+        request.requested_at,
+        f"privacy:{request.request_id}",
+    )
+    return blanked
+
+
+async def _drop_mails(
+    conn: asyncpg.Connection, account: str, profile_ids: list[str], emails: set[str]
+) -> int:
+    """Unsent mails to the addresses, and unsent confirmation mails of the profiles."""
+    mails = [normalize_email(e) for e in emails]
+    cids = [
+        r["confirmation_id"]
+        for r in await conn.fetch(
+            "SELECT confirmation_id FROM confirmations WHERE account_id = $1"
+            " AND profile_id = ANY($2::text[])",
+            account,
+            profile_ids,
+        )
+    ]
+    return affected(
+        await conn.execute(
+            "DELETE FROM mail_queue WHERE account_id = $1 AND (lower(rcpt_to) = ANY($2)"
+            " OR dedupe_key = ANY($3::text[]))",
+            account,
+            mails,
+            [f"consent-confirm:{c}" for c in cids],
+        )
+    )
+
+
+async def _delete_rows(
+    conn: asyncpg.Connection, account: str, profile_ids: list[str]
+) -> dict[str, int]:
+    out = {}
+    for table in ("confirmations", "consent_state", "suppression_view"):
+        out[table] = affected(
+            await conn.execute(
+                f"DELETE FROM {table} WHERE account_id = $1 AND profile_id = ANY($2::text[])",
+                account,
+                profile_ids,
+            )
+        )
+    # Exports answered earlier hold the person's data too.
+    out["privacy_parts"] = affected(
+        await conn.execute(
+            "UPDATE privacy_parts SET data = NULL WHERE account_id = $1"
+            " AND profile_ids && $2::text[] AND data IS NOT NULL",
+            account,
+            profile_ids,
+        )
+    )
+    return out
 
 
 def plain_dict(value: Any) -> Any:
@@ -320,3 +359,16 @@ async def request_status(
             **{s: by_service[s]["data"] for s in PRIVACY_SERVICES},
         }
     return status
+
+
+class PostgresPrivacyLedger:
+    """`PrivacyLedger` (services/consent/ports.py) on a unit of work's transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def record_requests(self, requests: Sequence[PrivacyRequest]) -> None:
+        await record_requests(self._uow.conn, requests)
+
+    async def record_parts(self, parts: Sequence[PrivacyResult]) -> None:
+        await record_parts(self._uow.conn, parts)

@@ -1,131 +1,134 @@
-"""The suppression service's SQL: states locked per batch and written back as a diff."""
+"""The suppression service's SQL for its use cases, as `SuppressionRepository`
+(`services/suppression/ports.py`): states locked per batch and written back as a diff.
+Read-side queries of the HTTP API are in `queries.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import astuple
 
 import asyncpg
 
 from services.suppression.domain.rules import Suppression, SuppressionState
-
-Key = tuple[str, str]
-
-
-@dataclass
-class Stored:
-    state: SuppressionState
-    profile: dict[str, Any]
+from services.suppression.ports import HistoryRow, Key, Stored
+from shared.db.uow import UnitOfWork
 
 
-async def lock(conn: asyncpg.Connection, keys: Iterable[Key]) -> dict[Key, Stored]:
-    """Create missing profile rows, lock them in key order, and load their suppressions."""
-    ordered = sorted(set(keys))
-    if not ordered:
-        return {}
-    accounts, profiles = [k[0] for k in ordered], [k[1] for k in ordered]
-    await conn.execute(
-        "INSERT INTO suppression_profiles (account_id, profile_id)"
-        " SELECT a, p FROM unnest($1::text[], $2::text[]) AS k(a, p) ORDER BY a, p"
-        " ON CONFLICT DO NOTHING",
-        accounts,
-        profiles,
-    )
-    rows = await conn.fetch(
-        "SELECT s.account_id, s.profile_id, s.profile, s.soft_bounces, s.list_bounces"
-        " FROM suppression_profiles s"
-        " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
-        " ON s.account_id = k.a AND s.profile_id = k.p"
-        " ORDER BY s.account_id, s.profile_id FOR UPDATE OF s",
-        accounts,
-        profiles,
-    )
-    sups = await conn.fetch(
-        "SELECT s.account_id, s.profile_id, s.channel, s.reason, s.list_key, s.since"
-        " FROM suppressions s JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
-        " ON s.account_id = k.a AND s.profile_id = k.p ORDER BY s.since, s.reason",
-        accounts,
-        profiles,
-    )
-    by_key: dict[Key, list[Suppression]] = {}
-    for r in sups:
-        by_key.setdefault((r["account_id"], r["profile_id"]), []).append(
-            Suppression(r["channel"], r["reason"], r["list_key"] or None, r["since"])
+class PostgresSuppressionRepository:
+    """`SuppressionRepository` on the unit of work's transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        return self._uow.conn
+
+    async def lock(self, keys: Iterable[Key]) -> dict[Key, Stored]:
+        """Create missing profile rows, lock them in key order, and load their suppressions."""
+        ordered = sorted(set(keys))
+        if not ordered:
+            return {}
+        accounts, profiles = [k[0] for k in ordered], [k[1] for k in ordered]
+        await self.conn.execute(
+            "INSERT INTO suppression_profiles (account_id, profile_id)"
+            " SELECT a, p FROM unnest($1::text[], $2::text[]) AS k(a, p) ORDER BY a, p"
+            " ON CONFLICT DO NOTHING",
+            accounts,
+            profiles,
         )
-    return {
-        (r["account_id"], r["profile_id"]): Stored(
-            SuppressionState(
-                tuple(by_key.get((r["account_id"], r["profile_id"]), ())),
-                r["soft_bounces"],
-                dict(r["list_bounces"] or {}),
-            ),
-            dict(r["profile"] or {}),
+        rows = await self.conn.fetch(
+            "SELECT s.account_id, s.profile_id, s.profile, s.soft_bounces, s.list_bounces"
+            " FROM suppression_profiles s"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
+            " ON s.account_id = k.a AND s.profile_id = k.p"
+            " ORDER BY s.account_id, s.profile_id FOR UPDATE OF s",
+            accounts,
+            profiles,
         )
-        for r in rows
-    }
-
-
-async def save(
-    conn: asyncpg.Connection,
-    before: dict[Key, SuppressionState],
-    after: dict[Key, Stored],
-    sources: dict[Key, str],
-) -> None:
-    """Write the difference between `before` and `after`: removed and added rows, counters."""
-    removed, added = [], []
-    for key, stored in after.items():
-        old = {s.key: s for s in before[key].suppressions}
-        new = {s.key: s for s in stored.state.suppressions}
-        removed += [(*key, c, r, lk or "") for (c, r, lk) in old.keys() - new.keys()]
-        added += [
-            (*key, s.channel, s.reason, s.list_id or "", s.since, sources.get(key))
-            for k, s in new.items()
-            if k not in old
-        ]
-    if removed:
-        await conn.executemany(
-            "DELETE FROM suppressions WHERE account_id = $1 AND profile_id = $2"
-            " AND channel = $3 AND reason = $4 AND list_key = $5",
-            removed,
+        sups = await self.conn.fetch(
+            "SELECT s.account_id, s.profile_id, s.channel, s.reason, s.list_key, s.since"
+            " FROM suppressions s JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
+            " ON s.account_id = k.a AND s.profile_id = k.p ORDER BY s.since, s.reason",
+            accounts,
+            profiles,
         )
-    if added:
-        await conn.executemany(
-            "INSERT INTO suppressions (account_id, profile_id, channel, reason, list_key, since,"
-            " command_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            added,
+        by_key: dict[Key, list[Suppression]] = {}
+        for r in sups:
+            by_key.setdefault((r["account_id"], r["profile_id"]), []).append(
+                Suppression(r["channel"], r["reason"], r["list_key"] or None, r["since"])
+            )
+        return {
+            Key(r["account_id"], r["profile_id"]): Stored(
+                SuppressionState(
+                    tuple(by_key.get((r["account_id"], r["profile_id"]), ())),
+                    r["soft_bounces"],
+                    dict(r["list_bounces"] or {}),
+                ),
+                dict(r["profile"] or {}),
+            )
+            for r in rows
+        }
+
+    async def save(
+        self,
+        before: Mapping[Key, SuppressionState],
+        after: Mapping[Key, Stored],
+        sources: Mapping[Key, str],
+    ) -> None:
+        """Write the difference between `before` and `after`: removed and added rows,
+        counters."""
+        removed, added = [], []
+        for key, stored in after.items():
+            old = {s.key: s for s in before[key].suppressions}
+            new = {s.key: s for s in stored.state.suppressions}
+            removed += [(*key, c, r, lk or "") for (c, r, lk) in old.keys() - new.keys()]
+            added += [
+                (*key, s.channel, s.reason, s.list_id or "", s.since, sources.get(key))
+                for k, s in new.items()
+                if k not in old
+            ]
+        if removed:
+            await self.conn.executemany(
+                "DELETE FROM suppressions WHERE account_id = $1 AND profile_id = $2"
+                " AND channel = $3 AND reason = $4 AND list_key = $5",
+                removed,
+            )
+        if added:
+            await self.conn.executemany(
+                "INSERT INTO suppressions (account_id, profile_id, channel, reason, list_key,"
+                " since, command_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                added,
+            )
+        if after:
+            await self.conn.executemany(
+                "UPDATE suppression_profiles SET profile = $3::jsonb, soft_bounces = $4,"
+                " list_bounces = $5::jsonb, updated_at = now()"
+                " WHERE account_id = $1 AND profile_id = $2",
+                [
+                    (*k, s.profile, s.state.soft_bounces, dict(s.state.list_bounces))
+                    for k, s in after.items()
+                ],
+            )
+
+    async def append_history(self, rows: Sequence[HistoryRow]) -> None:
+        if rows:
+            await self.conn.executemany(
+                "INSERT INTO suppression_history (account_id, profile_id, change, channel, reason,"
+                " list_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [astuple(r) for r in rows],
+            )
+
+    async def with_liftable(self, keys: Sequence[Key]) -> set[Key]:
+        """The profiles among `keys` holding an email suppression a consent event may lift
+        (S5: spam complaints, global or of a list; C9: the global manual one)."""
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT s.account_id, s.profile_id FROM suppressions s"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
+            " ON s.account_id = k.a AND s.profile_id = k.p"
+            " WHERE s.channel = 'email'"
+            " AND (s.reason = 'spam_complaint' OR (s.reason = 'manual' AND s.list_key = ''))",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
         )
-    if after:
-        await conn.executemany(
-            "UPDATE suppression_profiles SET profile = $3::jsonb, soft_bounces = $4,"
-            " list_bounces = $5::jsonb, updated_at = now()"
-            " WHERE account_id = $1 AND profile_id = $2",
-            [
-                (*k, s.profile, s.state.soft_bounces, dict(s.state.list_bounces))
-                for k, s in after.items()
-            ],
-        )
-
-
-async def append_history(conn: asyncpg.Connection, rows: Sequence[tuple]) -> None:
-    if rows:
-        await conn.executemany(
-            "INSERT INTO suppression_history (account_id, profile_id, change, channel, reason,"
-            " list_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            rows,
-        )
-
-
-async def with_liftable(conn: asyncpg.Connection, keys: Sequence[Key]) -> set[Key]:
-    """The profiles among `keys` holding an email suppression a consent event may lift
-    (S5: spam complaints, global or of a list; C9: the global manual one)."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT s.account_id, s.profile_id FROM suppressions s"
-        " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
-        " ON s.account_id = k.a AND s.profile_id = k.p"
-        " WHERE s.channel = 'email'"
-        " AND (s.reason = 'spam_complaint' OR (s.reason = 'manual' AND s.list_key = ''))",
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-    )
-    return {(r["account_id"], r["profile_id"]) for r in rows}
+        return {Key(r["account_id"], r["profile_id"]) for r in rows}

@@ -1,0 +1,56 @@
+"""The consent service's per-account HTTP API, one module per resource:
+
+- `consent.py`: a profile's consent, history and operator consent acts (C2, C11, C14)
+- `suppressions.py`: operator suppress / unsuppress, forwarded to the suppression
+  service's implementation (S5)
+- `links.py`: signed links for a profile's mails (C12)
+- `reports.py`: the CSV export and the not-opted-in segment (C14)
+- `settings.py`: per-account settings (C8, C13, W1–W3)
+- `privacy.py`: data-subject requests (P1)
+
+`routes` puts them together behind the API key check; the link pages a profile clicks
+are in `services/consent/pages/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.consent.http import consent, links, privacy, reports, settings, suppressions
+from shared.runtime import Runtime
+
+Handler = Callable[[Runtime, Request, str], Awaitable[Response]]
+Guard = Callable[[Callable[[Request, str], Awaitable[Response]]], Callable]
+
+BASE = "/accounts/{account_id}"
+PROFILE = BASE + "/profiles/{profile_id}"
+TABLE: list[tuple[str, Handler, list[str]]] = [
+    (PROFILE + "/consent", consent.show, ["GET"]),
+    (PROFILE + "/consent/history", consent.history, ["GET"]),
+    (PROFILE + "/consent/{action}", consent.act, ["POST"]),
+    (PROFILE + "/suppressions/{action}", suppressions.action, ["POST"]),
+    (PROFILE + "/links", links.profile_links, ["GET"]),
+    (BASE + "/consent/export.csv", reports.export_csv, ["GET"]),
+    (BASE + "/segments/not-opted-in", reports.not_opted_in, ["GET"]),
+    (BASE + "/consent/settings", settings.account_settings, ["GET", "PUT"]),
+    (BASE + "/privacy-requests", privacy.file, ["POST"]),
+    (BASE + "/privacy-requests/{request_id}", privacy.status, ["GET"]),
+]
+
+
+def routes(rt: Runtime, guarded: Guard) -> list[Route]:
+    """Every route of the table, each handler given the runtime and the account whose
+    key `guarded` checked."""
+    return [Route(path, guarded(_bound(rt, fn)), methods=methods) for path, fn, methods in TABLE]
+
+
+def _bound(rt: Runtime, fn: Handler) -> Callable[[Request, str], Awaitable[Response]]:
+    async def handler(request: Request, account: str) -> Response:
+        return await fn(rt, request, account)
+
+    handler.__name__ = fn.__name__
+    return handler

@@ -1,0 +1,131 @@
+"""A profile's consent (C14), its audit trail (C2) and operator consent acts (C11)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.consent import api, handlers
+from services.consent.adapters import queries
+from services.consent.adapters.repository import PostgresConsentRepository
+from services.consent.domain.model import CHANNEL_SLOTS, ProfileConsent
+from services.consent.domain.reachability import can_receive, shown_reasons
+from shared.contracts import ConsentCommand, topics, utcnow
+from shared.http import error
+from shared.operator import command_id, invalid, json_body, queue_command
+from shared.runtime import Runtime
+
+OPERATOR_ACTS = ("subscribe", "unsubscribe", "resubscribe")
+
+
+def profile_view(
+    state: ProfileConsent,
+    suppressions: list[dict[str, Any]],
+    list_id: str | None = None,
+    client_id: str | None = None,
+    user_id: str | None = None,
+) -> dict[str, Any]:
+    """C14: per channel status, timestamps, method, `can_receive` and suppression reasons."""
+    view = state.view()
+    channels = {}
+    for key in CHANNEL_SLOTS:
+        ch = view[key]
+        sup_channel = "sms" if key.startswith("sms") else key
+        channels[key] = {
+            "status": ch["status"],
+            "consented_at": api._iso(ch["consented_at"]),
+            "method": ch["method"],
+            "phone_number": ch["phone_number"],
+            "can_receive": can_receive(state, suppressions, key, list_id, client_id, user_id),
+            "suppressions": shown_reasons(suppressions, sup_channel) if key != "push" else [],
+        }
+    return {
+        "channels": channels,
+        "lists": view["lists"],
+        "opt_outs": view["opt_outs"],
+        "phone_number": state.phone_number,
+    }
+
+
+async def show(rt: Runtime, request: Request, account: str) -> Response:
+    """C14: a profile's consent per channel with can_receive (S6) and suppressions."""
+    profile_id = request.path_params["profile_id"]
+    stored = await queries.profile(rt.db.pool, account, profile_id)
+    sups = await queries.suppressions(rt.db.pool, account, profile_id)
+    if stored is None and not sups:
+        return error(404, "profile not found")
+    state = stored.state if stored else ProfileConsent.from_json(None)
+    q = request.query_params
+    pending = await queries.pending_confirmations(rt.db.pool, account, profile_id)
+    return JSONResponse(
+        {
+            "account_id": account,
+            "profile_id": profile_id,
+            "profile": stored.profile if stored else {},
+            **profile_view(state, sups, q.get("list_id"), q.get("client_id"), q.get("user_id")),
+            "pending_confirmations": [
+                {"list_id": p.list_id, "scope": p.scope, "requested_at": p.requested_at.isoformat()}
+                for p in pending
+            ],
+        }
+    )
+
+
+async def history(rt: Runtime, request: Request, account: str) -> Response:
+    """C2: the append-only audit trail of a profile, oldest first."""
+    profile_id = request.path_params["profile_id"]
+    rows = await queries.history(rt.db.pool, account, profile_id)
+    return JSONResponse(
+        {
+            "account_id": account,
+            "profile_id": profile_id,
+            "history": [{k: api._iso(v) for k, v in r.items()} for r in rows],
+        }
+    )
+
+
+def operator_command(
+    rt: Runtime, request: Request, account: str, profile: dict, body: dict
+) -> ConsentCommand:
+    """The operator's act as a command (raises ValidationError)."""
+    return ConsentCommand(
+        command_id=command_id(),
+        account_id=account,
+        profile=profile,
+        action=request.path_params["action"],
+        channel=body.get("channel", "email"),
+        purpose=body.get("purpose", "marketing"),
+        list_id=body.get("list_id"),
+        method=body.get("method", "manual"),
+        scope=body.get("scope") or {},
+        evidence=body.get("evidence"),
+        consented_at=utcnow(),
+        actor=rt.auth.actor(request),
+    )
+
+
+async def act(rt: Runtime, request: Request, account: str) -> Response:
+    """Operator subscribe / unsubscribe / resubscribe (C11: evidence or 422)."""
+    profile_id = request.path_params["profile_id"]
+    if request.path_params["action"] not in OPERATOR_ACTS:
+        return error(404, "not found")
+    body = await json_body(request)
+    if isinstance(body, Response):
+        return body
+    stored = await queries.profile(rt.db.pool, account, profile_id)
+    known = stored.profile if stored else {}
+    profile = {**known, **(body.get("profile") or {}), "id": profile_id}
+    try:
+        cmd = operator_command(rt, request, account, profile, body)
+    except ValidationError as exc:
+        return invalid(exc)
+    state = stored.state if stored else ProfileConsent.from_json(None)
+    async with rt.db.uow() as uow:
+        rejection = await handlers.refuse_operator_act(PostgresConsentRepository(uow), cmd, state)
+        if rejection is not None:
+            await uow.commit()
+            return error(422, rejection)
+    return await queue_command(rt.db, topics.CONSENT_COMMANDS, profile_id, cmd)

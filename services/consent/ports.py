@@ -1,0 +1,180 @@
+"""What the consent use cases (`handlers.py`) need from the outside world, as
+`typing.Protocol` ports, and the small records that cross them.
+
+`adapters/repository.py` implements `ConsentRepository` on PostgreSQL inside a unit of
+work; `tests/unit/consent/fakes.py` implements it in memory. One contract test suite
+(`tests/component/consent/test_repository_contract.py`) runs against both, so the fake
+behaves as the database does. Every method works on a whole batch: the PostgreSQL
+adapter answers each call with one statement, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from services.consent.domain.model import HistoryEntry, ProfileConsent
+from shared.contracts import Message, PrivacyRequest, PrivacyResult
+from shared.pages.accounts import PageSettings
+
+if TYPE_CHECKING:
+    from shared.db.mail_queue import OutgoingMail
+
+
+class Key(NamedTuple):
+    """A profile of an account."""
+
+    account_id: str
+    profile_id: str
+
+
+@dataclass
+class Stored:
+    """A profile's consent row as loaded for a unit of work."""
+
+    state: ProfileConsent
+    profile: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """Per-account double opt-in (C8), sender address and SMS replies (C13); None: the
+    service's default."""
+
+    email_double_opt_in: bool | None = None
+    from_email: str | None = None
+    sms_reply_stop: str | None = None
+    sms_reply_start: str | None = None
+    sms_reply_help: str | None = None
+
+
+SETTING_FIELDS = (
+    "email_double_opt_in",
+    "from_email",
+    "sms_reply_stop",
+    "sms_reply_start",
+    "sms_reply_help",
+)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One audit-trail entry of a profile (C2)."""
+
+    account_id: str
+    profile_id: str
+    entry: HistoryEntry
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A double opt-in confirmation (C8): pending until `confirmed_at` is set."""
+
+    confirmation_id: str
+    account_id: str
+    profile_id: str
+    channel: str
+    list_id: str | None
+    scope: str | None
+    method: str | None
+    email: str
+    requested_at: datetime | None = None
+    confirmed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SuppressionList:
+    """The suppressions in force for a profile, as the suppression service last said."""
+
+    account_id: str
+    profile_id: str
+    suppressions: list[dict[str, Any]]
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class KnownProfile:
+    """Attributes of a profile heard of through another topic (for the read side)."""
+
+    account_id: str
+    profile_id: str
+    profile: dict[str, Any]
+
+
+class ConsentRepository(Protocol):
+    """The consent service's stored state, within one transaction."""
+
+    async def lock_states(self, keys: Iterable[Key]) -> dict[Key, Stored]:
+        """Every profile of `keys` (created empty when missing), locked until commit."""
+
+    async def save_states(self, states: Mapping[Key, Stored]) -> None:
+        """Write back states and profile attributes loaded with `lock_states`."""
+
+    async def append_history(self, rows: Sequence[HistoryRow]) -> None:
+        """Append to the audit trail, in order."""
+
+    async def account_settings(self, accounts: Iterable[str]) -> dict[str, AccountSettings]:
+        """Settings of the accounts that set any (others are left out)."""
+
+    async def save_account_settings(self, account_id: str, values: Mapping[str, Any]) -> None:
+        """Set some of SETTING_FIELDS; the others keep their values."""
+
+    async def page_settings(self, accounts: Iterable[str]) -> dict[str, PageSettings]:
+        """Page settings (W1–W3) of the accounts that set any."""
+
+    async def save_page_settings(self, account_id: str, values: Mapping[str, Any]) -> None:
+        """Set some page settings; the others keep their values."""
+
+    async def suppressions(self, keys: Iterable[Key]) -> dict[Key, list[dict[str, Any]]]:
+        """The suppression read model of the profiles that have one."""
+
+    async def save_suppressions(self, lists: Sequence[SuppressionList]) -> None:
+        """Keep the newest list per profile (an older change arriving late is ignored)."""
+
+    async def remember_profiles(self, profiles: Sequence[KnownProfile]) -> None:
+        """Merge attributes into profiles (created when missing); null values are ignored."""
+
+    async def profiles_by_phone(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[str]]:
+        """Profile ids whose SMS consent belongs to each (account, phone number)."""
+
+    async def profile_email(self, key: Key) -> str | None:
+        """The email address stored for a profile."""
+
+    async def add_confirmations(self, confirmations: Sequence[Confirmation]) -> set[str]:
+        """Record pending confirmations; the ids that are new (a redelivery adds none)."""
+
+    async def confirmation(self, confirmation_id: str) -> Confirmation | None:
+        """One confirmation, pending or used."""
+
+    async def claim_confirmation(self, confirmation_id: str) -> bool:
+        """Mark a confirmation used; False when it was used before."""
+
+    async def erased_hashes(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (account, subject hash) pairs belong to an erased person (P2)."""
+
+    async def lift_erasure(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """New consent with evidence: those addresses may be messaged again (P2, C11)."""
+
+    async def queue_mails(self, mails: Sequence[OutgoingMail]) -> None:
+        """Queue mails for the mail worker, once per dedupe key."""
+
+
+class PrivacyLedger(Protocol):
+    """Where the overall status of data-subject requests is collected (P1)."""
+
+    async def record_requests(self, requests: Sequence[PrivacyRequest]) -> None:
+        """Remember requests as filed."""
+
+    async def record_parts(self, parts: Sequence[PrivacyResult]) -> None:
+        """Remember each service's part of a request."""
+
+
+class Publisher(Protocol):
+    """The unit of work's outbox: messages published when the transaction commits."""
+
+    def publish(self, topic: str, key: str | None, message: Message | bytes | None) -> None:
+        """Publish `message` once the transaction commits."""

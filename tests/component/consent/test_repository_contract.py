@@ -1,0 +1,141 @@
+"""One contract for the consent repository port (`services/consent/ports.py`), run
+against the in-memory fake the unit tests use and the PostgreSQL repository, so the
+fake cannot drift from what the database does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.consent.adapters.repository import PostgresConsentRepository
+from services.consent.domain.model import Act, HistoryEntry, Policy
+from services.consent.domain.rules import decide
+from services.consent.ports import (
+    AccountSettings,
+    Confirmation,
+    ConsentRepository,
+    HistoryRow,
+    Key,
+    KnownProfile,
+    SuppressionList,
+)
+from tests.component.repository_backends import migrated_database
+from tests.unit.consent.fakes import InMemoryConsentRepository
+
+A = "acme"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["fake", "postgres"])
+async def repo(request, stack) -> AsyncIterator[ConsentRepository]:
+    if request.param == "fake":
+        yield InMemoryConsentRepository()
+        return
+    async with migrated_database(stack.dsn, "consent") as db, db.uow() as uow:
+        yield PostgresConsentRepository(uow)
+
+
+def subscribed(state, n: int = 1, phone: str | None = None):
+    act = Act(
+        act_id=f"a{n}",
+        action="subscribe",
+        channel="sms" if phone else "email",
+        act_at=T0,
+        phone_number=phone,
+        evidence="form" if phone else None,
+    )
+    return decide(state, act, Policy(email_double_opt_in=False), T0 + timedelta(seconds=1))
+
+
+async def test_lock_creates_missing_profiles_empty_and_save_round_trips(repo) -> None:
+    key = Key(A, "p1")
+    stored = (await repo.lock_states([key, key]))[key]
+    assert stored.state.status("email") == "never_subscribed" and stored.profile == {}
+    stored.state = subscribed(stored.state).state
+    stored.profile = {"id": "p1", "email": "p1@example.test"}
+    await repo.save_states({key: stored})
+    again = (await repo.lock_states([key]))[key]
+    assert again.state.status("email") == "subscribed"
+    assert again.profile == {"id": "p1", "email": "p1@example.test"}
+    assert await repo.profile_email(key) == "p1@example.test"
+    assert await repo.profile_email(Key(A, "nobody")) is None
+
+
+async def test_profiles_by_phone_finds_the_saved_number(repo) -> None:
+    phone = "+4915112345678"
+    got = await repo.lock_states([Key(A, "p2"), Key(A, "p1")])
+    for stored in got.values():
+        stored.state = subscribed(stored.state, phone=phone).state
+    await repo.save_states(got)
+    found = await repo.profiles_by_phone([(A, phone), (A, "+1555")])
+    assert found == {(A, phone): ["p1", "p2"]}
+
+
+async def test_settings_are_merged_field_by_field(repo) -> None:
+    assert await repo.account_settings([A]) == {}
+    await repo.save_account_settings(A, {"email_double_opt_in": True})
+    await repo.save_account_settings(A, {"from_email": "news@acme.test"})
+    assert (await repo.account_settings([A, "other"])) == {
+        A: AccountSettings(email_double_opt_in=True, from_email="news@acme.test")
+    }
+    assert await repo.page_settings([A]) == {}
+    await repo.save_page_settings(A, {"display_name": "Acme", "list_names": {"n": "News"}})
+    await repo.save_page_settings(A, {"optout_confirmation_email": True})
+    pages = (await repo.page_settings([A]))[A]
+    assert (pages.display_name, pages.list_names) == ("Acme", {"n": "News"})
+    assert pages.optout_confirmation_email is True
+
+
+async def test_suppression_read_model_keeps_the_newest_list(repo) -> None:
+    key = Key(A, "p1")
+    new = [{"channel": "email", "reason": "manual", "list_id": None}]
+    await repo.save_suppressions([SuppressionList(A, "p1", new, T0 + timedelta(minutes=1))])
+    await repo.save_suppressions([SuppressionList(A, "p1", [], T0)])  # late, older: ignored
+    assert await repo.suppressions([key, Key(A, "p9")]) == {key: new}
+
+
+async def test_remember_profiles_merges_attributes_and_ignores_nulls(repo) -> None:
+    key = Key(A, "p1")
+    await repo.remember_profiles([KnownProfile(A, "p1", {"id": "p1", "email": "a@x.test"})])
+    await repo.remember_profiles(
+        [KnownProfile(A, "p1", {"id": "p1", "email": None, "first_name": "Ann"})]
+    )
+    stored = (await repo.lock_states([key]))[key]
+    assert stored.profile == {"id": "p1", "email": "a@x.test", "first_name": "Ann"}
+    assert await repo.profile_email(key) == "a@x.test"
+
+
+async def test_confirmations_are_added_once_and_claimed_once(repo) -> None:
+    c = Confirmation("c1", A, "p1", "email", None, "group", "form", "p1@example.test")
+    assert await repo.add_confirmations([c]) == {"c1"}
+    assert await repo.add_confirmations([c]) == set()
+    got = await repo.confirmation("c1")
+    assert got is not None and got.requested_at is not None and got.confirmed_at is None
+    assert (got.account_id, got.profile_id, got.email) == (A, "p1", "p1@example.test")
+    assert await repo.claim_confirmation("c1") is True
+    assert await repo.claim_confirmation("c1") is False
+    assert (await repo.confirmation("c1")).confirmed_at is not None
+    assert await repo.confirmation("unknown") is None
+
+
+async def test_history_is_appended(repo) -> None:
+    entry = HistoryEntry(
+        slot="email",
+        action="subscribe",
+        result="applied",
+        status="subscribed",
+        consented_at=T0,
+        act_at=T0,
+        method="api",
+        act_id="a1",
+    )
+    await repo.append_history([HistoryRow(A, "p1", entry)])
+    await repo.append_history([])
+
+
+async def test_lifted_erasures_are_no_longer_found(repo) -> None:
+    assert await repo.erased_hashes([(A, "h1")]) == set()
+    await repo.lift_erasure([(A, "h1")])
+    assert await repo.erased_hashes([]) == set()

@@ -1,0 +1,85 @@
+"""One contract for the suppression repository port (`services/suppression/ports.py`),
+run against the in-memory fake the unit tests use and the PostgreSQL repository, so the
+fake cannot drift from what the database does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.suppression.adapters.repository import PostgresSuppressionRepository
+from services.suppression.domain.rules import Suppression, SuppressionState
+from services.suppression.ports import HistoryRow, Key, SuppressionRepository
+from tests.component.repository_backends import migrated_database
+from tests.unit.suppression.fakes import InMemorySuppressionRepository
+
+A = "acme"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+KEY = Key(A, "p1")
+
+
+@pytest.fixture(params=["fake", "postgres"])
+async def repo(request, stack) -> AsyncIterator[SuppressionRepository]:
+    if request.param == "fake":
+        yield InMemorySuppressionRepository()
+        return
+    async with migrated_database(stack.dsn, "suppression") as db, db.uow() as uow:
+        yield PostgresSuppressionRepository(uow)
+
+
+def sup(reason: str, minutes: int, list_id: str | None = None) -> Suppression:
+    return Suppression("email", reason, list_id, T0 + timedelta(minutes=minutes))
+
+
+async def test_lock_creates_missing_profiles_empty(repo) -> None:
+    stored = (await repo.lock([KEY, KEY]))[KEY]
+    assert stored.state == SuppressionState() and stored.profile == {}
+
+
+async def test_save_writes_the_difference_and_lock_reads_it_back_in_time_order(repo) -> None:
+    stored = (await repo.lock([KEY]))[KEY]
+    before = {KEY: stored.state}
+    stored.state = SuppressionState(
+        (sup("manual", 2), sup("hard_bounce", 1), sup("spam_complaint", 3, "news")),
+        soft_bounces=2,
+        list_bounces={"news": 1},
+    )
+    stored.profile = {"id": "p1", "email": "p1@example.test"}
+    await repo.save(before, {KEY: stored}, {KEY: "cmd-1"})
+    again = (await repo.lock([KEY]))[KEY]
+    assert [s.reason for s in again.state.suppressions] == [
+        "hard_bounce",
+        "manual",
+        "spam_complaint",
+    ]
+    assert again.state.suppressions[2].list_id == "news"
+    assert (again.state.soft_bounces, dict(again.state.list_bounces)) == (2, {"news": 1})
+    assert again.profile == {"id": "p1", "email": "p1@example.test"}
+    before = {KEY: again.state}
+    again.state = SuppressionState((sup("manual", 2),))
+    await repo.save(before, {KEY: again}, {KEY: "cmd-2"})
+    assert [s.reason for s in (await repo.lock([KEY]))[KEY].state.suppressions] == ["manual"]
+
+
+async def test_liftable_means_a_spam_complaint_or_the_global_manual_suppression(repo) -> None:
+    keys = [Key(A, p) for p in ("spam", "manual", "list-manual", "bounce", "none")]
+    stored = await repo.lock(keys)
+    before = {k: v.state for k, v in stored.items()}
+    given = {
+        "spam": sup("spam_complaint", 1, "news"),
+        "manual": sup("manual", 1),
+        "list-manual": sup("manual", 1, "news"),
+        "bounce": sup("hard_bounce", 1),
+    }
+    for key, s in stored.items():
+        if key.profile_id in given:
+            s.state = SuppressionState((given[key.profile_id],))
+    await repo.save(before, stored, {k: "cmd" for k in keys})
+    assert await repo.with_liftable(keys) == {Key(A, "spam"), Key(A, "manual")}
+
+
+async def test_history_is_appended(repo) -> None:
+    await repo.append_history([HistoryRow(A, "p1", "suppressed", "email", "manual", None, "c1")])
+    await repo.append_history([])

@@ -1,0 +1,170 @@
+"""In-memory stand-ins for the consent service's ports (`services/consent/ports.py`), so
+its use cases run without PostgreSQL. `tests/component/consent/test_repository_contract.py`
+runs the same checks against this fake and the PostgreSQL repository."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from services.consent.domain.model import ProfileConsent
+from services.consent.ports import (
+    SETTING_FIELDS,
+    AccountSettings,
+    Confirmation,
+    HistoryRow,
+    Key,
+    KnownProfile,
+    Stored,
+    SuppressionList,
+)
+from shared.pages import accounts as page_accounts
+from shared.pages.accounts import PageSettings
+
+
+@dataclass
+class _Row:
+    state: ProfileConsent
+    profile: dict[str, Any]
+    email: str | None = None
+    phone_number: str | None = None
+
+
+@dataclass
+class InMemoryConsentRepository:
+    """`ConsentRepository` on dictionaries; copies in and out, as a database would."""
+
+    rows: dict[Key, _Row] = field(default_factory=dict)
+    history: list[HistoryRow] = field(default_factory=list)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suppression_lists: dict[Key, SuppressionList] = field(default_factory=dict)
+    confirmations: dict[str, Confirmation] = field(default_factory=dict)
+    erased: set[tuple[str, str]] = field(default_factory=set)
+    mails: dict[str, Any] = field(default_factory=dict)
+
+    async def lock_states(self, keys: Iterable[Key]) -> dict[Key, Stored]:
+        out = {}
+        for key in sorted(set(keys)):
+            row = self.rows.setdefault(Key(*key), _Row(ProfileConsent.from_json(None), {}))
+            out[Key(*key)] = Stored(row.state, copy.deepcopy(row.profile))
+        return out
+
+    async def save_states(self, states: Mapping[Key, Stored]) -> None:
+        for key, stored in states.items():
+            row = self.rows[key]
+            row.state, row.profile = stored.state, copy.deepcopy(stored.profile)
+            row.email = stored.profile.get("email")
+            row.phone_number = stored.state.phone_number
+
+    async def append_history(self, rows: Sequence[HistoryRow]) -> None:
+        self.history += rows
+
+    async def account_settings(self, accounts: Iterable[str]) -> dict[str, AccountSettings]:
+        return {a: AccountSettings(**self.settings[a]) for a in set(accounts) if a in self.settings}
+
+    async def save_account_settings(self, account_id: str, values: Mapping[str, Any]) -> None:
+        cols = {k: v for k, v in values.items() if k in SETTING_FIELDS}
+        if cols:
+            self.settings.setdefault(account_id, {}).update(cols)
+
+    async def page_settings(self, accounts: Iterable[str]) -> dict[str, PageSettings]:
+        return {
+            a: page_accounts.from_columns({f: self.pages[a].get(f) for f in page_accounts.FIELDS})
+            for a in set(accounts)
+            if a in self.pages
+        }
+
+    async def save_page_settings(self, account_id: str, values: Mapping[str, Any]) -> None:
+        cols = {k: v for k, v in values.items() if k in page_accounts.FIELDS}
+        if cols:
+            self.pages.setdefault(account_id, {}).update(copy.deepcopy(cols))
+
+    async def suppressions(self, keys: Iterable[Key]) -> dict[Key, list[dict[str, Any]]]:
+        return {
+            Key(*k): copy.deepcopy(self.suppression_lists[Key(*k)].suppressions)
+            for k in set(keys)
+            if Key(*k) in self.suppression_lists
+        }
+
+    async def save_suppressions(self, lists: Sequence[SuppressionList]) -> None:
+        for new in lists:
+            key = Key(new.account_id, new.profile_id)
+            old = self.suppression_lists.get(key)
+            if old is None or old.changed_at <= new.changed_at:
+                self.suppression_lists[key] = copy.deepcopy(new)
+
+    async def remember_profiles(self, profiles: Sequence[KnownProfile]) -> None:
+        for p in profiles:
+            key = Key(p.account_id, p.profile_id)
+            if key not in self.rows:
+                self.rows[key] = _Row(
+                    ProfileConsent.from_json(None), copy.deepcopy(p.profile), p.profile.get("email")
+                )
+                continue
+            row = self.rows[key]
+            row.profile = {**row.profile, **{k: v for k, v in p.profile.items() if v is not None}}
+            row.email = p.profile.get("email") or row.email
+
+    async def profiles_by_phone(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[str]]:
+        out: dict[tuple[str, str], list[str]] = {}
+        for account, phone in set(pairs):
+            ids = sorted(
+                k.profile_id
+                for k, row in self.rows.items()
+                if k.account_id == account and row.phone_number == phone
+            )
+            if ids:
+                out[(account, phone)] = ids
+        return out
+
+    async def profile_email(self, key: Key) -> str | None:
+        row = self.rows.get(Key(*key))
+        return row.email if row else None
+
+    async def add_confirmations(self, confirmations: Sequence[Confirmation]) -> set[str]:
+        fresh = set()
+        for c in confirmations:
+            if c.confirmation_id not in self.confirmations:
+                stamped = replace(c, requested_at=datetime.now(UTC), confirmed_at=None)
+                self.confirmations[c.confirmation_id] = stamped
+                fresh.add(c.confirmation_id)
+        return fresh
+
+    async def confirmation(self, confirmation_id: str) -> Confirmation | None:
+        return self.confirmations.get(confirmation_id)
+
+    async def claim_confirmation(self, confirmation_id: str) -> bool:
+        found = self.confirmations.get(confirmation_id)
+        if found is None or found.confirmed_at is not None:
+            return False
+        self.confirmations[confirmation_id] = replace(found, confirmed_at=datetime.now(UTC))
+        return True
+
+    async def erased_hashes(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        return {tuple(p) for p in pairs if tuple(p) in self.erased}  # type: ignore[misc]
+
+    async def lift_erasure(self, pairs: Sequence[tuple[str, str]]) -> None:
+        self.erased -= {tuple(p) for p in pairs}  # type: ignore[misc]
+
+    async def queue_mails(self, mails: Sequence[Any]) -> None:
+        for mail in mails:
+            self.mails.setdefault(mail.dedupe_key, mail)
+
+
+@dataclass
+class FakeOutbox:
+    """The unit of work's outbox: what was published, in order."""
+
+    published: list[tuple[str, str | None, Any]] = field(default_factory=list)
+
+    def publish(self, topic: str, key: str | None, message: Any, headers: Any = None) -> None:
+        self.published.append((topic, key, message))
+
+    def on(self, topic: str) -> list[Any]:
+        return [m for t, _, m in self.published if t == topic]

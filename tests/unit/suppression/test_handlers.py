@@ -1,0 +1,124 @@
+"""The suppression use cases (`services/suppression/handlers.py`) over an in-memory
+repository: no broker, no database. Each test names the SPEC rule it checks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+from services.suppression import handlers
+from services.suppression.ports import Key
+from shared.contracts import ConsentChanged, SuppressionCommand, topics
+from shared.kafka import Received
+from shared.records import Trace
+from shared.settings import Settings
+from tests.unit.consent.fakes import FakeOutbox
+from tests.unit.suppression.fakes import InMemorySuppressionRepository
+
+ACCOUNT = "acme"
+SETTINGS = Settings(soft_bounce_limit=3)
+T0 = datetime.now(UTC) - timedelta(hours=1)
+
+
+def received(message: Any, topic: str = topics.SUPPRESSION_COMMANDS) -> Received[Any]:
+    record = ConsumerRecord(topic, 0, 7, 0, 0, b"k", message.to_bytes(), None, 1, 1, [])
+    return Received(message, record, Trace(correlation_id=uuid.uuid4().hex))
+
+
+def command(action: str, reason: str, n: int = 0, **kw: Any) -> SuppressionCommand:
+    return SuppressionCommand.model_validate(
+        {
+            "command_id": uuid.uuid4().hex,
+            "account_id": ACCOUNT,
+            "profile": {"id": "p1", "email": "p1@example.test"},
+            "action": action,
+            "reason": reason,
+            "occurred_at": T0 + timedelta(minutes=n),
+            **kw,
+        }
+    )
+
+
+async def run(repo, outbox, *cmds: SuppressionCommand) -> None:
+    await handlers.on_commands(repo, outbox, [received(c) for c in cmds], SETTINGS)
+
+
+def reasons(repo: InMemorySuppressionRepository) -> list[str]:
+    return [s.reason for s in repo.states[Key(ACCOUNT, "p1")].suppressions]
+
+
+async def test_s1_s6_a_suppression_is_stored_and_published_with_all_in_force() -> None:
+    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
+    await run(repo, outbox, command("suppress", "manual"), command("suppress", "hard_bounce", 1))
+    assert reasons(repo) == ["manual", "hard_bounce"]
+    first, second = outbox.on(topics.SUPPRESSION_CHANGES)
+    assert [s["reason"] for s in second.suppressions] == ["manual", "hard_bounce"]
+    assert first.type == "suppressed" and first.profile.email == "p1@example.test"
+    assert [h.change for h in repo.history] == ["suppressed", "suppressed"]
+
+
+async def test_s4_soft_bounces_suppress_after_the_limit_and_a_delivery_resets() -> None:
+    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
+    await run(repo, outbox, *(command("suppress", "soft_bounce", n) for n in range(2)))
+    assert reasons(repo) == []
+    await run(repo, outbox, command("suppress", "delivered", 2))
+    assert repo.states[Key(ACCOUNT, "p1")].soft_bounces == 0
+    await run(repo, outbox, *(command("suppress", "soft_bounce", n) for n in range(3, 6)))
+    assert reasons(repo) == ["soft_bounce"]
+
+
+async def test_s5_unsuppressing_a_spam_complaint_is_dead_lettered() -> None:
+    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
+    await run(repo, outbox, command("suppress", "spam_complaint"))
+    await run(repo, outbox, command("unsuppress", "spam_complaint", 1))
+    assert reasons(repo) == ["spam_complaint"]
+    (letter,) = outbox.on(topics.dlq(topics.SUPPRESSION_COMMANDS))
+    assert "S5" in letter.error
+
+
+async def test_s5_a_resubscribe_with_evidence_lifts_a_spam_complaint() -> None:
+    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
+    await run(repo, outbox, command("suppress", "spam_complaint"))
+    change = ConsentChanged.model_validate(
+        {
+            "type": "Subscribed to Email Marketing",
+            "change_id": "c1",
+            "account_id": ACCOUNT,
+            "profile_id": "p1",
+            "profile": {"id": "p1"},
+            "channel": "email",
+            "method": "manual",
+            "evidence": "signed form #42",
+            "consented_at": T0 + timedelta(minutes=5),
+            "occurred_at": T0 + timedelta(minutes=5),
+            "state": {},
+        }
+    )
+    await handlers.on_consent_changes(repo, outbox, [received(change, topics.CONSENT_CHANGES)])
+    assert reasons(repo) == []
+    assert outbox.on(topics.SUPPRESSION_CHANGES)[-1].type == "unsuppressed"
+
+
+async def test_c9_a_consent_event_for_a_profile_with_nothing_liftable_changes_nothing() -> None:
+    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
+    await run(repo, outbox, command("suppress", "hard_bounce"))
+    before = list(outbox.published)
+    change = ConsentChanged.model_validate(
+        {
+            "type": "Subscribed to Email Marketing",
+            "change_id": "c2",
+            "account_id": ACCOUNT,
+            "profile_id": "p1",
+            "profile": {"id": "p1"},
+            "channel": "email",
+            "method": "api",
+            "consented_at": T0,
+            "occurred_at": T0,
+            "state": {},
+        }
+    )
+    await handlers.on_consent_changes(repo, outbox, [received(change, topics.CONSENT_CHANGES)])
+    assert reasons(repo) == ["hard_bounce"] and outbox.published == before
