@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared.contracts import Message, SuppressionCommand, utcnow
+from shared.contracts import Message, SuppressionCommand, topics, utcnow
 from shared.db import Database
 from shared.http import error
 
@@ -69,3 +69,42 @@ async def queue_command(db: Database, topic: str, key: str, command: Message) ->
         await uow.commit()
     command_id_ = getattr(command, "command_id", None)
     return JSONResponse({"command_id": command_id_, "status": "accepted"}, status_code=202)
+
+
+ProfileOf = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""(account id, profile id, request body) -> the profile attributes the command carries."""
+
+SUPPRESSION_ACTIONS = ("suppress", "unsuppress")
+
+
+async def profile_from_body(account_id: str, profile_id: str, body: dict[str, Any]) -> dict:
+    """The attributes the caller sent (`profile` in the body)."""
+    return dict(body.get("profile") or {})
+
+
+async def suppression_action(
+    db: Database,
+    request: Request,
+    account_id: str,
+    spam_locked: str,
+    profile_of: ProfileOf = profile_from_body,
+) -> Response:
+    """S5: an operator's suppress/unsuppress of the path's profile, validated and queued
+    as a `SuppressionCommand` (the caller has checked the API key). The suppression and
+    the consent services both serve it, under their own URLs, through this one function;
+    `spam_locked` is the 422 text each has always answered for a spam-complaint lift."""
+    action = request.path_params["action"]
+    if action not in SUPPRESSION_ACTIONS:
+        return error(404, "not found")
+    body = await json_body(request)
+    if isinstance(body, Response):
+        return body
+    if action == "unsuppress" and body.get("reason") == "spam_complaint":
+        return error(422, spam_locked)
+    profile_id = request.path_params["profile_id"]
+    profile = {**(await profile_of(account_id, profile_id, body)), "id": profile_id}
+    try:
+        cmd = suppression_command(account_id, profile, action, body)
+    except ValidationError as exc:
+        return invalid(exc)
+    return await queue_command(db, topics.SUPPRESSION_COMMANDS, profile_id, cmd)

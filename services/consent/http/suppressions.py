@@ -1,6 +1,6 @@
-"""Operator suppress / unsuppress under the consent service's URL. The suppression
-service owns the action (S5); this forwards to its one implementation, adding the
-profile attributes the consent service knows."""
+"""Operator suppress / unsuppress under the consent service's URL. Both services
+serve the action (S5) through one implementation, `shared.operator.suppression_action`;
+this one adds the profile attributes the consent service knows."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.consent.adapters import queries
-from services.suppression.http.actions import operator_action
+from shared.operator import suppression_action
 from shared.runtime import Runtime
 
 # The consent URL has always answered a spam-complaint unsuppress with this text.
@@ -24,4 +24,4 @@ async def action(rt: Runtime, request: Request, account: str) -> Response:
         stored = await queries.profile(rt.db.pool, account_id, profile_id)
         return stored.profile if stored else {}
 
-    return await operator_action(rt, request, account, known_profile, SPAM_LOCKED)
+    return await suppression_action(rt.db, request, account, SPAM_LOCKED, known_profile)
