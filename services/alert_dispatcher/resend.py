@@ -11,9 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.alert_dispatcher import handlers
-from services.alert_dispatcher.adapters import mails
-from services.alert_dispatcher.adapters import repository as repo
-from shared.db import mail_queue
+from services.alert_dispatcher.adapters.repository import PostgresAlertStore
 from shared.domain.flow_rules import alert_recipients
 from shared.http import error
 from shared.runtime import Runtime
@@ -29,35 +27,16 @@ def routes(rt: Runtime) -> list[Route]:
             return error(422, "not a valid email address")
         email = folded[0]
         async with rt.db.uow() as uow:
-            current = (await repo.recipients(uow.conn, account, [email], lock=True)).get(email)
-            if current is None:
-                return error(404, "no such alert recipient")
-            if current.status != "unconfirmed":
-                return error(409, f"recipient is {current.status}")
-            sender = await repo.last_confirmation_sender(
-                uow.conn, account, email, handlers.CONFIRMATION
-            )
-            sender = sender or rt.settings.smtp_username or "alerts@localhost"
-            queued = await mail_queue.enqueue_many(
-                uow.conn,
-                [
-                    mail_queue.OutgoingMail(
-                        dedupe_key=f"confirm:{account}:{email}:{current.generation}:"
-                        f"resend:{uuid.uuid4().hex}",
-                        kind=handlers.CONFIRMATION,
-                        account_id=account,
-                        message=mails.confirmation(
-                            rt.settings, account, email, current.generation, sender
-                        ),
-                        mail_from=sender,
-                        rcpt_to=email,
-                    )
-                ],
+            done = await handlers.resend_confirmation(
+                PostgresAlertStore(uow), rt.settings, account, email, uuid.uuid4().hex
             )
             await uow.commit()
+        if done.recipient is None:
+            return error(404, "no such alert recipient")
+        if done.mail_id is None:
+            return error(409, f"recipient is {done.recipient.status}")
         return JSONResponse(
-            {"email": email, "status": "queued", "mail_id": next(iter(queued.values()))},
-            status_code=202,
+            {"email": email, "status": "queued", "mail_id": done.mail_id}, status_code=202
         )
 
     return [

@@ -18,9 +18,9 @@ from shared.contracts import (
     SuppressionChanged,
     topics,
 )
-from shared.db.mail_queue import MailWorker
 from shared.db.uow import UnitOfWork
 from shared.kafka import json_parser
+from shared.mail_worker import MailWorker
 from shared.privacy import hash_secret
 from shared.privacy_requests import message_id
 from shared.runtime import Runtime

@@ -1,48 +1,21 @@
-"""A durable queue of mails in the service's own schema, and the worker that sends it.
+"""A durable queue of mails in the service's own schema: every SQL statement on
+`mail_queue` that the mail worker (shared/mail_worker.py) and the services run.
 
 Mails are queued in the same transaction as the state change that asks for them (like the
-outbox), under a dedupe key, so a redelivered request never queues a mail twice. The
-worker claims due mails with `FOR UPDATE SKIP LOCKED` and marks them `sending` in a
-committed transaction *before* talking to SMTP, then `sent` or `failed` after (A9):
-
-- 2xx: `sent`; 5xx: `failed` with the server's answer (permanent);
-- 4xx or a lost connection: back to `pending` with exponential backoff, up to a limit;
-- each result is marked the moment the server answers, so a crash between the SMTP
-  answer and that mark leaves only that one mail `sending`; after its lease runs out it
-  is sent again with the same Message-ID. That is the one remaining window for a
-  duplicate (documented in README and docs/rules.md).
-
-Services hook in with `on_final` (called once per finished mail, in the transaction that
-marks it finalized, e.g. to publish an alert outcome; a crash before that runs it on the
-next pass) and `admit` (to hold mails back, e.g. the per-account sending limit, A8).
+outbox), under a dedupe key, so a redelivered request never queues a mail twice. A mail
+goes `pending` → `sending` (claimed, under a lease) → `sent` / `failed` (the server's
+answer), or back to `pending` to retry; `cancelled` when a service holds it back for
+good. `finalized` says the service's hook has seen the final answer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import Message
-from typing import TYPE_CHECKING
 
 import asyncpg
-
-from shared.db.errors import DB_ERRORS
-from shared.db.notify import listen_forever
-from shared.db.uow import UnitOfWork
-from shared.logging import get_logger
-from shared.loop_health import report_progress, report_trouble
-from shared.mail import SmtpSender
-from shared.metrics import MAILS
-
-if TYPE_CHECKING:
-    from shared.db import Database
-    from shared.settings import Settings
-
-log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +41,14 @@ class OutgoingMail:
     message: Message
     mail_from: str
     rcpt_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the worker needs to send a claimed mail."""
+
+    mail_from: str
+    content: bytes
 
 
 async def enqueue_many(conn: asyncpg.Connection, mails: Sequence[OutgoingMail]) -> dict[str, int]:
@@ -96,268 +77,137 @@ async def enqueue_many(conn: asyncpg.Connection, mails: Sequence[OutgoingMail]) 
     return {r["dedupe_key"]: r["id"] for r in rows}
 
 
-OnFinal = Callable[[UnitOfWork, Sequence[QueuedMail]], Awaitable[None]]
-Admit = Callable[[asyncpg.Connection, Sequence[QueuedMail]], Awaitable[set[int]]]
+# --- the worker's side -------------------------------------------------------------------
 
 
-class MailWorker:
-    def __init__(
-        self,
-        db: Database,
-        senders: Sequence[SmtpSender],
-        *,
-        on_final: OnFinal | None = None,
-        admit: Admit | None = None,
-        batch_size: int = 200,
-        lease: timedelta = timedelta(seconds=60),
-        max_attempts: int = 8,
-        base_backoff_s: float = 1.0,
-        max_backoff_s: float = 300.0,
-        idle_poll_s: float = 0.25,
-        finalize_every: int = 10,
-    ) -> None:
-        self._db = db
-        self._senders = list(senders)
-        self._on_final = on_final
-        self._admit = admit
-        self._batch_size = batch_size
-        self._lease = lease
-        self._max_attempts = max_attempts
-        self._base_backoff_s = base_backoff_s
-        self._max_backoff_s = max_backoff_s
-        self._idle_poll_s = idle_poll_s
-        self._finalize_every = finalize_every
-        self._wakes: list[asyncio.Event] = []
-        self._unmarked: dict[int, tuple[str, str | None]] = {}
+async def claim_due(conn: asyncpg.Connection, limit: int) -> list[QueuedMail]:
+    """Lock up to `limit` due mails (pending, or sending with a lease run out) that no
+    other worker holds; the caller's transaction keeps them."""
+    rows = await conn.fetch(
+        "SELECT id, dedupe_key, kind, account_id, rcpt_to, attempts FROM mail_queue"
+        " WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()"
+        " ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+    return [QueuedMail(**dict(r)) for r in rows]
 
-    @classmethod
-    def from_settings(
-        cls,
-        db: Database,
-        settings: Settings,
-        *,
-        on_final: OnFinal | None = None,
-        admit: Admit | None = None,
-    ) -> MailWorker:
-        """A worker with the batch, lease and retry policy of the `MAIL_*` settings."""
-        return cls(
-            db,
-            [SmtpSender(settings) for _ in range(settings.mail_connections)],
-            on_final=on_final,
-            admit=admit,
-            batch_size=settings.mail_batch_size,
-            lease=timedelta(seconds=settings.mail_lease_s),
-            max_attempts=settings.mail_max_attempts,
-            base_backoff_s=settings.mail_retry_base_s,
-            max_backoff_s=settings.mail_retry_max_s,
+
+async def mark_sending(conn: asyncpg.Connection, ids: Sequence[int], lease: timedelta) -> None:
+    """Count an attempt and lease the mails to this worker for `lease`."""
+    await conn.execute(
+        "UPDATE mail_queue SET status = 'sending', attempts = attempts + 1,"
+        " next_attempt_at = now() + $2::interval WHERE id = ANY($1::bigint[])",
+        list(ids),
+        lease,
+    )
+
+
+async def envelopes(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, Envelope]:
+    rows = await conn.fetch(
+        "SELECT id, mail_from, content FROM mail_queue WHERE id = ANY($1::bigint[])", list(ids)
+    )
+    return {r["id"]: Envelope(r["mail_from"], r["content"]) for r in rows}
+
+
+async def extend_lease(conn: asyncpg.Connection, ids: Sequence[int], lease: timedelta) -> None:
+    await conn.execute(
+        "UPDATE mail_queue SET next_attempt_at = now() + $2::interval"
+        " WHERE id = ANY($1::bigint[]) AND status = 'sending'",
+        list(ids),
+        lease,
+    )
+
+
+async def retry_later(
+    conn: asyncpg.Connection, mail_id: int, delay_s: float, error: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE mail_queue SET status = 'pending', last_error = $3,"
+        " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
+        mail_id,
+        delay_s,
+        error,
+    )
+
+
+async def mark_answered(
+    conn: asyncpg.Connection, mail_id: int, status: str, error: str | None
+) -> None:
+    """Record the server's final answer (`sent` or `failed`). Only a mail still `sending`
+    changes, so writing the same mark twice is a no-op instead of un-finalizing a mail
+    whose outcome is out."""
+    await conn.execute(
+        "UPDATE mail_queue SET status = $2, last_error = $3, finalized = false,"
+        " sent_at = CASE WHEN $2 = 'sent' THEN now() END"
+        " WHERE id = $1 AND status = 'sending'",
+        mail_id,
+        status,
+        error,
+    )
+
+
+async def unfinalized(conn: asyncpg.Connection, limit: int) -> list[QueuedMail]:
+    """Lock mails answered but not yet seen by the service's hook."""
+    rows = await conn.fetch(
+        "SELECT id, dedupe_key, kind, account_id, rcpt_to, attempts, status,"
+        " last_error AS error FROM mail_queue WHERE NOT finalized"
+        " AND status IN ('sent', 'failed') ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+    return [QueuedMail(**dict(r)) for r in rows]
+
+
+async def mark_finalized(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE mail_queue SET finalized = true WHERE id = ANY($1::bigint[])", list(ids)
+    )
+
+
+async def note_error(conn: asyncpg.Connection, mail_id: int, reason: str) -> None:
+    await conn.execute("UPDATE mail_queue SET last_error = $2 WHERE id = $1", mail_id, reason)
+
+
+# --- held back by a service --------------------------------------------------------------
+
+
+async def cancel(conn: asyncpg.Connection, ids: Sequence[int], reason: str) -> None:
+    """Never send these mails (e.g. their recipient opted out since they were queued)."""
+    await conn.execute(
+        "UPDATE mail_queue SET status = 'cancelled', last_error = $2 WHERE id = ANY($1::bigint[])",
+        list(ids),
+        reason,
+    )
+
+
+async def defer(conn: asyncpg.Connection, ids: Sequence[int], until: datetime) -> None:
+    """Hold these mails until `until` without using up an attempt."""
+    await conn.execute(
+        "UPDATE mail_queue SET next_attempt_at = $2 WHERE id = ANY($1::bigint[])",
+        list(ids),
+        until,
+    )
+
+
+async def last_sender(
+    conn: asyncpg.Connection, account_id: str, rcpt_to: str, kind: str
+) -> str | None:
+    """The sender of the newest mail of `kind` queued for `rcpt_to`."""
+    return await conn.fetchval(
+        "SELECT mail_from FROM mail_queue WHERE account_id = $1 AND rcpt_to = $2"
+        " AND kind = $3 ORDER BY id DESC LIMIT 1",
+        account_id,
+        rcpt_to,
+        kind,
+    )
+
+
+async def waiting(conn: asyncpg.Connection, account_id: str, kind: str) -> int:
+    """How many mails of `kind` wait for a later time (a retry or the sending limit)."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM mail_queue WHERE account_id = $1 AND kind = $2"
+            " AND status = 'pending' AND next_attempt_at > now()",
+            account_id,
+            kind,
         )
-
-    async def _claim(self) -> list[QueuedMail]:
-        async with self._db.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, dedupe_key, kind, account_id, rcpt_to, attempts FROM mail_queue"
-                " WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()"
-                " ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self._batch_size,
-            )
-            mails = [QueuedMail(**dict(r)) for r in rows]
-            if mails and self._admit is not None:
-                admitted = await self._admit(conn, mails)
-                mails = [m for m in mails if m.id in admitted]
-            if mails:
-                await conn.execute(
-                    "UPDATE mail_queue SET status = 'sending', attempts = attempts + 1,"
-                    " next_attempt_at = now() + $2::interval WHERE id = ANY($1::bigint[])",
-                    [m.id for m in mails],
-                    self._lease,
-                )
-        return mails
-
-    async def send_due(self, sender: SmtpSender | None = None) -> int:
-        """Send one batch of due mails; returns how many were attempted.
-
-        Each mail's result is written the moment the server has answered (one small
-        autocommitted UPDATE, durably committed: neither a crash of this process nor one
-        of PostgreSQL loses a mark), so a crash resends at most the one mail in flight
-        (A9). Hooks run afterwards in `finalize()`."""
-        sender = sender or self._senders[0]
-        if self._unmarked:
-            async with self._db.pool.acquire() as conn:
-                for mail_id in list(self._unmarked):
-                    if mail_id in self._unmarked:
-                        await self._mark(conn, mail_id)
-        mails = await self._claim()
-        if not mails:
-            return 0
-        claimed_at = time.monotonic()
-        async with self._db.pool.acquire() as conn:
-            contents = {
-                r["id"]: (r["mail_from"], r["content"])
-                for r in await conn.fetch(
-                    "SELECT id, mail_from, content FROM mail_queue WHERE id = ANY($1::bigint[])",
-                    [m.id for m in mails],
-                )
-            }
-            unfinalized = 0
-            for n, mail in enumerate(mails):
-                if time.monotonic() - claimed_at > self._lease.total_seconds() / 2:
-                    # A slow server must not let the lease of the rest run out (another
-                    # worker would claim and send them too).
-                    await conn.execute(
-                        "UPDATE mail_queue SET next_attempt_at = now() + $2::interval"
-                        " WHERE id = ANY($1::bigint[]) AND status = 'sending'",
-                        [m.id for m in mails[n:]],
-                        self._lease,
-                    )
-                    claimed_at = time.monotonic()
-                mail_from, content = contents[mail.id]
-                result = await sender.send(mail_from, mail.rcpt_to, content)
-                if result.ok:
-                    status, error = "sent", None
-                elif result.permanent or mail.attempts + 1 >= self._max_attempts:
-                    status, error = "failed", result.error
-                else:
-                    status, error = "retry", result.error or "transient"
-                MAILS.labels(mail.kind, status).inc()
-                if status == "retry":
-                    await conn.execute(
-                        "UPDATE mail_queue SET status = 'pending', last_error = $3,"
-                        " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
-                        mail.id,
-                        min(self._max_backoff_s, self._base_backoff_s * 2**mail.attempts),
-                        error,
-                    )
-                else:
-                    # Remember the answer until it is written: if the database is gone
-                    # now, the mark is retried before anything else is claimed, so a
-                    # database restart does not make this worker send the mail again.
-                    self._unmarked[mail.id] = (status, error)
-                    await self._mark(conn, mail.id)
-                    unfinalized += 1
-                    if unfinalized >= self._finalize_every:
-                        # Publish outcomes as mails finish, not only at the end of a claim.
-                        await self.finalize()
-                        unfinalized = 0
-        await self.finalize()
-        return len(mails)
-
-    async def _mark(self, conn: asyncpg.Connection, mail_id: int) -> None:
-        """Write a remembered answer. Several send loops share `_unmarked`, so two may
-        write the same mark: only a mail still `sending` is changed, which makes the
-        second write a no-op instead of un-finalizing a mail whose outcome is out."""
-        status, error = self._unmarked[mail_id]
-        await conn.execute(
-            "UPDATE mail_queue SET status = $2, last_error = $3, finalized = false,"
-            " sent_at = CASE WHEN $2 = 'sent' THEN now() END"
-            " WHERE id = $1 AND status = 'sending'",
-            mail_id,
-            status,
-            error,
-        )
-        self._unmarked.pop(mail_id, None)
-
-    async def finalize(self, limit: int = 1000) -> int:
-        """Run `on_final` for mails marked sent or failed and not yet finalized, in one
-        transaction with marking them finalized. Also picks up what a crash left."""
-        async with self._db.uow() as uow:
-            rows = await uow.conn.fetch(
-                "SELECT id, dedupe_key, kind, account_id, rcpt_to, attempts, status,"
-                " last_error AS error FROM mail_queue WHERE NOT finalized"
-                " AND status IN ('sent', 'failed') ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                limit,
-            )
-            if not rows:
-                return 0
-            done = [QueuedMail(**dict(r)) for r in rows]
-            if self._on_final is not None:
-                mark = uow.outbox_mark()
-                try:
-                    async with uow.conn.transaction():  # a savepoint
-                        await self._on_final(uow, done)
-                except DB_ERRORS:
-                    raise
-                except Exception as exc:
-                    uow.rewind_outbox(mark)
-                    # One mail's hook must not hold back every other mail's outcome:
-                    # run them one by one, and set aside only those that still fail.
-                    log.error("finishing mails failed; one at a time", error=repr(exc))
-                    done = await self._finalize_each(uow, done)
-            await uow.conn.execute(
-                "UPDATE mail_queue SET finalized = true WHERE id = ANY($1::bigint[])",
-                [m.id for m in done],
-            )
-            await uow.commit()
-        return len(done)
-
-    async def _finalize_each(
-        self, uow: UnitOfWork, mails: Sequence[QueuedMail]
-    ) -> list[QueuedMail]:
-        """Run `on_final` per mail; a mail whose hook raises is marked finalized with the
-        error kept in `last_error` and logged, so it never blocks the queue again."""
-        assert self._on_final is not None
-        for mail in mails:
-            mark = uow.outbox_mark()
-            try:
-                async with uow.conn.transaction():
-                    await self._on_final(uow, [mail])
-            except DB_ERRORS:
-                raise
-            except Exception as exc:
-                uow.rewind_outbox(mark)
-                reason = f"finishing failed: {type(exc).__name__}: {exc}"[:2000]
-                log.error("mail could not be finished", mail_id=mail.id, error=reason)
-                await uow.conn.execute(
-                    "UPDATE mail_queue SET last_error = $2 WHERE id = $1", mail.id, reason
-                )
-        return list(mails)
-
-    async def run(self) -> None:
-        """Send until cancelled, one loop per SMTP connection. The loops claim disjoint
-        mails (SKIP LOCKED), so a slow answer on one connection does not hold the rest.
-        Idle loops sleep until a new mail is notified (or a second passes: retries and
-        deferred mails fall due without a notification)."""
-        loops = asyncio.gather(*(self._loop(sender) for sender in self._senders))
-        listening = asyncio.create_task(
-            listen_forever(self._db.pool, f"mail_{self._db.schema}", self._on_notify)
-        )
-        try:
-            await loops
-        finally:
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
-
-    def _on_notify(self, *_args: object) -> None:
-        for wake in self._wakes:
-            wake.set()
-
-    async def _loop(self, sender: SmtpSender) -> None:
-        wake = asyncio.Event()
-        self._wakes.append(wake)
-        failures = 0
-        try:
-            while True:
-                wake.clear()  # before claiming: a mail queued from now on wakes this loop
-                try:
-                    sent = await self.send_due(sender) or await self.finalize()
-                    failures = 0
-                    report_progress(f"mail.{self._db.schema}")
-                except DB_ERRORS as exc:
-                    log.warning("mail worker failed; retrying", error=str(exc))
-                    report_trouble(f"mail.{self._db.schema}", f"database: {exc}")
-                    await asyncio.sleep(1.0)
-                    continue
-                except Exception as exc:
-                    # Never die: a failure here stopped confirmation mail for every
-                    # account. Log it, back off, try again; readiness hears of it.
-                    failures += 1
-                    log.exception("mail worker pass failed; retrying", error=repr(exc))
-                    report_trouble(f"mail.{self._db.schema}", f"{type(exc).__name__}: {exc}")
-                    await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
-                    continue
-                if sent == 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self._idle_poll_s)
-        finally:
-            with contextlib.suppress(Exception):
-                await sender.close()
+    )

@@ -1,189 +1,351 @@
-"""The dispatcher's tables: recipients, alerts and their per-recipient deliveries, the
-sending-limit counters. SQL lives here so that handlers read as the rules they apply."""
+"""The dispatcher's tables on PostgreSQL: flow versions and alert actions, recipients,
+alerts and their per-recipient deliveries, the sending-limit counters. Every write goes
+through one unit of work, outcomes included (its outbox), so what a use case does
+commits or rolls back as a whole. Implements `ports.AlertStore`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-import asyncpg
-
-from services.alert_dispatcher.domain.outcomes import decide
 from services.alert_dispatcher.domain.recipients import Recipient
-from shared.contracts import AlertOutcome, Message, topics
-from shared.db.uow import notify_channel
-
-SCHEMA = "alert_dispatcher"
-
-
-async def recipients(
-    conn: asyncpg.Connection, account_id: str, emails: Sequence[str], *, lock: bool = False
-) -> dict[str, Recipient]:
-    rows = await conn.fetch(
-        "SELECT email, status, generation FROM recipients WHERE account_id = $1"
-        " AND email = ANY($2::text[]) ORDER BY email" + (" FOR UPDATE" if lock else ""),
-        account_id,
-        list(emails),
-    )
-    return {r["email"]: Recipient(r["email"], r["status"], r["generation"]) for r in rows}
-
-
-async def save_recipient(conn: asyncpg.Connection, account_id: str, r: Recipient) -> None:
-    await conn.execute(
-        "INSERT INTO recipients (account_id, email, status, generation) VALUES ($1,$2,$3,$4)"
-        " ON CONFLICT (account_id, email) DO UPDATE SET status = EXCLUDED.status,"
-        " generation = EXCLUDED.generation, updated_at = now(),"
-        " confirmed_at = CASE WHEN EXCLUDED.status = 'confirmed' THEN now()"
-        "                     ELSE recipients.confirmed_at END,"
-        " disabled_at = CASE WHEN EXCLUDED.status = 'disabled' THEN now()"
-        "                    ELSE recipients.disabled_at END",
-        account_id,
-        r.email,
-        r.status,
-        r.generation,
-    )
+from services.alert_dispatcher.ports import (
+    ActionKey,
+    AlertAction,
+    Asked,
+    Delivery,
+    NewAlert,
+    SendingAlert,
+)
+from shared.contracts import AlertOutcome, topics
+from shared.db import mail_queue
+from shared.db.mail_queue import OutgoingMail, QueuedMail
+from shared.db.uow import UnitOfWork
+from shared.kafka import dead_letter
+from shared.pages import accounts as page_accounts
+from shared.pages.accounts import PageSettings
 
 
-async def mark_asked(conn: asyncpg.Connection, account_id: str, email: str, sender: str) -> None:
-    """Record that a confirmation mail goes out now, from `sender` (C12 expiry)."""
-    await conn.execute(
-        "UPDATE recipients SET asked_at = now(), asked_from = $3"
-        " WHERE account_id = $1 AND email = $2",
-        account_id,
-        email,
-        sender,
-    )
+class PostgresAlertStore:
+    """`AlertStore` over the unit of work `uow` (its connection is in the service's
+    schema)."""
 
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
-async def asked(
-    conn: asyncpg.Connection, account_id: str, email: str
-) -> tuple[datetime, str | None] | None:
-    """When and from which address the recipient was last asked to confirm."""
-    row = await conn.fetchrow(
-        "SELECT coalesce(asked_at, updated_at) AS at, asked_from FROM recipients"
-        " WHERE account_id = $1 AND email = $2",
-        account_id,
-        email,
-    )
-    return (row["at"], row["asked_from"]) if row else None
+    @property
+    def _conn(self) -> Any:
+        return self._uow.conn
 
+    # --- flows ---------------------------------------------------------------------------
 
-async def finish_alerts(conn: asyncpg.Connection, alert_ids: Sequence[str]) -> list[AlertOutcome]:
-    """Complete every alert among `alert_ids` whose deliveries are all done, exactly once
-    (the alert row is locked and must still be `sending`); returns their outcomes."""
-    if not alert_ids:
-        return []
-    # Lock first, read deliveries after: a concurrent worker that finished a sibling mail
-    # has committed by the time the lock is granted, so its delivery is seen.
-    alerts = await conn.fetch(
-        "SELECT alert_id, account_id, flow_id, step_id, profile_id FROM alerts"
-        " WHERE alert_id = ANY($1::text[]) AND status = 'sending' ORDER BY alert_id FOR UPDATE",
-        sorted(set(alert_ids)),
-    )
-    if not alerts:
-        return []
-    deliveries: dict[str, dict[str, str]] = {}
-    for d in await conn.fetch(
-        "SELECT alert_id, email, status FROM alert_deliveries WHERE alert_id = ANY($1::text[])",
-        [a["alert_id"] for a in alerts],
-    ):
-        deliveries.setdefault(d["alert_id"], {})[d["email"]] = d["status"]
-    outcomes = []
-    for a in alerts:
-        outcome = decide(deliveries.get(a["alert_id"], {}))
-        if outcome is None:
-            continue
-        outcomes.append(
-            AlertOutcome(
-                type=outcome.type,
-                alert_id=a["alert_id"],
-                account_id=a["account_id"],
-                flow_id=a["flow_id"],
-                step_id=a["step_id"],
-                profile_id=a["profile_id"],
-                recipients=outcome.recipients,
-                failed_recipients=outcome.failed_recipients,
-                reason=outcome.reason,
-            )
+    async def delete_flow(self, account_id: str, flow_id: str) -> None:
+        await self._conn.execute(
+            "UPDATE flow_versions SET deleted = true WHERE account_id = $1 AND flow_id = $2",
+            account_id,
+            flow_id,
         )
-    if outcomes:
-        await conn.executemany(
-            "UPDATE alerts SET status = $2, reason = $3, completed_at = now() WHERE alert_id = $1",
-            [(o.alert_id, o.type, o.reason) for o in outcomes],
+        await self._conn.execute(
+            "DELETE FROM alert_actions WHERE account_id = $1 AND flow_id = $2",
+            account_id,
+            flow_id,
         )
-    return outcomes
 
+    async def reject_version(
+        self, account_id: str, flow_id: str, version: int, errors: list[str]
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO flow_rejections (account_id, flow_id, version, errors)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            account_id,
+            flow_id,
+            version,
+            errors,
+        )
 
-async def publish_now(
-    conn: asyncpg.Connection, messages: Sequence[tuple[str, str, Message]]
-) -> None:
-    """Write outbox rows on a connection that is not a unit of work (the mail worker's
-    claim transaction); they commit with it, like `uow.publish`."""
-    if not messages:
-        return
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, '{}'::jsonb)",
-        [(topic, key.encode(), m.to_bytes()) for topic, key, m in messages],
-    )
-    await conn.execute("SELECT pg_notify($1, '')", notify_channel(SCHEMA))
+    async def take_version(self, account_id: str, flow_id: str, version: int) -> bool:
+        newer = await self._conn.fetchrow(
+            "INSERT INTO flow_versions (account_id, flow_id, version) VALUES ($1, $2, $3)"
+            " ON CONFLICT (account_id, flow_id) DO UPDATE SET version = EXCLUDED.version,"
+            " deleted = false WHERE flow_versions.version < EXCLUDED.version RETURNING 1",
+            account_id,
+            flow_id,
+            version,
+        )
+        return newer is not None
 
+    async def flow_actions(self, account_id: str, flow_id: str) -> dict[str, set[str]]:
+        rows = await self._conn.fetch(
+            "SELECT step_id, recipients FROM alert_actions WHERE account_id = $1 AND flow_id = $2",
+            account_id,
+            flow_id,
+        )
+        return {r["step_id"]: set(r["recipients"]) for r in rows}
 
-def outcome_messages(outcomes: Sequence[AlertOutcome]) -> list[tuple[str, str, Message]]:
-    return [(topics.ALERT_OUTCOMES, o.profile_id, o) for o in outcomes]
+    async def replace_actions(
+        self, account_id: str, flow_id: str, version: int, actions: Sequence[AlertAction]
+    ) -> None:
+        await self._conn.execute(
+            "DELETE FROM alert_actions WHERE account_id = $1 AND flow_id = $2"
+            " AND NOT (step_id = ANY($3::text[]))",
+            account_id,
+            flow_id,
+            [a.step_id for a in actions],
+        )
+        await self._conn.executemany(
+            "INSERT INTO alert_actions (account_id, flow_id, step_id, flow_version, mode,"
+            " recipients) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, flow_id,"
+            " step_id) DO UPDATE SET flow_version = EXCLUDED.flow_version, mode = EXCLUDED.mode,"
+            " recipients = EXCLUDED.recipients",
+            [(account_id, flow_id, a.step_id, version, a.mode, a.recipients) for a in actions],
+        )
 
+    async def action_recipients(self, keys: set[ActionKey]) -> dict[ActionKey, set[str]]:
+        if not keys:
+            return {}
+        ordered = sorted(keys)
+        rows = await self._conn.fetch(
+            "SELECT a.account_id, a.flow_id, a.step_id, a.recipients FROM alert_actions a"
+            " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(account_id, flow_id, step_id)"
+            " USING (account_id, flow_id, step_id)",
+            [k.account_id for k in ordered],
+            [k.flow_id for k in ordered],
+            [k.step_id for k in ordered],
+        )
+        return {
+            ActionKey(r["account_id"], r["flow_id"], r["step_id"]): set(r["recipients"])
+            for r in rows
+        }
 
-async def send_limit(conn: asyncpg.Connection, account_id: str, default: int) -> int:
-    value = await conn.fetchval(
-        "SELECT alert_send_limit_per_hour FROM account_limits WHERE account_id = $1", account_id
-    )
-    return default if value is None else int(value)
+    # --- recipients ----------------------------------------------------------------------
 
+    async def recipients(
+        self, account_id: str, emails: Sequence[str], *, lock: bool = False
+    ) -> dict[str, Recipient]:
+        rows = await self._conn.fetch(
+            "SELECT email, status, generation FROM recipients WHERE account_id = $1"
+            " AND email = ANY($2::text[]) ORDER BY email" + (" FOR UPDATE" if lock else ""),
+            account_id,
+            list(emails),
+        )
+        return {r["email"]: Recipient(r["email"], r["status"], r["generation"]) for r in rows}
 
-async def lock_window(conn: asyncpg.Connection, account_id: str, start: datetime) -> int:
-    """The number of mails counted in the account's window, its row locked until commit
-    (replicas admitting mails of the same account take turns)."""
-    await conn.execute(
-        "INSERT INTO send_windows (account_id, window_start) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING",
-        account_id,
-        start,
-    )
-    return int(
-        await conn.fetchval(
-            "SELECT sent FROM send_windows WHERE account_id = $1 AND window_start = $2 FOR UPDATE",
+    async def save_recipient(self, account_id: str, recipient: Recipient) -> None:
+        await self._conn.execute(
+            "INSERT INTO recipients (account_id, email, status, generation) VALUES ($1,$2,$3,$4)"
+            " ON CONFLICT (account_id, email) DO UPDATE SET status = EXCLUDED.status,"
+            " generation = EXCLUDED.generation, updated_at = now(),"
+            " confirmed_at = CASE WHEN EXCLUDED.status = 'confirmed' THEN now()"
+            "                     ELSE recipients.confirmed_at END,"
+            " disabled_at = CASE WHEN EXCLUDED.status = 'disabled' THEN now()"
+            "                    ELSE recipients.disabled_at END",
+            account_id,
+            recipient.email,
+            recipient.status,
+            recipient.generation,
+        )
+
+    async def mark_asked(self, account_id: str, email: str, sender: str) -> None:
+        """Record that a confirmation mail goes out now, from `sender` (C12 expiry)."""
+        await self._conn.execute(
+            "UPDATE recipients SET asked_at = now(), asked_from = $3"
+            " WHERE account_id = $1 AND email = $2",
+            account_id,
+            email,
+            sender,
+        )
+
+    async def asked(self, account_id: str, email: str) -> Asked | None:
+        row = await self._conn.fetchrow(
+            "SELECT coalesce(asked_at, updated_at) AS at, asked_from FROM recipients"
+            " WHERE account_id = $1 AND email = $2",
+            account_id,
+            email,
+        )
+        return Asked(row["at"], row["asked_from"]) if row else None
+
+    async def pages(self, accounts: Sequence[str]) -> dict[str, PageSettings]:
+        return await page_accounts.load_many(self._conn, list(accounts))
+
+    async def save_pages(self, account_id: str, values: dict[str, Any]) -> None:
+        """W1: the account's page settings (checked by the caller)."""
+        await page_accounts.save(self._conn, account_id, values)
+
+    async def set_send_limit(self, account_id: str, value: int) -> None:
+        """A8: the account's own sending limit per hour."""
+        await self._conn.execute(
+            "INSERT INTO account_limits (account_id, alert_send_limit_per_hour)"
+            " VALUES ($1, $2) ON CONFLICT (account_id) DO UPDATE SET"
+            " alert_send_limit_per_hour = EXCLUDED.alert_send_limit_per_hour,"
+            " updated_at = now()",
+            account_id,
+            value,
+        )
+
+    # --- alerts and their mails ----------------------------------------------------------
+
+    async def add_alerts(self, alerts: Sequence[NewAlert]) -> None:
+        await self._conn.executemany(
+            "INSERT INTO alerts (alert_id, account_id, flow_id, flow_version, step_id,"
+            " profile_id, requested_at, subject_hashes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT DO NOTHING",
+            [
+                (
+                    a.alert_id,
+                    a.account_id,
+                    a.flow_id,
+                    a.flow_version,
+                    a.step_id,
+                    a.profile_id,
+                    a.requested_at,
+                    a.subject_hashes,
+                )
+                for a in alerts
+            ],
+        )
+
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        await self._conn.executemany(
+            "INSERT INTO alert_deliveries (alert_id, email, mail_id, status, error, completed_at)"
+            " VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'pending' THEN NULL ELSE now() END)"
+            " ON CONFLICT DO NOTHING",
+            [(d.alert_id, d.email, d.mail_id, d.status, d.error) for d in deliveries],
+        )
+
+    async def queue_mails(self, mails: Sequence[OutgoingMail]) -> dict[str, int]:
+        return await mail_queue.enqueue_many(self._conn, mails)
+
+    async def last_sender(self, account_id: str, email: str, kind: str) -> str | None:
+        return await mail_queue.last_sender(self._conn, account_id, email, kind)
+
+    async def finish_deliveries(self, answered: Sequence[QueuedMail]) -> list[str]:
+        if not answered:
+            return []
+        rows = await self._conn.fetch(
+            "UPDATE alert_deliveries d SET status = m.status, error = m.error,"
+            " completed_at = now()"
+            " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, status, error)"
+            " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id",
+            [m.id for m in answered],
+            [m.status for m in answered],
+            [m.error for m in answered],
+        )
+        return [r["alert_id"] for r in rows]
+
+    async def recipient_states(self, claimed: Sequence[QueuedMail]) -> dict[int, str]:
+        rows = await self._conn.fetch(
+            "SELECT m.id, CASE WHEN m.email = ANY(coalesce(a.recipients, ARRAY[m.email]))"
+            "   THEN coalesce(r.status, 'not registered') ELSE 'removed from the alert' END"
+            "   AS status"
+            " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, account_id, email)"
+            " LEFT JOIN recipients r ON r.account_id = m.account_id AND r.email = m.email"
+            " LEFT JOIN alert_deliveries d ON d.mail_id = m.id"
+            " LEFT JOIN alerts al ON al.alert_id = d.alert_id"
+            " LEFT JOIN alert_actions a ON a.account_id = al.account_id"
+            "   AND a.flow_id = al.flow_id AND a.step_id = al.step_id",
+            [m.id for m in claimed],
+            [m.account_id for m in claimed],
+            [m.rcpt_to.lower() for m in claimed],
+        )
+        return {r["id"]: r["status"] for r in rows}
+
+    async def skip_mails(self, refused: Mapping[int, str], reason: str) -> list[str]:
+        if not refused:
+            return []
+        ids = list(refused)
+        await mail_queue.cancel(self._conn, ids, reason)
+        rows = await self._conn.fetch(
+            "UPDATE alert_deliveries d SET status = 'skipped', completed_at = now(),"
+            " error = 'recipient ' || m.status || ' at send time'"
+            " FROM unnest($1::bigint[], $2::text[]) AS m(id, status)"
+            " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id",
+            ids,
+            [refused[i] for i in ids],
+        )
+        return [r["alert_id"] for r in rows]
+
+    async def lock_sending(self, alert_ids: Sequence[str]) -> list[SendingAlert]:
+        if not alert_ids:
+            return []
+        rows = await self._conn.fetch(
+            "SELECT alert_id, account_id, flow_id, step_id, profile_id FROM alerts"
+            " WHERE alert_id = ANY($1::text[]) AND status = 'sending' ORDER BY alert_id"
+            " FOR UPDATE",
+            sorted(set(alert_ids)),
+        )
+        return [SendingAlert(**dict(r)) for r in rows]
+
+    async def delivery_statuses(self, alert_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for d in await self._conn.fetch(
+            "SELECT alert_id, email, status FROM alert_deliveries WHERE alert_id = ANY($1::text[])",
+            list(alert_ids),
+        ):
+            out.setdefault(d["alert_id"], {})[d["email"]] = d["status"]
+        return out
+
+    async def complete_alerts(self, outcomes: Sequence[AlertOutcome]) -> None:
+        if not outcomes:
+            return
+        await self._conn.executemany(
+            "UPDATE alerts SET status = $3, reason = $2, completed_at = now()"
+            " WHERE alert_id = $1 AND status = 'sending'",
+            [(o.alert_id, o.reason, o.type) for o in outcomes],
+        )
+
+    def publish_outcome(self, outcome: AlertOutcome) -> None:
+        self._uow.publish(topics.ALERT_OUTCOMES, outcome.profile_id, outcome)
+
+    def dead_letter(self, consumer: str, record: Any, error: str) -> None:
+        dead_letter(self._uow, consumer, record, error)
+
+    # --- the sending limit (A8) ----------------------------------------------------------
+
+    async def now(self) -> datetime:
+        """The database's clock: every replica counts windows by the same time."""
+        return await self._conn.fetchval("SELECT now()")
+
+    async def send_limit(self, account_id: str, default: int) -> int:
+        value = await self._conn.fetchval(
+            "SELECT alert_send_limit_per_hour FROM account_limits WHERE account_id = $1",
+            account_id,
+        )
+        return default if value is None else int(value)
+
+    async def lock_window(self, account_id: str, start: datetime) -> int:
+        """Replicas admitting mails of the same account take turns on this row."""
+        await self._conn.execute(
+            "INSERT INTO send_windows (account_id, window_start) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING",
             account_id,
             start,
         )
-    )
+        return int(
+            await self._conn.fetchval(
+                "SELECT sent FROM send_windows WHERE account_id = $1 AND window_start = $2"
+                " FOR UPDATE",
+                account_id,
+                start,
+            )
+        )
 
+    async def count_sent(self, account_id: str, start: datetime, n: int) -> None:
+        await self._conn.execute(
+            "UPDATE send_windows SET sent = sent + $3 WHERE account_id = $1 AND window_start = $2",
+            account_id,
+            start,
+            n,
+        )
 
-async def action_recipients(
-    conn: asyncpg.Connection, actions: set[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], set[str]]:
-    """The folded recipients each alert action has now, by (account, flow, step); an
-    action this service has not seen (or no longer has) is absent."""
-    if not actions:
-        return {}
-    keys = sorted(actions)
-    rows = await conn.fetch(
-        "SELECT a.account_id, a.flow_id, a.step_id, a.recipients FROM alert_actions a"
-        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(account_id, flow_id, step_id)"
-        " USING (account_id, flow_id, step_id)",
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        [k[2] for k in keys],
-    )
-    return {(r["account_id"], r["flow_id"], r["step_id"]): set(r["recipients"]) for r in rows}
-
-
-async def last_confirmation_sender(
-    conn: asyncpg.Connection, account_id: str, email: str, kind: str
-) -> str | None:
-    """The sender of the newest confirmation mail queued for a recipient."""
-    return await conn.fetchval(
-        "SELECT mail_from FROM mail_queue WHERE account_id = $1 AND rcpt_to = $2"
-        " AND kind = $3 ORDER BY id DESC LIMIT 1",
-        account_id,
-        email,
-        kind,
-    )
+    async def defer(self, mail_ids: Sequence[int], until: datetime) -> None:
+        if not mail_ids:
+            return
+        await mail_queue.defer(self._conn, mail_ids, until)
+        await self._conn.execute(
+            "UPDATE alert_deliveries SET deferred_until = $2 WHERE mail_id = ANY($1::bigint[])",
+            list(mail_ids),
+            until,
+        )

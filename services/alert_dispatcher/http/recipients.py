@@ -1,0 +1,32 @@
+"""The account's alert recipients with their opt-in status (A2) and the actions that
+list them."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.alert_dispatcher.adapters import queries
+from services.alert_dispatcher.http.views import _iso
+from shared.runtime import Runtime
+
+
+async def recipients(rt: Runtime, request: Request, account: str) -> Response:
+    """GET /accounts/{a}/alert-recipients."""
+    async with rt.db.pool.acquire() as conn:
+        rows = await queries.recipients(conn, account)
+    return JSONResponse(
+        {
+            "account_id": account,
+            "recipients": [
+                {
+                    "email": r.email,
+                    "status": r.status,
+                    "confirmed_at": _iso(r.confirmed_at),
+                    "disabled_at": _iso(r.disabled_at),
+                    "actions": r.actions,
+                }
+                for r in rows
+            ],
+        }
+    )

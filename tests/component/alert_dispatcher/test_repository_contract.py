@@ -1,0 +1,233 @@
+"""One contract for `ports.AlertStore`, run against the in-memory store that the unit
+tests use and the PostgreSQL store that the service uses, so the fake cannot drift from
+what the database does."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import Message
+from typing import Any
+
+import pytest
+
+from services.alert_dispatcher.adapters.memory import MemoryAlertStore
+from services.alert_dispatcher.adapters.repository import PostgresAlertStore
+from services.alert_dispatcher.domain.recipients import Recipient
+from services.alert_dispatcher.ports import ActionKey, AlertAction, Delivery, NewAlert
+from shared.contracts import AlertOutcome, topics
+from shared.db import Database
+from shared.db.mail_queue import OutgoingMail, QueuedMail
+from shared.db.migrations import migration_files
+
+A = "acme"
+
+
+@dataclass
+class Harness:
+    store: Any
+    published: Callable[[], list[tuple[str, str | None]]]
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Any:
+    """None for the in-memory store, else the embedded stack (started only for it)."""
+    return request.getfixturevalue("stack") if request.param == "postgres" else None
+
+
+@pytest.fixture
+async def h(backend: Any) -> AsyncIterator[Harness]:
+    if backend is None:
+        memory = MemoryAlertStore()
+        yield Harness(memory, lambda: [(t, k) for t, k, _ in memory.outbox])
+        return
+    stack = backend
+    db = Database(stack.dsn, f"t_{uuid.uuid4().hex[:8]}", 2)
+    await db.start()
+    async with db.pool.acquire() as conn:
+        for _, sql in migration_files("alert_dispatcher"):
+            await conn.execute(sql)
+    try:
+        async with db.uow() as uow:  # rolled back at the end
+            yield Harness(
+                PostgresAlertStore(uow),
+                lambda: [(t, k.decode() if k else None) for t, k, _, _ in uow._outbox],
+            )
+    finally:
+        async with db.pool.acquire() as conn:
+            await conn.execute(f'DROP SCHEMA "{db.schema}" CASCADE')
+        await db.close()
+
+
+def _mail(key: str, rcpt: str, kind: str = "alert", sender: str = "a@acme.test") -> OutgoingMail:
+    message = Message()
+    message["Message-ID"] = f"<{key}@test>"
+    message.set_payload("hi")
+    return OutgoingMail(key, kind, A, message, sender, rcpt)
+
+
+def _alert(alert_id: str, step_id: str = "alert") -> NewAlert:
+    return NewAlert(alert_id, A, "nps", 1, step_id, "p-1", datetime.now(UTC), ["h"])
+
+
+def _claimed(mail_id: int, rcpt: str, **answer: Any) -> QueuedMail:
+    return QueuedMail(mail_id, f"k{mail_id}", "alert", A, rcpt, 0, **answer)
+
+
+async def test_recipients_are_saved_read_in_order_and_unknown_ones_absent(h: Harness) -> None:
+    s = h.store
+    await s.save_recipient(A, Recipient("b@acme.test", "unconfirmed", 1))
+    await s.save_recipient(A, Recipient("a@acme.test", "unconfirmed", 1))
+    await s.save_recipient(A, Recipient("a@acme.test", "confirmed", 2))
+    got = await s.recipients(A, ["b@acme.test", "a@acme.test", "x@acme.test"], lock=True)
+    assert list(got) == ["a@acme.test", "b@acme.test"]
+    assert got["a@acme.test"] == Recipient("a@acme.test", "confirmed", 2)
+    assert await s.recipients("other", ["a@acme.test"]) == {}
+
+
+async def test_asked_is_none_for_strangers_and_keeps_the_last_sender(h: Harness) -> None:
+    s = h.store
+    assert await s.asked(A, "a@acme.test") is None
+    await s.mark_asked(A, "a@acme.test", "x@acme.test")  # nobody to mark
+    assert await s.asked(A, "a@acme.test") is None
+    await s.save_recipient(A, Recipient("a@acme.test", "unconfirmed", 1))
+    assert (await s.asked(A, "a@acme.test")).sender is None
+    await s.mark_asked(A, "a@acme.test", "team@acme.test")
+    await s.save_recipient(A, Recipient("a@acme.test", "confirmed", 1))
+    assert (await s.asked(A, "a@acme.test")).sender == "team@acme.test"
+
+
+async def test_only_a_newer_version_is_taken_and_delete_clears_actions(h: Harness) -> None:
+    s = h.store
+    assert await s.take_version(A, "nps", 2)
+    assert not await s.take_version(A, "nps", 2)
+    assert not await s.take_version(A, "nps", 1)
+    await s.replace_actions(A, "nps", 2, [AlertAction("x", "live", ["a@acme.test"])])
+    await s.delete_flow(A, "nps")
+    assert await s.flow_actions(A, "nps") == {}
+    assert await s.take_version(A, "nps", 3)
+
+
+async def test_replace_actions_drops_steps_no_longer_listed(h: Harness) -> None:
+    s = h.store
+    await s.replace_actions(
+        A,
+        "nps",
+        1,
+        [AlertAction("x", "live", ["a@acme.test"]), AlertAction("y", "manual", ["b@acme.test"])],
+    )
+    await s.replace_actions(A, "nps", 2, [AlertAction("y", "live", ["c@acme.test"])])
+    assert await s.flow_actions(A, "nps") == {"y": {"c@acme.test"}}
+    keys = {ActionKey(A, "nps", "x"), ActionKey(A, "nps", "y")}
+    assert await s.action_recipients(keys) == {ActionKey(A, "nps", "y"): {"c@acme.test"}}
+    assert await s.action_recipients(set()) == {}
+
+
+async def test_a_mail_is_queued_once_per_dedupe_key(h: Harness) -> None:
+    s = h.store
+    first = await s.queue_mails([_mail("k1", "a@acme.test"), _mail("k2", "a@acme.test")])
+    again = await s.queue_mails([_mail("k1", "a@acme.test"), _mail("k3", "a@acme.test")])
+    assert set(first) == {"k1", "k2"} and set(again) == {"k3"}
+    assert len({*first.values(), *again.values()}) == 3
+    await s.queue_mails([_mail("c1", "a@acme.test", "conf", "old@acme.test")])
+    await s.queue_mails([_mail("c2", "a@acme.test", "conf", "new@acme.test")])
+    assert await s.last_sender(A, "a@acme.test", "conf") == "new@acme.test"
+    assert await s.last_sender(A, "b@acme.test", "conf") is None
+
+
+async def _two_deliveries(s: Any) -> dict[str, int]:
+    ids = await s.queue_mails([_mail("m-a", "a@acme.test"), _mail("m-b", "b@acme.test")])
+    await s.add_alerts([_alert("al-1"), _alert("al-1")])
+    await s.add_deliveries(
+        [
+            Delivery("al-1", "a@acme.test", ids["m-a"], "pending"),
+            Delivery("al-1", "b@acme.test", ids["m-b"], "pending"),
+            Delivery("al-1", "c@acme.test", None, "skipped", "recipient unconfirmed"),
+        ]
+    )
+    return ids
+
+
+async def test_a_delivery_is_finished_once(h: Harness) -> None:
+    s = h.store
+    ids = await _two_deliveries(s)
+    done = _claimed(ids["m-a"], "a@acme.test", status="failed", error="550")
+    assert await s.finish_deliveries([done]) == ["al-1"]
+    assert await s.finish_deliveries([done]) == []
+    assert await s.delivery_statuses(["al-1"]) == {
+        "al-1": {"a@acme.test": "failed", "b@acme.test": "pending", "c@acme.test": "skipped"}
+    }
+
+
+async def test_an_alert_completes_once_and_then_is_no_longer_sending(h: Harness) -> None:
+    s = h.store
+    await s.add_alerts([_alert("al-1"), _alert("al-2")])
+    sending = await s.lock_sending(["al-2", "al-1", "al-1", "al-9"])
+    assert [a.alert_id for a in sending] == ["al-1", "al-2"]
+    assert sending[0].profile_id == "p-1" and sending[0].step_id == "alert"
+    out = AlertOutcome(
+        type="skipped", alert_id="al-1", account_id=A, flow_id="nps", step_id="alert",
+        profile_id="p-1", reason="r",
+    )  # fmt: skip
+    await s.complete_alerts([out])
+    await s.complete_alerts([out.model_copy(update={"type": "sent"})])
+    assert [a.alert_id for a in await s.lock_sending(["al-1", "al-2"])] == ["al-2"]
+    s.publish_outcome(out)
+    assert h.published() == [(topics.ALERT_OUTCOMES, "p-1")]
+
+
+async def test_recipient_states_at_send_time(h: Harness) -> None:
+    s = h.store
+    await s.replace_actions(A, "nps", 1, [AlertAction("alert", "live", ["a@acme.test"])])
+    await s.save_recipient(A, Recipient("a@acme.test", "confirmed", 1))
+    await s.save_recipient(A, Recipient("b@acme.test", "disabled", 1))
+    ids = await _two_deliveries(s)
+    loose = await s.queue_mails([_mail("m-x", "b@acme.test"), _mail("m-y", "z@acme.test")])
+    states = await s.recipient_states(
+        [
+            _claimed(ids["m-a"], "A@acme.test"),
+            _claimed(ids["m-b"], "b@acme.test"),
+            _claimed(loose["m-x"], "b@acme.test"),
+            _claimed(loose["m-y"], "z@acme.test"),
+        ]
+    )
+    assert states == {
+        ids["m-a"]: "confirmed",
+        ids["m-b"]: "removed from the alert",
+        loose["m-x"]: "disabled",
+        loose["m-y"]: "not registered",
+    }
+
+
+async def test_skipped_mails_skip_their_pending_delivery_with_the_status(h: Harness) -> None:
+    s = h.store
+    ids = await _two_deliveries(s)
+    assert await s.skip_mails({ids["m-b"]: "disabled"}, "recipient not confirmed") == ["al-1"]
+    assert await s.skip_mails({ids["m-b"]: "disabled"}, "recipient not confirmed") == []
+    assert (await s.delivery_statuses(["al-1"]))["al-1"]["b@acme.test"] == "skipped"
+    assert await s.skip_mails({}, "x") == []
+
+
+async def test_sending_limit_and_window_counter(h: Harness) -> None:
+    s = h.store
+    assert await s.send_limit(A, 50) == 50
+    await s.set_send_limit(A, 7)
+    assert await s.send_limit(A, 50) == 7
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+    assert await s.lock_window(A, start) == 0
+    await s.count_sent(A, start, 3)
+    assert await s.lock_window(A, start) == 3
+    assert isinstance(await s.now(), datetime)
+    ids = await _two_deliveries(s)
+    await s.defer([ids["m-a"]], start)
+    await s.defer([], start)
+
+
+async def test_page_settings_of_accounts_that_set_some(h: Harness) -> None:
+    s = h.store
+    await s.save_pages(A, {"display_name": "Acme", "language": "de"})
+    got = await s.pages([A, "other"])
+    assert list(got) == [A]
+    assert (got[A].display_name, got[A].language) == ("Acme", "de")
