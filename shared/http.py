@@ -47,6 +47,11 @@ def health_routes(ready: Callable[[], Awaitable[dict[str, bool | str]]]) -> list
     ]
 
 
+def iso(value: Any) -> Any:
+    """A timestamp in a JSON answer: ISO 8601; anything else (None, text) as it is."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 class ApiAuth:
     """Bearer API keys, each granting exactly one account (X5).
 
@@ -74,6 +79,21 @@ class ApiAuth:
         name = f"api-key:{self._keys[key]}/{hashlib.sha256(key.encode()).hexdigest()[:8]}"
         who = request.headers.get("x-actor", "").strip()[:120]
         return f"{who} via {name}" if who else name
+
+    def guarded(
+        self, handler: Callable[[Request, str], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint that answers `guard`'s error, or calls `handler(request, account)`
+        with the path's account when the key may act on it (X5)."""
+
+        async def endpoint(request: Request) -> Response:
+            account = request.path_params["account_id"]
+            if (denied := self.guard(request, account)) is not None:
+                return denied
+            return await handler(request, account)
+
+        endpoint.__name__ = getattr(handler, "__name__", "endpoint")
+        return endpoint
 
     def guard(self, request: Request, account_id: str) -> Response | None:
         """None when the request may act on `account_id`, else the error to answer."""

@@ -5,10 +5,7 @@ limit), scoped by API key to one account (X5). Each resource is a module of `htt
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from services.alert_dispatcher import resend
@@ -23,15 +20,7 @@ def link_routes(rt: Runtime) -> list[Route]:
 
 
 def api_routes(rt: Runtime) -> list[Route]:
-    def guarded(handler: Any) -> Any:
-        async def route(request: Request) -> Response:
-            account = request.path_params["account_id"]
-            if (denied := rt.auth.guard(request, account)) is not None:
-                return denied
-            return await handler(request, account)
-
-        return route
-
+    guarded = rt.auth.guarded
     return [
         Route(
             "/accounts/{account_id}/flows/{flow_id}/alerts",

@@ -18,10 +18,7 @@ from shared.runtime import Runtime
 
 
 def routes(rt: Runtime) -> list[Route]:
-    async def resend(request: Request) -> Response:
-        account = request.path_params["account_id"]
-        if (denied := rt.auth.guard(request, account)) is not None:
-            return denied
+    async def resend(request: Request, account: str) -> Response:
         folded = alert_recipients([request.path_params["email"]])
         if not folded:
             return error(422, "not a valid email address")
@@ -40,5 +37,9 @@ def routes(rt: Runtime) -> list[Route]:
         )
 
     return [
-        Route("/accounts/{account_id}/alert-recipients/{email}/resend", resend, methods=["POST"])
+        Route(
+            "/accounts/{account_id}/alert-recipients/{email}/resend",
+            rt.auth.guarded(resend),
+            methods=["POST"],
+        )
     ]

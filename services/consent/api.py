@@ -11,31 +11,12 @@ suppressions, a `SuppressionCommand`) through the outbox to the command topic an
 
 from __future__ import annotations
 
-from typing import Any
-
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
+from services.consent.http import routes
 from shared.runtime import Runtime
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 def api_routes(rt: Runtime) -> list[Route]:
-    # Imported here: the resource modules use `_iso` from this module.
-    from services.consent.http import routes
-
-    def guarded(fn):
-        async def wrapper(request: Request) -> Response:
-            account = request.path_params["account_id"]
-            if (denied := rt.auth.guard(request, account)) is not None:
-                return denied
-            return await fn(request, account)
-
-        wrapper.__name__ = fn.__name__
-        return wrapper
-
-    return routes(rt, guarded)
+    """The per-account routes, each behind the API key check (X5)."""
+    return routes(rt, rt.auth.guarded)

@@ -52,6 +52,7 @@ from shared.contracts import (
 )
 from shared.db import mail_queue
 from shared.db.uow import UnitOfWork
+from shared.domain.profiles import merged_profile
 from shared.kafka import Received, dead_letter
 from shared.pages.accounts import PageSettings
 from shared.privacy import hash_secret, subject_hashes
@@ -144,10 +145,8 @@ def consent_state(state: ProfileConsent) -> ConsentState:
 
 
 def _merge(profile: dict[str, Any], incoming: dict[str, Any] | None, profile_id: str) -> dict:
-    merged = {**profile, "id": profile_id}
-    for k, v in (incoming or {}).items():
-        if v not in (None, {}, ""):
-            merged[k] = v
+    """The profile with what the command carries; its phone number normalised (C6)."""
+    merged = merged_profile(profile, incoming, profile_id)
     if merged.get("phone_number"):
         merged["phone_number"] = normalize_phone(merged["phone_number"])
     return merged

@@ -30,7 +30,7 @@ from shared.contracts import (
 from shared.db.errors import DB_ERRORS
 from shared.db.uow import UnitOfWork
 from shared.domain import reachability as reach
-from shared.http import error
+from shared.http import error, iso
 from shared.kafka import json_parser
 from shared.logging import get_logger
 from shared.loop_health import report_progress, report_trouble
@@ -167,10 +167,6 @@ def _limit(request: Request) -> int:
         return 100
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def activity_document(account_id: str, flow_id: str, found: dict[str, Any]) -> dict[str, Any]:
     """The activity of one flow per step (A6 with the dispatcher's sent/skipped)."""
     steps: dict[str, dict[str, Any]] = {}
@@ -193,7 +189,7 @@ def activity_document(account_id: str, flow_id: str, found: dict[str, Any]) -> d
         s = step(w["step_id"])["scheduled"]
         s["count"] = w["n"]
         s["profiles"].append(
-            {"profile_id": w["profile_id"], "run_id": str(w["run_id"]), "due_at": _iso(w["due_at"])}
+            {"profile_id": w["profile_id"], "run_id": str(w["run_id"]), "due_at": iso(w["due_at"])}
         )
     for p in found["passed"]:
         step(p["step_id"])["delay_passed"] = p["n"]
@@ -204,7 +200,7 @@ def activity_document(account_id: str, flow_id: str, found: dict[str, Any]) -> d
             {
                 "alert_id": h["alert_id"],
                 "profile_id": h["profile_id"],
-                "held_at": _iso(h["created_at"]),
+                "held_at": iso(h["created_at"]),
             }
         )
     reasons: dict[tuple[str, str], dict[str, Any]] = {}
@@ -233,12 +229,9 @@ def activity_document(account_id: str, flow_id: str, found: dict[str, Any]) -> d
 
 
 def activity_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
-    async def activity(request: Request) -> Response:
+    async def activity(request: Request, account: str) -> Response:
         """Per step of a flow: profiles waiting on a delay, actions in review, executed,
         and skipped by reason, each with its count and the newest entries (`?limit=`)."""
-        account = request.path_params["account_id"]
-        if (denied := rt.auth.guard(request, account)) is not None:
-            return denied
         flow_id = request.path_params["flow_id"]
         async with rt.db.pool.acquire() as conn:
             found = await read_model.flow_activity(conn, account, flow_id, _limit(request))
@@ -246,15 +239,12 @@ def activity_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
             return error(404, "not found")
         return JSONResponse(activity_document(account, flow_id, found))
 
-    return activity
+    return rt.auth.guarded(activity)
 
 
 def reviews_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
-    async def reviews(request: Request) -> Response:
+    async def reviews(request: Request, account: str) -> Response:
         """The account's actions held in manual review, oldest first."""
-        account = request.path_params["account_id"]
-        if (denied := rt.auth.guard(request, account)) is not None:
-            return denied
         async with rt.db.pool.acquire() as conn:
             rows = await read_model.reviews_in(conn, account, _limit(request))
         return JSONResponse(
@@ -266,22 +256,19 @@ def reviews_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
                         "flow_id": r["flow_id"],
                         "step_id": r["step_id"],
                         "profile_id": r["profile_id"],
-                        "held_at": _iso(r["created_at"]),
+                        "held_at": iso(r["created_at"]),
                     }
                     for r in rows
                 ],
             }
         )
 
-    return reviews
+    return rt.auth.guarded(reviews)
 
 
 def decide_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
-    async def decide(request: Request) -> Response:
+    async def decide(request: Request, account: str) -> Response:
         """F5: approve or reject an action held in manual review."""
-        account = request.path_params["account_id"]
-        if (denied := rt.auth.guard(request, account)) is not None:
-            return denied
         alert_id = request.path_params["alert_id"]
         decision = request.path_params["decision"]
         if decision not in ("approve", "reject"):
@@ -301,16 +288,13 @@ def decide_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
             return error(409, "alert already decided")
         return JSONResponse({"alert_id": alert_id, "status": result[alert_id]})
 
-    return decide
+    return rt.auth.guarded(decide)
 
 
 def reachability_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
-    async def reachability(request: Request) -> Response:
+    async def reachability(request: Request, account: str) -> Response:
         """What the executor believes about a profile (F7): consent, suppressions and
         the newest profile data, the inputs of every F6 decision."""
-        account = request.path_params["account_id"]
-        if (denied := rt.auth.guard(request, account)) is not None:
-            return denied
         async with rt.db.pool.acquire() as conn:
             row = await read_model.profile_read_model(
                 conn, account, request.path_params["profile_id"]
@@ -338,14 +322,14 @@ def reachability_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response
                 "can_receive": {c: reason is None for c, reason in can.items()},
                 "blocked": {c: reason for c, reason in can.items() if reason},
                 "consent": row["consent"],
-                "consent_at": _iso(row["consent_at"]),
+                "consent_at": iso(row["consent_at"]),
                 "suppressions": row["suppressions"] or [],
-                "suppressions_at": _iso(row["suppressions_at"]),
+                "suppressions_at": iso(row["suppressions_at"]),
                 "profile": row["profile"],
             }
         )
 
-    return reachability
+    return rt.auth.guarded(reachability)
 
 
 def api_routes(rt: Runtime) -> list[Route]:

@@ -27,6 +27,7 @@ from shared.contracts import (
     utcnow,
 )
 from shared.db.uow import UnitOfWork
+from shared.domain.profiles import merged_profile
 from shared.kafka import Received, dead_letter
 from shared.privacy_requests import PrivacyStore, handle
 from shared.settings import Settings
@@ -34,14 +35,6 @@ from shared.settings import Settings
 COMMANDS = f"suppression.{topics.SUPPRESSION_COMMANDS}"
 CONSENT = f"suppression.{topics.CONSENT_CHANGES}"
 PRIVACY = f"suppression.{topics.PRIVACY_REQUESTS}"
-
-
-def _merge(profile: dict[str, Any], incoming: dict[str, Any] | None, profile_id: str) -> dict:
-    merged = {**profile, "id": profile_id}
-    for k, v in (incoming or {}).items():
-        if v not in (None, {}, ""):
-            merged[k] = v
-    return merged
 
 
 async def _apply(
@@ -67,7 +60,7 @@ async def _apply(
         if outcome.rejection is not None:
             continue
         row.state = outcome.state
-        row.profile = _merge(row.profile, attrs, profile_id)
+        row.profile = merged_profile(row.profile, attrs, profile_id)
         touched.add(key)
         sources[key] = source
         history += [

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.alert_dispatcher.adapters import queries
-from services.alert_dispatcher.http.views import _iso, sent_to
-from shared.http import error
+from services.alert_dispatcher.http.views import sent_to
+from shared.http import error, iso
 from shared.runtime import Runtime
 
 
@@ -35,7 +35,7 @@ async def flow_status(rt: Runtime, request: Request, account: str) -> Response:
             "status": _state(flow),
             "version": flow.version,
             "rejections": [
-                {"version": r.version, "errors": r.errors, "rejected_at": _iso(r.rejected_at)}
+                {"version": r.version, "errors": r.errors, "rejected_at": iso(r.rejected_at)}
                 for r in flow.rejections
             ],
             "alert_actions": [

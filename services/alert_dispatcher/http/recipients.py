@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.alert_dispatcher.adapters import queries
-from services.alert_dispatcher.http.views import _iso
+from shared.http import iso
 from shared.runtime import Runtime
 
 
@@ -22,8 +22,8 @@ async def recipients(rt: Runtime, request: Request, account: str) -> Response:
                 {
                     "email": r.email,
                     "status": r.status,
-                    "confirmed_at": _iso(r.confirmed_at),
-                    "disabled_at": _iso(r.disabled_at),
+                    "confirmed_at": iso(r.confirmed_at),
+                    "disabled_at": iso(r.disabled_at),
                     "actions": r.actions,
                 }
                 for r in rows

@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.alert_dispatcher.adapters.queries import AlertRow, DeliveryRow
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+from shared.http import iso
 
 
 def sent_to(recipients: list[str], statuses: dict[str, str]) -> list[dict[str, str]]:
@@ -23,8 +20,8 @@ def delivery(d: DeliveryRow) -> dict[str, Any]:
         "email": d.email,
         "status": "waiting" if waiting else d.status,
         "error": d.error,
-        "waiting_until": _iso(d.deferred_until) if waiting else None,
-        "completed_at": _iso(d.completed_at),
+        "waiting_until": iso(d.deferred_until) if waiting else None,
+        "completed_at": iso(d.completed_at),
     }
 
 
@@ -43,6 +40,6 @@ def alert(a: AlertRow) -> dict[str, Any]:
         "reason": a.reason,
         "sent_to": [d["email"] for d in deliveries if d["status"] == "sent"],
         "deliveries": deliveries,
-        "requested_at": _iso(a.requested_at),
-        "completed_at": _iso(a.completed_at),
+        "requested_at": iso(a.requested_at),
+        "completed_at": iso(a.completed_at),
     }

@@ -8,13 +8,13 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.consent import api, handlers
+from services.consent import handlers
 from services.consent.adapters import queries
 from services.consent.adapters.repository import PostgresConsentRepository
 from services.consent.domain.model import CHANNEL_SLOTS, ProfileConsent
 from services.consent.domain.reachability import can_receive, shown_reasons
 from shared.contracts import ConsentCommand, topics, utcnow
-from shared.http import error
+from shared.http import error, iso
 from shared.operator import command_id, invalid, json_body, queue_command
 from shared.runtime import Runtime
 
@@ -36,7 +36,7 @@ def profile_view(
         sup_channel = "sms" if key.startswith("sms") else key
         channels[key] = {
             "status": ch["status"],
-            "consented_at": api._iso(ch["consented_at"]),
+            "consented_at": iso(ch["consented_at"]),
             "method": ch["method"],
             "phone_number": ch["phone_number"],
             "can_receive": can_receive(state, suppressions, key, list_id, client_id, user_id),
@@ -82,7 +82,7 @@ async def history(rt: Runtime, request: Request, account: str) -> Response:
         {
             "account_id": account,
             "profile_id": profile_id,
-            "history": [{k: api._iso(v) for k, v in r.items()} for r in rows],
+            "history": [{k: iso(v) for k, v in r.items()} for r in rows],
         }
     )
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from services.consent import api
 from services.consent.adapters import queries
 from services.consent.domain.reachability import shown_reasons
+from shared.http import iso
 from shared.runtime import Runtime
 
 CSV_HEADER = "profile_id,email,email_marketing_consent,consented_at,method,email_suppressions\n"
@@ -26,7 +26,7 @@ def csv_line(row: queries.ExportRow) -> str:
         row.profile_id,
         row.email or "",
         row.email_status,
-        api._iso(row.email_consented_at) or "",
+        iso(row.email_consented_at) or "",
         row.email_method or "",
         reasons,
     )

@@ -19,11 +19,8 @@ from shared.runtime import Runtime
 def endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
     """`POST …/suppressions/{action}` of the suppression API."""
 
-    async def action(request: Request) -> Response:
+    async def action(request: Request, account: str) -> Response:
         """Operator suppress / unsuppress (S5)."""
-        account = request.path_params["account_id"]
-        if (denied := rt.auth.guard(request, account)) is not None:
-            return denied
         return await suppression_action(rt.db, request, account, SPAM_LOCKED)
 
-    return action
+    return rt.auth.guarded(action)

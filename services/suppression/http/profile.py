@@ -15,15 +15,12 @@ from shared.runtime import Runtime
 def endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
     """`GET …/suppressions` of the suppression API."""
 
-    async def suppressions(request: Request) -> Response:
+    async def suppressions(request: Request, account: str) -> Response:
         """A profile's suppressions in force, soft-bounce count and change history."""
-        account = request.path_params["account_id"]
-        if (denied := rt.auth.guard(request, account)) is not None:
-            return denied
         profile_id = request.path_params["profile_id"]
         found = await queries.profile(rt.db.pool, account, profile_id)
         if found is None:
             return error(404, "profile not found")
         return JSONResponse({"account_id": account, "profile_id": profile_id, **found})
 
-    return suppressions
+    return rt.auth.guarded(suppressions)
