@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
-from pydantic import create_model
+from pydantic import SecretStr, create_model
 
 from shared.contracts import ConsentChanged, ConsentCommand, topics
 from shared.kafka import dead_letter
@@ -96,7 +97,9 @@ def test_services_subscribe_only_to_their_published_topics(service: str) -> None
     consumer group the document names."""
     import importlib
 
-    rt = Runtime(service, Settings())
+    # A service starts only with secrets of its own (X6); these are throwaway ones.
+    keys = {k: SecretStr(secrets.token_hex(32)) for k in ("link_secret", "privacy_hash_secret")}
+    rt = Runtime(service, Settings(**keys))
     importlib.import_module(f"services.{service}.app").build(rt)
     consumes, _ = contracts.SERVICES[service]
     assert rt.consumers
