@@ -13,6 +13,7 @@ import contextlib
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,17 +173,25 @@ class FlameGraphs:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @staticmethod
-    def available() -> bool:
-        return shutil.which("py-spy") is not None
+    def binary() -> str | None:
+        """py-spy on PATH, or beside this Python (a virtualenv not activated)."""
+        return shutil.which("py-spy") or shutil.which(
+            "py-spy", path=str(Path(sys.executable).parent)
+        )
+
+    @classmethod
+    def available(cls) -> bool:
+        return cls.binary() is not None
 
     def record(self, name: str, pid: int) -> None:
-        if not self.available():
+        spy = self.binary()
+        if spy is None:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.procs.append(
             subprocess.Popen(
                 [
-                    "py-spy",
+                    spy,
                     "record",
                     "--nonblocking",
                     "--rate",
