@@ -440,3 +440,36 @@ async def test_x5_api_is_scoped_by_account(
     r = await api.consent.get(f"/accounts/{acct}/consent/export.csv", headers=other)
     assert r.status_code == 404
     assert await api.status(acct, p, "push") == "subscribed"
+
+
+async def test_x3a_list_at_client_scope_is_refused_with_its_reason_never_applied(
+    services, api: Api, kafka: Kafka, tail: Tail, acct: str
+) -> None:
+    """X3a, C10: a list act at client scope cannot be applied exactly as asked: on Kafka
+    it goes to the dead-letter topic with its reason and into history as `rejected`; on
+    the API it is a 422; neither changes consent nor publishes an event."""
+    await api.settings(acct, email_double_opt_in=False)
+    p = pid()
+    scope = {"level": "client", "client_id": "news"}
+    odd = consent_cmd(acct, p, "unsubscribe", list_id="L", scope=scope)
+    await kafka.send(topics.CONSENT_COMMANDS, p, odd)
+    (letter,) = await eventually(
+        lambda: _async(tail.dead(topics.CONSENT_COMMANDS, p)), timeout_s=20
+    )
+    assert "X3a" in letter["error"]
+    r = await api.consent.post(
+        f"/accounts/{acct}/profiles/{p}/consent/unsubscribe",
+        headers=headers(acct),
+        json={"channel": "email", "list_id": "L", "scope": scope},
+    )
+    assert r.status_code == 422 and "X3a" in r.json()["error"]
+    # A valid act after them is the only one that changes anything.
+    await kafka.send(topics.CONSENT_COMMANDS, p, consent_cmd(acct, p, "subscribe"))
+    (only,) = await events(tail, acct, p, 1)
+    assert only["type"] == "Subscribed to Email Marketing"
+    assert only["state"]["lists"] == {} and only["state"]["opt_outs"] == []
+    r = await api.consent.get(
+        f"/accounts/{acct}/profiles/{p}/consent/history", headers=headers(acct)
+    )
+    results = [(h["action"], h["result"]) for h in r.json()["history"]]
+    assert ("unsubscribe", "rejected") in results and ("subscribe", "applied") in results
