@@ -1,13 +1,15 @@
 """P2 for every person: after an erase, nothing of the person is left in any table of
-the consent or the suppression service (state, history, confirmations, mail queue,
-outbox, privacy ledger), whatever their address, name and properties, and however they
-were named in the request.
+any of the four services (state, history, confirmations, runs, event payloads, alerts,
+mail queue and rendered mails, outbox, privacy ledger), whatever their address, name and
+properties, and however the request names them (profile id, email or phone number).
 
 Each example runs the service's use cases on a freshly migrated schema of the embedded
-PostgreSQL (consent: subscribe with double opt-in, so a confirmation mail is queued; SMS
-consent with evidence; an unsubscribe. Suppression: a bounce, a manual suppression of
-SMS), then the erase, then reads every row of every table back, bytes and mails decoded,
-and looks for the person's values."""
+PostgreSQL: consent (subscribe with double opt-in, so a confirmation mail is queued; SMS
+consent with evidence; an unsubscribe), suppression (bounces, a manual SMS suppression),
+flow executor (an event entering a flow that alerts now and waits a day before alerting
+again), alert dispatcher (an alert with the person in subject and body, mailed to a
+confirmed recipient). Then the erase, then every row of every table is read back, bytes
+and mails decoded, and searched for the person's values."""
 
 from __future__ import annotations
 
@@ -25,16 +27,33 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from services.alert_dispatcher import handlers as dispatcher
+from services.alert_dispatcher.adapters.privacy import AlertPrivacy
+from services.alert_dispatcher.adapters.repository import PostgresAlertStore
+from services.alert_dispatcher.domain.recipients import Recipient
 from services.consent import handlers
 from services.consent.adapters.privacy import ConsentPrivacy, PostgresPrivacyLedger
 from services.consent.adapters.repository import PostgresConsentRepository
+from services.flow_executor import handlers as executor
+from services.flow_executor.adapters.mapping import DefinitionRecord
+from services.flow_executor.adapters.privacy import FlowPrivacy
+from services.flow_executor.adapters.unit_of_work import FlowUnitOfWork
 from services.suppression import handlers as suppression
 from services.suppression.adapters.privacy import SuppressionPrivacy
 from services.suppression.adapters.repository import PostgresSuppressionRepository
-from shared.contracts import ConsentCommand, PrivacyRequest, SuppressionCommand, topics
+from shared.contracts import (
+    AlertRequested,
+    ConsentCommand,
+    FlowDefinition,
+    PrivacyRequest,
+    ProfileEvent,
+    SuppressionCommand,
+    topics,
+)
 from shared.db import Database
 from shared.kafka import Received
 from shared.privacy import hash_secret
+from shared.privacy_requests import handle
 from shared.records import Trace
 from shared.settings import Settings
 from tests.component.repository_backends import migrated_database
@@ -65,8 +84,13 @@ PEOPLE = st.fixed_dictionaries(
 
 
 def received(message: Any, topic: str) -> Received[Any]:
+    return received_as(message, message, topic)
+
+
+def received_as(parsed: Any, message: Any, topic: str = topics.FLOW_DEFINITIONS) -> Received[Any]:
+    """`parsed` as a consumer hands it over, read from the record of `message`."""
     record = ConsumerRecord(topic, 0, 1, 0, 0, b"k", message.to_bytes(), None, 1, 1, [])
-    return Received(message, record, Trace(correlation_id=uuid.uuid4().hex))
+    return Received(parsed, record, Trace(correlation_id=uuid.uuid4().hex))
 
 
 def profile(pid: str, person: dict[str, Any]) -> dict[str, Any]:
@@ -157,9 +181,98 @@ async def erase_suppressions(db: Database, request: PrivacyRequest) -> None:
         await uow.commit()
 
 
+def nps_flow() -> FlowDefinition:
+    """An alert now and one after a day (so a run waits, holding the event), both with
+    the person in the subject and body."""
+    alert = {
+        "type": "internal_alert",
+        "mode": "live",
+        "recipients": ["lead@acme.test"],
+        "from_email": "alerts@acme.test",
+        "subject": "Detractor {{ person.email }}",
+        "body": "{{ person.first_name }} {{ person.last_name }} from {{ event.city }}",
+    }
+    return FlowDefinition.model_validate(
+        {
+            "account_id": ACCOUNT,
+            "flow_id": "nps",
+            "version": 1,
+            "name": "NPS",
+            "trigger": {"type": "metric", "metric": "Left NPS Score"},
+            "steps": [
+                {**alert, "id": "now", "next": "wait"},
+                {"id": "wait", "type": "delay", "seconds": 86400, "next": "later"},
+                {**alert, "id": "later", "next": None},
+            ],
+        }
+    )
+
+
+def nps_event(pid: str, person: dict[str, Any]) -> ProfileEvent:
+    return ProfileEvent.model_validate(
+        {
+            "event_id": uuid.uuid4().hex,
+            "account_id": ACCOUNT,
+            "metric": "Left NPS Score",
+            "profile": profile(pid, person),
+            "properties": {"score": 3, "city": person["first_name"]},
+            "time": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+async def store_runs(db: Database, pid: str, person: dict[str, Any]) -> None:
+    async with db.uow() as uow:
+        work = FlowUnitOfWork(uow)
+        definition = DefinitionRecord(nps_flow(), "0:0:x")
+        await executor.save_definitions(work, [received_as(definition, nps_flow())])
+        await executor.enter_from_events(
+            work, [received(nps_event(pid, person), topics.PROFILE_EVENTS)]
+        )
+        await uow.commit()
+
+
+async def store_alerts(db: Database, pid: str, person: dict[str, Any]) -> None:
+    request = AlertRequested.model_validate(
+        {
+            "alert_id": uuid.uuid4().hex,
+            "account_id": ACCOUNT,
+            "flow_id": "nps",
+            "flow_version": 1,
+            "step_id": "now",
+            "profile_id": pid,
+            "profile": profile(pid, person),
+            "event": {"score": 3, "city": person["first_name"]},
+            "action": {
+                k: v
+                for k, v in nps_flow().steps[0].model_dump().items()
+                if k in ("recipients", "from_email", "subject", "body")
+            },
+        }
+    )
+    async with db.uow() as uow:
+        store = PostgresAlertStore(uow)
+        flow = received(nps_flow(), topics.FLOW_DEFINITIONS)
+        await dispatcher.save_definitions(store, [flow], SETTINGS)
+        await store.save_recipient(ACCOUNT, Recipient("lead@acme.test", "confirmed", 1))
+        await dispatcher.dispatch(store, [received(request, topics.ALERT_REQUESTS)], SETTINGS)
+        await uow.commit()
+
+
+def erase_with(privacy: Any):
+    async def erase(db: Database, request: PrivacyRequest) -> None:
+        async with db.uow() as uow:
+            await handle(uow, [received(request, topics.PRIVACY_REQUESTS)], privacy)
+            await uow.commit()
+
+    return erase
+
+
 SERVICES = {
     "consent": (store_consent, erase_consent),
     "suppression": (store_suppressions, erase_suppressions),
+    "flow_executor": (store_runs, erase_with(FlowPrivacy())),
+    "alert_dispatcher": (store_alerts, erase_with(AlertPrivacy(SETTINGS))),
 }
 
 
