@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -128,3 +129,39 @@ async def test_x4_correlation_id_follows_an_event_through_delay_and_mail(
         assert [v for v, _ in mine if v["type"] == "executed" and v["step_id"] == "wait"]
         for v, headers in mine:
             assert {k: headers.get(k) for k in want} == want, v["type"]
+
+
+def post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    req = urllib.request.Request(
+        url,
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **headers},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, dict(r.headers)
+
+
+async def test_x4_an_api_requests_correlation_id_follows_its_command_to_consent_changes(
+    services, kafka: Kafka
+) -> None:
+    """An output caused by an HTTP request has no input record: the request's
+    `X-Correlation-Id` takes its place, through the command the API queues on Kafka to
+    the consent change the consent service publishes."""
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    correlation_id = f"x4-http-{uuid.uuid4().hex}"
+    url = services.services["consent"].base_url + f"/accounts/acme/profiles/{pid}/consent/subscribe"
+    status, answered = post(
+        url,
+        {"channel": "sms", "profile": {"phone_number": "+15555550177"}, "evidence": "form #7"},
+        {"Authorization": f"Bearer {services.key_of('acme')}", "X-Correlation-Id": correlation_id},
+    )
+    assert status == 202
+    assert answered.get("x-correlation-id") == correlation_id
+
+    async def changes() -> list[Record]:
+        found = await records(services.broker.bootstrap, topics.CONSENT_CHANGES, "acme")
+        return [(v, h) for v, h in found if v["profile_id"] == pid]
+
+    [(_, headers)] = await eventually(changes)
+    assert headers["correlation_id"] == correlation_id
