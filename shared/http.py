@@ -1,5 +1,5 @@
 """The HTTP side every service shares: health probes, Prometheus metrics and API-key
-authentication (X4, X5)."""
+authentication, correlation ids of requests (X4, X5)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.limits import MAX_INPUT_BYTES
+from shared.records import HTTP_CORRELATION_ID, REQUEST_TRACE, read_http_trace
 from shared.settings import Settings
 
 
@@ -124,6 +126,35 @@ class InputGuard:
             await error(status, reason)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class TraceHeaders:
+    """X4 for HTTP: a request's `X-Correlation-Id` (or the trace id of its W3C
+    `traceparent`; a new id when it has neither) is bound to its log lines, carried to
+    the Kafka outputs its units of work publish (`shared.records.REQUEST_TRACE`), and
+    answered in the response's `X-Correlation-Id`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace = read_http_trace(scope.get("headers", ()))
+        echoed = (HTTP_CORRELATION_ID.encode(), trace.correlation_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), echoed]}
+            await send(message)
+
+        token = REQUEST_TRACE.set(trace)
+        try:
+            with structlog.contextvars.bound_contextvars(correlation_id=trace.correlation_id):
+                await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_TRACE.reset(token)
 
 
 def _request_problem(scope: Scope) -> tuple[int, str] | None:

@@ -17,6 +17,8 @@ dropped (the W3C rule: restart the trace, don't fail the request).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
@@ -127,6 +129,50 @@ def _read(record: ConsumerRecord, consumer: str) -> Trace:
         BAD_HEADERS.labels(consumer, record.topic, "traceparent_ignored").inc()
         traceparent = None
     correlation = found.get(CORRELATION_ID) or (traceparent.split("-")[1] if traceparent else None)
+    return Trace(
+        correlation or uuid.uuid4().hex,
+        traceparent,
+        found.get(TRACESTATE) if traceparent else None,
+        generated=correlation is None,
+    )
+
+
+# --- HTTP requests -------------------------------------------------------------------------
+
+HTTP_CORRELATION_ID = "x-correlation-id"
+
+REQUEST_TRACE: ContextVar[Trace | None] = ContextVar("request_trace", default=None)
+"""The trace of the HTTP request being served (set by `shared.http.TraceHeaders`): a unit
+of work opened while serving it carries it to what it publishes, as a Kafka batch carries
+its records' traces."""
+
+
+def read_http_trace(headers: Iterable[tuple[bytes, bytes]]) -> Trace:
+    """The correlation id (`X-Correlation-Id`) and W3C trace context of an HTTP request,
+    from its ASGI headers (lower-case names). Unlike a record's, a header we cannot use
+    is ignored, never refused: the request is served and the trace restarts here."""
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in headers:
+        key = name.decode("latin-1").lower()
+        if key not in (HTTP_CORRELATION_ID, TRACEPARENT, TRACESTATE):
+            continue
+        if key in seen:  # repeated: which one would we believe?
+            found.pop(key, None)
+            continue
+        seen.add(key)
+        try:
+            text = value.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            continue
+        if text and len(value) <= MAX_HEADER_VALUE and text.isprintable():
+            found[key] = text
+    traceparent = found.get(TRACEPARENT)
+    if traceparent is not None and not valid_traceparent(traceparent):
+        traceparent = None
+    correlation = found.get(HTTP_CORRELATION_ID) or (
+        traceparent.split("-")[1] if traceparent else None
+    )
     return Trace(
         correlation or uuid.uuid4().hex,
         traceparent,

@@ -32,7 +32,7 @@ from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.db.retention import prune_forever
 from shared.health import HEALTH, Health
-from shared.http import BAD_INPUT_HANDLERS, ApiAuth, InputGuard, health_routes
+from shared.http import BAD_INPUT_HANDLERS, ApiAuth, InputGuard, TraceHeaders, health_routes
 from shared.kafka import BatchConsumer, BatchHandler
 from shared.kafka_clients import make_producer
 from shared.logging import configure_logging, get_logger
@@ -134,7 +134,7 @@ class Runtime:
         await self.producer.start()
         app = Starlette(
             routes=[*health_routes(self.ready), *self.routes],
-            middleware=[Middleware(InputGuard)],
+            middleware=[Middleware(TraceHeaders), Middleware(InputGuard)],
             exception_handlers=BAD_INPUT_HANDLERS,
         )
         server = _Server(

@@ -10,7 +10,7 @@ to the outbox of the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from services.alert_dispatcher.domain.limits import admissible, window_at
 from services.alert_dispatcher.domain.outcomes import decide
@@ -25,14 +25,19 @@ CONFIRMATION = "recipient-confirmation"
 NOT_CONFIRMED = "recipient not confirmed"
 
 
-async def record_outcome(store: AlertStore, outcomes: Sequence[AlertOutcome]) -> None:
+async def record_outcome(
+    store: AlertStore,
+    outcomes: Sequence[AlertOutcome],
+    traces: Mapping[str, Mapping[str, str] | None] | None = None,
+) -> None:
     """Complete each alert with its outcome: stored and written to `alert-outcomes` in
-    the same transaction (A6). Every outcome of the dispatcher goes through here."""
+    the same transaction (A6). Every outcome of the dispatcher goes through here, with
+    the trace of its alert request when known (`traces` by alert id, X4)."""
     if not outcomes:
         return
     await store.complete_alerts(outcomes)
     for o in outcomes:
-        store.publish_outcome(o)
+        store.publish_outcome(o, traces.get(o.alert_id) if traces else None)
 
 
 async def finish(store: AlertStore, alert_ids: Sequence[str]) -> None:
@@ -64,7 +69,7 @@ async def finish(store: AlertStore, alert_ids: Sequence[str]) -> None:
                 reason=outcome.reason,
             )
         )
-    await record_outcome(store, outcomes)
+    await record_outcome(store, outcomes, {a.alert_id: a.trace for a in alerts})
 
 
 async def on_final(store: AlertStore, finished: Sequence[QueuedMail]) -> None:

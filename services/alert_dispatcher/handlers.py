@@ -200,7 +200,7 @@ async def dispatch(
     """A5: queue one mail per confirmed recipient (checked again when the mail is sent),
     or record `skipped` at once when none is confirmed."""
     requests = [i.message for i in items]
-    await store.add_alerts(_new_alerts(requests, settings))
+    await store.add_alerts(_new_alerts(items, settings))
     by_account: dict[str, set[str]] = {}
     for r in requests:
         by_account.setdefault(r.account_id, set()).update(alert_recipients(r.action.recipients))
@@ -221,14 +221,16 @@ async def dispatch(
         if m.dedupe_key in queued
     ]
     await store.add_deliveries(batch.deliveries)
-    await delivery.record_outcome(store, batch.outcomes)
+    traces = {i.message.alert_id: i.trace.headers() for i in reversed(items)}
+    await delivery.record_outcome(store, batch.outcomes, traces)
 
 
 def _key(request: AlertRequested) -> ActionKey:
     return ActionKey(request.account_id, request.flow_id, request.step_id)
 
 
-def _new_alerts(requests: list[AlertRequested], settings: Settings) -> list[NewAlert]:
+def _new_alerts(items: list[Received[AlertRequested]], settings: Settings) -> list[NewAlert]:
+    """The alerts as stored, each with its request's trace (X4)."""
     secret = hash_secret(settings)
     return [
         NewAlert(
@@ -240,8 +242,10 @@ def _new_alerts(requests: list[AlertRequested], settings: Settings) -> list[NewA
             profile_id=r.profile_id,
             requested_at=r.requested_at,
             subject_hashes=subject_hashes(secret, r.profile.email, r.profile.phone_number),
+            trace=i.trace.headers(),
         )
-        for r in requests
+        for i in items
+        for r in (i.message,)
     ]
 
 

@@ -10,7 +10,7 @@ as `typing.Protocol`s, and the small records that cross them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -48,6 +48,8 @@ class NewAlert:
     profile_id: str
     requested_at: datetime
     subject_hashes: list[str]
+    # The request's correlation id and trace context, for the outcome recorded later (X4).
+    trace: Mapping[str, str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class SendingAlert:
     flow_id: str
     step_id: str
     profile_id: str
+    trace: Mapping[str, str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ class AlertStore(FlowStore, RecipientStore, Protocol):
     """Everything the use cases read and write, in one transaction."""
 
     async def add_alerts(self, alerts: Sequence[NewAlert]) -> None:
-        """Store alert requests (`sending`); one stored before is left as it is."""
+        """Store alert requests (`sending`) with their trace; one stored before is left
+        as it is."""
         ...
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None: ...
@@ -157,7 +161,7 @@ class AlertStore(FlowStore, RecipientStore, Protocol):
         ...
 
     async def lock_sending(self, alert_ids: Sequence[str]) -> list[SendingAlert]:
-        """Lock the alerts among `alert_ids` still `sending`."""
+        """Lock the alerts among `alert_ids` still `sending` (each with its trace)."""
         ...
 
     async def delivery_statuses(self, alert_ids: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -168,8 +172,11 @@ class AlertStore(FlowStore, RecipientStore, Protocol):
         """Store the outcome of alerts still `sending` (an alert completes once)."""
         ...
 
-    def publish_outcome(self, outcome: AlertOutcome) -> None:
-        """Write the outcome to `alert-outcomes` through the outbox (same transaction)."""
+    def publish_outcome(
+        self, outcome: AlertOutcome, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Write the outcome to `alert-outcomes` through the outbox (same transaction),
+        with `headers` (the request's trace) or, without them, those the batch carries."""
         ...
 
     def dead_letter(self, consumer: str, record: Any, error: str) -> None:

@@ -10,7 +10,10 @@ prove new (F4). Payloads are built by `adapters.mapping`; no SQL here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from services.flow_executor.adapters import mapping
 from services.flow_executor.domain.entries import event_entries, first_of_each, list_entries
@@ -36,10 +39,27 @@ REJECTED = "Skipped: rejected in review"
 FLOW_DELETED = "Exited: flow deleted"
 SKIPPED_FLOW_DELETED = "Skipped: flow deleted"
 
+Trace = Mapping[str, str]
+"""The headers an input carries to what it causes: correlation id, trace context (X4)."""
+Traces = Mapping[uuid.UUID, Trace | None]
 
-def _publish_activity(work: FlowWork, activities: Sequence[Activity]) -> None:
+
+def _publish_activity(
+    work: FlowWork, activities: Sequence[Activity], traces: Traces | None = None
+) -> None:
+    """Each activity with the trace of its run, when known (X4)."""
     for a in activities:
-        work.publish(topics.FLOW_ACTIVITY, a.profile_id, mapping.activity_message(a))
+        headers = traces.get(a.run_id) if traces else None
+        work.publish(topics.FLOW_ACTIVITY, a.profile_id, mapping.activity_message(a), headers)
+
+
+def _traces_by(items: Sequence[Received[Any]], key: Callable[[Any], str]) -> dict[str, Trace]:
+    """The trace headers of each input, by the id its runs are entered under (the first
+    copy of a repeated input, as `first_of_each` keeps the first run)."""
+    traces: dict[str, Trace] = {}
+    for item in items:
+        traces.setdefault(key(item.message), item.trace.headers())
+    return traces
 
 
 # --- F1: definitions -------------------------------------------------------------------
@@ -84,20 +104,22 @@ async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
     out only if the row that proves it is new (F4)."""
     state = await work.flows.walk_state((w.run.account_id, w.run.profile_id) for w in walks)
     plan: RunPlan = plan_walks(walks, state, utcnow())
+    traces: Traces = {w.run.run_id: w.run.trace for w in walks}
     new_steps = await work.flows.record_executions(plan.executions)
     new_timers = await work.flows.add_timers(plan.timers)
     await work.flows.add_reviews([mapping.held_review(h) for h in plan.holds_to_keep(new_steps)])
     await work.flows.finish_runs(plan.ends)
     for d in plan.requests_to_send(new_steps):
         topic, request = mapping.request(d.run, d.step)
-        work.publish(topic, d.run.profile_id, request)
-    _publish_activity(work, plan.activity_to_publish(new_steps, new_timers))
+        work.publish(topic, d.run.profile_id, request, d.run.trace)
+    _publish_activity(work, plan.activity_to_publish(new_steps, new_timers), traces)
 
 
-async def _enter(work: FlowWork, entries: Sequence[Run]) -> None:
-    """Create the runs that are new and walk them from the first step. A second copy of
-    an event in the same batch is a duplicate: the first one enters (F2)."""
-    runs = first_of_each(entries)
+async def _enter(work: FlowWork, entries: Sequence[Run], traces: Mapping[str, Trace]) -> None:
+    """Create the runs that are new, each with the trace of the input that started it
+    (`traces` by event id), and walk them from the first step. A second copy of an event
+    in the same batch is a duplicate: the first one enters (F2)."""
+    runs = [replace(r, trace=traces.get(r.event_id)) for r in first_of_each(entries)]
     new = await work.flows.insert_runs(runs)
     fresh = [r for r in runs if r.run_id in new]
     _publish_activity(
@@ -108,6 +130,7 @@ async def _enter(work: FlowWork, entries: Sequence[Run]) -> None:
             )
             for r in fresh
         ],
+        {r.run_id: r.trace for r in fresh},
     )
     if fresh:
         await _walk(work, [Walk(r) for r in fresh])
@@ -134,7 +157,7 @@ async def enter_from_events(work: FlowWork, items: list[Received[ProfileEvent]])
     await work.flows.upsert_profiles(mapping.event_profiles(events, flows))
     entries = event_entries(events, flows, known)
     if entries:
-        await _enter(work, entries)
+        await _enter(work, entries, _traces_by(items, lambda e: e.event_id))
 
 
 async def on_consent_changes(work: FlowWork, items: list[Received[ConsentChanged]]) -> None:
@@ -151,7 +174,7 @@ async def on_consent_changes(work: FlowWork, items: list[Received[ConsentChanged
     await work.flows.upsert_profiles(mapping.change_profiles(changes, flows))
     entries = list_entries(changes, flows, known)
     if entries:
-        await _enter(work, entries)
+        await _enter(work, entries, _traces_by(items, lambda c: c.change_id))
 
 
 async def on_suppression_changes(work: FlowWork, items: list[Received[SuppressionChanged]]) -> None:
@@ -162,7 +185,8 @@ async def on_suppression_changes(work: FlowWork, items: list[Received[Suppressio
 async def fire_due_timers(work: FlowWork, limit: int, replica: str) -> int:
     """F3: resume every run whose delay is due. The row lock makes each fire once even
     with several replicas, and the mark commits with the walk's effects. A run resumes
-    in the version in force now; a run of a deleted flow exits."""
+    in the version in force now; a run of a deleted flow exits. What it publishes
+    carries the trace of the input that started each run (X4)."""
     due = await work.flows.claim_due_timers(limit, replica)
     if not due:
         return 0
@@ -180,9 +204,9 @@ async def fire_due_timers(work: FlowWork, limit: int, replica: str) -> int:
                 )
             )
             continue
-        run = Run(t.run_id, flow, t.profile_id, t.context, t.trigger_type)
+        run = Run(t.run_id, flow, t.profile_id, t.context, t.trigger_type, trace=t.trace)
         walks.append(Walk(run, after_delay=t.step_id))
-    _publish_activity(work, exits)
+    _publish_activity(work, exits, {t.run_id: t.trace for t in due})
     await work.flows.finish_runs(gone)
     if walks:
         await _walk(work, walks)
@@ -195,6 +219,7 @@ async def fire_due_timers(work: FlowWork, limit: int, replica: str) -> int:
 async def decide_reviews(work: FlowWork, decisions: Sequence[ReviewDecision]) -> dict[str, str]:
     """F5: approve sends the held action as it was held (an email or SMS is checked
     against reachability again, since it runs now, F6); reject records it as skipped.
+    Both carry the trace of the input that started the held action's run (X4).
     Returns the new status per alert id; an unknown or decided alert is left alone."""
     results: dict[str, str] = {}
     for d in decisions:
@@ -217,7 +242,7 @@ async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None
         reason = blocked_reason(step, known.consent, known.suppressions, profile)
     if reason is None:
         topic, request = mapping.held_request(held, step)
-        work.publish(topic, held.profile_id, request)
+        work.publish(topic, held.profile_id, request, held.trace)
     outcome = "executed" if reason is None else "skipped"
     await work.flows.set_execution(held.run_id, held.step_id, outcome, reason)
     done = Activity(
@@ -229,7 +254,7 @@ async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None
         held.step_id,
         reason,
     )
-    _publish_activity(work, [done])
+    _publish_activity(work, [done], {held.run_id: held.trace})
 
 
 async def on_review_decisions(work: FlowWork, items: list[Received[ReviewDecision]]) -> None:

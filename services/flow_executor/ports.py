@@ -11,7 +11,7 @@ no database rows, no positional tuples.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -73,6 +73,9 @@ class HeldReview:
     profile_id: str
     step: dict[str, Any] | None
     request: dict[str, Any] | None
+    # The trace of the input that started the run (`Run.trace`): an approval carries
+    # the correlation id of the event that led to the held action (X4).
+    trace: Mapping[str, str] | None = field(default=None, compare=False)
 
 
 class FlowRepository(Protocol):
@@ -96,7 +99,7 @@ class FlowRepository(Protocol):
         """The versions in force of the given (account, flow) pairs."""
 
     async def insert_runs(self, runs: Sequence[Run]) -> set[uuid.UUID]:
-        """Insert runs; the ids that are new (F2)."""
+        """Insert runs, with their trace; the ids that are new (F2)."""
 
     async def record_executions(self, rows: Sequence[StepExecution]) -> set[StepKey]:
         """Insert step outcomes; the (run, step) keys that are new (F4)."""
@@ -111,10 +114,12 @@ class FlowRepository(Protocol):
         """End runs that are still active."""
 
     async def claim_due_timers(self, limit: int, replica: str) -> list[DueTimer]:
-        """Mark fired, for `replica`, up to `limit` due delays no one else holds."""
+        """Mark fired, for `replica`, up to `limit` due delays no one else holds (each
+        with its run's trace)."""
 
     async def decide_review(self, alert_id: str, status: str, by: str) -> HeldReview | None:
-        """Move a held action out of review; None if unknown or decided already."""
+        """Move a held action out of review (returned with its run's trace); None if
+        unknown or decided already."""
 
     async def set_execution(
         self, run_id: uuid.UUID, step_id: str, outcome: str, reason: str | None
@@ -141,8 +146,15 @@ class FlowWork(Protocol):
     @property
     def flows(self) -> FlowRepository: ...
 
-    def publish(self, topic: str, key: str | None, message: Message) -> None:
-        """Queue `message` for `topic` in the outbox."""
+    def publish(
+        self,
+        topic: str,
+        key: str | None,
+        message: Message,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Queue `message` for `topic` in the outbox, with `headers` (a run's trace) or,
+        without them, those of the batch's input under the same key."""
 
     def dead_letter(self, consumer: str, record: ConsumerRecord, error: str) -> None:
         """Queue `record` for its topic's dead-letter topic with `error` (X1)."""

@@ -25,6 +25,7 @@ from shared.contracts.topics import dlq
 from shared.db.batches import columns
 from shared.limits import MAX_OUTPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
+from shared.records import REQUEST_TRACE
 
 log = get_logger(__name__)
 
@@ -44,7 +45,9 @@ class UnitOfWork:
         self._committed = False
         # Headers to carry to outputs (correlation id, trace context), by message key.
         self._carried: dict[str | None, dict[str, str]] = {}
-        self._carried_default: dict[str, str] | None = None
+        # Opened while serving an HTTP request: its outputs carry the request's trace.
+        request = REQUEST_TRACE.get()
+        self._carried_default: dict[str, str] | None = request.headers() if request else None
 
     def carry(self, traces: Mapping[str | None, Mapping[str, str]]) -> None:
         """Headers of the inputs being applied, by their key: an output published with

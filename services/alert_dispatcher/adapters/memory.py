@@ -71,6 +71,8 @@ class MemoryAlertStore:
         self.limits: dict[str, int] = {}
         self.windows: dict[tuple[str, datetime], int] = {}
         self.outbox: list[tuple[str, str | None, Any]] = []
+        # The headers asked for with each outcome, by alert id (None: the batch's own).
+        self.outbox_headers: list[tuple[str, Mapping[str, str] | None]] = []
         self.dead_letters: list[tuple[str, Any, str]] = []
 
     # --- flows ---------------------------------------------------------------------------
@@ -230,7 +232,7 @@ class MemoryAlertStore:
 
     async def lock_sending(self, alert_ids: Sequence[str]) -> list[SendingAlert]:
         return [
-            SendingAlert(a.alert_id, a.account_id, a.flow_id, a.step_id, a.profile_id)
+            SendingAlert(a.alert_id, a.account_id, a.flow_id, a.step_id, a.profile_id, a.trace)
             for a in (self.alerts[i].alert for i in sorted(set(alert_ids)) if i in self.alerts)
             if self.alerts[a.alert_id].status == "sending"
         ]
@@ -248,8 +250,11 @@ class MemoryAlertStore:
             if stored is not None and stored.status == "sending":
                 stored.status, stored.reason = o.type, o.reason
 
-    def publish_outcome(self, outcome: AlertOutcome) -> None:
+    def publish_outcome(
+        self, outcome: AlertOutcome, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.outbox.append((topics.ALERT_OUTCOMES, outcome.profile_id, outcome))
+        self.outbox_headers.append((outcome.alert_id, headers))
 
     def dead_letter(self, consumer: str, record: Any, error: str) -> None:
         self.dead_letters.append((consumer, record, error))

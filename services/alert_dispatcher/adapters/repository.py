@@ -188,8 +188,8 @@ class PostgresAlertStore:
     async def add_alerts(self, alerts: Sequence[NewAlert]) -> None:
         await self._conn.executemany(
             "INSERT INTO alerts (alert_id, account_id, flow_id, flow_version, step_id,"
-            " profile_id, requested_at, subject_hashes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            " ON CONFLICT DO NOTHING",
+            " profile_id, requested_at, subject_hashes, headers)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) ON CONFLICT DO NOTHING",
             [
                 (
                     a.alert_id,
@@ -200,6 +200,7 @@ class PostgresAlertStore:
                     a.profile_id,
                     a.requested_at,
                     a.subject_hashes,
+                    dict(a.trace) if a.trace is not None else None,
                 )
                 for a in alerts
             ],
@@ -271,7 +272,8 @@ class PostgresAlertStore:
         if not alert_ids:
             return []
         rows = await self._conn.fetch(
-            "SELECT alert_id, account_id, flow_id, step_id, profile_id FROM alerts"
+            "SELECT alert_id, account_id, flow_id, step_id, profile_id, headers AS trace"
+            " FROM alerts"
             " WHERE alert_id = ANY($1::text[]) AND status = 'sending' ORDER BY alert_id"
             " FOR UPDATE",
             sorted(set(alert_ids)),
@@ -296,8 +298,10 @@ class PostgresAlertStore:
             [(o.alert_id, o.reason, o.type) for o in outcomes],
         )
 
-    def publish_outcome(self, outcome: AlertOutcome) -> None:
-        self._uow.publish(topics.ALERT_OUTCOMES, outcome.profile_id, outcome)
+    def publish_outcome(
+        self, outcome: AlertOutcome, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self._uow.publish(topics.ALERT_OUTCOMES, outcome.profile_id, outcome, headers)
 
     def dead_letter(self, consumer: str, record: Any, error: str) -> None:
         dead_letter(self._uow, consumer, record, error)

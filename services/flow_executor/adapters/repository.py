@@ -170,9 +170,9 @@ class PostgresFlowRepository:
             return set()
         rows = await self.conn.fetch(
             "INSERT INTO runs (run_id, account_id, flow_id, flow_version, event_id, profile_id,"
-            " trigger_type, context)"
+            " trigger_type, context, headers)"
             " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],"
-            " $6::text[], $7::text[], $8::jsonb[])"
+            " $6::text[], $7::text[], $8::jsonb[], $9::jsonb[])"
             " ON CONFLICT DO NOTHING RETURNING run_id",
             [r.run_id for r in runs],
             [r.account_id for r in runs],
@@ -182,6 +182,7 @@ class PostgresFlowRepository:
             [r.profile_id for r in runs],
             [r.trigger_type for r in runs],
             [r.context for r in runs],
+            [dict(r.trace) if r.trace is not None else None for r in runs],
         )
         return {r["run_id"] for r in rows}
 
@@ -257,7 +258,7 @@ class PostgresFlowRepository:
             " FROM due, runs r"
             " WHERE t.run_id = due.run_id AND t.step_id = due.step_id AND r.run_id = t.run_id"
             " RETURNING t.run_id, t.step_id, r.account_id, r.flow_id, r.profile_id,"
-            " r.trigger_type, r.context",
+            " r.trigger_type, r.context, r.headers",
             limit,
             replica,
         )
@@ -270,6 +271,7 @@ class PostgresFlowRepository:
                 r["profile_id"],
                 r["trigger_type"],
                 r["context"],
+                r["headers"],
             )
             for r in rows
         ]
@@ -296,7 +298,7 @@ class PostgresFlowRepository:
             " FROM runs r WHERE v.alert_id = $1 AND v.status = 'in_review'"
             " AND r.run_id = v.run_id"
             " RETURNING v.run_id, v.step_id, v.account_id, v.flow_id, v.step, v.request,"
-            " r.profile_id",
+            " r.profile_id, r.headers",
             alert_id,
             status,
             by,
@@ -312,6 +314,7 @@ class PostgresFlowRepository:
             row["profile_id"],
             row["step"],
             row["request"],
+            row["headers"],
         )
 
     async def set_execution(

@@ -3,6 +3,8 @@ the PostgreSQL repository, and its outbox takes what the use cases publish (X2).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiokafka import ConsumerRecord
 
 from services.flow_executor.adapters.repository import PostgresFlowRepository
@@ -18,8 +20,14 @@ class FlowUnitOfWork:
         self.uow = uow
         self.flows = PostgresFlowRepository(uow.conn)
 
-    def publish(self, topic: str, key: str | None, message: Message) -> None:
-        self.uow.publish(topic, key, message)
+    def publish(
+        self,
+        topic: str,
+        key: str | None,
+        message: Message,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.uow.publish(topic, key, message, headers)
 
     def dead_letter(self, consumer: str, record: ConsumerRecord, error: str) -> None:
         dead_letter(self.uow, consumer, record, error)

@@ -29,6 +29,10 @@ class Run:
     context: dict[str, Any]
     trigger_type: str
     event_id: str = ""
+    # The correlation id and trace context of the input that started the run, carried
+    # to everything the run causes, also later (after a delay, on approval; X4). None:
+    # the outputs carry whatever the batch at hand carries.
+    trace: Mapping[str, str] | None = field(default=None, compare=False)
 
     @property
     def account_id(self) -> str:
@@ -64,6 +68,7 @@ class DueTimer:
     profile_id: str
     trigger_type: str
     context: dict[str, Any]
+    trace: Mapping[str, str] | None = field(default=None, compare=False)
 
 
 def run_id_for(account_id: str, flow_id: str, event_id: str) -> uuid.UUID:

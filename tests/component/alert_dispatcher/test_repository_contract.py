@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
@@ -176,6 +176,14 @@ async def test_an_alert_completes_once_and_then_is_no_longer_sending(h: Harness)
     assert [a.alert_id for a in await s.lock_sending(["al-1", "al-2"])] == ["al-2"]
     s.publish_outcome(out)
     assert h.published() == [(topics.ALERT_OUTCOMES, "p-1")]
+
+
+async def test_x4_a_sending_alert_comes_back_with_the_trace_of_its_request(h: Harness) -> None:
+    s = h.store
+    trace = {"correlation_id": "c-1", "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
+    await s.add_alerts([replace(_alert("al-1"), trace=trace), _alert("al-2")])
+    sending = {a.alert_id: a.trace for a in await s.lock_sending(["al-1", "al-2"])}
+    assert sending == {"al-1": trace, "al-2": None}
 
 
 async def test_recipient_states_at_send_time(h: Harness) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -140,6 +141,23 @@ async def test_f5_a_held_review_is_decided_once(repo: FlowRepository, acct: str)
     assert await repo.decide_review(held.alert_id, "approved", "lead") == held
     assert await repo.decide_review(held.alert_id, "rejected", "lead") is None
     assert await repo.decide_review("unknown", "approved", "lead") is None
+
+
+async def test_x4_a_runs_trace_comes_back_with_its_due_timer_and_its_decided_review(
+    repo: FlowRepository, acct: str
+) -> None:
+    trace = {"correlation_id": "c-1", "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
+    traced, untraced = replace(a_run(acct), trace=trace), a_run(acct, "e-2")
+    await repo.insert_runs([traced, untraced])
+    await repo.add_timers(
+        [Timer(r.run_id, "wait", NOW - timedelta(minutes=1)) for r in (traced, untraced)]
+    )
+    due = {t.run_id: t.trace for t in await repo.claim_due_timers(10, "r1")}
+    assert due == {traced.run_id: trace, untraced.run_id: None}
+    await repo.add_reviews([_held(traced)])
+    decided = await repo.decide_review(_held(traced).alert_id, "approved", "lead")
+    assert decided is not None
+    assert decided.trace == trace
 
 
 async def test_f1_deleting_a_flow_ends_active_runs_cancels_delays_and_reviews(

@@ -335,3 +335,43 @@ async def test_a8_a_retry_was_counted_already_and_confirmations_count_too() -> N
     third = await handlers.resend_confirmation(store, SETTINGS, ACCT, "a@acme.test", "n")
     extra = [m for m in _queued(store, CONFIRMATION) if m.id == third.mail_id]
     assert await delivery.admit(store, extra, SETTINGS) == set()
+
+
+# --- X4: an outcome carries the trace of its request ---------------------------------------
+
+
+def _outcome_headers(store: MemoryAlertStore) -> dict[str, Any]:
+    return dict(store.outbox_headers)
+
+
+async def test_x4_an_outcome_recorded_after_sending_carries_its_requests_trace() -> None:
+    store = MemoryAlertStore()
+    await _save(store, _flow(["lead@acme.test"]))
+    await _confirmed(store, "lead@acme.test")
+    first, second = _request(["lead@acme.test"]), _request(["lead@acme.test"])
+    traced = Trace("c-first", "00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    await handlers.dispatch(
+        store,
+        [Received(first, object(), traced), Received(second, object(), Trace("c-second"))],  # type: ignore[arg-type]
+        SETTINGS,
+    )
+    await delivery.on_final(store, _queued(store, status="sent"))
+    assert _outcome_headers(store) == {
+        first.alert_id: traced.headers(),
+        second.alert_id: {"correlation_id": "c-second"},
+    }
+
+
+async def test_x4_an_outcome_recorded_at_once_carries_its_own_requests_trace() -> None:
+    store = MemoryAlertStore()
+    await _save(store, _flow(["lead@acme.test"]))
+    reqs = [_request(["lead@acme.test"]), _request(["lead@acme.test"])]
+    await handlers.dispatch(
+        store,
+        [Received(r, object(), Trace(f"c-{n}")) for n, r in enumerate(reqs)],  # type: ignore[arg-type]
+        SETTINGS,
+    )
+    assert _outcome_headers(store) == {
+        reqs[0].alert_id: {"correlation_id": "c-0"},
+        reqs[1].alert_id: {"correlation_id": "c-1"},
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -137,7 +137,8 @@ class InMemoryFlowRepository:
         for r in runs:
             if r.run_id in self.runs or (r.account_id, r.flow_id, r.event_id) in events:
                 continue
-            self.runs[r.run_id] = replace(r, context=_json(r.context))
+            trace = _json(r.trace) if r.trace is not None else None
+            self.runs[r.run_id] = replace(r, context=_json(r.context), trace=trace)
             self.run_status[r.run_id] = "active"
             events.add((r.account_id, r.flow_id, r.event_id))
             new.add(r.run_id)
@@ -191,6 +192,7 @@ class InMemoryFlowRepository:
                     run.profile_id,
                     run.trigger_type,
                     _json(run.context),
+                    run.trace,
                 )
             )
         return claimed
@@ -200,8 +202,8 @@ class InMemoryFlowRepository:
         if review is None or review.status != "in_review" or review.held.run_id not in self.runs:
             return None
         review.status, review.decided_by = status, by
-        profile_id = self.runs[review.held.run_id].profile_id
-        return replace(review.held, profile_id=profile_id)
+        run = self.runs[review.held.run_id]
+        return replace(review.held, profile_id=run.profile_id, trace=run.trace)
 
     async def set_execution(
         self, run_id: uuid.UUID, step_id: str, outcome: str, reason: str | None
@@ -259,9 +261,18 @@ class FakeWork:
     flows: InMemoryFlowRepository = field(default_factory=InMemoryFlowRepository)
     published: list[tuple[str, str | None, Message]] = field(default_factory=list)
     dead_letters: list[tuple[str, Any, str]] = field(default_factory=list)
+    # The headers asked for with each message published (None: the batch's own).
+    headers: list[tuple[str, Message, Mapping[str, str] | None]] = field(default_factory=list)
 
-    def publish(self, topic: str, key: str | None, message: Message) -> None:
+    def publish(
+        self,
+        topic: str,
+        key: str | None,
+        message: Message,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.published.append((topic, key, message))
+        self.headers.append((topic, message, headers))
 
     def dead_letter(self, consumer: str, record: Any, error: str) -> None:
         self.dead_letters.append((consumer, record, error))
@@ -273,4 +284,5 @@ class FakeWork:
     def take(self) -> list[tuple[str, str | None, Message]]:
         """What was published since the last `take` (one batch's outputs)."""
         out, self.published = self.published, []
+        self.headers = []
         return out

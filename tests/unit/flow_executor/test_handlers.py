@@ -257,3 +257,51 @@ async def test_f1_deleting_a_flow_exits_waiting_runs_and_cancels_held_reviews() 
     repo.now = lambda: utcnow() + timedelta(seconds=61)
     assert await handlers.fire_due_timers(work, 10, "r1") == 0
     assert await repo.live_flows(["acme"]) == {}
+
+
+def headers_on(work: FakeWork, topic: str) -> list[Any]:
+    return [h for t, _, h in work.headers if t == topic]
+
+
+async def test_x4_a_delayed_step_carries_the_trace_of_the_event_that_started_its_run() -> None:
+    repo = InMemoryFlowRepository()
+    work = FakeWork(repo)
+    delayed = [{"id": "wait", "type": "delay", "seconds": 60, "next": "alert"}, alert()]
+    await saved(work, flow(delayed))
+    ada = event().model_copy(update={"event_id": "e-ada"})
+    bob = event().model_copy(update={"event_id": "e-bob"})
+    traced = Trace("corr-ada", "00-" + "a" * 32 + "-" + "b" * 16 + "-01", "k=v")
+    await handlers.enter_from_events(
+        work,
+        [Received(ada, None, traced), Received(bob, None, Trace("corr-bob"))],  # type: ignore[arg-type]
+    )
+    # Two events of one profile in one batch: each run keeps its own event's trace.
+    assert {h["correlation_id"] for h in headers_on(work, topics.FLOW_ACTIVITY)} == {
+        "corr-ada",
+        "corr-bob",
+    }
+    work.take()
+    repo.now = lambda: utcnow() + timedelta(seconds=61)
+    assert await handlers.fire_due_timers(work, 10, "r1") == 2
+    by_alert = {
+        m.alert_id.split(":")[0]: h for t, m, h in work.headers if t == topics.ALERT_REQUESTS
+    }
+    runs = {r.event_id: str(r.run_id) for r in repo.runs.values()}
+    assert by_alert[runs["e-ada"]] == traced.headers()
+    assert by_alert[runs["e-bob"]] == {"correlation_id": "corr-bob"}
+    activity = {
+        (m.run_id, h["correlation_id"]) for t, m, h in work.headers if t == topics.FLOW_ACTIVITY
+    }
+    assert activity == {(runs["e-ada"], "corr-ada"), (runs["e-bob"], "corr-bob")}
+
+
+async def test_x4_an_approved_review_carries_the_trace_of_the_event_that_was_held() -> None:
+    work = FakeWork()
+    await saved(work, flow([alert(mode="manual")]))
+    await handlers.enter_from_events(work, [Received(event(), None, Trace("corr-held"))])  # type: ignore[arg-type]
+    [held] = [a for a in work.on(topics.FLOW_ACTIVITY) if a.type == "in_review"]
+    work.take()
+    approve = ReviewDecision(alert_id=held.alert_id, decision="approve", by="lead")
+    await handlers.decide_reviews(work, [approve])
+    assert headers_on(work, topics.ALERT_REQUESTS) == [{"correlation_id": "corr-held"}]
+    assert headers_on(work, topics.FLOW_ACTIVITY)[-1:] == [{"correlation_id": "corr-held"}]
