@@ -5,7 +5,7 @@ complaints; publish C9 events; queue confirmation emails."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +75,9 @@ class Request:
     profile_id: str
     act: Act
     profile: dict[str, Any] | None = None
+    # The trace headers of the input, where its Kafka key is not the profile id (an SMS
+    # is keyed by phone number), so the consent changes it causes still carry them (X4).
+    headers: Mapping[str, str] | None = None
 
     @property
     def key(self) -> Key:
@@ -262,7 +265,7 @@ async def _apply_one(
     if outcome.confirmation is not None:
         _ask_confirmation(req, outcome, profile["email"], acct, loaded, writes, settings)
     for change in change_messages(req.account_id, req.profile_id, profile, req.act, outcome, now):
-        outbox.publish(topics.CONSENT_CHANGES, req.profile_id, change)
+        outbox.publish(topics.CONSENT_CHANGES, req.profile_id, change, headers=req.headers)
     return outcome
 
 
@@ -481,11 +484,17 @@ async def on_sms_inbound(
     texts = [(m, k) for m, k in texts if k is not None]
     if not texts:
         return
+    traces = {i.message.message_id: i.trace.headers() for i in items}
     phones = await repo.profiles_by_phone(
         (m.account_id, normalize_phone(m.phone_number) or "") for m, _ in texts
     )
     requests = [
-        Request(msg.account_id, profile_id, keyword_act(msg, word))
+        Request(
+            msg.account_id,
+            profile_id,
+            keyword_act(msg, word),
+            headers=traces[msg.message_id],
+        )
         for msg, word in texts
         if word != "help"
         for profile_id in phones.get((msg.account_id, normalize_phone(msg.phone_number) or ""), [])

@@ -176,5 +176,12 @@ class PrivacyLedger(Protocol):
 class Publisher(Protocol):
     """The unit of work's outbox: messages published when the transaction commits."""
 
-    def publish(self, topic: str, key: str | None, message: Message | bytes | None) -> None:
-        """Publish `message` once the transaction commits."""
+    def publish(
+        self,
+        topic: str,
+        key: str | None,
+        message: Message | bytes | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Publish `message` once the transaction commits, with `headers` or else those
+        of the input with the same key (X4)."""

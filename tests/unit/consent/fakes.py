@@ -162,9 +162,11 @@ class FakeOutbox:
     """The unit of work's outbox: what was published, in order."""
 
     published: list[tuple[str, str | None, Any]] = field(default_factory=list)
+    headers: list[tuple[str, str | None, Any]] = field(default_factory=list)
 
     def publish(self, topic: str, key: str | None, message: Any, headers: Any = None) -> None:
         self.published.append((topic, key, message))
+        self.headers.append((topic, key, headers))
 
     def on(self, topic: str) -> list[Any]:
         return [m for t, _, m in self.published if t == topic]

@@ -136,6 +136,34 @@ async def test_c13_stop_unsubscribes_every_profile_on_the_number_and_replies() -
     assert reply.in_reply_to == "m1" and reply.phone_number == phone
 
 
+async def test_x4_consent_changes_of_a_keyword_carry_the_sms_trace() -> None:
+    """An SMS is keyed by phone number, the consent changes it causes by profile: each
+    change still carries the correlation id of the SMS that caused it, also when a batch
+    holds several SMS with ids of their own."""
+    repo, outbox = InMemoryConsentRepository(), FakeOutbox()
+    phones = {"p1": "+4915112345678", "p2": "+4915112345679"}
+    for pid, phone in phones.items():
+        await run(repo, outbox, command(pid, channel="sms", phone=phone, evidence="keyword"))
+    outbox.headers.clear()
+    batch = []
+    for n, phone in enumerate(phones.values()):
+        sms = SmsInbound(
+            message_id=f"m{n}",
+            account_id=ACCOUNT,
+            phone_number=phone,
+            body="STOP",
+            received_at=datetime.now(UTC),
+        )
+        batch.append(Received(sms, None, Trace(correlation_id=f"sms-{n}")))  # type: ignore[arg-type]
+    await handlers.on_sms_inbound(repo, outbox, batch, SINGLE)
+    carried = {
+        key: headers["correlation_id"]
+        for topic, key, headers in outbox.headers
+        if topic == topics.CONSENT_CHANGES
+    }
+    assert carried == {"p1": "sms-0", "p2": "sms-1"}
+
+
 async def test_s3_a_spam_complaint_unsubscribes_email_and_keeps_the_read_model() -> None:
     repo, outbox = InMemoryConsentRepository(), FakeOutbox()
     await run(repo, outbox, command("p1"))
