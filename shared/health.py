@@ -104,6 +104,9 @@ class Health:
 
     def __init__(self) -> None:
         self.components: dict[str, Component] = {}
+        # How long a background loop may report no pass (`KAFKA_STALL_S`, set by the
+        # runtime): each pass reports, idle ones included, so longer means it hangs.
+        self.loop_stall_s = float("inf")
 
     def register(
         self, name: str, kind: str = "loop", stall_s: float = 60.0, grace_s: float = 0.0
@@ -135,9 +138,8 @@ HEALTH = Health()
 
 
 def _from_loop_reports(loop: str, reason: str | None) -> None:
-    # Background loops report trouble and recovery through `shared.loop_health`; they
-    # report only changes, so no stall time applies to them here.
-    component = HEALTH.register(loop, kind="loop", stall_s=float("inf"))
+    # Background loops report every pass and their trouble through `shared.loop_health`.
+    component = HEALTH.register(loop, kind="loop", stall_s=HEALTH.loop_stall_s)
     if reason is None:
         component.ok()
     else:

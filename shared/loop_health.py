@@ -3,9 +3,11 @@ are stuck or moving again.
 
 A loop never dies from one item: it fails or dead-letters that item and goes on. What it
 cannot get past (the database or broker gone, the same error on every pass) it reports
-here with the reason, and reports progress once it moves again. Readiness (`/readyz`,
-X8) subscribes with `add_listener` to turn a stuck loop into a 503 naming the reason;
-without a listener a report is only logged.
+here with the reason; every pass that goes through it reports as progress, idle passes
+included. Readiness (`/readyz`, X8) subscribes with `add_listener`: a stuck loop turns
+into a 503 naming the reason, and so does a loop that hangs without raising (no pass
+reported for `KAFKA_STALL_S`, for example a query to a frozen database that never
+returns). Without a listener a report is only logged.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ _stuck: dict[str, str] = {}
 
 
 def add_listener(listener: Listener) -> None:
-    """Call `listener(loop, reason)` on every change: a reason when `loop` is stuck,
-    None when it makes progress again."""
+    """Call `listener(loop, reason)` on every report: a reason when `loop` is stuck,
+    None for each pass that went through."""
     _listeners.append(listener)
 
 
@@ -37,11 +39,11 @@ def report_trouble(loop: str, reason: str) -> None:
 
 
 def report_progress(loop: str) -> None:
-    """`loop` completed a pass; clears an earlier report."""
+    """`loop` completed a pass; clears an earlier report (logged only then)."""
     if _stuck.pop(loop, None) is not None:
         log.info("background loop moving again", loop=loop)
-        for listener in _listeners:
-            listener(loop, None)
+    for listener in _listeners:
+        listener(loop, None)
 
 
 def stuck_loops() -> dict[str, str]:

@@ -57,6 +57,7 @@ class Runtime:
         self.db = Database(settings.database_url, name, settings.database_pool_size)
         self.consumers: list[TopicConsumer] = []
         self.health = health
+        health.loop_stall_s = settings.kafka_stall_s
         self.auth = ApiAuth(settings)
         self.routes: list[BaseRoute] = []
         self.workers: list[Callable[[], Coroutine[Any, Any, None]]] = []

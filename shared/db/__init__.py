@@ -3,6 +3,9 @@ relay, the inbox, the mail queue and the migrations runner."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import asyncpg
 
 from shared.db.pool import create_pool
@@ -37,10 +40,22 @@ class Database:
         """A new unit of work (`async with db.uow() as uow: ...; await uow.commit()`)."""
         return UnitOfWork(self.pool, self.schema)
 
-    async def ping(self) -> bool:
+    async def ping(self, timeout_s: float = 2.0) -> bool:
+        """Whether the database answers within `timeout_s`: a server that stopped
+        answering (frozen, or a network that drops packets) makes readiness say so
+        instead of hanging the probe. A connection left waiting mid-query cannot be
+        reset, so it is closed rather than handed back."""
         try:
-            async with self.pool.acquire(timeout=2) as conn:
-                await conn.fetchval("SELECT 1")
-            return True
+            conn = await self.pool.acquire(timeout=timeout_s)
         except Exception:
             return False
+        answered = False
+        try:
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout_s)
+            answered = True
+        except Exception:
+            conn.terminate()
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pool.release(conn), timeout_s)
+        return answered

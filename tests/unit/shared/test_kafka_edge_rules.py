@@ -145,3 +145,25 @@ def test_x8_component_states() -> None:
     assert c.problem() is None
     c.lag, c.last_applied = 5, c.last_report - 11
     assert "5 records waiting" in (c.problem() or "")
+
+
+def test_x8_a_loop_that_hangs_without_raising_turns_stalled() -> None:
+    """Every pass of a background loop reports, idle ones included; a loop that reports
+    nothing for the stall time hangs (a query to a frozen server never returns), and
+    readiness names it until its next pass."""
+    from shared.health import HEALTH
+    from shared.loop_health import report_progress
+
+    before = HEALTH.loop_stall_s
+    HEALTH.loop_stall_s = 5.0
+    try:
+        report_progress("test-loop")
+        loop = HEALTH.components["test-loop"]
+        assert loop.problem() is None
+        loop.last_report -= 6
+        assert (HEALTH.problems().get("test-loop") or "").startswith("stalled")
+        report_progress("test-loop")
+        assert "test-loop" not in HEALTH.problems()
+    finally:
+        HEALTH.loop_stall_s = before
+        HEALTH.components.pop("test-loop", None)
