@@ -1,5 +1,5 @@
-"""Kafka for every service: the FastStream broker, batch subscribers with dead-lettering
-and inbox dedupe, the outbox producer, and topic creation.
+"""Kafka for every service: batch handling with dead-lettering and inbox dedupe (driven by
+the consumer loop in `shared/consumer.py`), the outbox producer, and topic creation.
 
 Every hot consumer is a batch subscriber (measured: per-message awaited work runs at
 ~1.5k msgs/s, batches at 50k+). A batch is handled like this:

@@ -73,9 +73,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # Library chatter at INFO would cost a line per message on the hot path.
     for noisy in ("aiokafka", "uvicorn.access", "aiosmtpd", "mail.log"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    # Libraries that bring their own handler (FastStream prints coloured text to stderr
-    # and stops propagation) would write lines that are not JSON and not masked.
-    for name in ("faststream", "faststream.access", "faststream.access.kafka", "uvicorn"):
+    # Libraries that bring their own handler (uvicorn prints text to stderr and stops
+    # propagation) would write lines that are not JSON and not masked.
+    for name in ("uvicorn",):
         own = logging.getLogger(name)
         own.handlers.clear()
         own.propagate = True
