@@ -30,6 +30,14 @@ def normalize_phone(phone: str) -> str:
     return f"+{digits}" if digits else ""
 
 
+def phone_forms(phone: str | None) -> list[str]:
+    """The forms a number may be stored in (as sent, trimmed, and digits with `+`): what
+    an erase or export by phone number looks for."""
+    if not phone:
+        return []
+    return sorted({phone, phone.strip(), normalize_phone(phone)} - {""})
+
+
 def subject_hash(secret: str, kind: str, value: str) -> str:
     """HMAC-SHA256 of one address (`kind` is `email` or `phone`), hex."""
     norm = normalize_email(value) if kind == "email" else normalize_phone(value)

@@ -14,7 +14,7 @@ import asyncpg
 
 from shared.contracts import PrivacyRequest
 from shared.db.rows import affected, row_dicts
-from shared.privacy import normalize_email, normalize_phone
+from shared.privacy import normalize_email, phone_forms
 
 
 class FlowPrivacy:
@@ -24,7 +24,7 @@ class FlowPrivacy:
         ids = {request.profile_id} if request.profile_id else set()
         if request.email or request.phone_number:
             email = normalize_email(request.email) if request.email else None
-            phones = _phones(request.phone_number)
+            phones = phone_forms(request.phone_number)
             rows = await conn.fetch(
                 "SELECT profile_id FROM profiles WHERE account_id = $1"
                 " AND (lower(profile->>'email') = $2 OR profile->>'phone_number' = ANY($3))"
@@ -119,9 +119,3 @@ class FlowPrivacy:
                 )
             )
         return out
-
-
-def _phones(phone: str | None) -> list[str]:
-    if not phone:
-        return []
-    return sorted({phone, phone.strip(), normalize_phone(phone)} - {""})

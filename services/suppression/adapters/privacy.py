@@ -13,7 +13,7 @@ import asyncpg
 
 from shared.contracts import PrivacyRequest
 from shared.db.rows import affected, row_dicts
-from shared.privacy import normalize_email, normalize_phone
+from shared.privacy import normalize_email, phone_forms
 
 
 class SuppressionPrivacy:
@@ -71,10 +71,3 @@ class SuppressionPrivacy:
             profile_ids,
         )
         return {"suppression_profiles": affected(status)}
-
-
-def phone_forms(phone: str | None) -> list[str]:
-    """The forms a number may be stored in (as sent, and digits with `+`)."""
-    if not phone:
-        return []
-    return sorted({phone, phone.strip(), normalize_phone(phone)} - {""})
