@@ -303,16 +303,25 @@ def _ask_confirmation(
     writes.mails[cid] = _confirmation_mail(cid, req.account_id, msg, mail_from, msg["To"])
 
 
-def _confirmation_mail(
-    cid: str, account_id: str, msg: Any, mail_from: str, rcpt_to: str
+def _mail(
+    kind: str, dedupe_key: str, account_id: str, msg: Any, mail_from: str, rcpt_to: str
 ) -> mail_queue.OutgoingMail:
+    """A consent mail for the queue (its dedupe key makes a redelivery queue nothing)."""
     return mail_queue.OutgoingMail(
-        dedupe_key=f"consent-confirm:{cid}",
-        kind="consent-confirmation",
+        dedupe_key=dedupe_key,
+        kind=kind,
         account_id=account_id,
         message=msg,
         mail_from=mail_from,
         rcpt_to=rcpt_to,
+    )
+
+
+def _confirmation_mail(
+    cid: str, account_id: str, msg: Any, mail_from: str, rcpt_to: str
+) -> mail_queue.OutgoingMail:
+    return _mail(
+        "consent-confirmation", f"consent-confirm:{cid}", account_id, msg, mail_from, rcpt_to
     )
 
 
@@ -328,7 +337,7 @@ async def _erased(
     for req in requests:
         if req.act.action == "unsubscribe":
             continue
-        merged = {**stored[req.key].profile, **{k: v for k, v in (req.profile or {}).items() if v}}
+        merged = _merge(stored[req.key].profile, req.profile, req.profile_id)
         hashes = subject_hashes(
             secret, merged.get("email"), req.act.phone_number or merged.get("phone_number")
         )
@@ -437,16 +446,7 @@ async def queue_opt_out_confirmation(
         pages=pages,
     )
     await repo.queue_mails(
-        [
-            mail_queue.OutgoingMail(
-                dedupe_key=f"consent-optout:{act_id}",
-                kind="consent-optout",
-                account_id=account_id,
-                message=msg,
-                mail_from=mail_from,
-                rcpt_to=email,
-            )
-        ]
+        [_mail("consent-optout", f"consent-optout:{act_id}", account_id, msg, mail_from, email)]
     )
 
 

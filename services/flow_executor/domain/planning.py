@@ -87,27 +87,23 @@ class RunEnd:
 
 
 @dataclass(frozen=True)
-class Dispatch:
+class _ActionOfRun:
+    """An action step of a run, done only when the step's execution is new (F4)."""
+
+    run: Run
+    step: ActionStep
+
+    @property
+    def key(self) -> StepKey:
+        return (self.run.run_id, self.step.id)
+
+
+class Dispatch(_ActionOfRun):
     """Send the action's request (alert or message), once, when its execution is new."""
 
-    run: Run
-    step: ActionStep
 
-    @property
-    def key(self) -> StepKey:
-        return (self.run.run_id, self.step.id)
-
-
-@dataclass(frozen=True)
-class Hold:
+class Hold(_ActionOfRun):
     """Keep the action's request in review (F5), when its execution is new."""
-
-    run: Run
-    step: ActionStep
-
-    @property
-    def key(self) -> StepKey:
-        return (self.run.run_id, self.step.id)
 
 
 @dataclass(frozen=True)
