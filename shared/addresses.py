@@ -42,15 +42,6 @@ def checked_email(address: str) -> str:
     return address.strip()
 
 
-def phone_error(number: str) -> str | None:
-    """Why `number` cannot be stored as an E.164 phone number, or None."""
-    try:
-        e164_phone(number)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
 def e164_phone(number: str) -> str:
     """`number` in E.164 (`+1 555-555-0100` -> `+15555550100`); ValueError if it is not
     an international number of a possible length. Without a leading `+` (or `00`) the

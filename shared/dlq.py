@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -186,8 +185,3 @@ async def replay(
     finally:
         await producer.stop()
     return report
-
-
-def known_topics() -> Iterable[str]:
-    """Topics that have a dead-letter topic."""
-    return topics.INPUT_TOPICS + topics.OUTPUT_TOPICS

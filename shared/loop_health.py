@@ -44,8 +44,3 @@ def report_progress(loop: str) -> None:
         log.info("background loop moving again", loop=loop)
     for listener in _listeners:
         listener(loop, None)
-
-
-def stuck_loops() -> dict[str, str]:
-    """The loops reported stuck and not moving since, with their reasons."""
-    return dict(_stuck)
