@@ -113,6 +113,7 @@ class Phase:
     """CPU, statements and a flame graph over one phase of the bench."""
 
     flame_rate = 250  # py-spy samples per second (`--flame-rate`)
+    flame_format = "flamegraph"  # or "raw" (`--stacks`)
     # Each service's CPU seconds per second while idle (measured during (a), when the
     # services only poll): subtracted over a phase's duration for the net cost.
     idle: ClassVar[dict[str, float]] = {}
@@ -128,7 +129,7 @@ class Phase:
         self.stack = stack
         self.service = service or next(iter(flames), "")
         self.extra = extra or {}
-        self.graphs = costs.FlameGraphs(out, self.flame_rate)
+        self.graphs = costs.FlameGraphs(out, self.flame_rate, self.flame_format)
         self.flames = flames
         self.before: dict[str, float] = {}
 
@@ -216,23 +217,7 @@ async def _consent(
         await preload(
             bootstrap,
             topics.CONSENT_COMMANDS,
-            [
-                (
-                    f"c-{i}".encode(),
-                    json.dumps(
-                        {
-                            "command_id": f"bench-c-{i}",
-                            "account_id": product.ACCOUNT,
-                            "profile": {"id": f"c-{i}", "phone_number": f"+1555{i:07d}"},
-                            "action": "subscribe",
-                            "channel": "sms",
-                            "method": "form",
-                            "consented_at": "2026-11-23T10:00:00Z",
-                        }
-                    ).encode(),
-                )
-                for i in range(k)
-            ],
+            [product.consent_command(i) for i in range(k)],
         )
 
     await product.restart_with_backlog(stack, "consent", load_consent)
@@ -294,6 +279,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"config": vars(args) | {"partitions": PARTITIONS}}
     me = {"bench": os.getpid(), "smtp": smtp.pid}
     Phase.flame_rate = args.flame_rate
+    Phase.flame_format = "raw" if args.stacks else "flamegraph"
     try:
         await costs.enable_statement_stats(stack, SERVICES)
         await asyncio.to_thread(
@@ -566,6 +552,11 @@ def main() -> None:
         help="skip (d), the alert mails and the latency curve (the dispatcher stays stopped)",
     )
     parser.add_argument("--flame-rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument(
+        "--stacks",
+        action="store_true",
+        help="write collapsed stacks (flame-<service>.txt) instead of SVG flame graphs",
+    )
     parser.add_argument("--batch", type=int, default=1000, help="KAFKA_MAX_BATCH_RECORDS")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()

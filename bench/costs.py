@@ -170,6 +170,9 @@ class FlameGraphs:
 
     out_dir: Path
     rate: int = 250
+    # "flamegraph" (SVG) or "raw": collapsed stacks, one line per stack with its sample
+    # count, which `python -m bench.stacks` sums per function.
+    fmt: str = "flamegraph"
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @staticmethod
@@ -199,9 +202,12 @@ class FlameGraphs:
                     "--pid",
                     str(pid),
                     "--format",
-                    "flamegraph",
+                    self.fmt,
                     "--output",
-                    str(self.out_dir / f"flame-{name}.svg"),
+                    str(
+                        self.out_dir
+                        / f"flame-{name}.{'svg' if self.fmt == 'flamegraph' else 'txt'}"
+                    ),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

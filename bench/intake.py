@@ -1,11 +1,14 @@
-"""`python -m bench.intake`: the flow executor's cost per profile event without Kafka.
+"""`python -m bench.intake [--service flow_executor|consent]`: a service's cost per
+message of its main input without Kafka.
 
-Feeds batches of bench events straight to the executor's own `profile-events` consumer
-(as `services.flow_executor.app.build` wires it: parser, inbox, handler, outbox) on an
-embedded PostgreSQL, and reports CPU seconds per 1,000 events of this process and of
-the PostgreSQL backend, and the statements and rows per batch. Without a broker and
-idle consumers polling it, this is the steady number to compare two versions of the
-intake with, on a busy machine.
+Feeds batches of bench messages straight to the service's own consumer (as its
+`app.build` wires it: parser, inbox, handler, outbox) on an embedded PostgreSQL: the flow
+executor's `profile-events` (bench events, 10 % raising an alert) or the consent
+service's `consent-commands` (SMS form subscribes of new profiles, each one a consent
+change). It reports CPU seconds per 1,000 messages of this process and of the PostgreSQL
+backend, and the statements and rows per batch. Without a broker and idle consumers
+polling it, this is the steady number to compare two versions of a service with, on a
+busy machine.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import psutil
 from aiokafka import ConsumerRecord
 
 from bench import costs, product
-from services.flow_executor import app
+from services.consent import app as consent_app
+from services.flow_executor import app as executor_app
 from services.flow_executor.adapters import repository as repo
 from shared.contracts import FlowDefinition, topics
 from shared.db.migrations import migrate_all
@@ -36,8 +40,8 @@ from shared.settings import Settings
 class _Capture(Runtime):
     """A runtime that keeps the batch consumers `build` registers."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__("flow_executor", settings)
+    def __init__(self, service: str, settings: Settings) -> None:
+        super().__init__(service, settings)
         self.captured: dict[str, BatchConsumer] = {}
 
     def consume(self, topic: str, *args: Any, **kwargs: Any) -> BatchConsumer:
@@ -46,19 +50,29 @@ class _Capture(Runtime):
         return found
 
 
-def _records(n: int, batch: int, tag: str) -> list[tuple[ConsumerRecord, ...]]:
+def _message(service: str, i: int, tag: str) -> tuple[bytes, bytes]:
+    if service == "consent":
+        return product.consent_command(i, tag)
+    key, value, _ = product.event(i, tag, i % 10 == 0)
+    return key, value
+
+
+def _records(service: str, n: int, batch: int, tag: str) -> list[tuple[ConsumerRecord, ...]]:
+    topic = INPUTS[service]
     out = []
     for start in range(0, n, batch):
         recs = []
         for i in range(start, min(n, start + batch)):
-            key, value, _ = product.event(i, tag, i % 10 == 0)
+            key, value = _message(service, i, tag)
             recs.append(
-                ConsumerRecord(
-                    topics.PROFILE_EVENTS, 0, i, 0, 0, key, value, None, len(key), len(value), []
-                )
+                ConsumerRecord(topic, 0, i, 0, 0, key, value, None, len(key), len(value), [])
             )
         out.append(tuple(recs))
     return out
+
+
+INPUTS = {"flow_executor": topics.PROFILE_EVENTS, "consent": topics.CONSENT_COMMANDS}
+BUILDS = {"flow_executor": executor_app.build, "consent": consent_app.build}
 
 
 def _cpu(proc: psutil.Process) -> float:
@@ -66,36 +80,43 @@ def _cpu(proc: psutil.Process) -> float:
     return t.user + t.system
 
 
-async def measure(dsn: str, n: int, batch: int, rounds: int) -> dict[str, Any]:
+async def measure(service: str, dsn: str, n: int, batch: int, rounds: int) -> dict[str, Any]:
     rt = _Capture(
-        Settings(database_url=dsn, link_secret="bench-intake-link-secret", database_pool_size=1)
+        service,
+        Settings(
+            database_url=dsn,
+            link_secret="bench-intake-link-secret",
+            privacy_hash_secret="bench-intake-privacy-secret",
+            database_pool_size=1,
+        ),
     )
-    app.build(rt)
-    consumer = rt.captured[topics.PROFILE_EVENTS]
+    BUILDS[service](rt)
+    consumer = rt.captured[INPUTS[service]]
     await rt.db.start()
     try:
         async with rt.db.pool.acquire() as conn:
-            await repo.PostgresFlowRepository(conn).save_flow(
-                FlowDefinition.model_validate(product.flow())
-            )
+            if service == "flow_executor":
+                await repo.PostgresFlowRepository(conn).save_flow(
+                    FlowDefinition.model_validate(product.flow())
+                )
             backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
         me = psutil.Process()
-        # A first pass warms caches (statements prepared, flow parsed); the profiles it
-        # creates are then updated, as in steady state.
-        for records in _records(n, batch, "warm"):
+        # A first pass warms caches (statements prepared, flow parsed); the executor's
+        # profiles it creates are then updated, as in steady state.
+        for records in _records(service, n, batch, "warm"):
             await consumer.handle(records)
         await costs.reset_statements(dsn)
         runs = []
         for r in range(rounds):
-            batches = _records(n, batch, f"r{r}")
+            batches = _records(service, n, batch, f"r{r}")
             c0, p0, t0 = _cpu(me), _cpu(backend), time.perf_counter()
             for records in batches:
                 await consumer.handle(records)
             runs.append(
                 {
-                    "executor_cpu_s_per_1000": 1000 * (_cpu(me) - c0) / n,
+                    "service_cpu_s_per_1000": 1000 * (_cpu(me) - c0) / n,
                     "postgres_backend_cpu_s_per_1000": 1000 * (_cpu(backend) - p0) / n,
-                    "events_per_s": n / (time.perf_counter() - t0),
+                    "messages_per_s": n / (time.perf_counter() - t0),
                 }
             )
         conn2 = await asyncpg.connect(dsn)
@@ -106,10 +127,11 @@ async def measure(dsn: str, n: int, batch: int, rounds: int) -> dict[str, Any]:
             )
         finally:
             await conn2.close()
-        batches_n = rounds * len(_records(n, batch, "x"))
-        best = min(runs, key=lambda x: x["executor_cpu_s_per_1000"])
+        batches_n = rounds * len(_records(service, n, batch, "x"))
+        best = min(runs, key=lambda x: x["service_cpu_s_per_1000"])
         return {
-            "events": n,
+            "service": service,
+            "messages": n,
             "batch": batch,
             "runs": runs,
             "best": best,
@@ -139,23 +161,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 await conn.close()
             await migrate_all(dsn)
-            return await measure(dsn, args.events, args.batch, args.rounds)
+            return await measure(args.service, dsn, args.messages, args.batch, args.rounds)
         finally:
             pg.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__)
-    parser.add_argument("--events", type=int, default=10000)
+    parser.add_argument("--service", choices=sorted(INPUTS), default="flow_executor")
+    parser.add_argument("--messages", "--events", type=int, default=10000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     found = asyncio.run(run(args))
     for r in found["runs"]:
         print(
-            f"executor {r['executor_cpu_s_per_1000']:.4f} s, PostgreSQL backend"
-            f" {r['postgres_backend_cpu_s_per_1000']:.4f} s CPU per 1,000 events"
-            f" ({r['events_per_s']:,.0f} events/s)"
+            f"{found['service']} {r['service_cpu_s_per_1000']:.4f} s, PostgreSQL backend"
+            f" {r['postgres_backend_cpu_s_per_1000']:.4f} s CPU per 1,000 messages"
+            f" ({r['messages_per_s']:,.0f} messages/s)"
         )
     print(
         f"{found['statements_per_batch']:.1f} statements and {found['rows_per_batch']:.0f}"

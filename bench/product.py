@@ -62,6 +62,22 @@ def event(n: int, tag: str, triggering: bool) -> tuple[bytes, bytes, str]:
     return pid.encode(), json.dumps(value).encode(), event_id
 
 
+def consent_command(n: int, tag: str = "c") -> tuple[bytes, bytes]:
+    """An SMS form subscribe of a new profile (each `n` and `tag` is a new person): every
+    one changes consent, so every one is published as a consent change."""
+    pid = f"{tag}-{n}"
+    value = {
+        "command_id": f"bench-{tag}-{n}",
+        "account_id": ACCOUNT,
+        "profile": {"id": pid, "phone_number": f"+1555{n:07d}"},
+        "action": "subscribe",
+        "channel": "sms",
+        "method": "form",
+        "consented_at": "2026-11-23T10:00:00Z",
+    }
+    return pid.encode(), json.dumps(value).encode()
+
+
 def alert_id_of(event_id: str) -> str:
     run = uuid.uuid5(RUN_NAMESPACE, f"{ACCOUNT}:detractors:{event_id}")
     return f"{run}:alert"
