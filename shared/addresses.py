@@ -15,12 +15,13 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=65536)
 def email_error(address: str) -> str | None:
     """Why `address` is not a syntactically valid email address, or None.
 
     Cached: every alert request checks its action's recipients again (a request from a
-    rejected flow version must not widen them), and they are nearly always the same few.
+    rejected flow version must not widen them), and they are nearly always the same few;
+    a profile's address is checked on every message about it.
 
     Syntax only: no DNS lookup, and reserved test domains (`.test`, `.example`) are
     accepted because self-hosted installations and their tests use them. Control
@@ -46,13 +47,26 @@ def e164_phone(number: str) -> str:
     """`number` in E.164 (`+1 555-555-0100` -> `+15555550100`); ValueError if it is not
     an international number of a possible length. Without a leading `+` (or `00`) the
     country is unknown, so the number is refused rather than guessed."""
+    e164, problem = _phone(number)
+    if problem is not None:
+        raise ValueError(problem)
+    assert e164 is not None
+    return e164
+
+
+@functools.lru_cache(maxsize=65536)
+def _phone(number: str) -> tuple[str | None, str | None]:
+    """`e164_phone`'s answer: (E.164, None) or (None, why not). Cached: parsing a number
+    costs as much as parsing the whole message it came in, and the same profile's
+    number is checked on every message about it (the input, then each output it causes).
+    """
     raw = number.strip()
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     try:
         parsed = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"{number!r} is not a phone number in international form: {exc}") from None
+        return None, f"{number!r} is not a phone number in international form: {exc}"
     if not phonenumbers.is_possible_number(parsed):
-        raise ValueError(f"{number!r} is not a possible phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return None, f"{number!r} is not a possible phone number"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), None
