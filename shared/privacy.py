@@ -10,6 +10,7 @@ also find the alerts or runs of an address without keeping the address itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -26,6 +27,8 @@ def normalize_email(email: str) -> str:
 
 def normalize_phone(phone: str) -> str:
     """Digits only, with the leading `+` of E.164 (formatting differs between sources)."""
+    if phone[:1] == "+" and phone[1:].isdigit():
+        return phone  # already E.164, as every number checked at the edge is
     digits = "".join(ch for ch in phone if ch.isdigit())
     return f"+{digits}" if digits else ""
 
@@ -38,8 +41,10 @@ def phone_forms(phone: str | None) -> list[str]:
     return sorted({phone, phone.strip(), normalize_phone(phone)} - {""})
 
 
+@functools.lru_cache(maxsize=65536)
 def subject_hash(secret: str, kind: str, value: str) -> str:
-    """HMAC-SHA256 of one address (`kind` is `email` or `phone`), hex."""
+    """HMAC-SHA256 of one address (`kind` is `email` or `phone`), hex. Cached: every
+    subscribe checks its profile's addresses against the erased ones (P2)."""
     norm = normalize_email(value) if kind == "email" else normalize_phone(value)
     mac = hmac.new(secret.encode(), f"{kind}:{norm}".encode(), hashlib.sha256)
     return mac.hexdigest()

@@ -37,13 +37,11 @@ from services.consent.ports import (
     SuppressionList,
 )
 from shared.contracts import (
-    ChannelState,
     ConsentChanged,
     ConsentCommand,
     ConsentState,
     PrivacyRequest,
     PrivacyResult,
-    Profile,
     SmsInbound,
     SmsOutbound,
     SuppressionChanged,
@@ -78,10 +76,10 @@ class Request:
     # The trace headers of the input, where its Kafka key is not the profile id (an SMS
     # is keyed by phone number), so the consent changes it causes still carry them (X4).
     headers: Mapping[str, str] | None = None
+    key: Key = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> Key:
-        return Key(self.account_id, self.profile_id)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", Key(self.account_id, self.profile_id))
 
 
 def act_from_command(cmd: ConsentCommand) -> Act:
@@ -113,38 +111,38 @@ def change_messages(
     the full state after the act, and an id stable under redelivery (act id + event)."""
     if not outcome.events:
         return []
-    state = consent_state(outcome.state)
+    # Validated as one nested document: one call into pydantic per message instead of
+    # one per model (profile, state and its four channels), a fifth of building it.
+    state = outcome.state.view()
     stamp = act.act_at if act.historical_import else now
     return [
-        ConsentChanged(
-            type=event.type,
-            change_id=f"{account_id}:{act.act_id}:"
-            + _short(event.type, event.list_id or "", event.scope or ""),
-            account_id=account_id,
-            profile_id=profile_id,
-            profile=Profile.model_validate(profile),
-            channel=event.channel,
-            list_id=event.list_id,
-            scope=event.scope,
-            method=act.method,
-            consented_at=stamp,
-            historical_import=act.historical_import,
-            evidence=act.evidence,
-            state=state,
-            occurred_at=now,
-            act_at=act.act_at,
+        ConsentChanged.model_validate(
+            {
+                "type": event.type,
+                "change_id": f"{account_id}:{act.act_id}:"
+                + _short(event.type, event.list_id or "", event.scope or ""),
+                "account_id": account_id,
+                "profile_id": profile_id,
+                "profile": profile,
+                "channel": event.channel,
+                "list_id": event.list_id,
+                "scope": event.scope,
+                "method": act.method,
+                "consented_at": stamp,
+                "historical_import": act.historical_import,
+                "evidence": act.evidence,
+                "state": state,
+                "occurred_at": now,
+                "act_at": act.act_at,
+            }
         )
         for event in outcome.events
     ]
 
 
 def consent_state(state: ProfileConsent) -> ConsentState:
-    view = state.view()
-    return ConsentState(
-        **{k: ChannelState(**view[k]) for k in CHANNEL_SLOTS},
-        lists=view["lists"],
-        opt_outs=view["opt_outs"],
-    )
+    """The full state a consent change carries (C9)."""
+    return ConsentState.model_validate(state.view())
 
 
 def _merge(profile: dict[str, Any], incoming: dict[str, Any] | None, profile_id: str) -> dict:

@@ -1,5 +1,10 @@
 """Turning a batch of rows into few set-based statements.
 
+Plain inserts of many rows go through `COPY` (`copy_rows`): asyncpg encodes a COPY row
+in compiled code, while each element of an `unnest` array argument is first inspected
+as a possible sub-array in Python (four ABC checks). For a 17-column history row that
+was 9-15 ms of the client's CPU per 1,000 rows against 3-5 ms by COPY.
+
 `executemany` runs its statement once per row on the server; one statement over `unnest`
 arrays does the batch at once. An upsert cannot take the same key twice in one statement
 ("ON CONFLICT DO UPDATE command cannot affect row a second time"), so rows are cut into
@@ -10,7 +15,10 @@ one after the other gives what applying the rows one by one would.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncpg
 
 Row = TypeVar("Row", bound=tuple[Any, ...])
 
@@ -33,3 +41,12 @@ def rounds(rows: Sequence[Row], key: Callable[[Row], Hashable]) -> list[list[Row
 def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as `width` column lists, the arguments of one `unnest` statement."""
     return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+async def copy_rows(
+    conn: asyncpg.Connection, table: str, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert `rows` (in order: a serial id follows it) into `table` of the connection's
+    schema by binary COPY. For inserts without `ON CONFLICT` or `RETURNING`."""
+    if rows:
+        await conn.copy_records_to_table(table, records=rows, columns=list(names))

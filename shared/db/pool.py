@@ -10,11 +10,27 @@ import json
 import asyncpg
 
 
+def _jsonb_out(value: object) -> bytes:
+    return b"\x01" + json.dumps(value).encode()  # jsonb's binary form: version 1, text
+
+
+def _jsonb_in(data: bytes) -> object:
+    return json.loads(data[1:])
+
+
+def _json_out(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for pg_type in ("json", "jsonb"):
-        await conn.set_type_codec(
-            pg_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+    """JSON columns take and give Python values. In binary format, so that they can also
+    be written by binary COPY (`shared.db.batches.copy_rows`)."""
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb_out, decoder=_jsonb_in, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "json", encoder=_json_out, decoder=json.loads, schema="pg_catalog", format="binary"
+    )
 
 
 async def create_pool(dsn: str, schema: str, size: int = 8) -> asyncpg.Pool:

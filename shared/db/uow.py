@@ -12,7 +12,6 @@ Leaving the block without `commit()` rolls back.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Self
@@ -22,7 +21,7 @@ import asyncpg
 from shared.contracts.base import Message
 from shared.contracts.outputs import DeadLetter
 from shared.contracts.topics import dlq
-from shared.db.batches import columns
+from shared.db.batches import copy_rows
 from shared.limits import MAX_OUTPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
 from shared.records import REQUEST_TRACE
@@ -138,17 +137,11 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Write the outbox rows, wake the relay, and commit everything at once."""
         if self._outbox:
-            # One statement over arrays: `executemany` runs the INSERT once per row on
-            # the server, which was the largest share of a batch's database time.
-            topics, keys, values, headers = columns(self._outbox, 4)
-            await self.conn.execute(
-                "INSERT INTO outbox (topic, key, value, headers)"
-                " SELECT t, k, v, h::jsonb FROM unnest($1::text[], $2::bytea[], $3::bytea[],"
-                " $4::text[]) WITH ORDINALITY AS o(t, k, v, h, n) ORDER BY n",
-                topics,
-                keys,
-                values,
-                [json.dumps(h) for h in headers],
+            await copy_rows(
+                self.conn,
+                "outbox",
+                ("topic", "key", "value", "headers"),
+                self._outbox,
             )
             await self.conn.execute("SELECT pg_notify($1, '')", notify_channel(self._schema))
         assert self._tx is not None

@@ -25,7 +25,7 @@ from services.consent.ports import (
     SuppressionList,
 )
 from shared.db import mail_queue
-from shared.db.batches import columns
+from shared.db.batches import columns, copy_rows
 from shared.db.uow import UnitOfWork
 from shared.pages import accounts as page_accounts
 from shared.pages.accounts import PageSettings
@@ -108,17 +108,11 @@ class PostgresConsentRepository:
     async def append_history(self, rows: Sequence[HistoryRow]) -> None:
         if not rows:
             return
-        await self.conn.execute(
-            "INSERT INTO consent_history (account_id, profile_id, slot, action, result, status,"
-            " consented_at, act_at, method, act_id, list_id, scope, evidence, phone_number,"
-            " actor, claimed_at, reason)"
-            " SELECT a, p, sl, ac, r, st, ca, aa, m, ai, l, sc, e, ph, who, cl, why"
-            " FROM unnest($1::text[],"
-            " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],"
-            " $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],"
-            " $14::text[], $15::text[], $16::timestamptz[], $17::text[]) WITH ORDINALITY"
-            " AS u(a, p, sl, ac, r, st, ca, aa, m, ai, l, sc, e, ph, who, cl, why, n) ORDER BY n",
-            *columns([_history_columns(row) for row in rows], 17),
+        await copy_rows(
+            self.conn,
+            "consent_history",
+            HISTORY_COLUMNS,
+            [_history_columns(row) for row in rows],
         )
 
     async def account_settings(self, accounts: Iterable[str]) -> dict[str, AccountSettings]:
@@ -266,7 +260,16 @@ async def find_confirmation(conn: asyncpg.Connection, confirmation_id: str) -> C
     return None if row is None else Confirmation(**dict(row))
 
 
+HISTORY_COLUMNS = (
+    "account_id", "profile_id", "slot", "action", "result", "status", "consented_at",
+    "act_at", "method", "act_id", "list_id", "scope", "evidence", "phone_number", "actor",
+    "claimed_at", "reason",
+)  # fmt: skip
+
+
 def _history_columns(row: HistoryRow) -> tuple[Any, ...]:
+    """A history row in the order of `HISTORY_COLUMNS` (COPY keeps the rows' order, so
+    history ids follow the order in which acts were decided)."""
     h = row.entry
     return (
         row.account_id,

@@ -40,6 +40,8 @@ def normalize_phone(number: str | None) -> str | None:
     """A phone number without spaces, dashes, dots or brackets (`+1 555-0100` ⇒ `+15550100`)."""
     if number is None:
         return None
+    if number[:1] == "+" and number[1:].isdigit():
+        return number  # already E.164, as every number checked at the edge is
     kept = "".join(ch for ch in number.strip() if ch.isdigit() or ch == "+")
     return kept or None
 
@@ -173,6 +175,13 @@ class ProfileConsent:
         versions += [
             s.version for k, s in self.slots.items() if s.version and slot_channel(k) == channel
         ]
+        return max(versions, default=None)
+
+    def newest_version(self) -> Version | None:
+        """The newest act received for any channel (C6: an act that carries a phone
+        number is late when older than any act of the profile)."""
+        versions = [e.act.version for e in self.log]
+        versions += [s.version for s in self.slots.values() if s.version]
         return max(versions, default=None)
 
     def view(self) -> dict[str, Any]:
