@@ -208,7 +208,7 @@ class BatchConsumer:
             if good:
                 # Per key, a trace the producer sent wins over one made up here.
                 ordered = sorted(good, key=lambda item: not item.trace.generated)
-                uow.carry({item.key: item.trace.headers() for item in ordered})
+                uow.carry({item.key: item.trace for item in ordered})
                 ids = list(dict.fromkeys(item.correlation_id for item in good))
                 with structlog.contextvars.bound_contextvars(
                     **(

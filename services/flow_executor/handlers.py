@@ -33,6 +33,7 @@ from shared.contracts import (
 from shared.contracts.flows import EmailStep, FlowDeleted, SmsStep
 from shared.domain.flow_rules import flow_problems
 from shared.kafka import Received
+from shared.records import Trace as InputTrace
 
 DEFINITIONS = "flow_executor.flow-definitions"
 REJECTED = "Skipped: rejected in review"
@@ -53,12 +54,12 @@ def _publish_activity(
         work.publish(topics.FLOW_ACTIVITY, a.profile_id, mapping.activity_message(a), headers)
 
 
-def _traces_by(items: Sequence[Received[Any]], key: Callable[[Any], str]) -> dict[str, Trace]:
-    """The trace headers of each input, by the id its runs are entered under (the first
-    copy of a repeated input, as `first_of_each` keeps the first run)."""
-    traces: dict[str, Trace] = {}
+def _traces_by(items: Sequence[Received[Any]], key: Callable[[Any], str]) -> dict[str, InputTrace]:
+    """The trace of each input, by the id its runs are entered under (the first copy of
+    a repeated input, as `first_of_each` keeps the first run)."""
+    traces: dict[str, InputTrace] = {}
     for item in items:
-        traces.setdefault(key(item.message), item.trace.headers())
+        traces.setdefault(key(item.message), item.trace)
     return traces
 
 
@@ -115,11 +116,14 @@ async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
     _publish_activity(work, plan.activity_to_publish(new_steps, new_timers), traces)
 
 
-async def _enter(work: FlowWork, entries: Sequence[Run], traces: Mapping[str, Trace]) -> None:
-    """Create the runs that are new, each with the trace of the input that started it
-    (`traces` by event id), and walk them from the first step. A second copy of an event
-    in the same batch is a duplicate: the first one enters (F2)."""
-    runs = [replace(r, trace=traces.get(r.event_id)) for r in first_of_each(entries)]
+async def _enter(work: FlowWork, entries: Sequence[Run], traces: Mapping[str, InputTrace]) -> None:
+    """Create the runs that are new, each with the trace headers of the input that
+    started it (`traces` by event id), and walk them from the first step. A second copy
+    of an event in the same batch is a duplicate: the first one enters (F2)."""
+    runs = [
+        replace(r, trace=t.headers() if (t := traces.get(r.event_id)) else None)
+        for r in first_of_each(entries)
+    ]
     new = await work.flows.insert_runs(runs)
     fresh = [r for r in runs if r.run_id in new]
     _publish_activity(

@@ -24,7 +24,7 @@ from shared.contracts.topics import dlq
 from shared.db.batches import copy_rows
 from shared.limits import MAX_OUTPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
-from shared.records import REQUEST_TRACE
+from shared.records import REQUEST_TRACE, Trace
 
 log = get_logger(__name__)
 
@@ -42,19 +42,19 @@ class UnitOfWork:
         self.conn: asyncpg.Connection = None  # type: ignore[assignment]
         self._tx: asyncpg.transaction.Transaction | None = None
         self._committed = False
-        # Headers to carry to outputs (correlation id, trace context), by message key.
-        self._carried: dict[str | None, dict[str, str]] = {}
+        # Traces to carry to outputs (correlation id, trace context), by message key.
+        self._carried: Mapping[str | None, Trace] = {}
         # Opened while serving an HTTP request: its outputs carry the request's trace.
-        request = REQUEST_TRACE.get()
-        self._carried_default: dict[str, str] | None = request.headers() if request else None
+        self._carried_default: Trace | None = REQUEST_TRACE.get()
 
-    def carry(self, traces: Mapping[str | None, Mapping[str, str]]) -> None:
-        """Headers of the inputs being applied, by their key: an output published with
+    def carry(self, traces: Mapping[str | None, Trace]) -> None:
+        """Traces of the inputs being applied, by their key: an output published with
         the same key (outputs about a profile are keyed by its id, as the inputs are)
-        carries them. When all inputs share one set, every output carries it."""
-        self._carried = {k: dict(v) for k, v in traces.items()}
-        distinct = {tuple(sorted(v.items())) for v in traces.values()}
-        self._carried_default = dict(next(iter(distinct))) if len(distinct) == 1 else None
+        carries its headers. When all inputs share one trace, every output carries it.
+        Headers are made per output, not per input: most inputs cause none."""
+        self._carried = traces
+        distinct = set(traces.values())
+        self._carried_default = next(iter(distinct)) if len(distinct) == 1 else None
 
     async def __aenter__(self) -> Self:
         self.conn = await self._pool.acquire()
@@ -90,7 +90,8 @@ class UnitOfWork:
         `headers` it carries those of the input it answers (see `carry`)."""
         value = message.to_bytes() if isinstance(message, Message) else message
         if headers is None:
-            headers = self._carried.get(key, self._carried_default)
+            trace = self._carried.get(key, self._carried_default)
+            headers = trace.headers() if trace is not None else None
         if value is not None and (problem := too_large(len(value), MAX_OUTPUT_BYTES)):
             # The broker would refuse it and the relay would hold it (and everything
             # behind it) forever: a dead letter with the reason goes out instead.
