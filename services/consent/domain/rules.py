@@ -22,6 +22,7 @@ from services.consent.domain.model import (
     CLOCK_SKEW,
     SMS_SLOTS,
     Act,
+    ActLog,
     Confirmation,
     Event,
     HistoryEntry,
@@ -301,7 +302,7 @@ def fold(log: Iterable[Logged]) -> tuple[ProfileConsent, dict[str, Outcome]]:
 
 def decide(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outcome:
     """What `act`, received `now`, does to `state` (X2, X3): see the module docstring."""
-    if any(e.act.act_id == act.act_id for e in state.log):
+    if state.log.has_act(act.act_id):
         return Outcome(state)  # X2: the same act again changes nothing
     act = effective(act, now)
     logged = Logged(act, now, policy)
@@ -314,8 +315,8 @@ def decide(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Ou
     if newest is None or newest < act.version:
         out = step(state, act, policy, now)
         kept = out.state if out.rejection is None else state
-        return replace(out, state=replace(kept, log=(*state.log, logged)))
-    log = (*state.log, logged)
+        return replace(out, state=replace(kept, log=state.log.plus(logged)))
+    log = state.log.plus(logged)
     if state.slots and not state.log:
         # A state kept before the act log existed cannot be refolded: older acts are stale.
         return _stale(state, act, log)
@@ -346,7 +347,7 @@ def decide(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Ou
     return Outcome(replace(folded, log=log), _only_if_alone(events), tuple(history))
 
 
-def _stale(state: ProfileConsent, act: Act, log: tuple[Logged, ...]) -> Outcome:
+def _stale(state: ProfileConsent, act: Act, log: ActLog) -> Outcome:
     entries = tuple(_entry(k, act, "stale", state.status(k)) for k in targets(act))
     return Outcome(replace(state, log=log), history=entries, stale=True)
 

@@ -17,6 +17,7 @@ random arrival order. Invariants, each a named check:
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -510,3 +511,33 @@ def test_x3_arrival_order_never_changes_the_final_state(acts, doi, order) -> Non
         assert visible(state) == model.answer()
         finals.append(visible(state))
     assert finals[0] == finals[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    acts=st.lists(ACTS, max_size=8, unique_by=lambda a: a.act_id),
+    doi=st.booleans(),
+    order=st.randoms(use_true_random=False),
+)
+def test_x3_a_state_stored_between_acts_decides_as_one_kept_in_memory(acts, doi, order) -> None:
+    """X3, X2: the service stores the state (with its act log, kept as JSON until read)
+    after every batch and loads it for the next. Whatever the acts and their arrival
+    order, deciding on the reloaded state gives the same outcome, event by event, as
+    deciding on the state kept in memory, and the two end with equal logs."""
+    policy = Policy(doi)
+    received = [(a, T0 + timedelta(minutes=i)) for i, a in enumerate(acts)]
+    order.shuffle(received)
+    kept = stored = ProfileConsent()
+    for act, at in received + received[:1]:  # and one redelivery (X2)
+        mem = decide(kept, act, policy, at)
+        loaded = ProfileConsent.from_json(json.loads(json.dumps(stored.to_json())))
+        disk = decide(loaded, act, policy, at)
+        assert (disk.events, disk.history, disk.rejection, disk.stale) == (
+            mem.events,
+            mem.history,
+            mem.rejection,
+            mem.stale,
+        )
+        assert disk.state == mem.state
+        kept, stored = mem.state, disk.state
+    assert list(stored.log) == list(kept.log)
