@@ -20,6 +20,7 @@ from services.flow_executor.domain.entries import event_entries, first_of_each, 
 from services.flow_executor.domain.planning import Activity, RunEnd, RunPlan, Walk, plan_walks
 from services.flow_executor.domain.reachability import blocked_reason
 from services.flow_executor.domain.runs import UNKNOWN_PROFILE, Run
+from services.flow_executor.domain.triggers import may_enter
 from services.flow_executor.ports import FlowDeletion, FlowWork, HeldReview
 from shared.contracts import (
     ConsentChanged,
@@ -154,12 +155,11 @@ async def enter_from_events(work: FlowWork, items: list[Received[ProfileEvent]])
     events = [i.message for i in items]
     flows = await work.flows.live_flows(e.account_id for e in events)
     # F3: the entry filter sees the profile as stored before this batch, merged with
-    # each event's own fields (domain.entries).
-    known = await work.flows.walk_state(
-        (e.account_id, e.profile.id) for e in events if e.account_id in flows
-    )
+    # each event's own fields (domain.entries); read only for events a flow listens to.
+    candidates = [e for e in events if e.account_id in flows and may_enter(flows[e.account_id], e)]
+    known = await work.flows.walk_state((e.account_id, e.profile.id) for e in candidates)
     await work.flows.upsert_profiles(mapping.event_profiles(events, flows))
-    entries = event_entries(events, flows, known)
+    entries = event_entries(candidates, flows, known)
     if entries:
         await _enter(work, entries, _traces_by(items, lambda e: e.event_id))
 

@@ -42,6 +42,15 @@ def list_context(change: ConsentChanged, person: Mapping[str, Any] | None = None
     }
 
 
+def may_enter(flows: Iterable[FlowDefinition], event: ProfileEvent) -> bool:
+    """Whether any of `flows` is triggered by this event's metric (before its filters,
+    which need the stored profile). Most events are of metrics no flow listens to: they
+    need no profile read (F2)."""
+    if event.historical_import:
+        return False
+    return any(f.trigger.type == "metric" and f.trigger.metric == event.metric for f in flows)
+
+
 def metric_flows(
     flows: Iterable[FlowDefinition],
     event: ProfileEvent,

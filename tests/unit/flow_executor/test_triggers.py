@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from services.flow_executor.domain.triggers import list_flows, merged_person, metric_flows
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.flow_executor.domain.triggers import (
+    list_flows,
+    may_enter,
+    merged_person,
+    metric_flows,
+)
 from tests.unit.flow_executor.flows import alert, event, flow, list_change
 
 NPS = flow([alert()])
@@ -43,3 +51,34 @@ def test_f3_entry_filter_sees_the_merged_profile_the_executor_keeps() -> None:
     assert metric_flows([gold], ev) == []
     assert metric_flows([gold], ev, person) == [gold]
     assert person["email"] == "ada@example.com"  # the event's own fields win
+
+
+METRICS = ("Left NPS Score", "Placed Order", "Viewed Page")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    flow_metrics=st.lists(st.sampled_from(METRICS), max_size=3),
+    listed=st.booleans(),
+    metric=st.sampled_from(METRICS),
+    score=st.integers(0, 10),
+    historical=st.booleans(),
+)
+def test_f2_an_event_no_flow_listens_to_enters_nothing(
+    flow_metrics, listed, metric, score, historical
+) -> None:
+    """F2, F3: the executor reads the stored profile only for events `may_enter` lets
+    through; that is sound only if every other event enters no flow, whatever the
+    profile it would have been merged with."""
+    flows = [
+        NPS.model_copy(update={"trigger": NPS.trigger.model_copy(update={"metric": m})})
+        for m in flow_metrics
+    ]
+    if listed:
+        flows.append(flow([alert()], trigger={"type": "list", "list_id": "vip"}))
+    e = event(score=score, historical=historical).model_copy(update={"metric": metric})
+    if not may_enter(flows, e):
+        for person in (None, {"first_name": "Ada", "properties": {"vip": True}}):
+            assert metric_flows(flows, e, person) == []
+    else:
+        assert any(f.trigger.type == "metric" and f.trigger.metric == metric for f in flows)
