@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 
-def count(service: str, messages: int, rounds: int) -> int:
+def count(service: str, messages: int, rounds: int, unmatched: int = 0) -> int:
     """callgrind's total instruction count of one `bench.intake` run."""
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
@@ -38,6 +38,8 @@ def count(service: str, messages: int, rounds: int) -> int:
                 str(messages),
                 "--rounds",
                 str(rounds),
+                "--unmatched",
+                str(unmatched),
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -53,11 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
     parser.add_argument("--service", choices=["flow_executor", "consent"], default="consent")
     parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--unmatched", type=int, default=0, help="see bench.intake")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
-    one = count(args.service, args.messages, 1)
-    three = count(args.service, args.messages, 3)
+    one = count(args.service, args.messages, 1, args.unmatched)
+    three = count(args.service, args.messages, 3, args.unmatched)
     per = (three - one) / (2 * args.messages)
     print(f"{args.service}: {per:,.0f} instructions per message")
 

@@ -50,20 +50,30 @@ class _Capture(Runtime):
         return found
 
 
-def _message(service: str, i: int, tag: str) -> tuple[bytes, bytes]:
+def _message(service: str, i: int, tag: str, unmatched: int = 0) -> tuple[bytes, bytes]:
     if service == "consent":
         return product.consent_command(i, tag)
-    key, value, _ = product.event(i, tag, i % 10 == 0)
+    if not unmatched:
+        key, value, _ = product.event(i, tag, i % 10 == 0)  # one in 10 raises an alert
+        return key, value
+    # Of every 10 events, the first `unmatched` are of a metric no flow listens to (page
+    # views, say); of the others, one in 10 raises an alert.
+    other = i % 10 < unmatched
+    key, value, _ = product.event(
+        i, tag, not other and (i // 10) % 10 == 0, "Viewed Page" if other else "Left NPS Score"
+    )
     return key, value
 
 
-def _records(service: str, n: int, batch: int, tag: str) -> list[tuple[ConsumerRecord, ...]]:
+def _records(
+    service: str, n: int, batch: int, tag: str, unmatched: int = 0
+) -> list[tuple[ConsumerRecord, ...]]:
     topic = INPUTS[service]
     out = []
     for start in range(0, n, batch):
         recs = []
         for i in range(start, min(n, start + batch)):
-            key, value = _message(service, i, tag)
+            key, value = _message(service, i, tag, unmatched)
             recs.append(
                 ConsumerRecord(topic, 0, i, 0, 0, key, value, None, len(key), len(value), [])
             )
@@ -80,7 +90,9 @@ def _cpu(proc: psutil.Process) -> float:
     return t.user + t.system
 
 
-async def measure(service: str, dsn: str, n: int, batch: int, rounds: int) -> dict[str, Any]:
+async def measure(
+    service: str, dsn: str, n: int, batch: int, rounds: int, unmatched: int = 0
+) -> dict[str, Any]:
     rt = _Capture(
         service,
         Settings(
@@ -103,12 +115,12 @@ async def measure(service: str, dsn: str, n: int, batch: int, rounds: int) -> di
         me = psutil.Process()
         # A first pass warms caches (statements prepared, flow parsed); the executor's
         # profiles it creates are then updated, as in steady state.
-        for records in _records(service, n, batch, "warm"):
+        for records in _records(service, n, batch, "warm", unmatched):
             await consumer.handle(records)
         await costs.reset_statements(dsn)
         runs = []
         for r in range(rounds):
-            batches = _records(service, n, batch, f"r{r}")
+            batches = _records(service, n, batch, f"r{r}", unmatched)
             c0, p0, t0 = _cpu(me), _cpu(backend), time.perf_counter()
             for records in batches:
                 await consumer.handle(records)
@@ -161,7 +173,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 await conn.close()
             await migrate_all(dsn)
-            return await measure(args.service, dsn, args.messages, args.batch, args.rounds)
+            return await measure(
+                args.service, dsn, args.messages, args.batch, args.rounds, args.unmatched
+            )
         finally:
             pg.stop()
 
@@ -172,6 +186,13 @@ def main() -> None:
     parser.add_argument("--messages", "--events", type=int, default=10000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--unmatched",
+        type=int,
+        default=0,
+        choices=range(10),
+        help="flow executor: of every 10 events, how many are of a metric no flow listens to",
+    )
     args = parser.parse_args()
     found = asyncio.run(run(args))
     for r in found["runs"]:

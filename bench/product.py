@@ -48,13 +48,17 @@ def flow() -> dict[str, Any]:
     }
 
 
-def event(n: int, tag: str, triggering: bool) -> tuple[bytes, bytes, str]:
+def event(
+    n: int, tag: str, triggering: bool, metric: str = "Left NPS Score"
+) -> tuple[bytes, bytes, str]:
+    """A profile event of `metric` (the bench flow listens to "Left NPS Score");
+    `triggering` ones pass the flow's filter and raise an alert."""
     pid = f"p-{n % 5000}"
     event_id = f"{tag}-{n}"
     value = {
         "event_id": event_id,
         "account_id": ACCOUNT,
-        "metric": "Left NPS Score",
+        "metric": metric,
         "profile": {"id": pid, "email": f"{pid}@example.com", "first_name": "Ada"},
         "properties": {"score": 0 if triggering else 7},
         "time": "2026-11-23T10:00:00Z",

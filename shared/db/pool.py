@@ -15,7 +15,12 @@ def _jsonb_out(value: object) -> bytes:
 
 
 def _jsonb_in(data: bytes) -> object:
-    return json.loads(data[1:])
+    # Decoded here: `json.loads` of bytes first guesses their encoding in Python.
+    return json.loads(data[1:].decode())
+
+
+def _json_in(data: bytes) -> object:
+    return json.loads(data.decode())
 
 
 def _json_out(value: object) -> bytes:
@@ -29,7 +34,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         "jsonb", encoder=_jsonb_out, decoder=_jsonb_in, schema="pg_catalog", format="binary"
     )
     await conn.set_type_codec(
-        "json", encoder=_json_out, decoder=json.loads, schema="pg_catalog", format="binary"
+        "json", encoder=_json_out, decoder=_json_in, schema="pg_catalog", format="binary"
     )
 
 

@@ -95,6 +95,9 @@ class Slot:
         )
 
 
+NEVER_SLOT = Slot()  # a slot no act has touched (frozen, so one serves every profile)
+
+
 @dataclass(frozen=True, slots=True)
 class ProfileConsent:
     """Every slot of one profile, and the phone number SMS consent belongs to (C6)."""
@@ -112,7 +115,7 @@ class ProfileConsent:
             object.__setattr__(self, "log", ActLog(self.log))
 
     def slot(self, key: str) -> Slot:
-        return self.slots.get(key, Slot())
+        return self.slots.get(key, NEVER_SLOT)
 
     def status(self, key: str) -> Status:
         return self.slot(key).status
