@@ -487,12 +487,16 @@ ACTS = st.builds(
 )
 
 
+# Up to eight distinct acts, the account's double opt-in choice, and an arrival order.
+ARRIVALS = {
+    "acts": st.lists(ACTS, max_size=8, unique_by=lambda a: a.act_id),
+    "doi": st.booleans(),
+    "order": st.randoms(use_true_random=False),
+}
+
+
 @settings(max_examples=400, deadline=None)
-@given(
-    acts=st.lists(ACTS, max_size=8, unique_by=lambda a: a.act_id),
-    doi=st.booleans(),
-    order=st.randoms(use_true_random=False),
-)
+@given(**ARRIVALS)
 def test_x3_arrival_order_never_changes_the_final_state(acts, doi, order) -> None:
     """(a) for short sequences, many orders: every permutation tried ends in the model's
     state (each act received one minute after the previous, whatever its own time)."""
@@ -514,11 +518,7 @@ def test_x3_arrival_order_never_changes_the_final_state(acts, doi, order) -> Non
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    acts=st.lists(ACTS, max_size=8, unique_by=lambda a: a.act_id),
-    doi=st.booleans(),
-    order=st.randoms(use_true_random=False),
-)
+@given(**ARRIVALS)
 def test_x3_a_state_stored_between_acts_decides_as_one_kept_in_memory(acts, doi, order) -> None:
     """X3, X2: the service stores the state (with its act log, kept as JSON until read)
     after every batch and loads it for the next. Whatever the acts and their arrival
