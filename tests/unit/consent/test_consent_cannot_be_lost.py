@@ -25,6 +25,25 @@ def act(act_id: str, at: datetime, action: str = "subscribe", channel: str = "em
     return Act(act_id=act_id, action=action, channel=channel, act_at=at, **kw)
 
 
+def keyword_start() -> Act:
+    """The number's own START (a keyword, C13), dated noon."""
+    return act(
+        "sms:start", NOON, channel="sms", method="keyword", phone_number=PHONE, confirmed=True
+    )
+
+
+def early_stop() -> Act:
+    """A STOP dated an hour before noon: late wherever it arrives after a noon act."""
+    return act(
+        "sms:stop",
+        NOON - timedelta(hours=1),
+        "unsubscribe",
+        "sms",
+        method="keyword",
+        phone_number=PHONE,
+    )
+
+
 def run(*steps: tuple[Act, datetime], policy: Policy = SINGLE, state=None):
     state = state or ProfileConsent()
     outs = []
@@ -81,14 +100,7 @@ def test_x3_late_stop_is_whole_act_stale_and_not_confirmed() -> None:
             NOON,
         ),
         (
-            act(
-                "sms:stop",
-                NOON - timedelta(hours=1),
-                "unsubscribe",
-                "sms",
-                method="keyword",
-                phone_number=PHONE,
-            ),
+            early_stop(),
             NOON + timedelta(minutes=2),
         ),
     )
@@ -104,49 +116,21 @@ def test_x3_late_stop_under_a_newer_start_ends_as_if_in_order() -> None:
     the late STOP ends the same, publishes no SMS opt-out, and is not confirmed."""
     in_order, _ = run(
         (
-            act(
-                "sms:stop",
-                NOON - timedelta(hours=1),
-                "unsubscribe",
-                "sms",
-                method="keyword",
-                phone_number=PHONE,
-            ),
+            early_stop(),
             NOON,
         ),
         (
-            act(
-                "sms:start",
-                NOON,
-                channel="sms",
-                method="keyword",
-                phone_number=PHONE,
-                confirmed=True,
-            ),
+            keyword_start(),
             NOON,
         ),
     )
     state, outs = run(
         (
-            act(
-                "sms:start",
-                NOON,
-                channel="sms",
-                method="keyword",
-                phone_number=PHONE,
-                confirmed=True,
-            ),
+            keyword_start(),
             NOON,
         ),
         (
-            act(
-                "sms:stop",
-                NOON - timedelta(hours=1),
-                "unsubscribe",
-                "sms",
-                method="keyword",
-                phone_number=PHONE,
-            ),
+            early_stop(),
             NOON + timedelta(minutes=1),
         ),
     )
@@ -160,14 +144,7 @@ def test_x3_late_stop_older_than_a_subscribe_it_would_have_blocked_takes_effect(
     state, outs = run(
         (act("c1", NOON, channel="sms", method="form", phone_number=PHONE), NOON),
         (
-            act(
-                "sms:stop",
-                NOON - timedelta(hours=1),
-                "unsubscribe",
-                "sms",
-                method="keyword",
-                phone_number=PHONE,
-            ),
+            early_stop(),
             NOON + timedelta(minutes=1),
         ),
     )
@@ -293,25 +270,11 @@ def test_c5_late_stop_under_a_newer_marketing_subscribe_is_no_sms_opt_out() -> N
             NOON,
         ),
         (
-            act(
-                "sms:start",
-                NOON,
-                channel="sms",
-                method="keyword",
-                phone_number=PHONE,
-                confirmed=True,
-            ),
+            keyword_start(),
             NOON,
         ),
         (
-            act(
-                "sms:stop",
-                NOON - timedelta(hours=1),
-                "unsubscribe",
-                "sms",
-                method="keyword",
-                phone_number=PHONE,
-            ),
+            early_stop(),
             NOON + timedelta(minutes=1),
         ),
     )
