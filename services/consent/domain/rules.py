@@ -306,12 +306,9 @@ def decide(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Ou
         return Outcome(state)  # X2: the same act again changes nothing
     act = effective(act, now)
     logged = Logged(act, now, policy)
-    if act.channel == "sms" or act.phone_number:
-        # C6: SMS consent follows the phone number, which any act may carry; such an act
-        # is late when older than any act of the profile.
-        newest = state.newest_version()
-    else:
-        newest = state.channel_version(act.channel)
+    # C6: SMS consent follows the phone number, which any act may carry; such an act is
+    # late when older than any act of the profile.
+    newest = state.newest_version(None if act.channel == "sms" or act.phone_number else act.channel)
     if newest is None or newest < act.version:
         out = step(state, act, policy, now)
         kept = out.state if out.rejection is None else state
