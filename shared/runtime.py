@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from shared import heap
 from shared.consumer import TopicConsumer
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
@@ -182,6 +183,7 @@ class Runtime:
                 "service started",
                 http=f"{self.settings.http_host}:{self.settings.http_port}",
                 kafka=self.settings.kafka_bootstrap_servers,
+                frozen_objects=heap.settle(),
             )
             stop_wait = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait(
