@@ -58,6 +58,9 @@ class Runtime:
         self.db = Database(settings.database_url, name, settings.database_pool_size)
         self.consumers: list[TopicConsumer] = []
         self.health = health
+        # Set by `main` (a service's own process): freezing a test runner's heap from a
+        # runtime served inside it would keep that process's garbage for its whole life.
+        self.settle_heap = False
         health.loop_stall_s = settings.kafka_stall_s
         self.auth = ApiAuth(settings)
         self.routes: list[BaseRoute] = []
@@ -183,7 +186,7 @@ class Runtime:
                 "service started",
                 http=f"{self.settings.http_host}:{self.settings.http_port}",
                 kafka=self.settings.kafka_bootstrap_servers,
-                frozen_objects=heap.settle(),
+                frozen_objects=heap.settle() if self.settle_heap else 0,
             )
             stop_wait = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait(
@@ -239,6 +242,7 @@ def main(name: str, build: Callable[[Runtime], None]) -> None:
             log.error("refusing to start", reason=str(exc))
         raise SystemExit(2) from None
     rt = Runtime(name, settings)
+    rt.settle_heap = True  # shared.heap: once started, full collections skip start-up
     build(rt)
     failure = asyncio.run(rt.serve())
     if failure:

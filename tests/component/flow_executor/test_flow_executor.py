@@ -377,6 +377,20 @@ async def _started(svc: ServiceProcess) -> bool:
     return "service started" in svc.log_path.read_text(errors="replace")
 
 
+async def test_a_service_process_freezes_its_start_up_heap_once_started(
+    executor: ServiceProcess,
+) -> None:
+    """shared.heap: full collections skip what the imports made; the service logs how
+    much it froze."""
+    started = [
+        json.loads(line)
+        for line in executor.log_path.read_text(errors="replace").splitlines()
+        if '"service started"' in line
+    ]
+    assert started, "the service never logged its start"
+    assert started[-1]["frozen_objects"] > 10_000
+
+
 async def test_f5_manual_review_approve_reject_and_draft(
     executor: ServiceProcess, kafka: Kafka, acct: str
 ) -> None:
