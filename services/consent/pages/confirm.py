@@ -60,17 +60,11 @@ def _already(v: View) -> Response:
 
 
 def _ask(v: View, claims: dict[str, Any]) -> Response:
-    list_id = claims.get("l")
-    ask = (
-        v.t(texts.CONFIRM_ASK_LIST, list=v.settings.list_name(list_id), name=v.brand.name)
-        if list_id
-        else v.t(texts.CONFIRM_ASK, name=v.brand.name)
-    )
     return message(
         v,
         200,
         texts.CONFIRM_TITLE,
-        ask,
+        v.ask(claims.get("l"), texts.CONFIRM_ASK_LIST, texts.CONFIRM_ASK),
         forms=[{"fields": {"action": "confirm"}, "label": v.t(texts.CONFIRM_BUTTON)}],
     )
 

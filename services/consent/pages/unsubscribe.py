@@ -22,17 +22,11 @@ async def unsubscribe(rt: Runtime, request: Request) -> Response:
     v = await view(rt, request, claims["a"])
     prefs = mails.profile_links(rt.settings, claims["a"], claims["p"])["preferences_url"]
     if request.method != "POST":
-        list_id = claims.get("l")
-        ask = (
-            v.t(texts.UNSUBSCRIBE_ASK_LIST, list=v.settings.list_name(list_id), name=v.brand.name)
-            if list_id
-            else v.t(texts.UNSUBSCRIBE_ASK, name=v.brand.name)
-        )
         return message(
             v,
             200,
             texts.UNSUBSCRIBE_TITLE,
-            ask,
+            v.ask(claims.get("l"), texts.UNSUBSCRIBE_ASK_LIST, texts.UNSUBSCRIBE_ASK),
             forms=[{"fields": {}, "label": v.t(texts.UNSUBSCRIBE_BUTTON)}],
             links=[{"href": prefs, "label": v.t(texts.MANAGE_PREFERENCES)}],
         )

@@ -36,6 +36,13 @@ class View:
     def t(self, message: str, **values: Any) -> str:
         return gettext(self.lang, message, **values)
 
+    def ask(self, list_id: str | None, about_list: str, about_brand: str) -> str:
+        """A page's question: `about_list` naming the list when the link is about one,
+        else `about_brand` naming the sender."""
+        if list_id:
+            return self.t(about_list, list=self.settings.list_name(list_id), name=self.brand.name)
+        return self.t(about_brand, name=self.brand.name)
+
 
 async def form_of(request: Request) -> dict[str, list[str]] | None:
     """The POSTed form (urlencoded), or None when it is too large to be ours."""
