@@ -120,12 +120,12 @@ async def measure(
                 )
             backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
         me = psutil.Process()
-        # A first pass warms caches (statements prepared, flow parsed); the executor's
-        # profiles it creates are then updated, as in steady state.
         # The measured batches are made up front, so that making them is not measured,
         # and before the heap is settled, so that holding them costs the collector
         # nothing a service would not pay.
         measured = [_records(service, n, batch, f"r{r}", unmatched) for r in range(rounds)]
+        # A first pass warms caches (statements prepared, flow parsed); the executor's
+        # profiles it creates are then updated, as in steady state.
         for records in _records(service, n, batch, "warm", unmatched):
             await consumer.handle(records)
         if settle:  # as `Runtime.serve` does once the service has started

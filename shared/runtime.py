@@ -52,15 +52,17 @@ class _Server(uvicorn.Server):
 class Runtime:
     """What a service is made of; see the module docstring."""
 
-    def __init__(self, name: str, settings: Settings, health: Health = HEALTH) -> None:
+    def __init__(
+        self, name: str, settings: Settings, health: Health = HEALTH, *, settle_heap: bool = False
+    ) -> None:
         self.name = name
         self.settings = settings
         self.db = Database(settings.database_url, name, settings.database_pool_size)
         self.consumers: list[TopicConsumer] = []
         self.health = health
-        # Set by `main` (a service's own process): freezing a test runner's heap from a
-        # runtime served inside it would keep that process's garbage for its whole life.
-        self.settle_heap = False
+        # Only a service's own process (`main`) settles its heap (shared.heap): freezing a
+        # test runner's heap from a runtime served inside it would keep its garbage.
+        self.settle_heap = settle_heap
         health.loop_stall_s = settings.kafka_stall_s
         self.auth = ApiAuth(settings)
         self.routes: list[BaseRoute] = []
@@ -241,8 +243,7 @@ def main(name: str, build: Callable[[Runtime], None]) -> None:
         with contextlib.suppress(Exception):
             log.error("refusing to start", reason=str(exc))
         raise SystemExit(2) from None
-    rt = Runtime(name, settings)
-    rt.settle_heap = True  # shared.heap: once started, full collections skip start-up
+    rt = Runtime(name, settings, settle_heap=True)
     build(rt)
     failure = asyncio.run(rt.serve())
     if failure:
