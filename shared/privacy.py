@@ -14,6 +14,7 @@ import functools
 import hashlib
 import hmac
 
+from shared.domain.identity import email_identity, phone_identity
 from shared.settings import Settings
 
 MIN_SECRET_BYTES = 32
@@ -21,21 +22,18 @@ WELL_KNOWN = frozenset({"change-me", "secret", "changeme", "password", "dev-priv
 
 
 def normalize_email(email: str) -> str:
-    """The form an address is compared in: trimmed and case-folded."""
-    return email.strip().casefold()
+    """The form an address is compared in (I1): `email_identity`, "" for a blank."""
+    return email_identity(email) or ""
 
 
 def normalize_phone(phone: str) -> str:
-    """Digits only, with the leading `+` of E.164 (formatting differs between sources)."""
-    if phone[:1] == "+" and phone[1:].isdigit():
-        return phone  # already E.164, as every number checked at the edge is
-    digits = "".join(ch for ch in phone if ch.isdigit())
-    return f"+{digits}" if digits else ""
+    """The form a number is compared in (I1): E.164, "" when it holds no digit."""
+    return phone_identity(phone) or ""
 
 
 def phone_forms(phone: str | None) -> list[str]:
-    """The forms a number may be stored in (as sent, trimmed, and digits with `+`): what
-    an erase or export by phone number looks for."""
+    """The forms a number may be stored in (as sent, trimmed, and E.164): what an erase
+    or export by phone number looks for."""
     if not phone:
         return []
     return sorted({phone, phone.strip(), normalize_phone(phone)} - {""})
@@ -53,7 +51,7 @@ def subject_hash(secret: str, kind: str, value: str) -> str:
 def subject_hashes(secret: str, email: str | None, phone: str | None) -> list[str]:
     """The hashes of whichever of `email` and `phone` are given."""
     out = []
-    if email and email.strip():
+    if email and normalize_email(email):
         out.append(subject_hash(secret, "email", email))
     if phone and normalize_phone(phone):
         out.append(subject_hash(secret, "phone", phone))
