@@ -211,8 +211,10 @@ class Settings(BaseSettings):
 
     def check_startup(self) -> None:
         """Fail closed (X6): raise StartupRefused naming the setting when a link key is
-        missing, short or well known, or an API key is short. A service that signed links
-        with a guessable key would let anyone forge consent; better not to start."""
+        missing, short or well known, or an API key is short or given to two accounts. A
+        service that signed links with a guessable key would let anyone forge consent;
+        one whose key grants an account other than the one its holder was given would
+        let them change another account's data. Better not to start."""
         setting = "LINK_SECRETS" if self.link_secrets is not None else "LINK_SECRET"
         keys = self.link_keys
         if not keys:
@@ -244,11 +246,18 @@ class Settings(BaseSettings):
 
     @cached_property
     def api_key_accounts(self) -> dict[str, str]:
-        """API key -> the one account it grants (X5)."""
+        """API key -> the one account it grants (X5). An account may have several keys;
+        one key given to two accounts is refused (X6), the error naming the accounts and
+        never the key."""
         keys: dict[str, str] = {}
         for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
             account, sep, key = pair.partition(":")
             if not sep or not account or not key:
                 raise ValueError(f"API_KEYS entry {pair!r} is not account:key")
-            keys[key] = account
+            first = keys.setdefault(key, account)
+            if first != account:
+                raise ValueError(
+                    f"API_KEYS gives one key to two accounts, {first!r} and {account!r}:"
+                    " a key grants exactly one account; give each its own key"
+                )
         return keys

@@ -1,5 +1,6 @@
-"""X6: a service refuses to start with a weak link key or a short API key, naming the
-setting; LINK_SECRETS rotates keys (the first signs, every one verifies)."""
+"""X6: a service refuses to start with a weak link key, a short API key or one key given
+to two accounts, naming the setting; LINK_SECRETS rotates keys (the first signs, every
+one verifies)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,32 @@ def test_x6_link_secrets_rotation_first_signs_every_one_verifies() -> None:
     after = Settings(link_secrets=new)
     with pytest.raises(InvalidToken):
         verify(after.link_keys, "confirm", issued_before)
+
+
+def test_x6_one_key_given_to_two_accounts_is_refused_naming_them_not_the_key() -> None:
+    key = secrets.token_hex(16)
+    with pytest.raises(StartupRefused, match="API_KEYS") as refused:
+        Settings(link_secret=GOOD, api_keys=f"acme:{key},other:{key}").check_startup()
+    message = str(refused.value)
+    assert "'acme'" in message and "'other'" in message
+    assert key not in message
+
+
+def test_x6_an_account_may_have_several_keys_and_repeat_one() -> None:
+    first, second = secrets.token_hex(16), secrets.token_hex(16)
+    settings = Settings(link_secret=GOOD, api_keys=f"acme:{first},acme:{second},acme:{first}")
+    settings.check_startup()
+    assert settings.api_key_accounts == {first: "acme", second: "acme"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_x6_service_with_a_key_shared_by_two_accounts_exits_nonzero_naming_it(
+    service: str,
+) -> None:
+    key = secrets.token_hex(16)
+    result = _start(service, LINK_SECRET=GOOD, API_KEYS=f"acme:{key}, other:{key}")
+    assert result.returncode != 0
+    assert "refusing to start" in result.stderr
+    assert "API_KEYS" in result.stderr
+    assert "acme" in result.stderr and "other" in result.stderr
+    assert key not in result.stderr + result.stdout
