@@ -54,7 +54,10 @@ class ConsentModel:
         status: dict[str, str] = {}
         phone: str | None = None
         opted_out: set[str] = set()  # numbers that left with their SMS unsubscribed
-        for a in sorted(self.acts.values(), key=lambda a: (a.at, a.act_id)):
+        # X3: acts of one time are ordered opt-out last, then by id.
+        for a in sorted(
+            self.acts.values(), key=lambda a: (a.at, a.action == "unsubscribe", a.act_id)
+        ):
             phone = _apply(status, phone, a, opted_out)
         return {k: v for k, v in status.items() if v != "never_subscribed"}, phone
 

@@ -28,7 +28,31 @@ SMS_SLOTS = ("sms_marketing", "sms_transactional")
 MIN_CONSENTED_AT = datetime(1990, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)  # X3: how far past its receipt an act may be dated
 
-Version = tuple[datetime, str]
+Version = tuple[datetime, int, str]
+"""X3: an act's place in time order: `(act_at, rank, act_id)`. `rank` puts an opt-out
+after every other act with the same time (`OPT_OUT_RANK`), so a tie between an opt-in and
+an opt-out ends opted out whatever the ids or the arrival order; the id only orders acts
+of the same kind and time."""
+OPT_IN_RANK = 0
+OPT_OUT_RANK = 1
+
+
+def version_rank(action: str) -> int:
+    """X3: opt-outs sort last among acts of the same time."""
+    return OPT_OUT_RANK if action == "unsubscribe" else OPT_IN_RANK
+
+
+def version_to_json(version: Version | None) -> list[Any] | None:
+    return [version[0].isoformat(), version[2], version[1]] if version else None
+
+
+def version_from_json(data: Any) -> Version | None:
+    """A stored version; one stored before ranks existed (`[at, id]`) ranks as an opt-in,
+    which only makes a same-time opt-out arriving later win (the protective side)."""
+    if not data:
+        return None
+    rank = int(data[2]) if len(data) > 2 else OPT_IN_RANK
+    return (datetime.fromisoformat(data[0]), rank, str(data[1]))
 
 
 def clamp(at: datetime) -> datetime:
@@ -79,19 +103,18 @@ class Slot:
             "consented_at": self.consented_at.isoformat() if self.consented_at else None,
             "method": self.method,
             "phone_number": self.phone_number,
-            "version": [self.version[0].isoformat(), self.version[1]] if self.version else None,
+            "version": version_to_json(self.version),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Slot:
-        version = data.get("version")
         at = data.get("consented_at")
         return cls(
             status=data.get("status", "never_subscribed"),
             consented_at=datetime.fromisoformat(at) if at else None,
             method=data.get("method"),
             phone_number=data.get("phone_number"),
-            version=(datetime.fromisoformat(version[0]), str(version[1])) if version else None,
+            version=version_from_json(data.get("version")),
         )
 
 
@@ -146,11 +169,7 @@ class ProfileConsent:
         return {
             "slots": {k: s.to_json() for k, s in sorted(self.slots.items())},
             "phone_number": self.phone_number,
-            "phone_version": (
-                [self.phone_version[0].isoformat(), self.phone_version[1]]
-                if self.phone_version
-                else None
-            ),
+            "phone_version": version_to_json(self.phone_version),
             "log": self.log.to_json(),
             "opted_out_numbers": sorted(self.opted_out_numbers),
         }
@@ -159,11 +178,10 @@ class ProfileConsent:
     def from_json(cls, data: Mapping[str, Any] | None) -> ProfileConsent:
         if not data:
             return cls()
-        pv = data.get("phone_version")
         return cls(
             slots={k: Slot.from_json(v) for k, v in (data.get("slots") or {}).items()},
             phone_number=data.get("phone_number"),
-            phone_version=(datetime.fromisoformat(pv[0]), str(pv[1])) if pv else None,
+            phone_version=version_from_json(data.get("phone_version")),
             log=ActLog.from_json(data.get("log") or ()),
             opted_out_numbers=frozenset(data.get("opted_out_numbers") or ()),
         )
@@ -239,7 +257,7 @@ class Act:
 
     @property
     def version(self) -> Version:
-        return (self.act_at, self.act_id)
+        return (self.act_at, version_rank(self.action), self.act_id)
 
     @property
     def has_evidence(self) -> bool:
@@ -395,7 +413,8 @@ class ActLog(Sequence[Logged]):
             if isinstance(i, dict):
                 act = i["act"]
                 if channel is None or act["channel"] == channel:
-                    out.append((datetime.fromisoformat(act["act_at"]), act["act_id"]))
+                    at = datetime.fromisoformat(act["act_at"])
+                    out.append((at, version_rank(act["action"]), act["act_id"]))
             elif channel is None or i.act.channel == channel:
                 out.append(i.act.version)
         return out

@@ -321,7 +321,14 @@ def decide(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Ou
     own = outcomes[act.act_id]
     if own.rejection is not None:
         return replace(own, state=replace(state, log=log))
+    # X3: only an act of its own channel makes an act stale. One that is the newest of
+    # its channel but older than another channel's act (it carries a phone number, or it
+    # is an SMS act) is folded for the phone number's sake, and keeps its own outcome:
+    # its confirmation mail (C8) and its history.
+    fresh = _newest_of_channel(state, act)
     if folded.signature() == state.signature():
+        if fresh:
+            return replace(own, state=replace(folded, log=log), events=())
         # Stale for the slots, but a late opt-out of a number the profile has since left
         # is still remembered for that number (C6, C11).
         return _stale(replace(state, opted_out_numbers=folded.opted_out_numbers), act, log)
@@ -341,7 +348,18 @@ def decide(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Ou
         for event in _event(key, new.status, act):
             if event not in events:
                 events.append(event)
-    return Outcome(replace(folded, log=log), _only_if_alone(events), tuple(history))
+    return Outcome(
+        replace(folded, log=log),
+        _only_if_alone(events),
+        tuple(history),
+        confirmation=own.confirmation if fresh else None,
+    )
+
+
+def _newest_of_channel(state: ProfileConsent, act: Act) -> bool:
+    """X3: whether `act` is newer than every act of its own channel in `state`."""
+    newest = state.newest_version(act.channel)
+    return newest is None or newest < act.version
 
 
 def _stale(state: ProfileConsent, act: Act, log: ActLog) -> Outcome:
