@@ -12,8 +12,8 @@ from services.suppression.adapters.privacy import SuppressionPrivacy
 from services.suppression.adapters.repository import PostgresSuppressionRepository
 from shared.contracts import ConsentChanged, PrivacyRequest, SuppressionCommand, topics
 from shared.db.uow import UnitOfWork
+from shared.domain.identity import derived_id
 from shared.kafka import json_parser
-from shared.privacy_requests import message_id
 from shared.runtime import Runtime
 
 
@@ -29,6 +29,16 @@ def on_postgres(
     return handler
 
 
+def command_message_id(command: SuppressionCommand) -> str:
+    """The inbox id of a command: one per account and command id (X2)."""
+    return derived_id(command.account_id, command.command_id)
+
+
+def privacy_message_id(request: PrivacyRequest) -> str:
+    """The inbox id of a privacy request: one per account and request id (X2)."""
+    return derived_id(request.account_id, request.request_id)
+
+
 def build(rt: Runtime) -> None:
     """Register the consumers and the HTTP routes."""
 
@@ -39,7 +49,7 @@ def build(rt: Runtime) -> None:
         topics.SUPPRESSION_COMMANDS,
         json_parser(SuppressionCommand),
         on_postgres(handlers.on_commands, settings=rt.settings),
-        message_id=lambda c: f"{c.account_id}:{c.command_id}",
+        message_id=command_message_id,
         consumer=handlers.COMMANDS,
     )
     rt.consume(
@@ -53,7 +63,7 @@ def build(rt: Runtime) -> None:
         topics.PRIVACY_REQUESTS,
         json_parser(PrivacyRequest),
         privacy_requests,
-        message_id=message_id,
+        message_id=privacy_message_id,
         consumer=handlers.PRIVACY,
     )
     rt.routes += http.routes(rt)

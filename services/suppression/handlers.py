@@ -4,7 +4,7 @@ in force on every change (S6)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +13,13 @@ from services.suppression.domain.rules import (
     Command,
     Outcome,
     SuppressionState,
+    addresses,
     decide,
+    for_carrier,
+    inherit,
     on_consent_change,
 )
-from services.suppression.ports import HistoryRow, Key, Publisher, SuppressionRepository
+from services.suppression.ports import HistoryRow, Key, Publisher, Stored, SuppressionRepository
 from shared.contracts import (
     ConsentChanged,
     PrivacyRequest,
@@ -27,6 +30,7 @@ from shared.contracts import (
     utcnow,
 )
 from shared.db.uow import UnitOfWork
+from shared.domain.identity import derived_id
 from shared.domain.profiles import merged_profile
 from shared.kafka import Received, dead_letter
 from shared.privacy_requests import PrivacyStore, handle
@@ -37,48 +41,64 @@ CONSENT = f"suppression.{topics.CONSENT_CHANGES}"
 PRIVACY = f"suppression.{topics.PRIVACY_REQUESTS}"
 
 
-async def _apply(
-    repo: SuppressionRepository,
-    outbox: Publisher,
-    entries: Sequence[tuple[str, str, str, dict[str, Any] | None]],
-    step: Callable[[SuppressionState, int], Outcome],
-) -> list[Outcome]:
-    """Apply `step(state, index)` to each (account, profile, source id, profile attrs) in
-    order on one transaction; publish a `suppression-changes` message per change."""
-    if not entries:
-        return []
-    stored = await repo.lock(Key(a, p) for a, p, _, _ in entries)
-    before = {k: v.state for k, v in stored.items()}
-    now = utcnow()
-    outcomes, history, sources = [], [], {}
-    touched = set()
-    for index, (account, profile_id, source, attrs) in enumerate(entries):
-        key = Key(account, profile_id)
-        row = stored[key]
-        outcome = step(row.state, index)
-        outcomes.append(outcome)
-        if outcome.rejection is not None:
-            continue
+class _Batch:
+    """One batch's profiles, locked, and what happens to them: states and attributes
+    changed in order, `suppression-changes` published per change, all written at the end
+    on the batch's transaction."""
+
+    def __init__(self, repo: SuppressionRepository, outbox: Publisher) -> None:
+        self.repo, self.outbox = repo, outbox
+        self.stored: dict[Key, Stored] = {}
+        self.before: dict[Key, SuppressionState] = {}
+        self.touched: set[Key] = set()
+        self.sources: dict[Key, str] = {}
+        self.history: list[HistoryRow] = []
+        self.now = utcnow()
+
+    async def lock(self, keys: Iterable[Key]) -> None:
+        missing = set(keys) - set(self.stored)
+        if missing:
+            more = await self.repo.lock(missing)
+            self.stored.update(more)
+            self.before.update({k: v.state for k, v in more.items()})
+
+    def merge_profile(self, key: Key, attrs: dict[str, Any] | None) -> None:
+        row = self.stored[key]
+        row.profile = merged_profile(row.profile, attrs, key.profile_id)
+        self.touched.add(key)
+
+    def apply(self, key: Key, source: str, outcome: Outcome, *cause: str) -> None:
+        """Take `outcome` as `key`'s new state and publish its changes, each with an id
+        unique per account, source, profile and cause (X2)."""
+        row = self.stored[key]
         row.state = outcome.state
-        row.profile = merged_profile(row.profile, attrs, profile_id)
-        touched.add(key)
-        sources[key] = source
-        history += [
-            HistoryRow(account, profile_id, c.type, c.channel, c.reason, c.list_id, source)
+        self.touched.add(key)
+        if not outcome.changes:
+            return
+        self.sources[key] = source
+        self.history += [
+            HistoryRow(*key, c.type, c.channel, c.reason, c.list_id, source)
             for c in outcome.changes
         ]
-        for message in change_messages(account, profile_id, row.profile, source, outcome, now):
-            outbox.publish(topics.SUPPRESSION_CHANGES, profile_id, message)
-    await repo.save(before, {k: stored[k] for k in touched}, sources)
-    await repo.append_history(history)
-    return outcomes
+        ids = [
+            derived_id(key.account_id, source, key.profile_id, *cause, str(n))
+            for n in range(len(outcome.changes))
+        ]
+        for message in change_messages(*key, row.profile, ids, outcome, self.now):
+            self.outbox.publish(topics.SUPPRESSION_CHANGES, key.profile_id, message)
+
+    async def save(self) -> None:
+        await self.repo.save(
+            self.before, {k: self.stored[k] for k in sorted(self.touched)}, self.sources
+        )
+        await self.repo.append_history(self.history)
 
 
 def change_messages(
     account_id: str,
     profile_id: str,
     profile: dict[str, Any],
-    source: str,
+    change_ids: Sequence[str],
     outcome: Outcome,
     now: datetime,
 ) -> list[SuppressionChanged]:
@@ -88,7 +108,7 @@ def change_messages(
     return [
         SuppressionChanged(
             type=change.type,  # type: ignore[arg-type]
-            change_id=f"{account_id}:{source}:{n}",
+            change_id=change_id,
             account_id=account_id,
             profile_id=profile_id,
             profile=Profile.model_validate(profile),
@@ -99,7 +119,7 @@ def change_messages(
             occurred_at=now,
             reported_at=change.at,
         )
-        for n, change in enumerate(outcome.changes)
+        for change_id, change in zip(change_ids, outcome.changes, strict=True)
     ]
 
 
@@ -109,36 +129,68 @@ async def on_commands(
     items: list[Received[SuppressionCommand]],
     settings: Settings,
 ) -> None:
-    """`suppression-commands`: S1, S4, S5; a rule violation is dead-lettered with its reason."""
+    """`suppression-commands`: S1, S4, S5; a rule violation is dead-lettered with its
+    reason. I1: the command's address (its email, or for an SMS suppression its number)
+    names the person, so what it adds or lifts reaches every profile known to carry that
+    address, and a profile that newly carries an address takes on its suppressions."""
+    if not items:
+        return
+    batch = _Batch(repo, outbox)
     cmds = [i.message for i in items]
-
-    def step(state: SuppressionState, index: int) -> Outcome:
-        c = cmds[index]
-        return decide(
-            state,
-            Command(c.action, c.reason, c.occurred_at, c.channel, c.list_id),
-            settings.soft_bounce_limit,
+    keys = [Key(c.account_id, c.profile.id) for c in cmds]
+    attrs = [c.profile.model_dump(exclude={"properties"}) for c in cmds]
+    await batch.lock(keys)
+    # Who carries the addresses these profiles will carry: known profiles, then each
+    # profile of the batch as its command gives its address.
+    wanted = {
+        a
+        for key, a_ in zip(keys, attrs, strict=True)
+        for a in addresses(
+            key.account_id, merged_profile(batch.stored[key].profile, a_, key.profile_id)
         )
-
-    outcomes = await _apply(
-        repo,
-        outbox,
-        [
-            (c.account_id, c.profile.id, c.command_id, c.profile.model_dump(exclude={"properties"}))
-            for c in cmds
-        ],
-        step,
-    )
-    for item, outcome in zip(items, outcomes, strict=True):
-        if outcome.rejection is not None:
-            dead_letter(outbox, COMMANDS, item.record, outcome.rejection)  # type: ignore[arg-type]
+    }
+    carriers = await repo.carriers(wanted)
+    await batch.lock(k for ks in carriers.values() for k in ks)
+    for key, row in batch.stored.items():
+        for a in addresses(key.account_id, row.profile):
+            carriers.setdefault(a, set()).add(key)
+    limit = settings.soft_bounce_limit
+    for item, key, a_ in zip(items, keys, attrs, strict=True):
+        c = item.message
+        row = batch.stored[key]
+        had = addresses(key.account_id, row.profile)
+        batch.merge_profile(key, a_)
+        has = addresses(key.account_id, row.profile)
+        for gone in had - has:
+            carriers.get(gone, set()).discard(key)
+        for new in has - had:
+            carried = [
+                s
+                for other in sorted(carriers.setdefault(new, set()) - {key})
+                for s in batch.stored[other].state.suppressions
+                if s.channel == new.channel
+            ]
+            carriers[new].add(key)
+            batch.apply(key, c.command_id, inherit(row.state, carried), "inherited")
+        cmd = Command(c.action, c.reason, c.occurred_at, c.channel, c.list_id)
+        own = decide(row.state, cmd, limit)
+        if own.rejection is not None:
+            dead_letter(outbox, COMMANDS, item.record, own.rejection)  # type: ignore[arg-type]
+            continue
+        batch.apply(key, c.command_id, own)
+        address = next((a for a in has if a.channel == c.channel), None)
+        for other in sorted(carriers.get(address, set()) - {key}) if address else ():
+            state = batch.stored[other].state
+            batch.apply(other, c.command_id, for_carrier(state, cmd, own, limit))
+    await batch.save()
 
 
 async def on_consent_changes(
     repo: SuppressionRepository, outbox: Publisher, items: list[Received[ConsentChanged]]
 ) -> None:
     """S5/C11: a re-subscribe with evidence lifts a spam complaint (global or of a list);
-    a subscribe lifts an earlier manual suppression (C9)."""
+    a subscribe lifts an earlier manual suppression (C9). Only for the profile it is
+    about: a subscribe of one profile never subscribes another (I1)."""
     events = [
         i.message
         for i in items
@@ -148,23 +200,25 @@ async def on_consent_changes(
         return
     liftable = await repo.with_liftable([Key(e.account_id, e.profile_id) for e in events])
     events = [e for e in events if (e.account_id, e.profile_id) in liftable]
-
-    def step(state: SuppressionState, index: int) -> Outcome:
-        e = events[index]
+    if not events:
+        return
+    batch = _Batch(repo, outbox)
+    await batch.lock(Key(e.account_id, e.profile_id) for e in events)
+    for e in events:
+        key = Key(e.account_id, e.profile_id)
         at: datetime = e.act_at or e.occurred_at
-        return on_consent_change(
-            state, e.type, e.evidence, e.historical_import, at, e.scope, e.list_id
+        outcome = on_consent_change(
+            batch.stored[key].state,
+            e.type,
+            e.evidence,
+            e.historical_import,
+            at,
+            e.scope,
+            e.list_id,
         )
-
-    await _apply(
-        repo,
-        outbox,
-        [
-            (e.account_id, e.profile_id, e.change_id, e.profile.model_dump(exclude={"properties"}))
-            for e in events
-        ],
-        step,
-    )
+        batch.merge_profile(key, e.profile.model_dump(exclude={"properties"}))
+        batch.apply(key, e.change_id, outcome)
+    await batch.save()
 
 
 async def on_privacy_requests(

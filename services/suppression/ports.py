@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from services.suppression.domain.rules import SuppressionState
+from services.suppression.domain.rules import Address, SuppressionState
 from shared.contracts import Message
 
 
@@ -61,6 +61,10 @@ class SuppressionRepository(Protocol):
 
     async def append_history(self, rows: Sequence[HistoryRow]) -> None:
         """Append to the change history, in order."""
+
+    async def carriers(self, wanted: Iterable[Address]) -> dict[Address, set[Key]]:
+        """The profiles this service knows that carry each address (I1), whatever
+        spelling they were stored under; an address nobody carries is absent."""
 
     async def with_liftable(self, keys: Sequence[Key]) -> set[Key]:
         """The profiles among `keys` holding an email suppression a consent event may

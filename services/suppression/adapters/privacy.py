@@ -2,7 +2,8 @@
 
 Suppressions and their history name a profile id, a channel and a reason, never an
 address, so erase keeps them (an erased person stays suppressed) and blanks only the
-profile attributes kept beside the bounce counter.
+profile attributes kept beside the bounce counter, with the address keys (I1) made from
+them. A request may name the person by any spelling of their email or number (P1, I1).
 """
 
 from __future__ import annotations
@@ -11,23 +12,32 @@ from typing import Any
 
 import asyncpg
 
+from services.suppression.domain.rules import addresses, stored_spellings
 from shared.contracts import PrivacyRequest
 from shared.db.rows import affected, row_dicts
-from shared.privacy import normalize_email, phone_forms
 
 
 class SuppressionPrivacy:
     service = "suppression"
 
     async def resolve(self, conn: asyncpg.Connection, request: PrivacyRequest) -> list[str]:
+        """The profile named by id, and every profile carrying the request's email or
+        number in any spelling (I1): matched on the stored normal form (or, for a row
+        not saved since migration 0003, the form it could fill in)."""
         ids = {request.profile_id} if request.profile_id else set()
-        if request.email or request.phone_number:
+        wanted = addresses(
+            request.account_id,
+            {"email": request.email, "phone_number": request.phone_number},
+        )
+        if wanted:
+            emails = [f for a in wanted if a.channel == "email" for f in stored_spellings(a)]
+            phones = [a.key for a in wanted if a.channel == "sms"]
             rows = await conn.fetch(
                 "SELECT profile_id FROM suppression_profiles WHERE account_id = $1"
-                " AND (lower(profile->>'email') = $2 OR profile->>'phone_number' = ANY($3))",
+                " AND (email_key = ANY($2::text[]) OR phone_key = ANY($3::text[]))",
                 request.account_id,
-                normalize_email(request.email) if request.email else None,
-                phone_forms(request.phone_number),
+                emails,
+                phones,
             )
             ids |= {r["profile_id"] for r in rows}
         return sorted(ids)
@@ -66,7 +76,8 @@ class SuppressionPrivacy:
     ) -> dict[str, int]:
         status = await conn.execute(
             "UPDATE suppression_profiles SET profile = jsonb_build_object('id', profile_id),"
-            " updated_at = now() WHERE account_id = $1 AND profile_id = ANY($2::text[])",
+            " email_key = NULL, phone_key = NULL, updated_at = now()"
+            " WHERE account_id = $1 AND profile_id = ANY($2::text[])",
             request.account_id,
             profile_ids,
         )

@@ -9,7 +9,13 @@ from dataclasses import astuple
 
 import asyncpg
 
-from services.suppression.domain.rules import Suppression, SuppressionState
+from services.suppression.domain.rules import (
+    Address,
+    Suppression,
+    SuppressionState,
+    addresses,
+    stored_spellings,
+)
 from services.suppression.ports import HistoryRow, Key, Stored
 from shared.db.uow import UnitOfWork
 
@@ -103,10 +109,16 @@ class PostgresSuppressionRepository:
         if after:
             await self.conn.executemany(
                 "UPDATE suppression_profiles SET profile = $3::jsonb, soft_bounces = $4,"
-                " list_bounces = $5::jsonb, updated_at = now()"
+                " list_bounces = $5::jsonb, email_key = $6, phone_key = $7, updated_at = now()"
                 " WHERE account_id = $1 AND profile_id = $2",
                 [
-                    (*k, s.profile, s.state.soft_bounces, dict(s.state.list_bounces))
+                    (
+                        *k,
+                        s.profile,
+                        s.state.soft_bounces,
+                        dict(s.state.list_bounces),
+                        *_keys(k.account_id, s.profile),
+                    )
                     for k, s in after.items()
                 ],
             )
@@ -118,6 +130,27 @@ class PostgresSuppressionRepository:
                 " list_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 [astuple(r) for r in rows],
             )
+
+    async def carriers(self, wanted: Iterable[Address]) -> dict[Address, set[Key]]:
+        """Profiles whose stored key is any spelling of a wanted address (I1)."""
+        spelled = {
+            (a.account_id, a.channel, form): a for a in set(wanted) for form in stored_spellings(a)
+        }
+        if not spelled:
+            return {}
+        rows = await self.conn.fetch(
+            "SELECT w.account_id, w.channel, w.form, s.profile_id"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) AS w(account_id, channel, form)"
+            " JOIN suppression_profiles s ON s.account_id = w.account_id"
+            " AND ((w.channel = 'email' AND s.email_key = w.form)"
+            "   OR (w.channel = 'sms' AND s.phone_key = w.form))",
+            *map(list, zip(*spelled, strict=True)),
+        )
+        out: dict[Address, set[Key]] = {}
+        for r in rows:
+            address = spelled[(r["account_id"], r["channel"], r["form"])]
+            out.setdefault(address, set()).add(Key(r["account_id"], r["profile_id"]))
+        return out
 
     async def with_liftable(self, keys: Sequence[Key]) -> set[Key]:
         """The profiles among `keys` holding an email suppression a consent event may lift
@@ -132,3 +165,9 @@ class PostgresSuppressionRepository:
             [k[1] for k in keys],
         )
         return {Key(r["account_id"], r["profile_id"]) for r in rows}
+
+
+def _keys(account_id: str, profile: Mapping[str, object]) -> tuple[str | None, str | None]:
+    """(email key, phone key) of a profile, in the normal form (I1)."""
+    found = {a.channel: a.key for a in addresses(account_id, profile)}
+    return found.get("email"), found.get("sms")

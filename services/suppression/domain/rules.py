@@ -6,10 +6,12 @@ a global suppression, otherwise the profile is suppressed from that list only (S
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+
+from shared.domain.identity import email_identity, phone_identity
 
 REMOVABLE = frozenset({"manual", "hard_bounce", "soft_bounce", "invalid_email"})  # S5
 SPAM_LOCKED = (
@@ -190,3 +192,76 @@ def on_consent_change(
         return s.reason == "manual" and target is None and not historical_import
 
     return _remove(state, lifted)
+
+
+# --- one address, every profile that carries it (I1) ------------------------------------
+
+
+class Address(NamedTuple):
+    """An address of an account in its normal form (I1): `channel` `email` is an email
+    address, `sms` a phone number. Email suppressions belong to the first, SMS
+    suppressions to the second."""
+
+    account_id: str
+    channel: str
+    key: str
+
+
+def addresses(account_id: str, profile: Mapping[str, Any]) -> set[Address]:
+    """The addresses `profile` carries, in their normal form."""
+    out = set()
+    if email := email_identity(profile.get("email")):
+        out.add(Address(account_id, "email", email))
+    if phone := phone_identity(profile.get("phone_number")):
+        out.add(Address(account_id, "sms", phone))
+    return out
+
+
+def stored_spellings(address: Address) -> list[str]:
+    """The forms `address` may be stored in as a key: its normal form and, for an email
+    with an international domain, the Unicode-domain form that migration 0003 wrote for
+    rows it could not put into IDNA form."""
+    forms = [address.key]
+    if address.channel == "email":
+        local, _, domain = address.key.rpartition("@")
+        try:
+            unicode_domain = domain.encode("ascii").decode("idna")
+        except UnicodeError:
+            unicode_domain = domain
+        if unicode_domain != domain:
+            forms.append(f"{local}@{unicode_domain}")
+    return forms
+
+
+def merge(first: Outcome, second: Outcome) -> Outcome:
+    """`first` followed by `second` (decided on `first.state`)."""
+    return Outcome(second.state, first.changes + second.changes, second.rejection)
+
+
+def inherit(state: SuppressionState, carried: Iterable[Suppression]) -> Outcome:
+    """I1: a profile that newly carries an address takes on the suppressions that address
+    holds under other profiles (with their own `since`)."""
+    out = Outcome(state)
+    for s in sorted(carried, key=lambda s: (s.since, s.reason, s.list_id or "")):
+        out = merge(out, _add(out.state, s))
+    return out
+
+
+def for_carrier(
+    state: SuppressionState, cmd: Command, own: Outcome, soft_bounce_limit: int
+) -> Outcome:
+    """I1: what a command for one profile does to another profile carrying the same
+    address. An unsuppress (or a delivery report) is the address's, so it is applied as
+    it is; a suppression the command added (a soft bounce only when it reached the
+    limit) is added too. Soft-bounce counts stay per profile."""
+    if own.rejection is not None:
+        return Outcome(state)
+    if cmd.action == "unsuppress" or cmd.reason == "delivered":
+        return decide(state, cmd, soft_bounce_limit)
+    out = Outcome(state)
+    for change in own.changes:
+        if change.type == "suppressed":
+            since = change.at or cmd.at
+            s = Suppression(change.channel, change.reason, change.list_id, since)
+            out = merge(out, _add(out.state, s))
+    return out

@@ -4,13 +4,14 @@ fake cannot drift from what the database does."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.suppression.adapters.repository import PostgresSuppressionRepository
-from services.suppression.domain.rules import Suppression, SuppressionState
+from services.suppression.domain.rules import Address, Suppression, SuppressionState
 from services.suppression.ports import HistoryRow, Key, SuppressionRepository
 from tests.component.repository_backends import migrated_database
 from tests.unit.suppression.fakes import InMemorySuppressionRepository
@@ -83,3 +84,26 @@ async def test_liftable_means_a_spam_complaint_or_the_global_manual_suppression(
 async def test_history_is_appended(repo) -> None:
     await repo.append_history([HistoryRow(A, "p1", "suppressed", "email", "manual", None, "c1")])
     await repo.append_history([])
+
+
+async def test_i1_carriers_are_the_profiles_holding_any_spelling_of_an_address(repo) -> None:
+    spelled = {
+        "nfc": {"email": "Ada@Bücher.de", "phone_number": "+12125550100"},
+        "puny": {"email": " ada@xn--bcher-kva.de"},
+        "nfd": {"email": unicodedata.normalize("NFD", "ADA@BÜCHER.DE")},
+        "other": {"email": "ada@example.test", "phone_number": "+12125550101"},
+    }
+    keys = [Key(A, p) for p in spelled] + [Key("globex", "nfc")]
+    stored = await repo.lock(keys)
+    before = {k: v.state for k, v in stored.items()}
+    for key, s in stored.items():
+        s.profile = {"id": key.profile_id, **spelled[key.profile_id]}
+    await repo.save(before, stored, {})
+    email = Address(A, "email", "ada@xn--bcher-kva.de")
+    phone = Address(A, "sms", "+12125550100")
+    nobody = Address(A, "email", "nobody@example.test")
+    got = await repo.carriers([email, phone, nobody])
+    assert got == {
+        email: {Key(A, "nfc"), Key(A, "puny"), Key(A, "nfd")},
+        phone: {Key(A, "nfc")},
+    }

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from services.suppression.domain.rules import Suppression, SuppressionState
+from services.suppression.domain.rules import Address, Suppression, SuppressionState, addresses
 from services.suppression.ports import HistoryRow, Key, Stored
 
 
@@ -50,6 +50,14 @@ class InMemorySuppressionRepository:
 
     async def append_history(self, rows: Sequence[HistoryRow]) -> None:
         self.history += rows
+
+    async def carriers(self, wanted: Iterable[Address]) -> dict[Address, set[Key]]:
+        wanted = set(wanted)
+        out: dict[Address, set[Key]] = {}
+        for key, profile in self.profiles.items():
+            for address in addresses(key.account_id, profile) & wanted:
+                out.setdefault(address, set()).add(key)
+        return out
 
     async def with_liftable(self, keys: Sequence[Key]) -> set[Key]:
         def liftable(s: Suppression) -> bool:
