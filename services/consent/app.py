@@ -19,6 +19,7 @@ from shared.contracts import (
     topics,
 )
 from shared.db.uow import UnitOfWork
+from shared.domain.identity import derived_id
 from shared.kafka import json_parser
 from shared.mail_worker import MailWorker
 from shared.privacy import hash_secret
@@ -53,14 +54,14 @@ def build(rt: Runtime) -> None:
         topics.CONSENT_COMMANDS,
         json_parser(ConsentCommand),
         on_postgres(handlers.on_commands, settings=rt.settings),
-        message_id=lambda c: f"{c.account_id}:{c.command_id}",
+        message_id=lambda c: derived_id(c.account_id, c.command_id),
         consumer=handlers.COMMANDS,
     )
     rt.consume(
         topics.SMS_INBOUND,
         json_parser(SmsInbound),
         on_postgres(handlers.on_sms_inbound, settings=rt.settings),
-        message_id=lambda m: f"{m.account_id}:{m.message_id}",
+        message_id=lambda m: derived_id(m.account_id, m.message_id),
         consumer=handlers.SMS,
     )
     rt.consume(
@@ -81,7 +82,7 @@ def build(rt: Runtime) -> None:
         topics.PRIVACY_RESULTS,
         json_parser(PrivacyResult),
         privacy_results,
-        message_id=lambda r: f"{r.account_id}:{r.request_id}:{r.service}",
+        message_id=lambda r: derived_id(r.account_id, r.request_id, r.service),
         consumer=handlers.PRIVACY_PARTS,
     )
 

@@ -23,7 +23,7 @@ from services.consent.domain.model import (
     normalize_phone,
     scope_name,
 )
-from services.consent.domain.rules import decide, reject
+from services.consent.domain.rules import decide, invalid, reject
 from services.consent.ports import (
     AccountSettings,
     Confirmation,
@@ -31,6 +31,7 @@ from services.consent.ports import (
     HistoryRow,
     Key,
     KnownProfile,
+    NumberAct,
     PrivacyLedger,
     Publisher,
     Stored,
@@ -50,6 +51,7 @@ from shared.contracts import (
 )
 from shared.db import mail_queue
 from shared.db.uow import UnitOfWork
+from shared.domain.identity import derived_id
 from shared.domain.profiles import merged_profile
 from shared.kafka import Received, dead_letter
 from shared.pages.accounts import PageSettings
@@ -119,8 +121,14 @@ def change_messages(
         ConsentChanged.model_validate(
             {
                 "type": event.type,
-                "change_id": f"{account_id}:{act.act_id}:"
-                + _short(event.type, event.list_id or "", event.scope or ""),
+                # X2: one id per account, profile, act and event, unique by construction
+                # (two profiles that share a number each get their own change, C6).
+                "change_id": derived_id(
+                    account_id,
+                    profile_id,
+                    act.act_id,
+                    _short(event.type, event.list_id or "", event.scope or ""),
+                ),
                 "account_id": account_id,
                 "profile_id": profile_id,
                 "profile": profile,
@@ -154,7 +162,11 @@ def _merge(profile: dict[str, Any], incoming: dict[str, Any] | None, profile_id:
 
 
 def _short(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+    """A short digest of `parts`, distinct for distinct part lists (X2): `%` and the
+    separator are escaped in each part (parts without them digest as they always did,
+    so ids of acts already handled stay the same)."""
+    escaped = (p.replace("%", "%25").replace("\x1f", "%1F") for p in parts)
+    return hashlib.sha256("\x1f".join(escaped).encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -187,29 +199,112 @@ async def apply_acts(
 ) -> list[Outcome]:
     """Apply `requests` in order on one transaction; returns each one's outcome (a
     rejection is the caller's to report). State, history, events and confirmation mails
-    are written together, set-based."""
-    if not requests:
+    are written together, set-based. The acts also reach every other profile their
+    phone number protects (C6: see `apply_with_numbers`)."""
+    done = await apply_with_numbers(repo, outbox, requests, (), settings, now)
+    return [out for req, out, original in done if original]
+
+
+async def apply_with_numbers(
+    repo: ConsentRepository,
+    outbox: Publisher,
+    requests: Sequence[Request],
+    numbers: Sequence[NumberAct],
+    settings: Settings,
+    now: datetime | None = None,
+) -> list[tuple[Request, Outcome, bool]]:
+    """Apply `requests` and the acts of phone numbers themselves (`numbers`: keywords),
+    on one transaction. C6: an SMS opt-out holds for the number, for every profile that
+    carries it now or later, so each number act (and each SMS opt-out among `requests`)
+    is kept in the number's ledger and applied to every profile on the number now, and
+    every act that brings a number first folds in that number's ledger. Returns every
+    applied (request, outcome, whether it was one of `requests`), in order."""
+    if not requests and not numbers:
         return []
     stored = await repo.lock_states(r.key for r in requests)
+    widened = await _widen(repo, requests, numbers, stored)
+    extra = {r.key for r, _ in widened} - set(stored)
+    if extra:
+        stored |= await repo.lock_states(extra)
+    every = [r for r, _ in widened]
     # Stamped after the rows are locked: a profile's events then carry `occurred_at` in
     # commit order, which read models keeping "the newest state" rely on (F7).
     now = now or utcnow()
     loaded = _Loaded(
         stored,
-        await repo.account_settings(r.account_id for r in requests),
-        await repo.suppressions(r.key for r in requests),
-        await _erased(repo, requests, stored, settings),
-        await repo.page_settings(r.account_id for r in requests),
+        await repo.account_settings(r.account_id for r in every),
+        await repo.suppressions(r.key for r in every),
+        await _erased(repo, every, stored, settings),
+        await repo.page_settings(r.account_id for r in every),
     )
     writes = _Writes()
-    outcomes = [
-        await _apply_one(repo, outbox, req, loaded, writes, settings, now) for req in requests
+    done = [
+        (req, await _apply_one(repo, outbox, req, loaded, writes, settings, now), original)
+        for req, original in widened
     ]
     await repo.save_states({k: stored[k] for k in writes.touched})
     await repo.append_history(writes.history)
     fresh = await repo.add_confirmations(writes.confirmations)
     await repo.queue_mails([m for cid, m in writes.mails.items() if cid in fresh])
-    return outcomes
+    return done
+
+
+def _number_of(req: Request, stored: Mapping[Key, Stored]) -> str | None:
+    """The number an act is about (C6): the one it carries, else for an SMS act the
+    number the profile's SMS consent belongs to."""
+    if req.act.phone_number:
+        return normalize_phone(req.act.phone_number)
+    if req.act.channel == "sms" and req.key in stored:
+        return stored[req.key].state.phone_number
+    return None
+
+
+def _opts_out_number(req: Request, number: str | None) -> bool:
+    """C6: an SMS opt-out (any method, any profile) holds for the number itself."""
+    act = req.act
+    return (
+        number is not None
+        and act.channel == "sms"
+        and act.action == "unsubscribe"
+        and invalid(act) is None
+    )
+
+
+async def _widen(
+    repo: ConsentRepository,
+    requests: Sequence[Request],
+    numbers: Sequence[NumberAct],
+    stored: Mapping[Key, Stored],
+) -> list[tuple[Request, bool]]:
+    """The requests with what C6 adds: before each act that is about a number, that
+    number's ledger (acts it already holds are skipped by `decide`, X2); after each SMS
+    opt-out, and for each number act, the same act for every profile on the number now.
+    The new number acts are added to the ledger."""
+    about = [_number_of(r, stored) for r in requests]
+    new = list(numbers) + [
+        NumberAct(r.account_id, n, replace(r.act, number_only=True, phone_number=n))
+        for r, n in zip(requests, about, strict=True)
+        if n is not None and _opts_out_number(r, n)
+    ]
+    await repo.add_number_acts(new)
+    ledger = await repo.number_acts(
+        {(r.account_id, n) for r, n in zip(requests, about, strict=True) if n}
+    )
+    for na in new:  # acts of this batch, in the order they came
+        acts = ledger.setdefault((na.account_id, na.phone_number), [])
+        if all(a.act_id != na.act.act_id for a in acts):
+            acts.append(na.act)
+    on_number = await repo.profiles_by_phone({(na.account_id, na.phone_number) for na in new})
+    out: list[tuple[Request, bool]] = []
+    for req, number in zip(requests, about, strict=True):
+        for act in ledger.get((req.account_id, number or ""), []):
+            if act.act_id != req.act.act_id:
+                out.append((Request(req.account_id, req.profile_id, act), False))
+        out.append((req, True))
+    for na in new:
+        for profile_id in on_number.get((na.account_id, na.phone_number), []):
+            out.append((Request(na.account_id, profile_id, na.act, headers=na.headers), False))
+    return out
 
 
 def _policy(settings: Settings, acct: AccountSettings, sups: list[dict[str, Any]]) -> Policy:
@@ -476,30 +571,22 @@ async def on_sms_inbound(
     items: list[Received[SmsInbound]],
     settings: Settings,
 ) -> None:
-    """C13: keywords change SMS consent of every profile on that number, and get a reply
-    that tells the truth about the state after it (X3: a stale keyword is not confirmed)."""
+    """C13: keywords change SMS consent of every profile on that number, now or later
+    (C6: the number keeps them), and get a reply that tells the truth about the state
+    after it (X3: a stale keyword is not confirmed)."""
     texts = [(i.message, keyword(i.message.body)) for i in items]
     texts = [(m, k) for m, k in texts if k is not None]
     if not texts:
         return
     traces = {i.message.message_id: i.trace.headers() for i in items}
-    phones = await repo.profiles_by_phone(
-        (m.account_id, normalize_phone(m.phone_number) or "") for m, _ in texts
-    )
-    requests = [
-        Request(
-            msg.account_id,
-            profile_id,
-            keyword_act(msg, word),
-            headers=traces[msg.message_id],
-        )
+    numbers = [
+        NumberAct(msg.account_id, number, keyword_act(msg, word), headers=traces[msg.message_id])
         for msg, word in texts
-        if word != "help"
-        for profile_id in phones.get((msg.account_id, normalize_phone(msg.phone_number) or ""), [])
+        if word != "help" and (number := normalize_phone(msg.phone_number))
     ]
-    outcomes = await apply_acts(repo, outbox, requests, settings)
+    done = await apply_with_numbers(repo, outbox, (), numbers, settings)
     after: dict[str, list[ProfileConsent]] = {}
-    for req, outcome in zip(requests, outcomes, strict=True):
+    for req, outcome, _ in done:
         after.setdefault(req.act.act_id, []).append(outcome.state)
     prefs = await repo.account_settings(m.account_id for m, _ in texts)
     for msg, word in texts:
@@ -513,7 +600,7 @@ async def on_sms_inbound(
             topics.SMS_OUTBOUND,
             msg.phone_number,
             SmsOutbound(
-                reply_id=f"{msg.account_id}:{msg.message_id}:reply",
+                reply_id=derived_id(msg.account_id, msg.message_id, "reply"),
                 account_id=msg.account_id,
                 phone_number=msg.phone_number,
                 body=body,
@@ -535,6 +622,7 @@ def keyword_act(msg: SmsInbound, word: str) -> Act:
         phone_number=normalize_phone(msg.phone_number),
         # START comes from the number itself: the profile's own act (C11).
         confirmed=word == "start",
+        number_only=True,  # C6: the number's act, whoever carries it now or later
         actor="profile (sms keyword)",
     )
 

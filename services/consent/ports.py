@@ -11,11 +11,11 @@ adapter answers each call with one statement, whatever the batch size.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from services.consent.domain.model import HistoryEntry, ProfileConsent
+from services.consent.domain.model import Act, HistoryEntry, ProfileConsent
 from shared.contracts import Message, PrivacyRequest, PrivacyResult
 from shared.pages.accounts import PageSettings
 
@@ -103,6 +103,17 @@ class KnownProfile:
     profile: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class NumberAct:
+    """C6: an act of a phone number itself, kept for every profile that carries it."""
+
+    account_id: str
+    phone_number: str
+    act: Act
+    # The trace headers of the input that brought it (X4); not kept in the ledger.
+    headers: Mapping[str, str] | None = field(default=None, compare=False)
+
+
 class ConsentRepository(Protocol):
     """The consent service's stored state, within one transaction."""
 
@@ -143,6 +154,14 @@ class ConsentRepository(Protocol):
 
     async def profile_email(self, key: Key) -> str | None:
         """The email address stored for a profile."""
+
+    async def number_acts(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Act]]:
+        """C6: the acts of each (account, E.164 number) itself, oldest first."""
+
+    async def add_number_acts(self, rows: Sequence[NumberAct]) -> None:
+        """C6: keep acts of numbers (a redelivered act is kept once)."""
 
     async def add_confirmations(self, confirmations: Sequence[Confirmation]) -> set[str]:
         """Record pending confirmations; the ids that are new (a redelivery adds none)."""

@@ -32,6 +32,7 @@ class Received:
     historical_import: bool = False
     phone: str | None = None
     own: bool = False  # the person's own act: confirmation click, START from the phone
+    number_only: bool = False  # C6: the number's own act, for a profile carrying it
     double_opt_in: bool = True
     manual_suppression: bool = False
     spam_suppression: bool = False
@@ -92,6 +93,10 @@ def _apply(
     """Fold one act into `status`; returns the phone number afterwards."""
     if refused(a):
         return phone
+    if a.number_only and a.phone != phone:
+        # C6: the number's act while the profile has another number: remembered for it.
+        (opted_out.add if a.action == "unsubscribe" else opted_out.discard)(a.phone)
+        return phone
     trial, new_phone, left = dict(status), phone, set(opted_out)
     if a.phone and a.phone != phone:
         if phone is not None:  # C6: a new number starts with no SMS consent ...
@@ -101,8 +106,8 @@ def _apply(
                 left.discard(phone)
             for k in SMS:
                 trial.pop(k, None)
-            if a.phone in left:  # ... but a number's opt-out is never forgotten (C11)
-                trial.update(dict.fromkeys(SMS, "unsubscribed"))
+        if a.phone in left:  # ... but a number's opt-out is never forgotten (C11)
+            trial.update(dict.fromkeys(SMS, "unsubscribed"))
         new_phone = a.phone
     if a.channel == "sms" and new_phone is None:
         return phone  # C6: no number, no SMS consent

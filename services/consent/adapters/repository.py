@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from services.consent.adapters import privacy
-from services.consent.domain.model import ProfileConsent
+from services.consent.domain.model import Act, ProfileConsent
 from services.consent.ports import (
     SETTING_FIELDS,
     AccountSettings,
@@ -21,6 +21,7 @@ from services.consent.ports import (
     HistoryRow,
     Key,
     KnownProfile,
+    NumberAct,
     Stored,
     SuppressionList,
 )
@@ -202,6 +203,39 @@ class PostgresConsentRepository:
         for r in rows:
             out.setdefault((r["account_id"], r["phone_number"]), []).append(r["profile_id"])
         return out
+
+    async def number_acts(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Act]]:
+        """C6: the acts of each (account, number) itself, oldest first."""
+        wanted = list(set(pairs))
+        if not wanted:
+            return {}
+        rows = await self.conn.fetch(
+            "SELECT n.account_id, n.phone_number, n.act::text AS act FROM number_acts n"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, ph)"
+            " ON n.account_id = k.a AND n.phone_number = k.ph",
+            [p[0] for p in wanted],
+            [p[1] for p in wanted],
+        )
+        out: dict[tuple[str, str], list[Act]] = {}
+        for r in rows:
+            out.setdefault((r["account_id"], r["phone_number"]), []).append(
+                Act.from_json(json.loads(r["act"]))
+            )
+        return {k: sorted(v, key=lambda a: a.version) for k, v in out.items()}
+
+    async def add_number_acts(self, rows: Sequence[NumberAct]) -> None:
+        """C6: keep acts of numbers, once each."""
+        if rows:
+            await self.conn.executemany(
+                "INSERT INTO number_acts (account_id, phone_number, act_id, act)"
+                " VALUES ($1, $2, $3, $4::text::jsonb) ON CONFLICT DO NOTHING",
+                [
+                    (r.account_id, r.phone_number, r.act.act_id, json.dumps(r.act.to_json()))
+                    for r in rows
+                ],
+            )
 
     async def profile_email(self, key: Key) -> str | None:
         return await self.conn.fetchval(

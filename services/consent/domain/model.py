@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, overload
 
+from shared.domain.identity import phone_identity
+
 Status = Literal["subscribed", "unsubscribed", "never_subscribed"]
 NEVER = "never_subscribed"
 CHANNEL_SLOTS = ("email", "sms_marketing", "sms_transactional", "push")
@@ -61,13 +63,9 @@ def clamp(at: datetime) -> datetime:
 
 
 def normalize_phone(number: str | None) -> str | None:
-    """A phone number without spaces, dashes, dots or brackets (`+1 555-0100` ⇒ `+15550100`)."""
-    if number is None:
-        return None
-    if number[:1] == "+" and number[1:].isdigit():
-        return number  # already E.164, as every number checked at the edge is
-    kept = "".join(ch for ch in number.strip() if ch.isdigit() or ch == "+")
-    return kept or None
+    """The number in the one form it is compared in (I1: E.164, `+1 555-555-0100` ⇒
+    `+15555550100`), None for none."""
+    return phone_identity(number)
 
 
 def list_slot(list_id: str) -> str:
@@ -254,6 +252,11 @@ class Act:
     clicked: bool = False  # the profile used an unsubscribe link itself (C9)
     actor: str | None = None  # by whom (C2): API key name, command actor, "profile"
     claimed_at: datetime | None = None  # the future time claimed before clamping (X3)
+    # C6: an act of the phone number itself (a keyword, or an SMS opt-out made under
+    # another profile that carries the number), applied to a profile that carries the
+    # number now or later. It never moves the profile to the number: while the profile
+    # has another number, it is only remembered for this one (`opted_out_numbers`).
+    number_only: bool = False
 
     @property
     def version(self) -> Version:

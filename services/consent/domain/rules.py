@@ -129,10 +129,11 @@ def _change_phone(state: ProfileConsent, act: Act) -> tuple[ProfileConsent, list
         return state, []
     if state.phone_version is not None and act.version < state.phone_version:
         return state, []  # an older act's number does not replace a newer one (X3)
-    if state.phone_number is None:
-        return replace(state, phone_number=number, phone_version=act.version), []
     left = set(state.opted_out_numbers)
-    if state.status("sms_marketing") == "unsubscribed":
+    if state.phone_number is None:
+        if number not in left:
+            return replace(state, phone_number=number, phone_version=act.version), []
+    elif state.status("sms_marketing") == "unsubscribed":
         left.add(state.phone_number)
     else:
         left.discard(state.phone_number)
@@ -181,6 +182,8 @@ def step(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outc
     new state, C9 events, history rows, a confirmation to send (C8) or a rejection."""
     if (reason := invalid(act)) is not None:
         return _rejected(state, act, reason)
+    if act.number_only and normalize_phone(act.phone_number) != state.phone_number:
+        return Outcome(_for_another_number(state, act))
     after_phone, history = _change_phone(state, act)
     if act.channel == "sms" and after_phone.phone_number is None:
         return _rejected(state, act, NEEDS_PHONE)
@@ -222,6 +225,21 @@ def step(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outc
             if event not in events:
                 events.append(event)
     return Outcome(state, _only_if_alone(events), tuple(history))
+
+
+def _for_another_number(state: ProfileConsent, act: Act) -> ProfileConsent:
+    """C6: a number's own act for a profile that has another number (or none) at that
+    time: an opt-out is remembered for the number, so the profile comes back to it
+    unsubscribed (`_change_phone`); a START from the number lifts that memory."""
+    number = normalize_phone(act.phone_number)
+    if number is None:
+        return state
+    left = set(state.opted_out_numbers)
+    if act.action == "unsubscribe":
+        left.add(number)
+    else:
+        left.discard(number)
+    return replace(state, opted_out_numbers=frozenset(left))
 
 
 def _touch(state: ProfileConsent, keys: list[str], act: Act) -> ProfileConsent:

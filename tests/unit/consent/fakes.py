@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from services.consent.domain.model import ProfileConsent
+from services.consent.domain.model import Act, ProfileConsent
 from services.consent.ports import (
     SETTING_FIELDS,
     AccountSettings,
@@ -18,6 +18,7 @@ from services.consent.ports import (
     HistoryRow,
     Key,
     KnownProfile,
+    NumberAct,
     Stored,
     SuppressionList,
 )
@@ -45,6 +46,7 @@ class InMemoryConsentRepository:
     confirmations: dict[str, Confirmation] = field(default_factory=dict)
     erased: set[tuple[str, str]] = field(default_factory=set)
     mails: dict[str, Any] = field(default_factory=dict)
+    numbers: dict[tuple[str, str], dict[str, Act]] = field(default_factory=dict)
 
     async def lock_states(self, keys: Iterable[Key]) -> dict[Key, Stored]:
         out = {}
@@ -122,6 +124,22 @@ class InMemoryConsentRepository:
             if ids:
                 out[(account, phone)] = ids
         return out
+
+    async def number_acts(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Act]]:
+        out: dict[tuple[str, str], list[Act]] = {}
+        for pair in set(pairs):
+            acts = self.numbers.get(tuple(pair), {})  # type: ignore[call-overload]
+            if acts:
+                out[tuple(pair)] = sorted(acts.values(), key=lambda a: a.version)  # type: ignore[index]
+        return out
+
+    async def add_number_acts(self, rows: Sequence[NumberAct]) -> None:
+        for r in rows:
+            self.numbers.setdefault((r.account_id, r.phone_number), {}).setdefault(
+                r.act.act_id, r.act
+            )
 
     async def profile_email(self, key: Key) -> str | None:
         row = self.rows.get(Key(*key))
