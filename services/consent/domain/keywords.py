@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Literal
 
 from services.consent.domain.model import ProfileConsent
+from shared.domain.text import strip_invisible
 
 Keyword = Literal["stop", "start", "help"]
 Reply = Literal["stop", "start", "help", "stop_not_applied", "start_not_applied"]
 
-STOP = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
-START = frozenset({"START", "UNSTOP", "YES"})
-HELP = frozenset({"HELP", "INFO"})
+# The keywords in case-folded form. STOP ALL and OPT OUT are also written as one word.
+STOP = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
+START = frozenset({"start", "unstop", "yes"})
+HELP = frozenset({"help", "info"})
+# Two-word keywords: hyphens and spaces between the words do not count.
+TWO_WORDS = frozenset({("stop", "all"), ("opt", "out")})
 
 DEFAULT_REPLIES: dict[Keyword, str] = {
     "stop": "You are unsubscribed and will receive no more messages. Reply START to resubscribe.",
@@ -48,9 +53,40 @@ def reply_kind(word: Keyword, states: Sequence[ProfileConsent]) -> Reply:
     return "help"
 
 
+def _separates(char: str) -> bool:
+    """Whitespace or a dash (category Pd: hyphen-minus, hyphen, en dash…)."""
+    return char.isspace() or unicodedata.category(char) == "Pd"
+
+
+def _trailing(char: str) -> bool:
+    """Punctuation (category P*) or whitespace, dropped from the end of a text."""
+    return char.isspace() or unicodedata.category(char).startswith("P")
+
+
 def keyword(body: str) -> Keyword | None:
-    """The keyword a text is, case-insensitive and trimmed; None for any other text."""
-    word = body.strip().upper()
+    """The keyword a text is (C13); None for any other text.
+
+    The text is taken in Unicode compatibility form (NFKC) without ignorable characters
+    (zero-width, format, Default_Ignorable: `strip_invisible`), trimmed; then the
+    punctuation (P*) and whitespace at its end are dropped and it is case-folded. What is
+    left must be one keyword, or the two words of STOP ALL or OPT OUT separated by any run
+    of whitespace and dashes. Punctuation at the start, anything before or after the
+    keyword, and a second word are not ignored: "¿STOP", "STOP me", "don't stop" and
+    "STOPS" are no keywords."""
+    text = strip_invisible(body)
+    end = len(text)
+    while end and _trailing(text[end - 1]):
+        end -= 1
+    text = text[:end].casefold()
+    if not text or _separates(text[0]):
+        return None
+    words = "".join(" " if _separates(c) else c for c in text).split()
+    if len(words) == 2 and (words[0], words[1]) in TWO_WORDS:
+        word = words[0] + words[1]
+    elif len(words) == 1:
+        word = words[0]
+    else:
+        return None
     if word in STOP:
         return "stop"
     if word in START:
