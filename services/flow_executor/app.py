@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -19,6 +19,8 @@ from services.flow_executor.adapters import mapping, read_model
 from services.flow_executor.adapters.privacy import FlowPrivacy
 from services.flow_executor.adapters.repository import PostgresFlowRepository
 from services.flow_executor.adapters.unit_of_work import FlowUnitOfWork
+from services.flow_executor.domain.erasure import ErasureHold, erasure_block, person_subjects
+from services.flow_executor.ports import SubjectQuery
 from shared.contracts import (
     ConsentChanged,
     PrivacyRequest,
@@ -34,6 +36,7 @@ from shared.http import error, iso
 from shared.kafka import json_parser
 from shared.logging import get_logger
 from shared.loop_health import report_progress, report_trouble
+from shared.privacy import hash_secret
 from shared.privacy_requests import handle, message_id
 from shared.runtime import Runtime
 
@@ -52,21 +55,23 @@ class SchedulerSettings(BaseSettings):
 
 
 def on_work(
-    handler: Callable[[FlowUnitOfWork, Any], Awaitable[None]],
+    handler: Callable[[FlowUnitOfWork, Any], Awaitable[None]], secret: str | None
 ) -> Callable[[UnitOfWork, Any], Awaitable[None]]:
-    """A use case as a batch handler: its ports on the batch's unit of work."""
+    """A use case as a batch handler: its ports on the batch's unit of work, with the
+    key of address hashes (P2)."""
 
     async def handle_batch(uow: UnitOfWork, items: Any) -> None:
-        await handler(FlowUnitOfWork(uow), items)
+        await handler(FlowUnitOfWork(uow, secret), items)
 
     return handle_batch
 
 
 def build(rt: Runtime) -> None:
+    secret = hash_secret(rt.settings)
     rt.consume(
         topics.FLOW_DEFINITIONS,
         mapping.parse_definition,
-        on_work(handlers.save_definitions),
+        on_work(handlers.save_definitions, secret),
         message_id=lambda d: d.message_id,
         consumer=handlers.DEFINITIONS,
     )
@@ -75,43 +80,43 @@ def build(rt: Runtime) -> None:
     rt.consume(
         topics.PROFILE_EVENTS,
         json_parser(ProfileEvent),
-        on_work(handlers.enter_from_events),
+        on_work(handlers.enter_from_events, secret),
     )
     rt.consume(
         topics.CONSENT_CHANGES,
         json_parser(ConsentChanged),
-        on_work(handlers.on_consent_changes),
+        on_work(handlers.on_consent_changes, secret),
         message_id=lambda c: c.change_id,
     )
     rt.consume(
         topics.SUPPRESSION_CHANGES,
         json_parser(SuppressionChanged),
-        on_work(handlers.on_suppression_changes),
+        on_work(handlers.on_suppression_changes, secret),
         message_id=lambda c: c.change_id,
     )
     rt.consume(
         topics.REVIEW_DECISIONS,
         json_parser(ReviewDecision),
-        on_work(handlers.on_review_decisions),
+        on_work(handlers.on_review_decisions, secret),
     )
     rt.consume(
         topics.PRIVACY_REQUESTS,
         json_parser(PrivacyRequest),
-        partial(handle, store=FlowPrivacy()),
+        partial(handle, store=FlowPrivacy(secret)),
         message_id=message_id,
     )
-    rt.workers.append(scheduler(rt, SchedulerSettings().batch))
+    rt.workers.append(scheduler(rt, SchedulerSettings().batch, secret))
     rt.routes += api_routes(rt)
 
 
-def scheduler(rt: Runtime, batch: int) -> Callable[[], Awaitable[None]]:
+def scheduler(rt: Runtime, batch: int, secret: str | None) -> Callable[[], Awaitable[None]]:
     """The delay scheduler's loop (F3). Any number of replicas may run it: `FOR UPDATE
     SKIP LOCKED` hands each due row to one of them, no leader needed."""
     replica = f"{socket.gethostname()}:{os.getpid()}"
 
     async def fire(limit: int) -> int:
         async with rt.db.uow() as uow:
-            fired = await handlers.fire_due_timers(FlowUnitOfWork(uow), limit, replica)
+            fired = await handlers.fire_due_timers(FlowUnitOfWork(uow, secret), limit, replica)
             await uow.commit()
         return fired
 
@@ -280,7 +285,7 @@ def decide_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
             if held["status"] != "in_review":
                 return error(409, f"alert already {held['status']}")
             result = await handlers.decide_reviews(
-                FlowUnitOfWork(uow),
+                FlowUnitOfWork(uow, hash_secret(rt.settings)),
                 [ReviewDecision(alert_id=alert_id, decision=decision, by=f"api:{account}")],
             )
             await uow.commit()
@@ -291,43 +296,64 @@ def decide_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
     return rt.auth.guarded(decide)
 
 
-def reachability_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
-    async def reachability(request: Request, account: str) -> Response:
-        """What the executor believes about a profile (F7): consent, suppressions and
-        the newest profile data, the inputs of every F6 decision."""
-        async with rt.db.pool.acquire() as conn:
-            row = await read_model.profile_read_model(
-                conn, account, request.path_params["profile_id"]
-            )
-        if row is None:
-            return error(404, "not found")
-        q = request.query_params
-        # S6 + C10 as F6 decides it (the shared rule over this read model), per channel.
-        can = {
-            channel: reach.blocked(
-                row["consent"],
-                row["suppressions"] or [],
-                channel,
-                list_id=q.get("list_id"),
-                client_id=q.get("client_id"),
-                user_id=q.get("user_id"),
-                contact=row["profile"] or {},
-            )
-            for channel in reach.CHANNELS
-        }
-        return JSONResponse(
-            {
-                "account_id": account,
-                "profile_id": request.path_params["profile_id"],
-                "can_receive": {c: reason is None for c, reason in can.items()},
-                "blocked": {c: reason for c, reason in can.items() if reason},
-                "consent": row["consent"],
-                "consent_at": iso(row["consent_at"]),
-                "suppressions": row["suppressions"] or [],
-                "suppressions_at": iso(row["suppressions_at"]),
-                "profile": row["profile"],
-            }
+def reachability_document(
+    account_id: str,
+    profile_id: str,
+    row: Any,
+    hold: ErasureHold | None,
+    where: Mapping[str, str | None],
+) -> dict[str, Any]:
+    """S6 + C10 as F6 decides it (the shared rule over this read model) per channel,
+    after the erase hold (P2) that comes first."""
+    consent = row["consent"] if row else None
+    profile = (row["profile"] if row else None) or {}
+    can = {
+        channel: erasure_block(channel, hold, consent)
+        or reach.blocked(
+            consent,
+            (row["suppressions"] if row else None) or [],
+            channel,
+            list_id=where.get("list_id"),
+            client_id=where.get("client_id"),
+            user_id=where.get("user_id"),
+            contact=profile,
         )
+        for channel in reach.CHANNELS
+    }
+    return {
+        "account_id": account_id,
+        "profile_id": profile_id,
+        "can_receive": {c: reason is None for c, reason in can.items()},
+        "blocked": {c: reason for c, reason in can.items() if reason},
+        "erased_at": iso(hold.erased_at) if hold else None,
+        "consent": consent,
+        "consent_at": iso(row["consent_at"]) if row else None,
+        "suppressions": (row["suppressions"] if row else None) or [],
+        "suppressions_at": iso(row["suppressions_at"]) if row else None,
+        "profile": row["profile"] if row else None,
+    }
+
+
+def reachability_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    secret = hash_secret(rt.settings)
+
+    async def reachability(request: Request, account: str) -> Response:
+        """What the executor believes about a profile (F7): consent, suppressions, the
+        newest profile data and an erase that holds it (P2), the inputs of every F6
+        decision. An erased profile id is answered, held, though nothing else is kept."""
+        profile_id = request.path_params["profile_id"]
+        key = (account, profile_id)
+        async with rt.db.pool.acquire() as conn:
+            row = await read_model.profile_read_model(conn, account, profile_id)
+            person = row["profile"] if row else None
+            holds = await PostgresFlowRepository(conn).erasure_holds(
+                [SubjectQuery(account, profile_id, person_subjects(secret, profile_id, person))]
+            )
+        if row is None and key not in holds:
+            return error(404, "not found")
+        where = {k: request.query_params.get(k) for k in ("list_id", "client_id", "user_id")}
+        doc = reachability_document(account, profile_id, row, holds.get(key), where)
+        return JSONResponse(doc)
 
     return rt.auth.guarded(reachability)
 

@@ -17,11 +17,18 @@ from typing import Any
 
 from services.flow_executor.adapters import mapping
 from services.flow_executor.domain.entries import event_entries, first_of_each, list_entries
+from services.flow_executor.domain.erasure import person_subjects, resubscribed_families
 from services.flow_executor.domain.planning import Activity, RunEnd, RunPlan, Walk, plan_walks
 from services.flow_executor.domain.reachability import blocked_reason
-from services.flow_executor.domain.runs import UNKNOWN_PROFILE, Run
+from services.flow_executor.domain.runs import UNKNOWN_PROFILE, ProfileKey, ProfileState, Run
 from services.flow_executor.domain.triggers import may_enter
-from services.flow_executor.ports import FlowDeletion, FlowWork, HeldReview
+from services.flow_executor.ports import (
+    FlowDeletion,
+    FlowWork,
+    HeldReview,
+    Resubscribed,
+    SubjectQuery,
+)
 from shared.contracts import (
     ConsentChanged,
     FlowDefinition,
@@ -101,10 +108,35 @@ def _deletion_activity(msg: FlowDeleted, deletion: FlowDeletion) -> list[Activit
 # --- walking runs (F2-F6) --------------------------------------------------------------
 
 
+async def _with_erasure(
+    work: FlowWork,
+    state: Mapping[ProfileKey, ProfileState],
+    people: Sequence[tuple[ProfileKey, Mapping[str, Any] | None]],
+) -> dict[ProfileKey, ProfileState]:
+    """P2, I1: each profile's read model with the erase that its id, or the email or
+    phone number it carries now (any spelling: hashed in their normal form), matches."""
+    holds = await work.flows.erasure_holds(
+        [SubjectQuery(a, p, person_subjects(work.secret, p, person)) for (a, p), person in people]
+    )
+    out = dict(state)
+    for key, hold in holds.items():
+        out[key] = replace(out.get(key, UNKNOWN_PROFILE), erasure=hold)
+    return out
+
+
 async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
     """Advance each run and write the effects in one go: each request and activity goes
     out only if the row that proves it is new (F4)."""
     state = await work.flows.walk_state((w.run.account_id, w.run.profile_id) for w in walks)
+    state = await _with_erasure(
+        work,
+        state,
+        [
+            (key, state.get(key, UNKNOWN_PROFILE).profile or w.run.context.get("person"))
+            for w in walks
+            for key in [(w.run.account_id, w.run.profile_id)]
+        ],
+    )
     plan: RunPlan = plan_walks(walks, state, utcnow())
     traces: Traces = {w.run.run_id: w.run.trace for w in walks}
     new_steps = await work.flows.record_executions(plan.executions)
@@ -158,7 +190,7 @@ async def enter_from_events(work: FlowWork, items: list[Received[ProfileEvent]])
     # each event's own fields (domain.entries); read only for events a flow listens to.
     candidates = [e for e in events if e.account_id in flows and may_enter(flows[e.account_id], e)]
     known = await work.flows.walk_state((e.account_id, e.profile.id) for e in candidates)
-    await work.flows.upsert_profiles(mapping.event_profiles(events, flows))
+    await work.flows.upsert_profiles(mapping.event_profiles(events, flows, utcnow()))
     entries = event_entries(candidates, flows, known)
     if entries:
         await _enter(work, entries, _traces_by(items, lambda e: e.event_id))
@@ -169,6 +201,7 @@ async def on_consent_changes(work: FlowWork, items: list[Received[ConsentChanged
     list-triggered flows."""
     changes = [i.message for i in items]
     await work.flows.save_consent(mapping.consent_states(changes))
+    await _note_resubscribed(work, changes)
     flows = await work.flows.live_flows(c.account_id for c in changes)
     if not flows:
         return
@@ -179,6 +212,32 @@ async def on_consent_changes(work: FlowWork, items: list[Received[ConsentChanged
     entries = list_entries(changes, flows, known)
     if entries:
         await _enter(work, entries, _traces_by(items, lambda c: c.change_id))
+
+
+async def _note_resubscribed(work: FlowWork, changes: Sequence[ConsentChanged]) -> None:
+    """P2: a subscribe that arrives now for a profile an erase holds is remembered per
+    channel family; it lifts the hold on that channel (see `domain.erasure`)."""
+    subscribes = [
+        (c, family)
+        for c in changes
+        for family in resubscribed_families(c.type, c.channel, c.state.model_dump(mode="json"))
+    ]
+    if not subscribes:
+        return
+    keys = [(c.account_id, c.profile_id) for c, _ in subscribes]
+    stored = await work.flows.walk_state(keys)
+    people = [(k, stored[k].profile) for k in keys if k in stored] + [
+        ((c.account_id, c.profile_id), c.profile.model_dump(mode="json")) for c, _ in subscribes
+    ]
+    held = await _with_erasure(work, {}, people)
+    now = utcnow()
+    await work.flows.note_resubscribed(
+        [
+            Resubscribed(c.account_id, c.profile_id, family, now)
+            for c, family in subscribes
+            if (c.account_id, c.profile_id) in held
+        ]
+    )
 
 
 async def on_suppression_changes(work: FlowWork, items: list[Received[SuppressionChanged]]) -> None:
@@ -241,9 +300,12 @@ async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None
     reason: str | None = REJECTED if status == "rejected" else None
     if reason is None and isinstance(step, EmailStep | SmsStep):
         state = await work.flows.walk_state([(held.account_id, held.profile_id)])
-        known = state.get((held.account_id, held.profile_id), UNKNOWN_PROFILE)
-        profile = known.profile or (held.request or {}).get("profile") or {}
-        reason = blocked_reason(step, known.consent, known.suppressions, profile)
+        key = (held.account_id, held.profile_id)
+        profile = state.get(key, UNKNOWN_PROFILE).profile or (held.request or {}).get("profile")
+        known = (await _with_erasure(work, state, [(key, profile)])).get(key, UNKNOWN_PROFILE)
+        reason = blocked_reason(
+            step, known.consent, known.suppressions, profile or {}, known.erasure
+        )
     if reason is None:
         topic, request = mapping.held_request(held, step)
         work.publish(topic, held.profile_id, request, held.trace)

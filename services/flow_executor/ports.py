@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord
 
+from services.flow_executor.domain.erasure import ErasureHold, Family
 from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
 from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
 from shared.contracts import FlowDefinition, Message
@@ -76,6 +77,25 @@ class HeldReview:
     # The trace of the input that started the run (`Run.trace`): an approval carries
     # the correlation id of the event that led to the held action (X4).
     trace: Mapping[str, str] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class SubjectQuery:
+    """A profile and its subjects as it is now (`domain.erasure.person_subjects`)."""
+
+    account_id: str
+    profile_id: str
+    subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Resubscribed:
+    """A consent change that subscribed a profile to a channel family, arrived at `at`."""
+
+    account_id: str
+    profile_id: str
+    family: Family
+    at: datetime
 
 
 class FlowRepository(Protocol):
@@ -138,13 +158,29 @@ class FlowRepository(Protocol):
     async def save_suppressions(self, rows: Sequence[Observed]) -> None:
         """Keep the newest suppressions in force per profile."""
 
+    # --- P2: erased subjects --------------------------------------------------------------
+
+    async def hold_erased(self, account_id: str, subjects: Sequence[str], at: datetime) -> None:
+        """Remember erased subjects (a later erase of one moves its time to `at`)."""
+
+    async def erasure_holds(self, queries: Sequence[SubjectQuery]) -> dict[ProfileKey, ErasureHold]:
+        """For each profile whose subjects match an erase: the newest matching erase and
+        the profile's resubscriptions. Profiles that match nothing are absent."""
+
+    async def note_resubscribed(self, rows: Sequence[Resubscribed]) -> None:
+        """Keep the newest arrival of a subscribe per profile and channel family."""
+
 
 class FlowWork(Protocol):
     """One batch's transaction: the repository on it, and its outbox (messages go out
-    only if it commits, X2). The caller commits."""
+    only if it commits, X2). The caller commits. `secret` keys the hashes of addresses
+    (`PRIVACY_HASH_SECRET`, P2); without it an erase holds by profile id only."""
 
     @property
     def flows(self) -> FlowRepository: ...
+
+    @property
+    def secret(self) -> str | None: ...
 
     def publish(
         self,

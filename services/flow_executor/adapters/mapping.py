@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from pydantic import TypeAdapter
 
+from services.flow_executor.domain.event_time import effective_time
 from services.flow_executor.domain.planning import Activity, Hold
 from services.flow_executor.domain.runs import Run, action_id
 from services.flow_executor.domain.walker import ActionStep
@@ -40,6 +42,7 @@ from shared.contracts.flows import (
     Step,
     parse_flow_record,
 )
+from shared.domain.identity import derived_id
 
 _step = TypeAdapter(Step)
 
@@ -153,11 +156,19 @@ def held_request(review: HeldReview, step: ActionStep | None) -> tuple[str, Acti
 # --- flow-activity ----------------------------------------------------------------------
 
 
+def activity_id(a: Activity) -> str:
+    """One id per run, step and kind, unique by construction (X2): the step id is
+    escaped, and an activity without a step has one part fewer."""
+    if a.step_id is None:
+        return derived_id(str(a.run_id), a.kind)
+    return derived_id(str(a.run_id), a.step_id, a.kind)
+
+
 def activity_message(a: Activity) -> FlowActivity:
     """The `flow-activity` payload of one planned activity."""
     return FlowActivity(
         type=a.kind,  # type: ignore[arg-type]
-        activity_id=f"{a.run_id}:{a.step_id or '-'}:{a.kind}",
+        activity_id=activity_id(a),
         account_id=a.account_id,
         flow_id=a.flow_id,
         step_id=a.step_id,
@@ -172,10 +183,16 @@ def activity_message(a: Activity) -> FlowActivity:
 # --- read-model facts (F3, F7) ---------------------------------------------------------
 
 
-def event_profiles(events: Sequence[ProfileEvent], accounts: Any) -> list[Observed]:
-    """The profile data events of `accounts` carry, as of each event's time."""
+def event_profiles(
+    events: Sequence[ProfileEvent], accounts: Any, arrived: datetime
+) -> list[Observed]:
+    """The profile data events of `accounts` carry, as of each event's time; a time
+    later than the batch's arrival (beyond the allowed skew) counts as the arrival (F2),
+    so a future-dated event never pins the profile against newer ones."""
     return [
-        Observed(e.account_id, e.profile.id, e.profile.model_dump_json(), e.time)
+        Observed(
+            e.account_id, e.profile.id, e.profile.model_dump_json(), effective_time(e.time, arrived)
+        )
         for e in events
         if e.account_id in accounts
     ]

@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from services.flow_executor.domain.erasure import ErasureHold
 from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
 from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
-from services.flow_executor.ports import FlowDeletion, HeldReview, Observed, ReviewRef, RunRef
+from services.flow_executor.ports import (
+    FlowDeletion,
+    HeldReview,
+    Observed,
+    Resubscribed,
+    ReviewRef,
+    RunRef,
+    SubjectQuery,
+)
 from shared.contracts import FlowDefinition
 from shared.db.batches import columns, rounds
 
@@ -399,3 +409,64 @@ class PostgresFlowRepository:
                 " OR reachability.suppressions_at <= EXCLUDED.suppressions_at",
                 *_fact_columns(batch),
             )
+
+    # --- P2: erased subjects ------------------------------------------------------------
+
+    async def hold_erased(self, account_id: str, subjects: Sequence[str], at: datetime) -> None:
+        """Remember erased subjects; an erase of one again moves its time forward, so a
+        subscribe that arrived between the two erases lifts nothing."""
+        subjects = sorted(set(subjects))
+        if not subjects:
+            return
+        await self.conn.execute(
+            "INSERT INTO erased_subjects (account_id, subject, erased_at)"
+            " SELECT $1, unnest($2::text[]), $3"
+            " ON CONFLICT (account_id, subject) DO UPDATE"
+            " SET erased_at = greatest(erased_subjects.erased_at, EXCLUDED.erased_at)",
+            account_id,
+            subjects,
+            at,
+        )
+
+    async def erasure_holds(self, queries: Sequence[SubjectQuery]) -> dict[ProfileKey, ErasureHold]:
+        """The newest erase each profile's subjects match, with its resubscriptions."""
+        pairs = {(q.account_id, q.profile_id, s) for q in queries for s in q.subjects}
+        if not pairs:
+            return {}
+        a, p, subj = columns(sorted(pairs), 3)
+        rows = await self.conn.fetch(
+            "SELECT k.a, k.p, max(e.erased_at) AS erased_at,"
+            " (SELECT coalesce(jsonb_object_agg(r.family, r.arrived_at), '{}'::jsonb)"
+            "  FROM resubscriptions r WHERE r.account_id = k.a AND r.profile_id = k.p)"
+            "  AS again"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) k(a, p, s)"
+            " JOIN erased_subjects e ON e.account_id = k.a AND e.subject = k.s"
+            " GROUP BY k.a, k.p",
+            a,
+            p,
+            subj,
+        )
+        return {
+            (r["a"], r["p"]): ErasureHold(
+                r["erased_at"],
+                {f: datetime.fromisoformat(t) for f, t in (r["again"] or {}).items()},
+            )
+            for r in rows
+        }
+
+    async def note_resubscribed(self, rows: Sequence[Resubscribed]) -> None:
+        """Keep the newest arrival of a subscribe per profile and channel family."""
+        newest: dict[tuple[str, str, str], datetime] = {}
+        for r in rows:
+            key = (r.account_id, r.profile_id, r.family)
+            newest[key] = max(r.at, newest.get(key, r.at))
+        if not newest:
+            return
+        keys = sorted(newest)
+        await self.conn.execute(
+            "INSERT INTO resubscriptions (account_id, profile_id, family, arrived_at)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+            " ON CONFLICT (account_id, profile_id, family) DO UPDATE"
+            " SET arrived_at = greatest(resubscriptions.arrived_at, EXCLUDED.arrived_at)",
+            *columns([(*k, newest[k]) for k in keys], 4),
+        )

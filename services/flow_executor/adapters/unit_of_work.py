@@ -14,11 +14,14 @@ from shared.kafka import dead_letter
 
 
 class FlowUnitOfWork:
-    """One batch's transaction as the flow executor's use cases see it."""
+    """One batch's transaction as the flow executor's use cases see it. `secret` is
+    `PRIVACY_HASH_SECRET` (the service always passes it; without it an erase holds by
+    profile id only, P2)."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, secret: str | None = None) -> None:
         self.uow = uow
         self.flows = PostgresFlowRepository(uow.conn)
+        self.secret = secret
 
     def publish(
         self,

@@ -220,7 +220,7 @@ def _walk(walk: Walk, state: Mapping[ProfileKey, ProfileState], now: datetime) -
     run = replace(stored, context={**stored.context, "person": person})
 
     def blocked(step: EmailStep | SmsStep) -> str | None:
-        return blocked_reason(step, known.consent, known.suppressions, person)
+        return blocked_reason(step, known.consent, known.suppressions, person, known.erasure)
 
     effects: list[Effect] = []
     if walk.after_delay is None:

@@ -5,7 +5,7 @@ C5, C6, C10); the executor applies it to its own read model: the latest consent 
 published on `consent-changes`, the suppressions in force published on
 `suppression-changes`, and the newest profile data it has seen. A profile the executor
 has never heard of is `never_subscribed` and unsuppressed: it may get email (S6) but no
-SMS.
+SMS. A profile an erase holds (P2, `domain.erasure`) gets neither.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.flow_executor.domain.erasure import ErasureHold, erasure_block
 from shared.contracts.flows import EmailStep, SmsStep
 from shared.domain.reachability import blocked, opted_out
 
@@ -24,8 +25,13 @@ def blocked_reason(
     consent: Mapping[str, Any] | None,
     suppressions: Sequence[Mapping[str, Any]],
     profile: Mapping[str, Any] | None = None,
+    erasure: ErasureHold | None = None,
 ) -> str | None:
-    """Why `step` may not go to the profile right now, or None when it may."""
+    """Why `step` may not go to the profile right now, or None when it may. An erase
+    that holds the profile (P2) comes first: it says the most about why."""
+    channel = "email" if isinstance(step, EmailStep) else f"sms_{step.purpose}"
+    if (held := erasure_block(channel, erasure, consent)) is not None:
+        return f"Skipped: {held}"
     if isinstance(step, EmailStep):
         reason = blocked(
             consent,
@@ -37,5 +43,5 @@ def blocked_reason(
             contact=profile or {},
         )
     else:
-        reason = blocked(consent, suppressions, f"sms_{step.purpose}", contact=profile or {})
+        reason = blocked(consent, suppressions, channel, contact=profile or {})
     return None if reason is None else f"Skipped: {reason}"

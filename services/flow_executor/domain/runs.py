@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.flow_executor.domain.erasure import ErasureHold
 from shared.contracts.flows import FlowDefinition
+from shared.domain.identity import derived_id
 
 RUN_NAMESPACE = uuid.UUID("6f1c2b1e-7d1a-4c47-9f0e-0c7f3b1f5a10")
 
@@ -46,12 +48,14 @@ class Run:
 @dataclass(frozen=True)
 class ProfileState:
     """The executor's read model of one profile (F7): the newest consent state, the
-    suppressions in force and the newest profile data. The default is a profile the
-    executor has never heard of."""
+    suppressions in force and the newest profile data; `erasure`: the erase its id or
+    addresses match (P2), if any. The default is a profile the executor has never heard
+    of."""
 
     consent: Mapping[str, Any] | None = None
     suppressions: Sequence[Mapping[str, Any]] = field(default_factory=list)
     profile: Mapping[str, Any] | None = None
+    erasure: ErasureHold | None = None
 
 
 UNKNOWN_PROFILE = ProfileState()
@@ -72,8 +76,11 @@ class DueTimer:
 
 
 def run_id_for(account_id: str, flow_id: str, event_id: str) -> uuid.UUID:
-    """One run per flow and triggering event (F2: an event never enters twice)."""
-    return uuid.uuid5(RUN_NAMESPACE, f"{account_id}:{flow_id}:{event_id}")
+    """One run per flow and triggering event (F2: an event never enters twice). The
+    name is `derived_id` of the parts (X2): flow `fx` with event `q:1E` and flow `fx:q`
+    with event `1E` get different runs. Ids without `:` or `%` name what they did
+    before."""
+    return uuid.uuid5(RUN_NAMESPACE, derived_id(account_id, flow_id, event_id))
 
 
 def new_run(
@@ -92,5 +99,6 @@ def new_run(
 
 def action_id(run_id: uuid.UUID, step_id: str) -> str:
     """The id of an action's request (`alert_id` / `request_id`): one per run and step,
-    so the consumer's inbox also refuses a second copy (F4)."""
-    return f"{run_id}:{step_id}"
+    so the consumer's inbox also refuses a second copy (F4). `<run_id>:<step_id>`, the
+    step id escaped as `derived_id` does (X2)."""
+    return derived_id(str(run_id), step_id)

@@ -11,12 +11,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from services.flow_executor.domain.erasure import ErasureHold
 from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
 from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
-from services.flow_executor.ports import FlowDeletion, HeldReview, Observed, ReviewRef, RunRef
+from services.flow_executor.ports import (
+    FlowDeletion,
+    HeldReview,
+    Observed,
+    Resubscribed,
+    ReviewRef,
+    RunRef,
+    SubjectQuery,
+)
 from shared.contracts import FlowDefinition, Message, utcnow
 
 FLOW_DELETED = "Skipped: flow deleted"
+SECRET = "unit-test-privacy-hash-secret-of-32-bytes"
 
 
 @dataclass
@@ -73,6 +83,8 @@ class InMemoryFlowRepository:
     reviews: dict[str, _StoredReview] = field(default_factory=dict)
     profiles: dict[ProfileKey, tuple[dict[str, Any], datetime]] = field(default_factory=dict)
     reachability: dict[ProfileKey, _Reachability] = field(default_factory=dict)
+    erased: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    resubscriptions: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
 
     # --- definitions ---------------------------------------------------------------------
 
@@ -252,6 +264,37 @@ class InMemoryFlowRepository:
             if reach.suppressions_at is None or reach.suppressions_at <= r.at:
                 reach.suppressions, reach.suppressions_at = _json(r.value), r.at
 
+    # --- P2: erased subjects --------------------------------------------------------------
+
+    async def hold_erased(self, account_id: str, subjects: Sequence[str], at: datetime) -> None:
+        for s in subjects:
+            old = self.erased.get((account_id, s))
+            self.erased[(account_id, s)] = at if old is None else max(old, at)
+
+    async def erasure_holds(self, queries: Sequence[SubjectQuery]) -> dict[ProfileKey, ErasureHold]:
+        found: dict[ProfileKey, ErasureHold] = {}
+        for q in queries:
+            times = [t for s in q.subjects if (t := self.erased.get((q.account_id, s)))]
+            if not times:
+                continue
+            again = {
+                f: at
+                for (a, p, f), at in self.resubscriptions.items()
+                if (a, p) == (q.account_id, q.profile_id)
+            }
+            key = (q.account_id, q.profile_id)
+            newest = max(times)
+            if key in found:
+                newest = max(newest, found[key].erased_at)
+            found[key] = ErasureHold(newest, again)
+        return found
+
+    async def note_resubscribed(self, rows: Sequence[Resubscribed]) -> None:
+        for r in rows:
+            key = (r.account_id, r.profile_id, r.family)
+            old = self.resubscriptions.get(key)
+            self.resubscriptions[key] = r.at if old is None else max(old, r.at)
+
 
 @dataclass
 class FakeWork:
@@ -259,6 +302,7 @@ class FakeWork:
     it dead-lettered, in order. Nothing is rolled back: tests look at one batch."""
 
     flows: InMemoryFlowRepository = field(default_factory=InMemoryFlowRepository)
+    secret: str | None = SECRET
     published: list[tuple[str, str | None, Message]] = field(default_factory=list)
     dead_letters: list[tuple[str, Any, str]] = field(default_factory=list)
     # The headers asked for with each message published (None: the batch's own).
