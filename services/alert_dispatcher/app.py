@@ -15,9 +15,10 @@ from services.alert_dispatcher.ports import AlertStore
 from shared.contracts import AlertRequested, PrivacyRequest, topics
 from shared.contracts.flows import parse_flow_record
 from shared.db.uow import UnitOfWork
+from shared.domain.identity import derived_id
 from shared.kafka import json_parser
 from shared.mail_worker import MailWorker
-from shared.privacy_requests import handle, message_id
+from shared.privacy_requests import handle
 from shared.runtime import Runtime
 from shared.settings import Settings
 
@@ -31,6 +32,11 @@ def _on_store(use_case: UseCase, settings: Settings) -> Callable[..., Awaitable[
         await use_case(PostgresAlertStore(uow), items, settings)
 
     return handler
+
+
+def privacy_message_id(request: PrivacyRequest) -> str:
+    """The inbox id of a privacy request: one per account and request id (X2)."""
+    return derived_id(request.account_id, request.request_id)
 
 
 def build(rt: Runtime) -> None:
@@ -50,7 +56,7 @@ def build(rt: Runtime) -> None:
         topics.PRIVACY_REQUESTS,
         json_parser(PrivacyRequest),
         partial(handle, store=AlertPrivacy(rt.settings)),
-        message_id=message_id,
+        message_id=privacy_message_id,
     )
 
     async def mail_worker() -> None:

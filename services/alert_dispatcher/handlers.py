@@ -6,7 +6,7 @@ alert's mails after they are queued is `delivery.py`'s."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -15,7 +15,12 @@ from services.alert_dispatcher import delivery
 from services.alert_dispatcher.adapters import mails
 from services.alert_dispatcher.delivery import ALERT, CONFIRMATION
 from services.alert_dispatcher.domain.outcomes import NO_CONFIRMED
-from services.alert_dispatcher.domain.recipients import Clicked, Recipient, added_to_actions
+from services.alert_dispatcher.domain.recipients import (
+    Clicked,
+    Recipient,
+    added_to_actions,
+    alert_addresses,
+)
 from services.alert_dispatcher.ports import (
     ActionKey,
     AlertAction,
@@ -27,7 +32,8 @@ from services.alert_dispatcher.ports import (
 from shared.contracts import AlertOutcome, AlertRequested, FlowDefinition
 from shared.contracts.flows import FlowDeleted
 from shared.db.mail_queue import OutgoingMail
-from shared.domain.flow_rules import alert_recipients, alert_steps, flow_problems
+from shared.domain.flow_rules import alert_steps, flow_problems
+from shared.domain.identity import derived_id
 from shared.kafka import Received
 from shared.logging import get_logger
 from shared.pages.accounts import PageSettings
@@ -71,17 +77,21 @@ async def save_definitions(
 async def _apply_actions(store: AlertStore, flow: FlowDefinition, settings: Settings) -> None:
     previous = await store.flow_actions(flow.account_id, flow.flow_id)
     steps = alert_steps(flow)
-    actions = [AlertAction(s.id, s.mode, alert_recipients(s.recipients)) for s in steps]
+    addressed = [alert_addresses(s.recipients) for s in steps]
+    actions = [AlertAction(s.id, s.mode, list(a)) for s, a in zip(steps, addressed, strict=True)]
     await store.replace_actions(flow.account_id, flow.flow_id, flow.version, actions)
     everyone = sorted({e for a in actions for e in a.recipients})
     current = await store.recipients(flow.account_id, everyone, lock=True)
-    # The sender of the first step that lists a recipient asks them to confirm.
+    # The first step that lists a recipient asks them to confirm: its sender, its spelling.
     sender: dict[str, str] = {}
-    for step, action in reversed(list(zip(steps, actions, strict=True))):
+    written: dict[str, str] = {}
+    for step, action, spelled in reversed(list(zip(steps, actions, addressed, strict=True))):
         sender.update(dict.fromkeys(action.recipients, step.from_email))
+        written.update(spelled)
     pages = await _pages(store, flow.account_id)
     confirmations: list[OutgoingMail] = []
-    for change in added_to_actions(current, previous, [(a.step_id, a.recipients) for a in actions]):
+    steps_listing = [(a.step_id, a.recipients) for a in actions]
+    for change in added_to_actions(current, previous, steps_listing, written):
         r = change.recipient
         await store.save_recipient(flow.account_id, r)
         if change.send_confirmation:
@@ -106,14 +116,17 @@ def _confirmation(
     dedupe: str | None = None,
 ) -> OutgoingMail:
     return OutgoingMail(
-        dedupe_key=dedupe or f"confirm:{account_id}:{r.email}:{r.generation}{renewal}",
+        dedupe_key=dedupe
+        or derived_id(
+            "confirm", account_id, r.email, str(r.generation), *([renewal] if renewal else [])
+        ),
         kind=CONFIRMATION,
         account_id=account_id,
         message=mails.confirmation(
-            settings, account_id, r.email, r.generation, mail_from, pages, renewal
+            settings, account_id, r.email, r.generation, mail_from, pages, renewal, r.mail_to
         ),
         mail_from=mail_from,
-        rcpt_to=r.email,
+        rcpt_to=r.mail_to,
     )
 
 
@@ -133,7 +146,7 @@ async def renew_confirmation(
     mail_from = (asked.sender if asked else None) or mails.DEFAULT_FROM
     await store.mark_asked(account_id, email, mail_from)
     pages = await _pages(store, account_id)
-    renewal = f":renewed:{now.date().isoformat()}"
+    renewal = derived_id("renewed", now.date().isoformat())
     await store.queue_mails(
         [_confirmation(settings, account_id, current, mail_from, pages, renewal)]
     )
@@ -158,9 +171,12 @@ async def resend_confirmation(
     current = (await store.recipients(account_id, [email], lock=True)).get(email)
     if current is None or current.status != "unconfirmed":
         return Resent(current)
-    sender = await store.last_sender(account_id, email, CONFIRMATION)
+    asked = await store.asked(account_id, email)
+    sender = (asked.sender if asked else None) or await store.last_sender(
+        account_id, current.mail_to, CONFIRMATION
+    )
     sender = sender or settings.smtp_username or "alerts@localhost"
-    dedupe = f"confirm:{account_id}:{email}:{current.generation}:resend:{nonce}"
+    dedupe = derived_id("confirm", account_id, email, str(current.generation), "resend", nonce)
     mail = _confirmation(settings, account_id, current, sender, None, "", dedupe)
     queued = await store.queue_mails([mail])
     return Resent(current, next(iter(queued.values())))
@@ -203,7 +219,7 @@ async def dispatch(
     await store.add_alerts(_new_alerts(items, settings))
     by_account: dict[str, set[str]] = {}
     for r in requests:
-        by_account.setdefault(r.account_id, set()).update(alert_recipients(r.action.recipients))
+        by_account.setdefault(r.account_id, set()).update(alert_addresses(r.action.recipients))
     known = {a: await store.recipients(a, sorted(e)) for a, e in by_account.items()}
     current = await store.action_recipients({_key(r) for r in requests})
     pages = await store.pages(list(by_account))
@@ -257,15 +273,19 @@ def _confirmed(
 ) -> list[Recipient]:
     """The request's recipients who get the alert; the others are recorded as skipped
     with the reason."""
-    targets = alert_recipients(request.action.recipients)
+    written = alert_addresses(request.action.recipients)
+    targets = list(written)
     if now_on is not None:
         # A5: an alert held for review or waiting on a delay was requested with the
         # recipients of its time; whoever was removed from the action since is not mailed.
         for email in [e for e in targets if e not in now_on]:
             batch.deliveries.append(Delivery(request.alert_id, email, None, "skipped", REMOVED))
         targets = [e for e in targets if e in now_on]
+    # Mailed at the spelling this request's action wrote (I1: the opt-in is the key's).
     confirmed = [
-        statuses[e] for e in targets if e in statuses and statuses[e].status == "confirmed"
+        replace(statuses[e], address=written[e])
+        for e in targets
+        if e in statuses and statuses[e].status == "confirmed"
     ]
     for email in targets:
         if email not in statuses or statuses[email].status != "confirmed":
@@ -292,7 +312,12 @@ async def _build(
         # its own alert, with the reason, and nobody else's.
         parts = await run_with_budget(partial(mails.rendered, request))
         built = [
-            (rcpt, mails.alert(settings, request, rcpt.email, rcpt.generation, language, parts))
+            (
+                rcpt,
+                mails.alert(
+                    settings, request, rcpt.email, rcpt.generation, language, parts, rcpt.mail_to
+                ),
+            )
             for rcpt in confirmed
         ]
     except Exception as exc:
@@ -303,12 +328,12 @@ async def _build(
         return
     for rcpt, message in built:
         mail = OutgoingMail(
-            dedupe_key=f"alert:{request.alert_id}:{rcpt.email}",
+            dedupe_key=derived_id("alert", request.alert_id, rcpt.email),
             kind=ALERT,
             account_id=request.account_id,
             message=message,
             mail_from=request.action.from_email,
-            rcpt_to=rcpt.email,
+            rcpt_to=rcpt.mail_to,
         )
         batch.outgoing.append((request.alert_id, rcpt.email, mail))
 

@@ -12,14 +12,14 @@ from starlette.routing import Route
 
 from services.alert_dispatcher import handlers
 from services.alert_dispatcher.adapters.repository import PostgresAlertStore
-from shared.domain.flow_rules import alert_recipients
+from services.alert_dispatcher.domain.recipients import alert_addresses
 from shared.http import error
 from shared.runtime import Runtime
 
 
 def routes(rt: Runtime) -> list[Route]:
     async def resend(request: Request, account: str) -> Response:
-        folded = alert_recipients([request.path_params["email"]])
+        folded = list(alert_addresses([request.path_params["email"]]))
         if not folded:
             return error(422, "not a valid email address")
         email = folded[0]

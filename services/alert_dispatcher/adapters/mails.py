@@ -33,8 +33,10 @@ def confirmation(
     from_email: str,
     pages: PageSettings | None = None,
     renewal: str = "",
+    to: str | None = None,
 ) -> Message:
-    """A3, W3: the mail whose button confirms a new alert recipient."""
+    """A3, W3: the mail whose button confirms a new alert recipient. `email` is the
+    recipient's key (I1), bound into the link; `to` the spelling mailed (default `email`)."""
     pages = pages or PageSettings()
     lang = pages.language or "en"
     brand = pages.brand(account_id)
@@ -58,7 +60,7 @@ def confirmation(
     return compose(
         mail_from=from_email,
         from_name=pages.display_name,
-        to=email,
+        to=to or email,
         subject=mail.subject,
         text=mail.text,
         html=mail.html,
@@ -92,11 +94,13 @@ def alert(
     generation: int,
     language: str | None = None,
     parts: tuple[str, str, str] | None = None,
+    to: str | None = None,
 ) -> Message:
     """One recipient's copy of an alert (A5): their own unsubscribe link in the footer and
     in `List-Unsubscribe` (RFC 8058 one-click POST), and a Message-ID fixed by (alert,
     recipient) so that a copy resent after a crash is recognisably the same mail (A9).
-    `parts` is what `rendered` made (rendered here when not given)."""
+    `parts` is what `rendered` made (rendered here when not given). `email` is the
+    recipient's key (I1), bound into the link; `to` the spelling mailed (default `email`)."""
     action = request.action
     unsubscribe = link(
         settings,
@@ -112,7 +116,7 @@ def alert(
         mail_from=action.from_email,
         from_name=action.from_name,
         reply_to=action.reply_to,
-        to=email,
+        to=to or email,
         subject=subject,
         text=text + footer_text,
         html=f"<div>{html}</div>{footer_html}",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
-from services.alert_dispatcher.domain.recipients import Recipient
+from services.alert_dispatcher.domain.recipients import Recipient, recipient_key
 from services.alert_dispatcher.ports import (
     ActionKey,
     AlertAction,
@@ -126,6 +126,8 @@ class MemoryAlertStore:
 
     async def save_recipient(self, account_id: str, recipient: Recipient) -> None:
         key = (account_id, recipient.email)
+        if recipient.address is None and key in self.people:
+            recipient = replace(recipient, address=self.people[key].address)
         self.people[key] = recipient
         if key not in self.asked_at or self.asked_at[key].sender is None:
             # Like `coalesce(asked_at, updated_at)`: not asked yet reads as "now".
@@ -200,7 +202,7 @@ class MemoryAlertStore:
     async def recipient_states(self, claimed: Sequence[QueuedMail]) -> dict[int, str]:
         states = {}
         for m in claimed:
-            email = m.rcpt_to.lower()
+            email = recipient_key(m.rcpt_to)
             listed = self._action_of(m.id)
             if listed is not None and email not in listed:
                 states[m.id] = "removed from the alert"

@@ -2,19 +2,26 @@
 triggered and the mails those alerts became.
 
 The dispatcher keeps no address of the profile, only keyed hashes of it on each alert
-(to find alerts by email or phone). Recipients are team members, not the person; their
-addresses stay. Erase empties the alert mails' bodies (the person's name, properties
-and event were rendered into them) and cancels those not sent yet.
+(to find alerts by email or phone), in the normal form of the address (I1), so a request
+naming any spelling finds them; alerts stored before that form existed carry the hash of
+the trimmed, case-folded spelling, which is looked for too. Recipients are team members,
+not the person; their addresses stay. Erase empties the alert mails' bodies (the
+person's name, properties and event were rendered into them) and cancels those not sent
+yet.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import unicodedata
 from typing import Any
 
 import asyncpg
 
 from shared.contracts import PrivacyRequest
 from shared.db.rows import affected, row_dicts
+from shared.domain.identity import email_identity
 from shared.privacy import hash_secret, subject_hashes
 from shared.settings import Settings
 
@@ -27,7 +34,9 @@ class AlertPrivacy:
 
     async def resolve(self, conn: asyncpg.Connection, request: PrivacyRequest) -> list[str]:
         ids = {request.profile_id} if request.profile_id else set()
-        hashes = subject_hashes(hash_secret(self._settings), request.email, request.phone_number)
+        secret = hash_secret(self._settings)
+        hashes = subject_hashes(secret, request.email, request.phone_number)
+        hashes += legacy_email_hashes(secret, request.email)
         if hashes:
             rows = await conn.fetch(
                 "SELECT DISTINCT profile_id FROM alerts WHERE account_id = $1"
@@ -88,3 +97,23 @@ class AlertPrivacy:
             )
         )
         return {"mail_queue": mails, "alert_deliveries": deliveries, "alerts": finished}
+
+
+def legacy_email_hashes(secret: str, email: str | None) -> list[str]:
+    """The hashes an alert stored before I1's normal form may carry for `email`: the
+    HMAC of `strip().casefold()` of the spelling the profile had, tried for each of the
+    address's NFC or NFD, Unicode- or IDNA-domain spellings (case did not matter then)."""
+    key = email_identity(email)
+    if not key:
+        return []
+    local, _, domain = key.rpartition("@")
+    try:
+        unicode_domain = domain.encode("ascii").decode("idna")
+    except UnicodeError:
+        unicode_domain = domain
+    forms = {f"{local}@{d}" for d in (domain, unicode_domain)}
+    forms |= {unicodedata.normalize("NFD", f) for f in forms}
+    return sorted(
+        hmac.new(secret.encode(), f"email:{f.casefold()}".encode(), hashlib.sha256).hexdigest()
+        for f in forms
+    )

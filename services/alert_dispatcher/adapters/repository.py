@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from services.alert_dispatcher.domain.recipients import Recipient
+from services.alert_dispatcher.domain.recipients import Recipient, recipient_key
 from services.alert_dispatcher.ports import (
     ActionKey,
     AlertAction,
@@ -124,18 +124,23 @@ class PostgresAlertStore:
         self, account_id: str, emails: Sequence[str], *, lock: bool = False
     ) -> dict[str, Recipient]:
         rows = await self._conn.fetch(
-            "SELECT email, status, generation FROM recipients WHERE account_id = $1"
+            "SELECT email, status, generation, address FROM recipients WHERE account_id = $1"
             " AND email = ANY($2::text[]) ORDER BY email" + (" FOR UPDATE" if lock else ""),
             account_id,
             list(emails),
         )
-        return {r["email"]: Recipient(r["email"], r["status"], r["generation"]) for r in rows}
+        return {
+            r["email"]: Recipient(r["email"], r["status"], r["generation"], r["address"])
+            for r in rows
+        }
 
     async def save_recipient(self, account_id: str, recipient: Recipient) -> None:
         await self._conn.execute(
-            "INSERT INTO recipients (account_id, email, status, generation) VALUES ($1,$2,$3,$4)"
+            "INSERT INTO recipients (account_id, email, status, generation, address)"
+            " VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (account_id, email) DO UPDATE SET status = EXCLUDED.status,"
             " generation = EXCLUDED.generation, updated_at = now(),"
+            " address = coalesce(EXCLUDED.address, recipients.address),"
             " confirmed_at = CASE WHEN EXCLUDED.status = 'confirmed' THEN now()"
             "                     ELSE recipients.confirmed_at END,"
             " disabled_at = CASE WHEN EXCLUDED.status = 'disabled' THEN now()"
@@ -144,6 +149,7 @@ class PostgresAlertStore:
             recipient.email,
             recipient.status,
             recipient.generation,
+            recipient.address,
         )
 
     async def mark_asked(self, account_id: str, email: str, sender: str) -> None:
@@ -249,7 +255,7 @@ class PostgresAlertStore:
             "   AND a.flow_id = al.flow_id AND a.step_id = al.step_id",
             [m.id for m in claimed],
             [m.account_id for m in claimed],
-            [m.rcpt_to.lower() for m in claimed],
+            [recipient_key(m.rcpt_to) for m in claimed],
         )
         return {r["id"]: r["status"] for r in rows}
 

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.alert_dispatcher.adapters import queries
+from services.alert_dispatcher.domain.recipients import recipient_key
 from services.alert_dispatcher.http import views
 from shared.http import error
 from shared.runtime import Runtime
@@ -60,6 +61,6 @@ async def activity(rt: Runtime, request: Request, account: str) -> Response:
     email = request.query_params.get("email")
     async with rt.db.pool.acquire() as conn:
         alerts = await queries.activity(
-            conn, account, email.strip().lower() if email else None, _limit(request)
+            conn, account, recipient_key(email) if email else None, _limit(request)
         )
     return JSONResponse({"account_id": account, "alerts": [views.alert(a) for a in alerts]})

@@ -15,7 +15,11 @@ from starlette.routing import Route
 from services.alert_dispatcher import handlers
 from services.alert_dispatcher.adapters import mails, queries
 from services.alert_dispatcher.adapters.repository import PostgresAlertStore
-from services.alert_dispatcher.domain.recipients import on_confirm, on_unsubscribe
+from services.alert_dispatcher.domain.recipients import (
+    on_confirm,
+    on_unsubscribe,
+    recipient_key,
+)
 from shared.contracts import utcnow
 from shared.links import InvalidToken, verify
 from shared.pages import Brand, gettext, language_of, page, stylesheet_route, texts
@@ -51,7 +55,9 @@ class LinkPages:
         """(account, email, generation) of a genuine token, else None."""
         try:
             claims = verify(self._secret, purpose, request.query_params.get("token", ""))
-            return str(claims["a"]), str(claims["e"]), int(claims["g"])
+            # The key of the opt-in (I1); a link minted before keys were normal forms
+            # names the same recipient.
+            return str(claims["a"]), recipient_key(str(claims["e"])), int(claims["g"])
         except (InvalidToken, KeyError, TypeError, ValueError):
             return None
 

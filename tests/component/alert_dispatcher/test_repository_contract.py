@@ -4,6 +4,7 @@ what the database does."""
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -239,3 +240,41 @@ async def test_page_settings_of_accounts_that_set_some(h: Harness) -> None:
     got = await s.pages([A, "other"])
     assert list(got) == [A]
     assert (got[A].display_name, got[A].language) == ("Acme", "de")
+
+
+async def test_i1_a_recipient_keeps_the_spelling_to_mail_and_a_save_without_one_keeps_it(
+    h: Harness,
+) -> None:
+    s = h.store
+    key = "lead@xn--bcher-kva.de"
+    await s.save_recipient(A, Recipient(key, "unconfirmed", 1, "Lead@xn--bcher-kva.de"))
+    await s.save_recipient(A, Recipient(key, "confirmed", 1))
+    got = (await s.recipients(A, [key]))[key]
+    assert (got.status, got.address, got.mail_to) == (
+        "confirmed",
+        "Lead@xn--bcher-kva.de",
+        "Lead@xn--bcher-kva.de",
+    )
+
+
+async def test_i1_recipient_states_at_send_time_read_any_spelling_of_the_recipient(
+    h: Harness,
+) -> None:
+    s = h.store
+    await s.save_recipient(A, Recipient("lead@xn--bcher-kva.de", "disabled", 1))
+    queued = await s.queue_mails(
+        [
+            _mail("m-nfd", unicodedata.normalize("NFD", "LEAD@Bücher.de")),
+            _mail("m-p", "Lead@xn--bcher-kva.de"),
+        ]
+    )
+    states = await s.recipient_states(
+        [
+            _claimed(i, m)
+            for m, i in (
+                (unicodedata.normalize("NFD", "LEAD@Bücher.de"), queued["m-nfd"]),
+                ("Lead@xn--bcher-kva.de", queued["m-p"]),
+            )
+        ]
+    )
+    assert set(states.values()) == {"disabled"}
