@@ -41,9 +41,14 @@ def phone_forms(phone: str | None) -> list[str]:
 
 @functools.lru_cache(maxsize=65536)
 def subject_hash(secret: str, kind: str, value: str) -> str:
-    """HMAC-SHA256 of one address (`kind` is `email` or `phone`), hex. Cached: every
+    """HMAC-SHA256 of one address (`kind` is `email`, `phone` or `profile`), hex. Cached: every
     subscribe checks its profile's addresses against the erased ones (P2)."""
-    norm = normalize_email(value) if kind == "email" else normalize_phone(value)
+    if kind == "email":
+        norm = normalize_email(value)
+    elif kind == "phone":
+        norm = normalize_phone(value)
+    else:
+        norm = value  # `profile`: an id is compared as it is
     mac = hmac.new(secret.encode(), f"{kind}:{norm}".encode(), hashlib.sha256)
     return mac.hexdigest()
 
@@ -56,6 +61,12 @@ def subject_hashes(secret: str, email: str | None, phone: str | None) -> list[st
     if phone and normalize_phone(phone):
         out.append(subject_hash(secret, "phone", phone))
     return out
+
+
+def profile_hash(secret: str, profile_id: str) -> str:
+    """The keyed hash of an erased profile id (P2: a new event or act for the same id is
+    held like one for the erased address)."""
+    return subject_hash(secret, "profile", profile_id)
 
 
 def hash_secret(settings: Settings) -> str:

@@ -250,10 +250,13 @@ class Settings(BaseSettings):
         one key given to two accounts is refused (X6), the error naming the accounts and
         never the key."""
         keys: dict[str, str] = {}
-        for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
+        for n, raw in enumerate(self.api_keys.split(","), start=1):
+            if not (pair := raw.strip()):
+                continue
             account, sep, key = pair.partition(":")
             if not sep or not account or not key:
-                raise ValueError(f"API_KEYS entry {pair!r} is not account:key")
+                # X6: name the entry by its place, never by its text (it may hold a key).
+                raise ValueError(f"API_KEYS entry {n} is not account:key")
             first = keys.setdefault(key, account)
             if first != account:
                 raise ValueError(

@@ -55,7 +55,7 @@ from shared.domain.identity import derived_id
 from shared.domain.profiles import merged_profile
 from shared.kafka import Received, dead_letter
 from shared.pages.accounts import PageSettings
-from shared.privacy import hash_secret, subject_hashes
+from shared.privacy import hash_secret, profile_hash, subject_hashes
 from shared.privacy_requests import PrivacyStore, handle
 from shared.settings import Settings
 
@@ -431,11 +431,14 @@ async def _erased(
         if req.act.action == "unsubscribe":
             continue
         merged = _merge(stored[req.key].profile, req.profile, req.profile_id)
-        hashes = subject_hashes(
-            secret, merged.get("email"), req.act.phone_number or merged.get("phone_number")
-        )
-        if hashes:
-            wanted[id(req)] = hashes
+        # P2: held by any spelling of the erased address or number (I1), and by the
+        # erased profile id itself.
+        wanted[id(req)] = [
+            *subject_hashes(
+                secret, merged.get("email"), req.act.phone_number or merged.get("phone_number")
+            ),
+            profile_hash(secret, req.profile_id),
+        ]
     if not wanted:
         return {}
     pairs = [(r.account_id, h) for r in requests for h in wanted.get(id(r), [])]

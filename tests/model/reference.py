@@ -8,6 +8,7 @@ events: if production agrees with this after any arrival order, production is ri
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,17 @@ class ConsentModel:
         return {k: v for k, v in status.items() if v != "never_subscribed"}, phone
 
 
+# Letters that render as nothing (Hangul fillers) and the blank braille pattern.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def has_visible_text(text: str | None) -> bool:
+    """C11: at least one visible character after Unicode normalisation: a letter,
+    number, punctuation mark or symbol that is not one of the blank ones."""
+    norm = unicodedata.normalize("NFKC", text or "")
+    return any(unicodedata.category(c)[0] in "LNPS" and c not in _BLANK_LETTERS for c in norm)
+
+
 def slots_of(a: Received) -> list[str]:
     if a.channel == "push":
         return ["push"]
@@ -79,7 +91,7 @@ def slots_of(a: Received) -> list[str]:
 
 def refused(a: Received) -> bool:
     """Acts nobody may apply: C11 resubscribe without evidence; X3a odd combinations."""
-    has_evidence = bool((a.evidence or "").strip())
+    has_evidence = has_visible_text(a.evidence)
     return (
         (a.action == "resubscribe" and not has_evidence)
         or (a.channel != "email" and (a.list_id is not None or a.scope != "group"))
@@ -93,7 +105,7 @@ def _apply(
     """Fold one act into `status`; returns the phone number afterwards."""
     if refused(a):
         return phone
-    if a.number_only and a.phone != phone:
+    if a.number_only and phone is not None and a.phone != phone:
         # C6: the number's act while the profile has another number: remembered for it.
         (opted_out.add if a.action == "unsubscribe" else opted_out.discard)(a.phone)
         return phone
@@ -127,7 +139,7 @@ def _act(status: dict[str, str], a: Received) -> bool:
             status[k] = "unsubscribed"
         return True
     values = {status.get(k, "never_subscribed") for k in slots_of(a)}
-    evidence = bool((a.evidence or "").strip())
+    evidence = has_visible_text(a.evidence)
     opted_out = "unsubscribed" in values
     if opted_out and not (a.own or evidence):
         # C11: email asks the person (a confirmation mail); anything else is refused.

@@ -19,7 +19,7 @@ from shared.contracts import PrivacyRequest, PrivacyResult
 from shared.contracts.privacy import PRIVACY_SERVICES
 from shared.db.rows import affected, plain, row_dicts
 from shared.db.uow import UnitOfWork
-from shared.privacy import normalize_email, subject_hashes
+from shared.privacy import normalize_email, profile_hash, subject_hashes
 
 ERASED = "[erased]"
 
@@ -35,9 +35,9 @@ class ConsentPrivacy:
         if request.email:
             rows = await conn.fetch(
                 "SELECT profile_id FROM consent_state WHERE account_id = $1"
-                " AND (lower(email) = $2 OR lower(profile->>'email') = $2)"
+                " AND email_key = $2"
                 " UNION SELECT profile_id FROM confirmations WHERE account_id = $1"
-                " AND lower(email) = $2",
+                " AND email_key = $2",
                 request.account_id,
                 normalize_email(request.email),
             )
@@ -99,6 +99,7 @@ class ConsentPrivacy:
         hashes = sorted(
             {h for e in emails for h in subject_hashes(self._secret, e, None)}
             | {h for p in phones for h in subject_hashes(self._secret, None, p)}
+            | {profile_hash(self._secret, p) for p in profile_ids}
         )
         await _remember_erased(conn, request, hashes)
         out = {"erased_subjects": len(hashes)}
@@ -180,7 +181,8 @@ async def _drop_mails(
     conn: asyncpg.Connection, account: str, profile_ids: list[str], emails: set[str]
 ) -> int:
     """Unsent mails to the addresses, and unsent confirmation mails of the profiles."""
-    mails = [normalize_email(e) for e in emails]
+    # Mails go to an address as the profile spelled it: every stored spelling is here.
+    mails = sorted({e.strip().lower() for e in emails})
     cids = [
         r["confirmation_id"]
         for r in await conn.fetch(

@@ -57,6 +57,22 @@ async def profile(pool: asyncpg.Pool, account_id: str, profile_id: str) -> Store
     return StoredProfile(ProfileConsent.from_json(row["state"]), dict(row["profile"] or {}))
 
 
+async def erased(pool: asyncpg.Pool, account_id: str, hashes: list[str]) -> bool:
+    """P2: whether any of the keyed hashes (of a profile id, address or number) belongs
+    to an erased person whose hold has not been lifted by new consent with evidence."""
+    if not hashes:
+        return False
+    async with pool.acquire() as conn:
+        return bool(
+            await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM erased_subjects WHERE account_id = $1"
+                " AND subject_hash = ANY($2::text[]))",
+                account_id,
+                hashes,
+            )
+        )
+
+
 async def suppressions(pool: asyncpg.Pool, account_id: str, profile_id: str) -> list[dict]:
     """The suppressions in force for the profile, as the suppression service last said."""
     async with pool.acquire() as conn:

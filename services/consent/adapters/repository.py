@@ -28,6 +28,7 @@ from services.consent.ports import (
 from shared.db import mail_queue
 from shared.db.batches import columns, copy_rows
 from shared.db.uow import UnitOfWork
+from shared.domain.identity import email_identity
 from shared.pages import accounts as page_accounts
 from shared.pages.accounts import PageSettings
 
@@ -93,17 +94,19 @@ class PostgresConsentRepository:
                     email.status,
                     email.consented_at,
                     email.method,
+                    email_identity(stored.profile.get("email")),
                 )
             )
         await self.conn.execute(
             "UPDATE consent_state s SET state = u.state::jsonb, profile = u.profile::jsonb,"
             " email = u.email, phone_number = u.phone, email_status = u.status,"
-            " email_consented_at = u.consented_at, email_method = u.method, updated_at = now()"
+            " email_consented_at = u.consented_at, email_method = u.method,"
+            " email_key = u.email_key, updated_at = now()"
             " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-            " $6::text[], $7::text[], $8::timestamptz[], $9::text[])"
-            " AS u(a, p, state, profile, email, phone, status, consented_at, method)"
+            " $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::text[])"
+            " AS u(a, p, state, profile, email, phone, status, consented_at, method, email_key)"
             " WHERE s.account_id = u.a AND s.profile_id = u.p",
-            *columns(rows, 9),
+            *columns(rows, 10),
         )
 
     async def append_history(self, rows: Sequence[HistoryRow]) -> None:
@@ -173,14 +176,15 @@ class PostgresConsentRepository:
         """Keep the attributes of profiles heard of through other topics (read side)."""
         if profiles:
             await self.conn.executemany(
-                "INSERT INTO consent_state (account_id, profile_id, profile, email)"
-                " VALUES ($1, $2, $3::jsonb, $3::jsonb->>'email')"
+                "INSERT INTO consent_state (account_id, profile_id, profile, email, email_key)"
+                " VALUES ($1, $2, $3::jsonb, $3::jsonb->>'email', $4)"
                 " ON CONFLICT (account_id, profile_id) DO UPDATE SET"
                 " profile = consent_state.profile || jsonb_strip_nulls(EXCLUDED.profile),"
-                " email = coalesce(EXCLUDED.email, consent_state.email)",
+                " email = coalesce(EXCLUDED.email, consent_state.email),"
+                " email_key = coalesce(EXCLUDED.email_key, consent_state.email_key)",
                 # lock order as in lock_states
                 [
-                    (p.account_id, p.profile_id, p.profile)
+                    (p.account_id, p.profile_id, p.profile, email_identity(p.profile.get("email")))
                     for p in sorted(profiles, key=lambda p: (p.account_id, p.profile_id))
                 ],
             )
@@ -250,16 +254,17 @@ class PostgresConsentRepository:
             return set()
         got = await self.conn.fetch(
             "INSERT INTO confirmations (confirmation_id, account_id, profile_id, channel,"
-            " list_id, scope, method, email)"
+            " list_id, scope, method, email, email_key)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-            " $6::text[], $7::text[], $8::text[])"
+            " $6::text[], $7::text[], $8::text[], $9::text[])"
             " ON CONFLICT DO NOTHING RETURNING confirmation_id",
             *columns(
                 [
-                    astuple(c)[:8]  # the columns above; the database stamps the rest
+                    # the columns above; the database stamps the rest
+                    (*astuple(c)[:8], email_identity(c.email))
                     for c in confirmations
                 ],
-                8,
+                9,
             ),
         )
         return {r["confirmation_id"] for r in got}

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, overload
 
 from shared.domain.identity import phone_identity
+from shared.domain.text import visible
 
 Status = Literal["subscribed", "unsubscribed", "never_subscribed"]
 NEVER = "never_subscribed"
@@ -254,8 +255,9 @@ class Act:
     claimed_at: datetime | None = None  # the future time claimed before clamping (X3)
     # C6: an act of the phone number itself (a keyword, or an SMS opt-out made under
     # another profile that carries the number), applied to a profile that carries the
-    # number now or later. It never moves the profile to the number: while the profile
-    # has another number, it is only remembered for this one (`opted_out_numbers`).
+    # number now or later. It never moves the profile from another number to this one:
+    # while the profile has another number, it is only remembered for this one
+    # (`opted_out_numbers`).
     number_only: bool = False
 
     @property
@@ -264,7 +266,9 @@ class Act:
 
     @property
     def has_evidence(self) -> bool:
-        return bool((self.evidence or "").strip())
+        """C11: a reference to written consent has at least one visible character
+        (zero-width, format and blank characters alone are no evidence)."""
+        return visible(self.evidence)
 
     def to_json(self) -> dict[str, Any]:
         """The act as logged: fields at their default are left out (the log is read and

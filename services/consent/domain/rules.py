@@ -182,7 +182,7 @@ def step(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outc
     new state, C9 events, history rows, a confirmation to send (C8) or a rejection."""
     if (reason := invalid(act)) is not None:
         return _rejected(state, act, reason)
-    if act.number_only and normalize_phone(act.phone_number) != state.phone_number:
+    if act.number_only and state.phone_number not in (None, normalize_phone(act.phone_number)):
         return Outcome(_for_another_number(state, act))
     after_phone, history = _change_phone(state, act)
     if act.channel == "sms" and after_phone.phone_number is None:
@@ -228,8 +228,8 @@ def step(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outc
 
 
 def _for_another_number(state: ProfileConsent, act: Act) -> ProfileConsent:
-    """C6: a number's own act for a profile that has another number (or none) at that
-    time: an opt-out is remembered for the number, so the profile comes back to it
+    """C6: a number's own act for a profile that has another number at that time (a
+    profile without a number takes it, as from any act that carries one): an opt-out is remembered for the number, so the profile comes back to it
     unsubscribed (`_change_phone`); a START from the number lifts that memory."""
     number = normalize_phone(act.phone_number)
     if number is None:

@@ -16,6 +16,7 @@ from services.consent.domain.reachability import can_receive, shown_reasons
 from shared.contracts import ConsentCommand, topics, utcnow
 from shared.http import error, iso
 from shared.operator import command_id, invalid, json_body, queue_command
+from shared.privacy import hash_secret, profile_hash, subject_hashes
 from shared.runtime import Runtime
 
 OPERATOR_ACTS = ("subscribe", "unsubscribe", "resubscribe")
@@ -27,8 +28,10 @@ def profile_view(
     list_id: str | None = None,
     client_id: str | None = None,
     user_id: str | None = None,
+    erased: bool = False,
 ) -> dict[str, Any]:
-    """C14: per channel status, timestamps, method, `can_receive` and suppression reasons."""
+    """C14: per channel status, timestamps, method, `can_receive` and suppression reasons.
+    P2: a profile held by an erase (its id, address or number) can receive nothing."""
     view = state.view()
     channels = {}
     for key in CHANNEL_SLOTS:
@@ -39,7 +42,8 @@ def profile_view(
             "consented_at": iso(ch["consented_at"]),
             "method": ch["method"],
             "phone_number": ch["phone_number"],
-            "can_receive": can_receive(state, suppressions, key, list_id, client_id, user_id),
+            "can_receive": not erased
+            and can_receive(state, suppressions, key, list_id, client_id, user_id),
             "suppressions": shown_reasons(suppressions, sup_channel) if key != "push" else [],
         }
     return {
@@ -47,15 +51,28 @@ def profile_view(
         "lists": view["lists"],
         "opt_outs": view["opt_outs"],
         "phone_number": state.phone_number,
+        "erased_hold": erased,
     }
 
 
 async def show(rt: Runtime, request: Request, account: str) -> Response:
-    """C14: a profile's consent per channel with can_receive (S6) and suppressions."""
+    """C14: a profile's consent per channel with can_receive (S6) and suppressions.
+    P2: an erased profile id, or a profile carrying an erased address or number in any
+    spelling (I1), is shown with `erased_hold` and can receive nothing."""
     profile_id = request.path_params["profile_id"]
     stored = await queries.profile(rt.db.pool, account, profile_id)
     sups = await queries.suppressions(rt.db.pool, account, profile_id)
-    if stored is None and not sups:
+    profile = stored.profile if stored else {}
+    secret = hash_secret(rt.settings)
+    held = await queries.erased(
+        rt.db.pool,
+        account,
+        [
+            *subject_hashes(secret, profile.get("email"), profile.get("phone_number")),
+            profile_hash(secret, profile_id),
+        ],
+    )
+    if stored is None and not sups and not held:
         return error(404, "profile not found")
     state = stored.state if stored else ProfileConsent.from_json(None)
     q = request.query_params
@@ -64,8 +81,10 @@ async def show(rt: Runtime, request: Request, account: str) -> Response:
         {
             "account_id": account,
             "profile_id": profile_id,
-            "profile": stored.profile if stored else {},
-            **profile_view(state, sups, q.get("list_id"), q.get("client_id"), q.get("user_id")),
+            "profile": profile,
+            **profile_view(
+                state, sups, q.get("list_id"), q.get("client_id"), q.get("user_id"), held
+            ),
             "pending_confirmations": [
                 {"list_id": p.list_id, "scope": p.scope, "requested_at": p.requested_at.isoformat()}
                 for p in pending
