@@ -229,8 +229,9 @@ def step(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outc
 
 def _for_another_number(state: ProfileConsent, act: Act) -> ProfileConsent:
     """C6: a number's own act for a profile that has another number at that time (a
-    profile without a number takes it, as from any act that carries one): an opt-out is remembered for the number, so the profile comes back to it
-    unsubscribed (`_change_phone`); a START from the number lifts that memory."""
+    profile without a number takes it, as from any act that carries one): an opt-out is
+    remembered for the number, so the profile comes back to it unsubscribed
+    (`_change_phone`); a START from the number lifts that memory."""
     number = normalize_phone(act.phone_number)
     if number is None:
         return state
