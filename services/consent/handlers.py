@@ -29,13 +29,14 @@ from services.consent.ports import (
     Confirmation,
     ConsentRepository,
     HistoryRow,
+    IdentityAct,
     Key,
     KnownProfile,
-    NumberAct,
     PrivacyLedger,
     Publisher,
     Stored,
     SuppressionList,
+    identity_key,
 )
 from shared.contracts import (
     ConsentChanged,
@@ -51,7 +52,7 @@ from shared.contracts import (
 )
 from shared.db import mail_queue
 from shared.db.uow import UnitOfWork
-from shared.domain.identity import derived_id
+from shared.domain.identity import derived_id, email_identity
 from shared.domain.profiles import merged_profile
 from shared.kafka import Received, dead_letter
 from shared.pages.accounts import PageSettings
@@ -199,30 +200,31 @@ async def apply_acts(
 ) -> list[Outcome]:
     """Apply `requests` in order on one transaction; returns each one's outcome (a
     rejection is the caller's to report). State, history, events and confirmation mails
-    are written together, set-based. The acts also reach every other profile their
-    phone number protects (C6: see `apply_with_numbers`)."""
-    done = await apply_with_numbers(repo, outbox, requests, (), settings, now)
+    are written together, set-based. An opt-out also reaches every other profile that
+    carries its address or number (I1, C6: see `apply_with_identities`)."""
+    done = await apply_with_identities(repo, outbox, requests, (), settings, now)
     return [out for req, out, original in done if original]
 
 
-async def apply_with_numbers(
+async def apply_with_identities(
     repo: ConsentRepository,
     outbox: Publisher,
     requests: Sequence[Request],
-    numbers: Sequence[NumberAct],
+    kept: Sequence[IdentityAct],
     settings: Settings,
     now: datetime | None = None,
 ) -> list[tuple[Request, Outcome, bool]]:
-    """Apply `requests` and the acts of phone numbers themselves (`numbers`: keywords),
-    on one transaction. C6: an SMS opt-out holds for the number, for every profile that
-    carries it now or later, so each number act (and each SMS opt-out among `requests`)
-    is kept in the number's ledger and applied to every profile on the number now, and
-    every act that brings a number first folds in that number's ledger. Returns every
-    applied (request, outcome, whether it was one of `requests`), in order."""
-    if not requests and not numbers:
+    """Apply `requests` and acts of an address or number itself (`kept`: keywords), on
+    one transaction. I1, C6: an opt-out holds for the address or number it was made for,
+    for every profile that carries it now or later. So each such act (every act in
+    `kept`, and each opt-out among `requests`) is kept in the identity ledger and applied
+    to every profile that carries the identity now, and every act of a profile first
+    folds in the ledger of the identities the profile carries. Returns every applied
+    (request, outcome, whether it was one of `requests`), in order."""
+    if not requests and not kept:
         return []
     stored = await repo.lock_states(r.key for r in requests)
-    widened = await _widen(repo, requests, numbers, stored)
+    widened = await _widen(repo, requests, kept, stored)
     extra = {r.key for r, _ in widened} - set(stored)
     if extra:
         stored |= await repo.lock_states(extra)
@@ -250,60 +252,78 @@ async def apply_with_numbers(
 
 
 def _number_of(req: Request, stored: Mapping[Key, Stored]) -> str | None:
-    """The number an act is about (C6): the one it carries, else for an SMS act the
-    number the profile's SMS consent belongs to."""
+    """The number an act is about (C6): the one it carries, else the number the
+    profile's SMS consent belongs to."""
     if req.act.phone_number:
         return normalize_phone(req.act.phone_number)
-    if req.act.channel == "sms" and req.key in stored:
-        return stored[req.key].state.phone_number
-    return None
+    return stored[req.key].state.phone_number if req.key in stored else None
 
 
-def _opts_out_number(req: Request, number: str | None) -> bool:
-    """C6: an SMS opt-out (any method, any profile) holds for the number itself."""
+def _address_of(req: Request, stored: Mapping[Key, Stored]) -> str | None:
+    """The profile's email address in its I1 normal form, with what the act brings."""
+    known = stored[req.key].profile if req.key in stored else {}
+    return email_identity((req.profile or {}).get("email") or known.get("email"))
+
+
+def _identities(req: Request, stored: Mapping[Key, Stored]) -> list[str]:
+    """The ledger keys of what the profile of an act carries (I1, C6)."""
+    number, address = _number_of(req, stored), _address_of(req, stored)
+    return [
+        *([identity_key("phone", number)] if number else []),
+        *([identity_key("email", address)] if address else []),
+    ]
+
+
+def _kept_for(req: Request, stored: Mapping[Key, Stored]) -> list[IdentityAct]:
+    """What an opt-out leaves in the ledger (I1, C6): an SMS opt-out for its number, as
+    the number's act; an email opt-out for the address, without the profile's number."""
     act = req.act
-    return (
-        number is not None
-        and act.channel == "sms"
-        and act.action == "unsubscribe"
-        and invalid(act) is None
-    )
+    if act.action != "unsubscribe" or invalid(act) is not None:
+        return []
+    if act.channel == "sms" and (number := _number_of(req, stored)):
+        kept = replace(act, number_only=True, phone_number=number)
+        return [IdentityAct(req.account_id, identity_key("phone", number), kept, req.headers)]
+    if act.channel == "email" and (address := _address_of(req, stored)):
+        kept = replace(act, phone_number=None)
+        return [IdentityAct(req.account_id, identity_key("email", address), kept, req.headers)]
+    return []
 
 
 async def _widen(
     repo: ConsentRepository,
     requests: Sequence[Request],
-    numbers: Sequence[NumberAct],
+    kept: Sequence[IdentityAct],
     stored: Mapping[Key, Stored],
 ) -> list[tuple[Request, bool]]:
-    """The requests with what C6 adds: before each act that is about a number, that
-    number's ledger (acts it already holds are skipped by `decide`, X2); after each SMS
-    opt-out, and for each number act, the same act for every profile on the number now.
-    The new number acts are added to the ledger."""
-    about = [_number_of(r, stored) for r in requests]
-    new = list(numbers) + [
-        NumberAct(r.account_id, n, replace(r.act, number_only=True, phone_number=n))
-        for r, n in zip(requests, about, strict=True)
-        if n is not None and _opts_out_number(r, n)
-    ]
-    await repo.add_number_acts(new)
-    ledger = await repo.number_acts(
-        {(r.account_id, n) for r, n in zip(requests, about, strict=True) if n}
+    """The requests with what I1 and C6 add: before each act, the ledger of what its
+    profile carries (acts the profile already has are skipped by `decide`, X2); after
+    them, each new ledger act for every profile that carries its identity now. The new
+    ledger acts are kept."""
+    about = [_identities(r, stored) for r in requests]
+    new = [*kept, *(k for r in requests for k in _kept_for(r, stored))]
+    await repo.add_identity_acts(new)
+    ledger = await repo.identity_acts(
+        {(r.account_id, key) for r, keys in zip(requests, about, strict=True) for key in keys}
     )
-    for na in new:  # acts of this batch, in the order they came
-        acts = ledger.setdefault((na.account_id, na.phone_number), [])
-        if all(a.act_id != na.act.act_id for a in acts):
-            acts.append(na.act)
-    on_number = await repo.profiles_by_phone({(na.account_id, na.phone_number) for na in new})
+    for k in new:  # acts of this batch, in the order they came
+        acts = ledger.setdefault((k.account_id, k.identity), [])
+        if all(a.act_id != k.act.act_id for a in acts):
+            acts.append(k.act)
+    carriers = await repo.profiles_by_identity({(k.account_id, k.identity) for k in new})
     out: list[tuple[Request, bool]] = []
-    for req, number in zip(requests, about, strict=True):
-        for act in ledger.get((req.account_id, number or ""), []):
-            if act.act_id != req.act.act_id:
-                out.append((Request(req.account_id, req.profile_id, act), False))
+    for req, keys in zip(requests, about, strict=True):
+        folded = {
+            a.act_id: a
+            for key in keys
+            for a in ledger.get((req.account_id, key), [])
+            if a.act_id != req.act.act_id
+        }
+        for act in sorted(folded.values(), key=lambda a: a.version):
+            out.append((Request(req.account_id, req.profile_id, act), False))
         out.append((req, True))
-    for na in new:
-        for profile_id in on_number.get((na.account_id, na.phone_number), []):
-            out.append((Request(na.account_id, profile_id, na.act, headers=na.headers), False))
+    for k in new:
+        for profile_id in carriers.get((k.account_id, k.identity), []):
+            out.append((Request(k.account_id, profile_id, k.act, headers=k.headers), False))
     return out
 
 
@@ -582,12 +602,17 @@ async def on_sms_inbound(
     if not texts:
         return
     traces = {i.message.message_id: i.trace.headers() for i in items}
-    numbers = [
-        NumberAct(msg.account_id, number, keyword_act(msg, word), headers=traces[msg.message_id])
+    kept = [
+        IdentityAct(
+            msg.account_id,
+            identity_key("phone", number),
+            keyword_act(msg, word),
+            headers=traces[msg.message_id],
+        )
         for msg, word in texts
         if word != "help" and (number := normalize_phone(msg.phone_number))
     ]
-    done = await apply_with_numbers(repo, outbox, (), numbers, settings)
+    done = await apply_with_identities(repo, outbox, (), kept, settings)
     after: dict[str, list[ProfileConsent]] = {}
     for req, outcome, _ in done:
         after.setdefault(req.act.act_id, []).append(outcome.state)

@@ -104,14 +104,21 @@ class KnownProfile:
 
 
 @dataclass(frozen=True)
-class NumberAct:
-    """C6: an act of a phone number itself, kept for every profile that carries it."""
+class IdentityAct:
+    """I1, C6: an opt-out (or a number's own START) kept for the address or number it
+    was made for, so it holds for every profile that carries it, now or later.
+    `identity` is `phone:<E.164>` or `email:<I1 normal form>` (`identity_key`)."""
 
     account_id: str
-    phone_number: str
+    identity: str
     act: Act
     # The trace headers of the input that brought it (X4); not kept in the ledger.
     headers: Mapping[str, str] | None = field(default=None, compare=False)
+
+
+def identity_key(kind: str, normal_form: str) -> str:
+    """The ledger key of an address (`email`) or number (`phone`) in its I1 form."""
+    return f"{kind}:{normal_form}"
 
 
 class ConsentRepository(Protocol):
@@ -155,13 +162,19 @@ class ConsentRepository(Protocol):
     async def profile_email(self, key: Key) -> str | None:
         """The email address stored for a profile."""
 
-    async def number_acts(
+    async def identity_acts(
         self, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], list[Act]]:
-        """C6: the acts of each (account, E.164 number) itself, oldest first."""
+        """I1, C6: the acts kept for each (account, identity), oldest first."""
 
-    async def add_number_acts(self, rows: Sequence[NumberAct]) -> None:
-        """C6: keep acts of numbers (a redelivered act is kept once)."""
+    async def add_identity_acts(self, rows: Sequence[IdentityAct]) -> None:
+        """I1, C6: keep acts for addresses and numbers (a redelivered act is kept once)."""
+
+    async def profiles_by_identity(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[str]]:
+        """Profile ids that carry each (account, identity) now: the number their SMS
+        consent belongs to, or their email address in the I1 normal form."""
 
     async def add_confirmations(self, confirmations: Sequence[Confirmation]) -> set[str]:
         """Record pending confirmations; the ids that are new (a redelivery adds none)."""

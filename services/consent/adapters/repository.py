@@ -19,9 +19,9 @@ from services.consent.ports import (
     AccountSettings,
     Confirmation,
     HistoryRow,
+    IdentityAct,
     Key,
     KnownProfile,
-    NumberAct,
     Stored,
     SuppressionList,
 )
@@ -208,38 +208,61 @@ class PostgresConsentRepository:
             out.setdefault((r["account_id"], r["phone_number"]), []).append(r["profile_id"])
         return out
 
-    async def number_acts(
+    async def identity_acts(
         self, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], list[Act]]:
-        """C6: the acts of each (account, number) itself, oldest first."""
+        """I1, C6: the acts kept for each (account, identity), oldest first."""
         wanted = list(set(pairs))
         if not wanted:
             return {}
         rows = await self.conn.fetch(
-            "SELECT n.account_id, n.phone_number, n.act::text AS act FROM number_acts n"
-            " JOIN unnest($1::text[], $2::text[]) AS k(a, ph)"
-            " ON n.account_id = k.a AND n.phone_number = k.ph",
+            "SELECT n.account_id, n.identity, n.act::text AS act FROM identity_acts n"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, i)"
+            " ON n.account_id = k.a AND n.identity = k.i",
             [p[0] for p in wanted],
             [p[1] for p in wanted],
         )
         out: dict[tuple[str, str], list[Act]] = {}
         for r in rows:
-            out.setdefault((r["account_id"], r["phone_number"]), []).append(
+            out.setdefault((r["account_id"], r["identity"]), []).append(
                 Act.from_json(json.loads(r["act"]))
             )
         return {k: sorted(v, key=lambda a: a.version) for k, v in out.items()}
 
-    async def add_number_acts(self, rows: Sequence[NumberAct]) -> None:
-        """C6: keep acts of numbers, once each."""
+    async def add_identity_acts(self, rows: Sequence[IdentityAct]) -> None:
+        """I1, C6: keep acts for addresses and numbers, once each."""
         if rows:
             await self.conn.executemany(
-                "INSERT INTO number_acts (account_id, phone_number, act_id, act)"
+                "INSERT INTO identity_acts (account_id, identity, act_id, act)"
                 " VALUES ($1, $2, $3, $4::text::jsonb) ON CONFLICT DO NOTHING",
                 [
-                    (r.account_id, r.phone_number, r.act.act_id, json.dumps(r.act.to_json()))
+                    (r.account_id, r.identity, r.act.act_id, json.dumps(r.act.to_json()))
                     for r in rows
                 ],
             )
+
+    async def profiles_by_identity(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[str]]:
+        """Profiles carrying each (account, identity) now (I1, C6)."""
+        wanted = list(set(pairs))
+        if not wanted:
+            return {}
+        kinds = [i.partition(":") for _, i in wanted]
+        rows = await self.conn.fetch(
+            "SELECT k.a AS account_id, k.i AS identity, s.profile_id FROM consent_state s"
+            " JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(a, i, kind, v)"
+            " ON s.account_id = k.a AND ((k.kind = 'phone' AND s.phone_number = k.v)"
+            " OR (k.kind = 'email' AND s.email_key = k.v)) ORDER BY s.profile_id",
+            [p[0] for p in wanted],
+            [p[1] for p in wanted],
+            [k[0] for k in kinds],
+            [k[2] for k in kinds],
+        )
+        out: dict[tuple[str, str], list[str]] = {}
+        for r in rows:
+            out.setdefault((r["account_id"], r["identity"]), []).append(r["profile_id"])
+        return out
 
     async def profile_email(self, key: Key) -> str | None:
         return await self.conn.fetchval(

@@ -16,12 +16,13 @@ from services.consent.ports import (
     AccountSettings,
     Confirmation,
     HistoryRow,
+    IdentityAct,
     Key,
     KnownProfile,
-    NumberAct,
     Stored,
     SuppressionList,
 )
+from shared.domain.identity import email_identity
 from shared.pages import accounts as page_accounts
 from shared.pages.accounts import PageSettings
 
@@ -46,7 +47,7 @@ class InMemoryConsentRepository:
     confirmations: dict[str, Confirmation] = field(default_factory=dict)
     erased: set[tuple[str, str]] = field(default_factory=set)
     mails: dict[str, Any] = field(default_factory=dict)
-    numbers: dict[tuple[str, str], dict[str, Act]] = field(default_factory=dict)
+    ledger: dict[tuple[str, str], dict[str, Act]] = field(default_factory=dict)
 
     async def lock_states(self, keys: Iterable[Key]) -> dict[Key, Stored]:
         out = {}
@@ -125,21 +126,39 @@ class InMemoryConsentRepository:
                 out[(account, phone)] = ids
         return out
 
-    async def number_acts(
+    async def identity_acts(
         self, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], list[Act]]:
         out: dict[tuple[str, str], list[Act]] = {}
-        for pair in set(pairs):
-            acts = self.numbers.get(tuple(pair), {})  # type: ignore[call-overload]
+        for account, identity in set(pairs):
+            acts = self.ledger.get((account, identity), {})
             if acts:
-                out[tuple(pair)] = sorted(acts.values(), key=lambda a: a.version)  # type: ignore[index]
+                out[(account, identity)] = sorted(acts.values(), key=lambda a: a.version)
         return out
 
-    async def add_number_acts(self, rows: Sequence[NumberAct]) -> None:
+    async def add_identity_acts(self, rows: Sequence[IdentityAct]) -> None:
         for r in rows:
-            self.numbers.setdefault((r.account_id, r.phone_number), {}).setdefault(
-                r.act.act_id, r.act
+            self.ledger.setdefault((r.account_id, r.identity), {}).setdefault(r.act.act_id, r.act)
+
+    async def profiles_by_identity(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[str]]:
+        out: dict[tuple[str, str], list[str]] = {}
+        for account, identity in set(pairs):
+            kind, _, value = identity.partition(":")
+            ids = sorted(
+                k.profile_id
+                for k, row in self.rows.items()
+                if k.account_id == account
+                and (
+                    row.phone_number == value
+                    if kind == "phone"
+                    else email_identity(row.email) == value
+                )
             )
+            if ids:
+                out[(account, identity)] = ids
+        return out
 
     async def profile_email(self, key: Key) -> str | None:
         row = self.rows.get(Key(*key))

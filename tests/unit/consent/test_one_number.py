@@ -114,3 +114,38 @@ async def test_c6_c13_start_from_the_number_lifts_its_opt_out_for_every_profile(
     assert status(repo, "p2", "sms_marketing") == "subscribed"
     replies = [r.body for r in outbox.on(topics.SMS_OUTBOUND)]
     assert "unsubscribed" in replies[0] and "subscribed to messages again" in replies[1]
+
+
+async def test_i1_an_email_opt_out_holds_for_every_profile_carrying_the_address() -> None:
+    """I1: profiles that carry one address in any spelling are one person for an
+    opt-out, now or later; a subscribe of one never subscribes another."""
+    import unicodedata
+
+    repo, outbox = InMemoryConsentRepository(), FakeOutbox()
+    early = NOW - timedelta(hours=2)
+    spellings = (
+        "José.Ng@Bücher.example",
+        unicodedata.normalize("NFD", " JOSÉ.NG@BÜCHER.EXAMPLE "),
+        "josé.ng@xn--bcher-kva.example",
+    )
+    await run(
+        repo,
+        outbox,
+        command("p1", email=spellings[0], consented_at=early),
+        command("p2", email=spellings[1], consented_at=early),
+    )
+    assert status(repo, "p2") == "subscribed"
+    await run(repo, outbox, command("p1", "unsubscribe", email=spellings[0]))
+    assert status(repo, "p1") == status(repo, "p2") == "unsubscribed"
+    # A new profile with the punycode spelling: its form subscribe asks the person
+    # (C11: a confirmation mail) instead of subscribing.
+    await run(repo, outbox, command("p3", email=spellings[2], consented_at=datetime.now(UTC)))
+    assert status(repo, "p3") == "unsubscribed"
+    assert repo.mails  # the confirmation mail, the person's own way back in
+    back = command("p1", "resubscribe", email=spellings[0], evidence="signed form 9",
+                   consented_at=datetime.now(UTC))  # fmt: skip
+    await run(repo, outbox, back)
+    assert status(repo, "p1") == "subscribed"
+    assert status(repo, "p2") == status(repo, "p3") == "unsubscribed"
+    ids = [c.change_id for c in outbox.on(topics.CONSENT_CHANGES)]
+    assert len(ids) == len(set(ids))
