@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -595,3 +597,166 @@ async def _review_count(url: str, acct: str) -> dict | None:
     doc = await activity_api(url, acct, "held")
     review = doc.get("steps", {}).get("alert", {}).get("in_review", {})
     return review if review.get("count") == 1 else None
+
+
+# --- F2: future-dated events; P2, I1: an erased person is not messaged again --------------
+
+ZOE = "Zoë@Bücher.example"
+MESSAGES = [
+    {"id": "mail", "type": "email", "next": "text"},
+    {"id": "text", "type": "sms", "next": None},
+]
+
+
+def person_event(
+    account: str, p: str, email: str | None, phone: str | None, time: str | None = None
+) -> dict:
+    ev = event(account, p, time=time or datetime.now(UTC).isoformat())
+    ev["profile"] = {"id": p, "email": email, "phone_number": phone}
+    return ev
+
+
+async def _requests_of(kafka: Kafka, acct: str, p: str, n: int) -> list[dict] | None:
+    found = [r for r in await outputs(kafka, topics.MESSAGE_REQUESTS, acct) if r["profile_id"] == p]
+    return found if len(found) >= n else None
+
+
+async def _sms_consent_known(url: str, acct: str, p: str) -> bool:
+    r = await api(url, acct, f"/profiles/{p}/reachability")
+    consent = r.json()["consent"] if r.status_code == 200 else None
+    return ((consent or {}).get("sms_marketing") or {}).get("status") == "subscribed"
+
+
+async def _erase(kafka: Kafka, acct: str, **names: str) -> dict:
+    """Publish an erase and wait for the executor's part of it."""
+    request_id = f"r-{uuid.uuid4().hex}"
+    request = {"request_id": request_id, "account_id": acct, "action": "erase", **names}
+    await kafka.send(topics.PRIVACY_REQUESTS, next(iter(names.values())), request)
+
+    async def done() -> dict | None:
+        for _, v in await kafka.read_all(topics.PRIVACY_RESULTS):
+            if v and v["request_id"] == request_id and v["service"] == "flow_executor":
+                return v
+        return None
+
+    return await eventually(done)
+
+
+async def test_f2_an_event_dated_2099_does_not_pin_the_address_of_a_later_event(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "mail", [MESSAGES[0] | {"next": None}]))
+    await in_force(url, acct, "mail", 1)
+    p = pid()
+    await send_event(kafka, person_event(acct, p, "old@example.com", None, "2099-01-01T00:00:00Z"))
+    await eventually(lambda: _requests_of(kafka, acct, p, 1))
+    await send_event(kafka, person_event(acct, p, "new@example.com", None))
+    found = await eventually(lambda: _requests_of(kafka, acct, p, 2))
+    assert [r["profile"]["email"] for r in found] == ["old@example.com", "new@example.com"]
+    r = await api(url, acct, f"/profiles/{p}/reachability")
+    assert r.json()["profile"]["email"] == "new@example.com"
+
+
+async def test_p2_i1_after_an_erase_no_email_or_sms_reaches_the_id_or_any_spelling(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "msg", MESSAGES))
+    await in_force(url, acct, "msg", 1)
+    erased, upper, nfd, puny, by_phone = (pid() for _ in range(5))
+    phone = "+12125550100"
+    for p in (erased, by_phone):  # SMS consent before the erase
+        sms = {"sms_marketing": {"status": "subscribed", "phone_number": phone}}
+        await kafka.send(
+            topics.CONSENT_CHANGES, p, consent(acct, p, "Subscribed to SMS Marketing", "sms", **sms)
+        )
+        await eventually(lambda p=p: _sms_consent_known(url, acct, p))
+    await send_event(kafka, person_event(acct, erased, ZOE, phone))
+    assert {
+        r["channel"] for r in await eventually(lambda: _requests_of(kafka, acct, erased, 2))
+    } == {
+        "email",
+        "sms",
+    }
+    part = await _erase(kafka, acct, profile_id=erased)
+    assert part["profile_ids"] == [erased]
+
+    spellings = {
+        erased: (ZOE, phone),
+        upper: ("  ZOË@BÜCHER.EXAMPLE ", None),
+        nfd: (unicodedata.normalize("NFD", ZOE), None),
+        puny: ("zoë@xn--bcher-kva.EXAMPLE", None),
+        by_phone: ("someone@else.example", "+1 (212) 555-0100"),
+    }
+    for p, (email, number) in spellings.items():
+        await send_event(kafka, person_event(acct, p, email, number))
+
+    async def skips() -> list[dict] | None:
+        found = [
+            a
+            for a in await activity_of(kafka, acct, "skipped")
+            if a["profile_id"] in spellings and a["step_id"] == "mail"
+        ]
+        return found if len(found) >= len(spellings) else None
+
+    mails = await eventually(skips)
+    assert {a["profile_id"]: a["reason"] for a in mails} == {
+        p: "Skipped: erased (P2)" for p in spellings
+    }
+    await eventually(lambda: _n(activity_of(kafka, acct, "exited"), 1 + len(spellings)))
+    after = [r for r in await outputs(kafka, topics.MESSAGE_REQUESTS, acct)]
+    assert len(after) == 2  # the two sent before the erase, nothing since
+    for p in (erased, upper, by_phone):
+        r = await api(url, acct, f"/profiles/{p}/reachability")
+        assert r.status_code == 200
+        blocked = r.json()["blocked"]
+        assert blocked["email"] == blocked["sms_marketing"] == "erased (P2)"
+
+
+async def test_p2_a_subscribe_after_the_erase_lets_that_channel_go_to_that_profile(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "msg", MESSAGES))
+    await in_force(url, acct, "msg", 1)
+    p = pid()
+    await send_event(kafka, person_event(acct, p, ZOE, None))
+    await eventually(lambda: _requests_of(kafka, acct, p, 1))
+    await _erase(kafka, acct, profile_id=p)
+    again = consent(
+        acct,
+        p,
+        "Subscribed to Email Marketing",
+        at=datetime.now(UTC).isoformat(),
+        email={"status": "subscribed"},
+    )
+    await kafka.send(topics.CONSENT_CHANGES, p, again)
+
+    async def lifted() -> bool:
+        r = await api(url, acct, f"/profiles/{p}/reachability")
+        return r.status_code == 200 and "email" not in r.json()["blocked"]
+
+    await eventually(lifted)
+    await send_event(kafka, person_event(acct, p, ZOE, None))
+    found = await eventually(lambda: _requests_of(kafka, acct, p, 2))
+    assert [r["channel"] for r in found] == ["email", "email"]
+    r = await api(url, acct, f"/profiles/{p}/reachability")
+    assert r.json()["blocked"]["sms_marketing"] == "erased (P2)"
+
+
+async def test_p2_i1_an_erase_finds_the_profile_by_any_spelling_of_its_address(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "msg", MESSAGES))
+    await in_force(url, acct, "msg", 1)
+    by_mail, by_phone = pid(), pid()
+    await send_event(kafka, person_event(acct, by_mail, ZOE, None))
+    await send_event(kafka, person_event(acct, by_phone, "x@y.example", "+12125550142"))
+    await eventually(lambda: _requests_of(kafka, acct, by_mail, 1))
+    await eventually(lambda: _requests_of(kafka, acct, by_phone, 1))
+    spelled = " " + unicodedata.normalize("NFD", "ZOË@xn--bcher-kva.example")
+    assert (await _erase(kafka, acct, email=spelled))["profile_ids"] == [by_mail]
+    assert (await _erase(kafka, acct, phone_number="+1 212-555-0142"))["profile_ids"] == [by_phone]
+    assert (await api(url, acct, f"/profiles/{by_mail}/reachability")).json()["profile"] is None

@@ -12,9 +12,16 @@ from datetime import timedelta
 import pytest
 
 from services.flow_executor.adapters.repository import PostgresFlowRepository
+from services.flow_executor.domain.erasure import ErasureHold, subjects
 from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
 from services.flow_executor.domain.runs import ProfileState, Run, new_run
-from services.flow_executor.ports import FlowRepository, HeldReview, Observed
+from services.flow_executor.ports import (
+    FlowRepository,
+    HeldReview,
+    Observed,
+    Resubscribed,
+    SubjectQuery,
+)
 from shared.contracts import utcnow
 from shared.db.pool import create_pool
 from tests.unit.flow_executor.fakes import InMemoryFlowRepository
@@ -209,3 +216,46 @@ async def test_f7_consent_and_suppressions_keep_the_newest(repo: FlowRepository,
     assert state.consent == {"email": {"status": "unsubscribed"}}
     assert state.suppressions == suppressed
     assert state.profile is None
+
+
+SECRET = "contract-test-privacy-hash-secret-32-bytes"
+
+
+async def test_p2_i1_an_erased_subject_holds_every_profile_that_carries_it(
+    repo: FlowRepository, acct: str
+) -> None:
+    erased = subjects(SECRET, "p-1", ["Ada@Example.com"], ["+15555550100"])
+    await repo.hold_erased(acct, erased, NOW)
+    queries = [
+        SubjectQuery(acct, "p-1", subjects(SECRET, "p-1")),
+        SubjectQuery(acct, "p-2", subjects(SECRET, "p-2", [" ADA@example.COM "])),
+        SubjectQuery(acct, "p-3", subjects(SECRET, "p-3", [], ["+1 555 555 0100"])),
+        SubjectQuery(acct, "p-4", subjects(SECRET, "p-4", ["bob@example.com"])),
+        SubjectQuery("another-account", "p-1", subjects(SECRET, "p-1")),
+    ]
+    holds = await repo.erasure_holds(queries)
+    assert holds == {(acct, p): ErasureHold(NOW, {}) for p in ("p-1", "p-2", "p-3")}
+    assert await repo.erasure_holds([]) == {}
+
+
+async def test_p2_a_later_erase_moves_the_hold_and_resubscriptions_keep_the_newest(
+    repo: FlowRepository, acct: str
+) -> None:
+    erased = subjects(SECRET, "p-1", ["ada@example.com"])
+    await repo.hold_erased(acct, erased, NOW)
+    await repo.hold_erased(acct, erased, NOW + timedelta(hours=1))
+    await repo.hold_erased(acct, erased, NOW - timedelta(hours=1))  # an older one: no move
+    later = NOW + timedelta(hours=2)
+    await repo.note_resubscribed(
+        [
+            Resubscribed(acct, "p-1", "email", later),
+            Resubscribed(acct, "p-1", "email", NOW),
+            Resubscribed(acct, "p-1", "sms", NOW),
+            Resubscribed(acct, "p-2", "email", later),
+        ]
+    )
+    await repo.note_resubscribed([Resubscribed(acct, "p-1", "sms", NOW - timedelta(days=1))])
+    [(key, hold)] = (await repo.erasure_holds([SubjectQuery(acct, "p-1", erased)])).items()
+    assert key == (acct, "p-1")
+    assert hold.erased_at == NOW + timedelta(hours=1)
+    assert dict(hold.resubscribed) == {"email": later, "sms": NOW}
