@@ -16,6 +16,7 @@ import asyncpg
 from shared.contracts import PrivacyRequest, PrivacyResult, topics, utcnow
 from shared.db import outbox_erasure
 from shared.db.uow import UnitOfWork
+from shared.domain.identity import derived_id
 from shared.kafka import Received
 from shared.privacy import hash_secret
 from shared.settings import Settings
@@ -42,7 +43,7 @@ class PrivacyStore(Protocol):
 
 def message_id(request: PrivacyRequest) -> str:
     """The inbox id of a request: one export or erase per request id and account."""
-    return f"{request.account_id}:{request.request_id}"
+    return derived_id(request.account_id, request.request_id)
 
 
 async def handle(

@@ -35,6 +35,7 @@ from shared.contracts.flows import (
     SplitStep,
     Step,
 )
+from shared.domain.identity import email_identity
 from shared.templates import BudgetSandbox, refused_tags
 
 _PARSER = BudgetSandbox()
@@ -190,15 +191,16 @@ def fold(email: str) -> str:
 
 
 def normalise_recipients(recipients: list[str]) -> tuple[list[str], list[str]]:
-    """(folded unique recipients in order, errors)."""
+    """(folded unique recipients in order, errors). I1: spellings of one address (case,
+    NFC/NFD, punycode or Unicode domain) are one recipient, kept as first written."""
     errors = []
-    seen: dict[str, None] = {}
+    seen: dict[str, str] = {}
     for raw in recipients:
         if problem := email_error(raw):
             errors.append(f"recipient {raw!r} is not a valid email address ({problem})")
             continue
-        seen.setdefault(fold(raw), None)
-    return list(seen), errors
+        seen.setdefault(email_identity(raw) or fold(raw), fold(raw))
+    return list(seen.values()), errors
 
 
 def forbidden_tags(template: str) -> list[str]:

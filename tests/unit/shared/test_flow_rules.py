@@ -54,3 +54,21 @@ def test_importing_the_contracts_loads_no_mail_or_template_code() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_i1_spellings_of_one_recipient_are_one_recipient() -> None:
+    """Six spellings of one address are one recipient (I1), not "more than five"."""
+    import unicodedata
+
+    from shared.domain.flow_rules import normalise_recipients
+
+    spellings = [
+        "Lead@Bücher.example",
+        "lead@xn--bcher-kva.example",
+        " LEAD@BÜCHER.EXAMPLE ",
+        unicodedata.normalize("NFD", "lead@bücher.example"),
+        "lEaD@bücher.example",
+        "lead@BÜCHER.example",
+    ]
+    recipients, errors = normalise_recipients(spellings)
+    assert errors == [] and recipients == ["lead@bücher.example"]
