@@ -373,6 +373,11 @@ async def _apply_one(
     writes.touched.add(req.key)
     writes.history += [HistoryRow(req.account_id, req.profile_id, h) for h in outcome.history]
     if outcome.rejection is not None:
+        # I1, C6: the service now knows the profile carries this address and number, so
+        # a later opt-out of either (or the number's START) reaches it; its consent is
+        # left as it was.
+        carried = {k: profile[k] for k in ("email", "phone_number") if profile.get(k)}
+        row.profile = {**row.profile, "id": req.profile_id, **carried}
         return outcome
     row.profile = profile
     if outcome.confirmation is not None:

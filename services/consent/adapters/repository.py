@@ -252,7 +252,8 @@ class PostgresConsentRepository:
         rows = await self.conn.fetch(
             "SELECT k.a AS account_id, k.i AS identity, s.profile_id FROM consent_state s"
             " JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(a, i, kind, v)"
-            " ON s.account_id = k.a AND ((k.kind = 'phone' AND s.phone_number = k.v)"
+            " ON s.account_id = k.a AND ((k.kind = 'phone' AND (s.phone_number = k.v"
+            " OR (s.phone_number IS NULL AND s.profile->>'phone_number' = k.v)))"
             " OR (k.kind = 'email' AND s.email_key = k.v)) ORDER BY s.profile_id",
             [p[0] for p in wanted],
             [p[1] for p in wanted],

@@ -151,7 +151,7 @@ class InMemoryConsentRepository:
                 for k, row in self.rows.items()
                 if k.account_id == account
                 and (
-                    row.phone_number == value
+                    (row.phone_number or row.profile.get("phone_number")) == value
                     if kind == "phone"
                     else email_identity(row.email) == value
                 )
