@@ -124,7 +124,7 @@ def worlds(draw: Any) -> tuple[list[ProfileCard], list[Any], Any]:
     )
     texts = st.builds(
         Text,
-        st.sampled_from(NUMBERS[:n_people] + (STRANGER,)).flatmap(phone_spellings),
+        st.sampled_from((*NUMBERS[:n_people], STRANGER)).flatmap(phone_spellings),
         st.sampled_from(STOP_WORDS + START_WORDS),
         minute,
     )
