@@ -223,6 +223,12 @@ async def apply_with_identities(
     (request, outcome, whether it was one of `requests`), in order."""
     if not requests and not kept:
         return []
+    # Identities first (what the acts themselves name), then profiles: every batch
+    # takes its locks in that order.
+    await repo.lock_identities(
+        [(k.account_id, k.identity) for k in kept]
+        + [(r.account_id, key) for r in requests for key in _identities(r, {})]
+    )
     stored = await repo.lock_states(r.key for r in requests)
     widened = await _widen(repo, requests, kept, stored)
     extra = {r.key for r, _ in widened} - set(stored)
@@ -300,6 +306,10 @@ async def _widen(
     them, each new ledger act for every profile that carries its identity now. The new
     ledger acts are kept."""
     about = [_identities(r, stored) for r in requests]
+    # What only the stored profiles name (their number or address) is locked now.
+    await repo.lock_identities(
+        (r.account_id, key) for r, keys in zip(requests, about, strict=True) for key in keys
+    )
     new = [*kept, *(k for r in requests for k in _kept_for(r, stored))]
     await repo.add_identity_acts(new)
     ledger = await repo.identity_acts(

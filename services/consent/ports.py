@@ -162,6 +162,11 @@ class ConsentRepository(Protocol):
     async def profile_email(self, key: Key) -> str | None:
         """The email address stored for a profile."""
 
+    async def lock_identities(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Hold each (account, identity) until commit, so that two batches about one
+        address or number (a STOP and a new profile's subscribe, say) never miss each
+        other's ledger rows and carriers."""
+
     async def identity_acts(
         self, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], list[Act]]:

@@ -223,7 +223,7 @@ def nps_event(pid: str, person: dict[str, Any]) -> ProfileEvent:
 
 async def store_runs(db: Database, pid: str, person: dict[str, Any]) -> None:
     async with db.uow() as uow:
-        work = FlowUnitOfWork(uow)
+        work = FlowUnitOfWork(uow, hash_secret(SETTINGS))
         definition = DefinitionRecord(nps_flow(), "0:0:x")
         await executor.save_definitions(work, [received_as(definition, nps_flow())])
         await executor.enter_from_events(
@@ -271,7 +271,7 @@ def erase_with(privacy: Any):
 SERVICES = {
     "consent": (store_consent, erase_consent),
     "suppression": (store_suppressions, erase_suppressions),
-    "flow_executor": (store_runs, erase_with(FlowPrivacy())),
+    "flow_executor": (store_runs, erase_with(FlowPrivacy(hash_secret(SETTINGS)))),
     "alert_dispatcher": (store_alerts, erase_with(AlertPrivacy(SETTINGS))),
 }
 

@@ -114,7 +114,7 @@ def _change(reason: str, list_id: str | None = None) -> tuple[str, SuppressionCh
     suppressed for `reason`: its pure `decide` and its message builder."""
     outcome = decide(SuppressionState(), Command("suppress", reason, AT, "email", list_id), 7)
     [message] = change_messages(
-        "acme", "p-1", {"id": "p-1", "email": "ada@example.com"}, "sc-9", outcome, AT
+        "acme", "p-1", {"id": "p-1", "email": "ada@example.com"}, ["sc-9"], outcome, AT
     )
     return topics.SUPPRESSION_CHANGES, message
 

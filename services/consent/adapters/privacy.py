@@ -15,10 +15,12 @@ from typing import Any
 import asyncpg
 
 from services.consent.domain.model import ProfileConsent, normalize_phone
+from services.consent.ports import identity_key
 from shared.contracts import PrivacyRequest, PrivacyResult
 from shared.contracts.privacy import PRIVACY_SERVICES
 from shared.db.rows import affected, plain, row_dicts
 from shared.db.uow import UnitOfWork
+from shared.domain.identity import email_identity, phone_identity
 from shared.privacy import normalize_email, profile_hash, subject_hashes
 
 ERASED = "[erased]"
@@ -106,6 +108,7 @@ class ConsentPrivacy:
         out["consent_history"] = await _blank_history(conn, request, profile_ids)
         out["mail_queue"] = await _drop_mails(conn, request.account_id, profile_ids, emails)
         out |= await _delete_rows(conn, request.account_id, profile_ids)
+        out["identity_acts"] = await _drop_identity_acts(conn, request.account_id, emails, phones)
         await drop_sms_replies(conn, phones)
         return out
 
@@ -225,6 +228,25 @@ async def _delete_rows(
         )
     )
     return out
+
+
+async def _drop_identity_acts(
+    conn: asyncpg.Connection, account: str, emails: set[str], phones: set[str]
+) -> int:
+    """The opt-outs kept for the person's addresses and numbers (I1, C6) name them: they
+    go, and the erase hold (the keyed hashes above) protects every profile that carries
+    them in their place, more strictly (nothing but evidence lifts it)."""
+    keys = {identity_key("email", k) for e in emails if (k := email_identity(e))}
+    keys |= {identity_key("phone", k) for p in phones if (k := phone_identity(p))}
+    if not keys:
+        return 0
+    return affected(
+        await conn.execute(
+            "DELETE FROM identity_acts WHERE account_id = $1 AND identity = ANY($2::text[])",
+            account,
+            sorted(keys),
+        )
+    )
 
 
 def plain_dict(value: Any) -> Any:

@@ -5,6 +5,7 @@ Read-side queries of the HTTP API are in `queries.py`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple
@@ -28,7 +29,7 @@ from services.consent.ports import (
 from shared.db import mail_queue
 from shared.db.batches import columns, copy_rows
 from shared.db.uow import UnitOfWork
-from shared.domain.identity import email_identity
+from shared.domain.identity import derived_id, email_identity
 from shared.pages import accounts as page_accounts
 from shared.pages.accounts import PageSettings
 
@@ -208,6 +209,17 @@ class PostgresConsentRepository:
             out.setdefault((r["account_id"], r["phone_number"]), []).append(r["profile_id"])
         return out
 
+    async def lock_identities(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Transaction-level advisory locks, taken in one global order (no deadlock
+        between two batches that lock identities only)."""
+        keys = sorted({_lock_key(a, i) for a, i in pairs})
+        if keys:
+            await self.conn.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[])"
+                " WITH ORDINALITY AS t(k, n) ORDER BY n",
+                keys,
+            )
+
     async def identity_acts(
         self, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], list[Act]]:
@@ -353,3 +365,9 @@ def _history_columns(row: HistoryRow) -> tuple[Any, ...]:
         h.claimed_at,
         h.reason,
     )
+
+
+def _lock_key(account_id: str, identity: str) -> int:
+    """A signed 64-bit advisory lock key for one (account, identity)."""
+    digest = hashlib.sha256(derived_id("identity", account_id, identity).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)

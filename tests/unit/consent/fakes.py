@@ -48,6 +48,7 @@ class InMemoryConsentRepository:
     erased: set[tuple[str, str]] = field(default_factory=set)
     mails: dict[str, Any] = field(default_factory=dict)
     ledger: dict[tuple[str, str], dict[str, Act]] = field(default_factory=dict)
+    locked_identities: set[tuple[str, str]] = field(default_factory=set)
 
     async def lock_states(self, keys: Iterable[Key]) -> dict[Key, Stored]:
         out = {}
@@ -125,6 +126,9 @@ class InMemoryConsentRepository:
             if ids:
                 out[(account, phone)] = ids
         return out
+
+    async def lock_identities(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self.locked_identities.update(pairs)
 
     async def identity_acts(
         self, pairs: Iterable[tuple[str, str]]
