@@ -113,3 +113,14 @@ def _subscribed(consent: Mapping[str, Any] | None, channel: str) -> bool:
         return "subscribed" in (_status(consent, "sms_marketing"), _status(consent, channel))
     slot = "sms_marketing" if channel == "sms" else channel
     return _status(consent, slot) == "subscribed"
+
+
+def alert_block(hold: ErasureHold | None, consent: Mapping[str, Any] | None) -> str | None:
+    """P2: an internal alert about a person an erase holds is skipped too (the alert
+    would carry the person to staff mailboxes), until the person consented again after
+    the erase on some channel (then they are back, by their own act with evidence)."""
+    if hold is None:
+        return None
+    if any(erasure_block(c, hold, consent) is None for c in ("email", "sms_marketing", "push")):
+        return None
+    return ERASED

@@ -36,7 +36,6 @@ from services.flow_executor.domain.walker import (
     advance,
     resume,
 )
-from shared.contracts.flows import EmailStep, SmsStep
 
 DELAY_PASSED = "delay passed"
 
@@ -219,7 +218,7 @@ def _walk(walk: Walk, state: Mapping[ProfileKey, ProfileState], now: datetime) -
     person = known.profile or stored.context.get("person", {})
     run = replace(stored, context={**stored.context, "person": person})
 
-    def blocked(step: EmailStep | SmsStep) -> str | None:
+    def blocked(step: ActionStep) -> str | None:
         return blocked_reason(step, known.consent, known.suppressions, person, known.erasure)
 
     effects: list[Effect] = []

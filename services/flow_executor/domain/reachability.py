@@ -13,22 +13,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.flow_executor.domain.erasure import ErasureHold, erasure_block
-from shared.contracts.flows import EmailStep, SmsStep
+from services.flow_executor.domain.erasure import ErasureHold, alert_block, erasure_block
+from shared.contracts.flows import EmailStep, InternalAlertStep, SmsStep
 from shared.domain.reachability import blocked, opted_out
 
 __all__ = ["blocked_reason", "opted_out"]
 
 
 def blocked_reason(
-    step: EmailStep | SmsStep,
+    step: EmailStep | SmsStep | InternalAlertStep,
     consent: Mapping[str, Any] | None,
     suppressions: Sequence[Mapping[str, Any]],
     profile: Mapping[str, Any] | None = None,
     erasure: ErasureHold | None = None,
 ) -> str | None:
     """Why `step` may not go to the profile right now, or None when it may. An erase
-    that holds the profile (P2) comes first: it says the most about why."""
+    that holds the profile (P2) comes first: it says the most about why. An internal
+    alert is held by that erase only (it goes to staff, not to the profile)."""
+    if isinstance(step, InternalAlertStep):
+        held = alert_block(erasure, consent)
+        return None if held is None else f"Skipped: {held}"
     channel = "email" if isinstance(step, EmailStep) else f"sms_{step.purpose}"
     if (held := erasure_block(channel, erasure, consent)) is not None:
         return f"Skipped: {held}"

@@ -74,12 +74,13 @@ def advance(
     flow: FlowDefinition,
     start: str | None,
     context: Mapping[str, Any],
-    blocked: Callable[[EmailStep | SmsStep], str | None],
+    blocked: Callable[[ActionStep], str | None],
 ) -> list[Decision]:
     """The decisions from step `start` until the walk must stop.
 
-    `blocked(step)` answers why an email/SMS action may not reach the profile right now
-    (F6), or None when it may."""
+    `blocked(step)` answers why an action may not run for the profile right now, or None
+    when it may: an email/SMS action may not reach the profile (F6), an internal alert
+    is about a person an erase holds (P2)."""
     steps = {s.id: s for s in flow.steps}
     decisions: list[Decision] = []
     current = start
@@ -105,7 +106,7 @@ def advance(
             return decisions
         if step.mode == "draft":
             decisions.append(Skip(step.id, SKIPPED_DRAFT))
-        elif isinstance(step, EmailStep | SmsStep) and (reason := blocked(step)):
+        elif reason := blocked(step):
             decisions.append(Skip(step.id, reason))
         elif step.mode == "manual":
             decisions.append(HoldForReview(step))
@@ -120,7 +121,7 @@ def resume(
     flow: FlowDefinition,
     delay_step_id: str,
     context: Mapping[str, Any],
-    blocked: Callable[[EmailStep | SmsStep], str | None],
+    blocked: Callable[[ActionStep], str | None],
 ) -> list[Decision]:
     """The decisions when the delay `delay_step_id` is due, walking `flow` (the version
     in force now) from the step after that delay."""

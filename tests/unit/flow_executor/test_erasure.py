@@ -328,3 +328,22 @@ async def test_p2_regression_an_sms_subscribe_after_the_erase_lifts_sms_for_that
     await handlers.enter_from_events(work, [received(ev("p-1", "ß@A.example", PHONE))])
     assert [r.channel for r in work.on(topics.MESSAGE_REQUESTS)] == ["sms"]
     assert skipped(work) == [("p-1", "mail", SKIPPED)]
+
+
+async def test_p2_an_internal_alert_about_an_erased_person_is_skipped() -> None:
+    """P2 names alerts about the person among what the erase hold stops: an alert step
+    for the erased id, or for a new profile with the erased address, mails no one."""
+    from tests.unit.flow_executor.flows import alert
+
+    work = FakeWork()
+    definition = flow([alert()])
+    await handlers.save_definitions(work, [received(DefinitionRecord(definition, "0:0:x"))])
+    await erase(work, "p-1", EMAIL, PHONE)
+    await handlers.enter_from_events(
+        work, [received(ev("p-1")), received(ev("p-2", EMAIL.upper(), None))]
+    )
+    assert work.on(topics.ALERT_REQUESTS) == []
+    assert sorted(skipped(work)) == [("p-1", "alert", SKIPPED), ("p-2", "alert", SKIPPED)]
+    # Another person still raises the alert.
+    await handlers.enter_from_events(work, [received(ev("p-3", "someone@else.example", None))])
+    assert [r.profile_id for r in work.on(topics.ALERT_REQUESTS)] == ["p-3"]
