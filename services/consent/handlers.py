@@ -66,6 +66,9 @@ SUPPRESSIONS = f"consent.{topics.SUPPRESSION_CHANGES}"
 PRIVACY = f"consent.{topics.PRIVACY_REQUESTS}"
 PRIVACY_PARTS = f"consent.{topics.PRIVACY_RESULTS}"
 ERASED_HELD = "P2: the address was erased; a subscribe needs evidence of new consent"
+HELD_BY = "erased_subjects"
+"""The key, in a stored profile, of the erased subjects (keyed hashes) that held one of
+its acts (P2); never part of what is published or shown."""
 
 
 @dataclass(frozen=True)
@@ -367,11 +370,16 @@ async def _apply_one(
     profile = _merge(row.profile, req.profile, req.profile_id)
     held = loaded.erased.get(id(req), [])
     if held and req.act.action != "unsubscribe":
-        if not req.act.evidence:
+        if not req.act.has_evidence:
             # P2: an erased address is not messaged again on an import or form
-            # alone; the act is kept in the audit trail, without the address.
+            # alone; the act is kept in the audit trail, without the address. The
+            # profile remembers which erased subjects hold it (hashes, no address), so
+            # its read side shows it held (C14) until new consent lifts them.
             entry = _held(req.act, row.state)
             writes.history.append(HistoryRow(req.account_id, req.profile_id, entry))
+            holding = sorted({*row.profile.get(HELD_BY, ()), *held})
+            row.profile = {**row.profile, "id": req.profile_id, HELD_BY: holding}
+            writes.touched.add(req.key)
             return Outcome(row.state, history=(entry,))
         await repo.lift_erasure([(req.account_id, h) for h in held])
     policy = _policy(settings, acct, loaded.sups.get(req.key, []))

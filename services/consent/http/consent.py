@@ -62,7 +62,8 @@ async def show(rt: Runtime, request: Request, account: str) -> Response:
     profile_id = request.path_params["profile_id"]
     stored = await queries.profile(rt.db.pool, account, profile_id)
     sups = await queries.suppressions(rt.db.pool, account, profile_id)
-    profile = stored.profile if stored else {}
+    profile = dict(stored.profile) if stored else {}
+    holding = profile.pop(handlers.HELD_BY, [])
     secret = hash_secret(rt.settings)
     held = await queries.erased(
         rt.db.pool,
@@ -70,6 +71,7 @@ async def show(rt: Runtime, request: Request, account: str) -> Response:
         [
             *subject_hashes(secret, profile.get("email"), profile.get("phone_number")),
             profile_hash(secret, profile_id),
+            *holding,
         ],
     )
     if stored is None and not sups and not held:

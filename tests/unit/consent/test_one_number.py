@@ -149,3 +149,26 @@ async def test_i1_an_email_opt_out_holds_for_every_profile_carrying_the_address(
     assert status(repo, "p2") == status(repo, "p3") == "unsubscribed"
     ids = [c.change_id for c in outbox.on(topics.CONSENT_CHANGES)]
     assert len(ids) == len(set(ids))
+
+
+async def test_p2_c11_i1_an_erase_holds_every_spelling_and_invisible_evidence_lifts_nothing() -> (
+    None
+):
+    """P2 by any spelling (I1) and for the erased profile id itself; evidence made only
+    of zero-width or format characters is no evidence (C11), so it does not lift it."""
+    import unicodedata
+
+    from shared.privacy import hash_secret, profile_hash, subject_hashes
+
+    repo, outbox = InMemoryConsentRepository(), FakeOutbox()
+    secret = hash_secret(SINGLE)
+    repo.erased |= {(ACCOUNT, h) for h in subject_hashes(secret, "José@Bücher.example", None)}
+    repo.erased.add((ACCOUNT, profile_hash(secret, "gone")))
+    spellings = [unicodedata.normalize("NFD", "JOSÉ@bücher.example"), "josé@xn--bcher-kva.example"]
+    for n, spelling in enumerate(spellings):
+        await run(repo, outbox, command(f"n{n}", email=spelling, evidence="\u200b\u2060"))
+    await run(repo, outbox, command("gone", email="new.address@example.org"))
+    assert [h.entry.result for h in repo.history] == ["held_erased"] * 3
+    assert all(status(repo, p) == "never_subscribed" for p in ("n0", "n1", "gone"))
+    assert not outbox.on(topics.CONSENT_CHANGES)
+    assert len(repo.erased) == 2  # nothing lifted
