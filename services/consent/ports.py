@@ -154,11 +154,6 @@ class ConsentRepository(Protocol):
     async def remember_profiles(self, profiles: Sequence[KnownProfile]) -> None:
         """Merge attributes into profiles (created when missing); null values are ignored."""
 
-    async def profiles_by_phone(
-        self, pairs: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], list[str]]:
-        """Profile ids whose SMS consent belongs to each (account, phone number)."""
-
     async def profile_email(self, key: Key) -> str | None:
         """The email address stored for a profile."""
 

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from shared.contracts import topics
 from tests.conftest import Kafka, eventually, mail_to
+from tests.e2e.support import services_for
 from tests.e2e.test_alert_slice import saved_by_executor
 from tools.operator_cli import GROUPS
 from tools.operator_cli import cli as operator_cli
@@ -31,13 +32,7 @@ ACCOUNT = f"acct-cli-{uuid.uuid4().hex[:8]}"
 KEY = f"key-{uuid.uuid4().hex}"
 
 
-@pytest.fixture(scope="module")
-def services(stack):
-    stack.start_services(API_KEYS=f"{stack.api_keys},{ACCOUNT}:{KEY}")
-    try:
-        yield stack
-    finally:
-        stack.stop_services()
+services = services_for(ACCOUNT, KEY)
 
 
 def environment(stack) -> dict[str, str]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import unicodedata
-import urllib.error
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +20,7 @@ import pytest
 
 from shared.contracts import topics
 from tests.conftest import Kafka, eventually, mail_to
+from tests.e2e.support import call, services_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,27 +29,11 @@ KEY = f"key-{uuid.uuid4().hex}"
 METRIC = "Checked Out"
 
 
-@pytest.fixture(scope="module")
-def services(stack):
-    stack.start_services(API_KEYS=f"{stack.api_keys},{ACCOUNT}:{KEY}")
-    try:
-        yield stack
-    finally:
-        stack.stop_services()
+services = services_for(ACCOUNT, KEY)
 
 
 def api(stack, service: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    req = urllib.request.Request(
-        stack.services[service].base_url + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+    return call(stack.services[service].base_url, KEY, method, path, body)
 
 
 def tag() -> str:

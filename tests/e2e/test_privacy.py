@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.contracts import topics
 from tests.conftest import Kafka, eventually, mail_to
+from tests.e2e.support import call, services_for
 
 pytestmark = pytest.mark.e2e
 
@@ -37,28 +38,12 @@ KEY = f"key-{uuid.uuid4().hex}"
 METRIC = "Privacy Checked"
 
 
-@pytest.fixture(scope="module")
-def services(stack):
-    stack.start_services(API_KEYS=f"{stack.api_keys},{ACCOUNT}:{KEY}")
-    try:
-        yield stack
-    finally:
-        stack.stop_services()
+services = services_for(ACCOUNT, KEY)
 
 
 def api(stack, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """Call the consent service's API as the test account."""
-    req = urllib.request.Request(
-        stack.services["consent"].base_url + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+    return call(stack.services["consent"].base_url, KEY, method, path, body)
 
 
 class _Form(HTMLParser):

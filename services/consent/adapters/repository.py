@@ -190,25 +190,6 @@ class PostgresConsentRepository:
                 ],
             )
 
-    async def profiles_by_phone(
-        self, pairs: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], list[str]]:
-        """Profiles whose SMS consent belongs to each (account, phone number) (C6, C13)."""
-        wanted = list(set(pairs))
-        if not wanted:
-            return {}
-        rows = await self.conn.fetch(
-            "SELECT s.account_id, s.phone_number, s.profile_id FROM consent_state s"
-            " JOIN unnest($1::text[], $2::text[]) AS k(a, ph)"
-            " ON s.account_id = k.a AND s.phone_number = k.ph ORDER BY s.profile_id",
-            [p[0] for p in wanted],
-            [p[1] for p in wanted],
-        )
-        out: dict[tuple[str, str], list[str]] = {}
-        for r in rows:
-            out.setdefault((r["account_id"], r["phone_number"]), []).append(r["profile_id"])
-        return out
-
     async def lock_identities(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Transaction-level advisory locks, taken in one global order (no deadlock
         between two batches that lock identities only)."""

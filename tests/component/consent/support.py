@@ -94,16 +94,17 @@ TAILED = (
 )
 
 
-def services_fixture(extra_env: dict[str, str] | None = None):
-    """A module-scoped fixture running consent and suppression as real processes."""
+def services_fixture(extra_env: dict[str, str] | None = None, names: tuple[str, ...] = SERVICES):
+    """A module-scoped fixture running `names` (consent and suppression unless told)
+    as real processes, with API keys for every test account."""
 
     @pytest.fixture(scope="module")
     def services(stack: Any) -> Iterator[Any]:
-        stack.start_services(SERVICES, API_KEYS=api_keys_env(stack), **(extra_env or {}))
+        stack.start_services(names, API_KEYS=api_keys_env(stack), **(extra_env or {}))
         try:
             yield stack
         finally:
-            for name in SERVICES:
+            for name in names:
                 stack.services[name].stop()
 
     return services

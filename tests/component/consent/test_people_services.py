@@ -19,7 +19,6 @@ import asyncio
 import json
 import random
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +27,7 @@ import httpx
 import pytest
 
 from shared.contracts import topics
-from tests.component.consent.support import ACCOUNTS, api_keys_env, headers
+from tests.component.consent.support import ACCOUNTS, headers, services_fixture
 from tests.conftest import eventually
 from tests.model.people import PeopleModel, ProfileCard
 from tests.model.reference import Received
@@ -42,15 +41,7 @@ START_WORDS = ("START", "unstop", "Yes!")
 INVISIBLE = "\u200b\u2060\ufeff\u3164\u00a0"
 
 
-@pytest.fixture(scope="module")
-def services(stack: Any) -> Iterator[Any]:
-    names = ("consent", "flow_executor")
-    stack.start_services(names, API_KEYS=api_keys_env(stack))
-    try:
-        yield stack
-    finally:
-        for name in names:
-            stack.services[name].stop()
+services = services_fixture(names=("consent", "flow_executor"))
 
 
 def email_spelling(rng: random.Random, local: str, domain: str) -> str:

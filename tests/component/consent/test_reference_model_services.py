@@ -14,7 +14,6 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from shared.contracts import topics
-from tests.component.consent.support import ACCOUNTS, api_keys_env, headers
+from tests.component.consent.support import ACCOUNTS, headers, services_fixture
 from tests.conftest import eventually
 from tests.model.reference import ConsentModel, Received, SuppressionModel, can_receive
 
@@ -30,15 +29,7 @@ PROFILES = 120
 CHANNELS = ("email", "sms_marketing", "sms_transactional", "push")
 
 
-@pytest.fixture(scope="module")
-def services(stack: Any) -> Iterator[Any]:
-    names = ("consent", "suppression", "flow_executor")
-    stack.start_services(names, API_KEYS=api_keys_env(stack))
-    try:
-        yield stack
-    finally:
-        for name in names:
-            stack.services[name].stop()
+services = services_fixture(names=("consent", "suppression", "flow_executor"))
 
 
 class Profile:

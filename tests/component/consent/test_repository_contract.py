@@ -63,14 +63,34 @@ async def test_lock_creates_missing_profiles_empty_and_save_round_trips(repo) ->
     assert await repo.profile_email(Key(A, "nobody")) is None
 
 
-async def test_profiles_by_phone_finds_the_saved_number(repo) -> None:
+async def test_i1_c6_profiles_by_identity_find_the_saved_number_and_address(repo) -> None:
     phone = "+4915112345678"
     got = await repo.lock_states([Key(A, "p2"), Key(A, "p1")])
     for stored in got.values():
         stored.state = subscribed(stored.state, phone=phone).state
+    got[Key(A, "p1")].profile = {"id": "p1", "email": "José@Bücher.example"}
     await repo.save_states(got)
-    found = await repo.profiles_by_phone([(A, phone), (A, "+1555")])
-    assert found == {(A, phone): ["p1", "p2"]}
+    number, address = f"phone:{phone}", "email:josé@xn--bcher-kva.example"
+    found = await repo.profiles_by_identity([(A, number), (A, "phone:+1555"), (A, address)])
+    assert found == {(A, number): ["p1", "p2"], (A, address): ["p1"]}
+
+
+async def test_i1_c6_identity_acts_are_kept_once_oldest_first(repo) -> None:
+    from datetime import UTC, datetime
+
+    from services.consent.domain.model import Act
+    from services.consent.ports import IdentityAct
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    late = Act("b", "unsubscribe", "sms", at.replace(hour=2), phone_number="+15555550100")
+    early = Act("a", "subscribe", "sms", at, phone_number="+15555550100", number_only=True)
+    key = "phone:+15555550100"
+    await repo.lock_identities([(A, key)])
+    await repo.add_identity_acts([IdentityAct(A, key, late), IdentityAct(A, key, early)])
+    await repo.add_identity_acts([IdentityAct(A, key, late)])  # a redelivery
+    assert await repo.identity_acts([(A, key), (A, "email:x@y.example")]) == {
+        (A, key): [early, late]
+    }
 
 
 async def test_settings_are_merged_field_by_field(repo) -> None:

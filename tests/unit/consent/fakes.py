@@ -113,20 +113,6 @@ class InMemoryConsentRepository:
             row.profile = {**row.profile, **{k: v for k, v in p.profile.items() if v is not None}}
             row.email = p.profile.get("email") or row.email
 
-    async def profiles_by_phone(
-        self, pairs: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], list[str]]:
-        out: dict[tuple[str, str], list[str]] = {}
-        for account, phone in set(pairs):
-            ids = sorted(
-                k.profile_id
-                for k, row in self.rows.items()
-                if k.account_id == account and row.phone_number == phone
-            )
-            if ids:
-                out[(account, phone)] = ids
-        return out
-
     async def lock_identities(self, pairs: Iterable[tuple[str, str]]) -> None:
         self.locked_identities.update(pairs)
 

@@ -41,12 +41,18 @@ def sms_subscribe(pid: str, at: datetime, number: str = NUMBER, **kw):
     return command(pid, channel="sms", phone=number, consented_at=at, method="form", **kw)
 
 
-async def test_c6_x2_two_profiles_on_one_number_each_get_their_own_opt_out() -> None:
-    """Today both "Unsubscribed from SMS" events carried one change_id, so the executor
-    dropped the second as a duplicate and that profile stayed reachable."""
+async def two_on_one_number() -> tuple[InMemoryConsentRepository, FakeOutbox]:
+    """Profiles p1 and p2 both subscribed to SMS on NUMBER two hours ago."""
     repo, outbox = InMemoryConsentRepository(), FakeOutbox()
     early = NOW - timedelta(hours=2)
     await run(repo, outbox, sms_subscribe("p1", early), sms_subscribe("p2", early))
+    return repo, outbox
+
+
+async def test_c6_x2_two_profiles_on_one_number_each_get_their_own_opt_out() -> None:
+    """Today both "Unsubscribed from SMS" events carried one change_id, so the executor
+    dropped the second as a duplicate and that profile stayed reachable."""
+    repo, outbox = await two_on_one_number()
     await text(repo, outbox, sms_in("STOP", NOW - timedelta(minutes=1)))
     changes = [c for c in outbox.on(topics.CONSENT_CHANGES) if c.type == "Unsubscribed from SMS"]
     assert sorted(c.profile_id for c in changes) == ["p1", "p2"]
@@ -56,9 +62,7 @@ async def test_c6_x2_two_profiles_on_one_number_each_get_their_own_opt_out() -> 
 
 
 async def test_c6_an_sms_unsubscribe_of_one_profile_holds_for_every_profile_on_the_number() -> None:
-    repo, outbox = InMemoryConsentRepository(), FakeOutbox()
-    early = NOW - timedelta(hours=2)
-    await run(repo, outbox, sms_subscribe("p1", early), sms_subscribe("p2", early))
+    repo, outbox = await two_on_one_number()
     unsub = command("p1", "unsubscribe", channel="sms", phone="+1 555 555 0123", method="api")
     await run(repo, outbox, unsub)
     assert status(repo, "p2", "sms_marketing") == "unsubscribed"
@@ -94,9 +98,7 @@ async def test_c6_x3_a_stop_before_any_profile_holds_for_the_profile_that_brings
 
 async def test_c6_c11_evidence_lifts_the_number_opt_out_for_that_profile_only() -> None:
     """A subscribe of one profile never subscribes another (I1)."""
-    repo, outbox = InMemoryConsentRepository(), FakeOutbox()
-    early = NOW - timedelta(hours=2)
-    await run(repo, outbox, sms_subscribe("p1", early), sms_subscribe("p2", early))
+    repo, outbox = await two_on_one_number()
     await text(repo, outbox, sms_in("stop all", NOW - timedelta(hours=1)))
     back = sms_subscribe("p1", NOW - timedelta(minutes=5), evidence="signed paper form #7")
     await run(repo, outbox, back)
@@ -105,9 +107,7 @@ async def test_c6_c11_evidence_lifts_the_number_opt_out_for_that_profile_only() 
 
 
 async def test_c6_c13_start_from_the_number_lifts_its_opt_out_for_every_profile() -> None:
-    repo, outbox = InMemoryConsentRepository(), FakeOutbox()
-    early = NOW - timedelta(hours=2)
-    await run(repo, outbox, sms_subscribe("p1", early), sms_subscribe("p2", early))
+    repo, outbox = await two_on_one_number()
     await text(repo, outbox, sms_in("STOP", NOW - timedelta(hours=1)))
     await text(repo, outbox, sms_in("START", NOW - timedelta(minutes=30)))
     assert status(repo, "p1", "sms_marketing") == "subscribed"
