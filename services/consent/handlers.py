@@ -332,7 +332,9 @@ async def _widen(
             if a.act_id != req.act.act_id
         }
         for act in sorted(folded.values(), key=lambda a: a.version):
-            out.append((Request(req.account_id, req.profile_id, act), False))
+            # With the attributes the request brings: the changes it publishes carry
+            # the profile's address and number (F7: the executor reads them there).
+            out.append((Request(req.account_id, req.profile_id, act, req.profile), False))
         out.append((req, True))
     for k in new:
         for profile_id in carriers.get((k.account_id, k.identity), []):

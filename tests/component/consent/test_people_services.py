@@ -157,7 +157,11 @@ async def _differences(
             return f"{card}: consent {got}, model {want} {w.model.answer(card.profile_id)}"
         sms = x.status_code == 200 and x.json()["can_receive"]["sms_marketing"]
         if sms != want["sms_marketing"]:
-            return f"{card}: executor SMS {sms}, model {want['sms_marketing']}"
+            doc = x.json() if x.status_code == 200 else {}
+            return (
+                f"{card}: executor SMS {sms}, model {want['sms_marketing']}: "
+                f"{doc.get('blocked')} {doc.get('consent')} {doc.get('profile')}"
+            )
         return None
 
     acted = [(w, c) for w in worlds for c in w.cards if c.profile_id in w.model.own]
@@ -183,6 +187,22 @@ async def test_i1_c6_x3_people_through_the_services_agree_with_the_model(
             headers=headers(account),
         )
         assert r.status_code == 200, r.text
+        # A flow, so the executor keeps this account's profiles (F3, F7).
+        await kafka.send(
+            topics.FLOW_DEFINITIONS,
+            f"{account}:noop",
+            {
+                "account_id": account, "flow_id": "noop", "version": 1, "name": "noop",
+                "trigger": {"type": "metric", "metric": "Never happens"},
+                "steps": [{"id": "wait", "type": "delay", "seconds": 0, "next": None}],
+            },
+        )  # fmt: skip
+
+        async def flow_known() -> bool:
+            path = f"/accounts/{account}/flows/noop/activity"
+            return (await executor.get(path, headers=headers(account))).status_code == 200
+
+        await eventually(flow_known, timeout_s=30)
         worlds = [world(rng, n, account, base) for n in range(WORLDS)]
         messages = [m for w in worlds for m in w.messages]
         rng.shuffle(messages)

@@ -172,3 +172,15 @@ async def test_p2_c11_i1_an_erase_holds_every_spelling_and_invisible_evidence_li
     assert all(status(repo, p) == "never_subscribed" for p in ("n0", "n1", "gone"))
     assert not outbox.on(topics.CONSENT_CHANGES)
     assert len(repo.erased) == 2  # nothing lifted
+
+
+async def test_c6_f7_a_number_act_folded_into_a_new_profile_publishes_its_number() -> None:
+    """Regression (people through the services): a START kept for a number, folded into
+    a profile that brings the number later, published its change with the profile's
+    attributes still empty, so the executor saw no phone number and held SMS back."""
+    repo, outbox = InMemoryConsentRepository(), FakeOutbox()
+    await text(repo, outbox, sms_in("START", NOW - timedelta(hours=1)))
+    await run(repo, outbox, command("p7", channel="push", phone=NUMBER, method="api"))
+    changes = [c for c in outbox.on(topics.CONSENT_CHANGES) if c.profile_id == "p7"]
+    assert [c.type for c in changes] == ["Subscribed to SMS Marketing", "Subscribed to Mobile Push"]
+    assert all(c.profile.phone_number == NUMBER for c in changes)

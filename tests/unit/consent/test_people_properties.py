@@ -248,10 +248,14 @@ def _cmds(inputs: list[Any]) -> list[Cmd]:
     return [i for i in inputs if isinstance(i, Cmd)]
 
 
-def check_c_every_change_reaches_consumers(repo, outbox: FakeOutbox) -> None:
+def check_c_every_change_reaches_consumers(repo, outbox: FakeOutbox, cards) -> None:
     changes = outbox.on(topics.CONSENT_CHANGES)
     ids = [c.change_id for c in changes]
     assert len(ids) == len(set(ids)), "two changes share an id"
+    numbers = {c.profile_id: phone_key(c.phone) for c in cards if c.phone}
+    for c in changes:  # a reader learns the number from the change (F7: SMS goes to it)
+        if c.profile_id in numbers:
+            assert c.profile.phone_number == numbers[c.profile_id], c
     seen: dict[str, Any] = {}
     for c in changes:  # a reader that keeps each profile's newest state
         seen[c.profile_id] = c.state
@@ -279,6 +283,6 @@ def test_i1_c6_x3_people_against_the_model_in_every_arrival_order(world) -> None
         repo, outbox = asyncio.run(deliver(sequence, rng))
         check_m_agrees_with_people_model(repo, model, cards)
         check_a_opted_out_person_unreachable(repo, cards, inputs, t0)
-        check_c_every_change_reaches_consumers(repo, outbox)
+        check_c_every_change_reaches_consumers(repo, outbox, cards)
         finals.append({c.profile_id: statuses(repo, c.profile_id) for c in cards})
     assert finals[0] == finals[1], "check_b_order_never_matters"
