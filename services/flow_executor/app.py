@@ -20,6 +20,12 @@ from services.flow_executor.adapters.privacy import FlowPrivacy
 from services.flow_executor.adapters.repository import PostgresFlowRepository
 from services.flow_executor.adapters.unit_of_work import FlowUnitOfWork
 from services.flow_executor.domain.erasure import ErasureHold, erasure_block, person_subjects
+from services.flow_executor.domain.sending_window import (
+    DEFAULT_SETTINGS,
+    WAITING_QUIET_HOURS,
+    settings_view,
+    updated_settings,
+)
 from services.flow_executor.ports import SubjectQuery
 from shared.contracts import (
     ConsentChanged,
@@ -35,6 +41,7 @@ from shared.domain import reachability as reach
 from shared.http import error, iso
 from shared.kafka import json_parser
 from shared.logging import get_logger
+from shared.operator import json_body
 from shared.loop_health import report_progress, report_trouble
 from shared.privacy import hash_secret
 from shared.privacy_requests import handle, message_id
@@ -172,6 +179,17 @@ def _limit(request: Request) -> int:
         return 100
 
 
+def _waiting(w: Any) -> dict[str, Any]:
+    """A profile waiting at a step: on a delay, or (F8) a message step waiting for the
+    sending window (`reason` `Waiting: quiet hours`, `due_at` the release time)."""
+    return {
+        "profile_id": w["profile_id"],
+        "run_id": str(w["run_id"]),
+        "due_at": iso(w["due_at"]),
+        "reason": WAITING_QUIET_HOURS if w["kind"] == "quiet_hours" else None,
+    }
+
+
 def activity_document(account_id: str, flow_id: str, found: dict[str, Any]) -> dict[str, Any]:
     """The activity of one flow per step (A6 with the dispatcher's sent/skipped)."""
     steps: dict[str, dict[str, Any]] = {}
@@ -193,9 +211,7 @@ def activity_document(account_id: str, flow_id: str, found: dict[str, Any]) -> d
     for w in found["waiting"]:
         s = step(w["step_id"])["scheduled"]
         s["count"] = w["n"]
-        s["profiles"].append(
-            {"profile_id": w["profile_id"], "run_id": str(w["run_id"]), "due_at": iso(w["due_at"])}
-        )
+        s["profiles"].append(_waiting(w))
     for p in found["passed"]:
         step(p["step_id"])["delay_passed"] = p["n"]
     for h in found["held"]:
@@ -358,6 +374,29 @@ def reachability_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response
     return rt.auth.guarded(reachability)
 
 
+def sending_settings_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    async def sending_settings(request: Request, account: str) -> Response:
+        """F8: the account's sending window, zone and email quiet hours. PUT changes the
+        fields it gives (`"08:00"`, `"21:00"`, an IANA zone, true/false); 422 with the
+        reason for a bad window or zone."""
+        async with rt.db.uow() as uow:
+            repo = PostgresFlowRepository(uow.conn)
+            current = (await repo.sending_settings([account])).get(account, DEFAULT_SETTINGS)
+            if request.method == "PUT":
+                body = await json_body(request)
+                if isinstance(body, Response):
+                    return body
+                updated = updated_settings(current, body)
+                if isinstance(updated, str):
+                    return error(422, updated)
+                await repo.save_sending_settings(account, updated)
+                await uow.commit()
+                current = updated
+        return JSONResponse({"account_id": account, **settings_view(current)})
+
+    return rt.auth.guarded(sending_settings)
+
+
 def api_routes(rt: Runtime) -> list[Route]:
     """The executor's HTTP API under `/accounts/{account_id}/` (an account's key)."""
     return [
@@ -371,5 +410,10 @@ def api_routes(rt: Runtime) -> list[Route]:
         Route(
             "/accounts/{account_id}/profiles/{profile_id}/reachability",
             reachability_endpoint(rt),
+        ),
+        Route(
+            "/accounts/{account_id}/sending-settings",
+            sending_settings_endpoint(rt),
+            methods=["GET", "PUT"],
         ),
     ]

@@ -18,8 +18,17 @@ from typing import Any
 from services.flow_executor.adapters import mapping
 from services.flow_executor.domain.entries import event_entries, first_of_each, list_entries
 from services.flow_executor.domain.erasure import person_subjects, resubscribed_families
-from services.flow_executor.domain.planning import Activity, RunEnd, RunPlan, Walk, plan_walks
+from services.flow_executor.domain.planning import (
+    Activity,
+    RunEnd,
+    RunPlan,
+    Sent,
+    Walk,
+    plan_walks,
+    sent_by,
+)
 from services.flow_executor.domain.reachability import blocked_reason
+from services.flow_executor.domain.smart_sending import channel_of
 from services.flow_executor.domain.runs import UNKNOWN_PROFILE, ProfileKey, ProfileState, Run
 from services.flow_executor.domain.triggers import may_enter
 from services.flow_executor.ports import (
@@ -137,7 +146,9 @@ async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
             for key in [(w.run.account_id, w.run.profile_id)]
         ],
     )
-    plan: RunPlan = plan_walks(walks, state, utcnow())
+    settings = await work.flows.sending_settings({w.run.account_id for w in walks})
+    now = utcnow()
+    plan: RunPlan = plan_walks(walks, state, now, settings)
     traces: Traces = {w.run.run_id: w.run.trace for w in walks}
     new_steps = await work.flows.record_executions(plan.executions)
     new_timers = await work.flows.add_timers(plan.timers)
@@ -146,6 +157,8 @@ async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
     for d in plan.requests_to_send(new_steps):
         topic, request = mapping.request(d.run, d.step)
         work.publish(topic, d.run.profile_id, request, d.run.trace)
+    # F9: what went out is remembered in the same transaction as its outbox rows.
+    await work.flows.note_sent(sent_by(plan, new_steps, now))
     _publish_activity(work, plan.activity_to_publish(new_steps, new_timers), traces)
 
 
@@ -268,7 +281,10 @@ async def fire_due_timers(work: FlowWork, limit: int, replica: str) -> int:
             )
             continue
         run = Run(t.run_id, flow, t.profile_id, t.context, t.trigger_type, trace=t.trace)
-        walks.append(Walk(run, after_delay=t.step_id))
+        if t.kind == "quiet_hours":  # F8: the held message step is tried again
+            walks.append(Walk(run, at_step=t.step_id))
+        else:
+            walks.append(Walk(run, after_delay=t.step_id))
     _publish_activity(work, exits, {t.run_id: t.trace for t in due})
     await work.flows.finish_runs(gone)
     if walks:
@@ -309,6 +325,9 @@ async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None
     if reason is None:
         topic, request = mapping.held_request(held, step)
         work.publish(topic, held.profile_id, request, held.trace)
+        if isinstance(step, EmailStep | SmsStep):  # F9 counts it
+            channel = channel_of(step)
+            await work.flows.note_sent([Sent(held.account_id, held.profile_id, channel, utcnow())])
     outcome = "executed" if reason is None else "skipped"
     await work.flows.set_execution(held.run_id, held.step_id, outcome, reason)
     done = Activity(

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 from aiokafka import ConsumerRecord
 
 from services.flow_executor.domain.erasure import ErasureHold, Family
-from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
+from services.flow_executor.domain.planning import RunEnd, Sent, StepExecution, Timer
 from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
+from services.flow_executor.domain.sending_window import SendingSettings
 from shared.contracts import FlowDefinition, Message
 
 
@@ -125,7 +126,9 @@ class FlowRepository(Protocol):
         """Insert step outcomes; the (run, step) keys that are new (F4)."""
 
     async def add_timers(self, rows: Sequence[Timer]) -> set[StepKey]:
-        """Store delays; the (run, step) keys that are new."""
+        """Store delays and quiet-hours holds; the (run, step) keys that are new. A fired
+        timer under the same key is armed again (a held step held again at its release,
+        F8): the walk that asks for it is the one its firing started."""
 
     async def add_reviews(self, rows: Sequence[HeldReview]) -> None:
         """Hold actions for review (an alert id held already stays as it is)."""
@@ -150,13 +153,25 @@ class FlowRepository(Protocol):
         """Merge the newest profile data; custom properties merge key by key."""
 
     async def walk_state(self, keys: Iterable[ProfileKey]) -> dict[ProfileKey, ProfileState]:
-        """The read model of each profile named (unknown ones included, empty)."""
+        """The read model of each profile named (unknown ones included, empty), with when
+        a message last went to it per channel (F9)."""
 
     async def save_consent(self, rows: Sequence[Observed]) -> None:
         """Keep the newest consent state per profile."""
 
     async def save_suppressions(self, rows: Sequence[Observed]) -> None:
         """Keep the newest suppressions in force per profile."""
+
+    # --- F8, F9: sending settings and what was sent ---------------------------------------
+
+    async def sending_settings(self, accounts: Iterable[str]) -> dict[str, SendingSettings]:
+        """The sending settings of the accounts that saved any (others: the default)."""
+
+    async def save_sending_settings(self, account_id: str, settings: SendingSettings) -> None:
+        """Replace an account's sending settings."""
+
+    async def note_sent(self, rows: Sequence[Sent]) -> None:
+        """Keep the newest message sent per (account, profile, channel) (F9)."""
 
     # --- P2: erased subjects --------------------------------------------------------------
 

@@ -85,6 +85,19 @@ class InternalAlertStep(_Step):
     body: str = Field(max_length=100_000)
 
 
+SmartSendingHours = Annotated[
+    int | None,
+    Field(
+        None,
+        ge=0,
+        le=366 * 24,
+        description="F9: skip the step if any flow sent the profile a message on this"
+        " channel within this many hours; 0 turns it off. Default: 16 for marketing,"
+        " 0 for transactional SMS.",
+    ),
+]
+
+
 class EmailStep(_Step):
     type: Literal["email"]
     mode: Mode = "live"
@@ -93,6 +106,7 @@ class EmailStep(_Step):
     list_id: str | None = None
     client_id: str | None = None
     user_id: str | None = None
+    smart_sending_hours: SmartSendingHours = None
 
 
 class SmsStep(_Step):
@@ -102,6 +116,7 @@ class SmsStep(_Step):
     body: str | None = None
     client_id: str | None = None
     user_id: str | None = None
+    smart_sending_hours: SmartSendingHours = None
 
 
 Step = Annotated[

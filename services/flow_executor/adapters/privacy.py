@@ -92,6 +92,13 @@ class FlowPrivacy:
                 )
             ),
             "runs": row_dicts(runs),
+            "sent_messages": row_dicts(
+                await conn.fetch(
+                    "SELECT profile_id, channel, sent_at FROM sent_messages"
+                    " WHERE account_id = $1 AND profile_id = ANY($2::text[])",
+                    *args,
+                )
+            ),
             "activity": row_dicts(
                 await conn.fetch(
                     "SELECT run_id, flow_id, step_id, outcome, reason, at FROM step_executions"
@@ -171,7 +178,7 @@ class FlowPrivacy:
                 )
             ),
         }
-        for table in ("profiles", "reachability"):
+        for table in ("profiles", "reachability", "sent_messages"):
             out[table] = affected(
                 await conn.execute(
                     f"DELETE FROM {table} WHERE account_id = $1 AND profile_id = ANY($2::text[])",

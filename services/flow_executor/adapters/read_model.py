@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 
 _WAITING = (
-    "SELECT step_id, n, profile_id, run_id, due_at FROM ("
-    "  SELECT t.step_id, r.profile_id, t.run_id, t.due_at,"
+    "SELECT step_id, n, profile_id, run_id, due_at, kind FROM ("
+    "  SELECT t.step_id, r.profile_id, t.run_id, t.due_at, t.kind,"
     "   count(*) OVER (PARTITION BY t.step_id) AS n,"
     "   row_number() OVER (PARTITION BY t.step_id ORDER BY t.due_at) AS i"
     "  FROM timers t JOIN runs r USING (run_id)"
@@ -20,7 +20,7 @@ _WAITING = (
 _PASSED = (
     "SELECT t.step_id, count(*) AS n FROM timers t JOIN runs r USING (run_id)"
     " WHERE r.account_id = $1 AND r.flow_id = $2 AND t.outcome = 'fired'"
-    " GROUP BY t.step_id"
+    " AND t.kind = 'delay' GROUP BY t.step_id"
 )
 _HELD = (
     "SELECT step_id, n, alert_id, profile_id, created_at FROM ("

@@ -19,8 +19,9 @@ from uuid import UUID
 import asyncpg
 
 from services.flow_executor.domain.erasure import ErasureHold
-from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
+from services.flow_executor.domain.planning import RunEnd, Sent, StepExecution, Timer
 from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
+from services.flow_executor.domain.sending_window import SendingSettings
 from services.flow_executor.ports import (
     FlowDeletion,
     HeldReview,
@@ -214,14 +215,17 @@ class PostgresFlowRepository:
         return {(r["run_id"], r["step_id"]) for r in inserted}
 
     async def add_timers(self, rows: Sequence[Timer]) -> set[StepKey]:
-        """Store delays; returns the (run, delay step) keys that are new."""
+        """Store delays and quiet-hours holds; returns the (run, step) keys that are new.
+        A fired timer under the same key is armed again (a held step held again, F8)."""
         if not rows:
             return set()
         inserted = await self.conn.fetch(
-            "INSERT INTO timers (run_id, step_id, due_at)"
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
-            " ON CONFLICT DO NOTHING RETURNING run_id, step_id",
-            *columns([(r.run_id, r.step_id, r.due_at) for r in rows], 3),
+            "INSERT INTO timers (run_id, step_id, due_at, kind)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[])"
+            " ON CONFLICT (run_id, step_id) DO UPDATE SET due_at = EXCLUDED.due_at,"
+            " kind = EXCLUDED.kind, fired_at = NULL, outcome = NULL, fired_by = NULL"
+            " WHERE timers.outcome = 'fired' RETURNING run_id, step_id",
+            *columns([(r.run_id, r.step_id, r.due_at, r.kind) for r in rows], 4),
         )
         return {(r["run_id"], r["step_id"]) for r in inserted}
 
@@ -268,7 +272,7 @@ class PostgresFlowRepository:
             " FROM due, runs r"
             " WHERE t.run_id = due.run_id AND t.step_id = due.step_id AND r.run_id = t.run_id"
             " RETURNING t.run_id, t.step_id, r.account_id, r.flow_id, r.profile_id,"
-            " r.trigger_type, r.context, r.headers",
+            " r.trigger_type, r.context, r.headers, t.kind",
             limit,
             replica,
         )
@@ -282,6 +286,7 @@ class PostgresFlowRepository:
                 r["trigger_type"],
                 r["context"],
                 r["headers"],
+                r["kind"],
             )
             for r in rows
         ]
@@ -367,7 +372,11 @@ class PostgresFlowRepository:
         if not keys:
             return {}
         rows = await self.conn.fetch(
-            "SELECT k.a, k.p, r.consent, r.suppressions, pr.profile"
+            "SELECT k.a, k.p, r.consent, r.suppressions, pr.profile,"
+            " (SELECT array_agg(s.channel ORDER BY s.channel) FROM sent_messages s"
+            "  WHERE s.account_id = k.a AND s.profile_id = k.p) AS channels,"
+            " (SELECT array_agg(s.sent_at ORDER BY s.channel) FROM sent_messages s"
+            "  WHERE s.account_id = k.a AND s.profile_id = k.p) AS sent"
             " FROM unnest($1::text[], $2::text[]) k(a, p)"
             " LEFT JOIN reachability r ON r.account_id = k.a AND r.profile_id = k.p"
             " LEFT JOIN profiles pr ON pr.account_id = k.a AND pr.profile_id = k.p",
@@ -375,7 +384,12 @@ class PostgresFlowRepository:
             [k[1] for k in keys],
         )
         return {
-            (r["a"], r["p"]): ProfileState(r["consent"], r["suppressions"] or [], r["profile"])
+            (r["a"], r["p"]): ProfileState(
+                r["consent"],
+                r["suppressions"] or [],
+                r["profile"],
+                last_sent=dict(zip(r["channels"] or [], r["sent"] or [], strict=True)),
+            )
             for r in rows
         }
 
@@ -409,6 +423,54 @@ class PostgresFlowRepository:
                 " OR reachability.suppressions_at <= EXCLUDED.suppressions_at",
                 *_fact_columns(batch),
             )
+
+    # --- F8, F9: sending settings and what was sent -------------------------------------
+
+    async def sending_settings(self, accounts: Iterable[str]) -> dict[str, SendingSettings]:
+        """The saved sending settings of `accounts` (absent: the defaults)."""
+        rows = await self.conn.fetch(
+            "SELECT account_id, window_start, window_end, timezone, email_quiet_hours"
+            " FROM sending_settings WHERE account_id = ANY($1::text[])",
+            list(set(accounts)),
+        )
+        return {
+            r["account_id"]: SendingSettings(
+                r["window_start"], r["window_end"], r["timezone"], r["email_quiet_hours"]
+            )
+            for r in rows
+        }
+
+    async def save_sending_settings(self, account_id: str, settings: SendingSettings) -> None:
+        """Replace an account's sending settings."""
+        await self.conn.execute(
+            "INSERT INTO sending_settings (account_id, window_start, window_end, timezone,"
+            " email_quiet_hours) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (account_id) DO UPDATE SET window_start = EXCLUDED.window_start,"
+            " window_end = EXCLUDED.window_end, timezone = EXCLUDED.timezone,"
+            " email_quiet_hours = EXCLUDED.email_quiet_hours, updated_at = now()",
+            account_id,
+            settings.window_start,
+            settings.window_end,
+            settings.timezone,
+            settings.email_quiet_hours,
+        )
+
+    async def note_sent(self, rows: Sequence[Sent]) -> None:
+        """Keep the newest message sent per (account, profile, channel), in key order."""
+        newest: dict[tuple[str, str, str], datetime] = {}
+        for r in rows:
+            key = (r.account_id, r.profile_id, r.channel)
+            newest[key] = max(r.at, newest.get(key, r.at))
+        if not newest:
+            return
+        keys = sorted(newest)
+        await self.conn.execute(
+            "INSERT INTO sent_messages (account_id, profile_id, channel, sent_at)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+            " ON CONFLICT (account_id, profile_id, channel) DO UPDATE"
+            " SET sent_at = greatest(sent_messages.sent_at, EXCLUDED.sent_at)",
+            *columns([(*k, newest[k]) for k in keys], 4),
+        )
 
     # --- P2: erased subjects ------------------------------------------------------------
 

@@ -10,11 +10,12 @@ handler asks the repository which rows are new and then `RunPlan` says what to s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
+from services.flow_executor.domain import sending_window, smart_sending
 from services.flow_executor.domain.reachability import blocked_reason
 from services.flow_executor.domain.runs import (
     UNKNOWN_PROFILE,
@@ -33,19 +34,24 @@ from services.flow_executor.domain.walker import (
     HoldForReview,
     Scheduled,
     Skip,
+    Wait,
     advance,
     resume,
+    retry,
 )
+from shared.contracts.flows import EmailStep, SmsStep
 
 DELAY_PASSED = "delay passed"
 
 
 @dataclass(frozen=True)
 class Walk:
-    """Walk `run` from the flow's first step, or on from the delay step `after_delay`."""
+    """Walk `run` from the flow's first step, on from the delay step `after_delay`, or
+    from the message step `at_step` that quiet hours held (F8)."""
 
     run: Run
     after_delay: str | None = None
+    at_step: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,11 +72,13 @@ class StepExecution:
 
 @dataclass(frozen=True)
 class Timer:
-    """A durable delay: the run goes on after `step_id` at `due_at` (F3)."""
+    """A durable wait (F3): after the delay `step_id`, or (`kind` `quiet_hours`, F8)
+    before the message step `step_id`, which is tried again at `due_at`."""
 
     run_id: uuid.UUID
     step_id: str
     due_at: datetime
+    kind: Literal["delay", "quiet_hours"] = "delay"
 
     @property
     def key(self) -> StepKey:
@@ -155,6 +163,16 @@ def activity(
     )
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A message request published to a profile on a channel (F9 remembers it)."""
+
+    account_id: str
+    profile_id: str
+    channel: str
+    at: datetime
+
+
 Effect = StepExecution | Timer | RunEnd | Dispatch | Hold | Activity
 
 
@@ -204,28 +222,87 @@ class RunPlan:
         ]
 
 
+def sent_by(plan: RunPlan, new_steps: Collection[StepKey], at: datetime) -> list[Sent]:
+    """F9: the messages (email, SMS) among the requests the plan sends."""
+    return [
+        Sent(d.run.account_id, d.run.profile_id, smart_sending.channel_of(d.step), at)
+        for d in plan.requests_to_send(new_steps)
+        if isinstance(d.step, EmailStep | SmsStep)
+    ]
+
+
+SentLog = dict[tuple[str, str, str], datetime]
+"""(account, profile, channel) -> when a message went in this batch (F9)."""
+
+
 def plan_walks(
-    walks: Sequence[Walk], state: Mapping[ProfileKey, ProfileState], now: datetime
+    walks: Sequence[Walk],
+    state: Mapping[ProfileKey, ProfileState],
+    now: datetime,
+    settings: Mapping[str, sending_window.SendingSettings] | None = None,
 ) -> RunPlan:
     """The effects of walking every run in `walks`. Splits, filters and reachability see
-    the newest profile data the executor has (F3), else what the run started with."""
-    return RunPlan.of(e for walk in walks for e in _walk(walk, state, now))
+    the newest profile data the executor has (F3), else what the run started with.
+    `settings`: each account's sending window (F8; the default when absent). A message
+    this batch sends counts for smart sending of the walks after it (F9)."""
+    sent: SentLog = {}
+    return RunPlan.of(
+        e for walk in walks for e in _walk(walk, state, now, settings or {}, sent)
+    )
 
 
-def _walk(walk: Walk, state: Mapping[ProfileKey, ProfileState], now: datetime) -> list[Effect]:
+def _timing(
+    run: Run,
+    known: ProfileState,
+    person: Mapping[str, Any],
+    now: datetime,
+    settings: sending_window.SendingSettings,
+    sent: SentLog,
+) -> Callable[[ActionStep], Wait | Skip | None]:
+    """F8 then F9 for a live message step that may reach the profile."""
+
+    def timing(step: ActionStep) -> Wait | Skip | None:
+        if not isinstance(step, EmailStep | SmsStep):
+            return None
+        if sending_window.keeps_quiet_hours(step, settings):
+            until = sending_window.hold_until(settings, person, now)
+            if until is not None:
+                return Wait(step.id, until, sending_window.WAITING_QUIET_HOURS)
+        channel = smart_sending.channel_of(step)
+        key = (run.account_id, run.profile_id, channel)
+        last = max(filter(None, (known.last_sent.get(channel), sent.get(key))), default=None)
+        if smart_sending.skips(step, last, now):
+            return Skip(step.id, smart_sending.SKIPPED_SMART_SENDING)
+        sent[key] = now
+        return None
+
+    return timing
+
+
+def _walk(
+    walk: Walk,
+    state: Mapping[ProfileKey, ProfileState],
+    now: datetime,
+    settings: Mapping[str, sending_window.SendingSettings],
+    sent: SentLog,
+) -> list[Effect]:
     stored = walk.run
     known = state.get((stored.account_id, stored.profile_id), UNKNOWN_PROFILE)
     person = known.profile or stored.context.get("person", {})
     run = replace(stored, context={**stored.context, "person": person})
+    account = settings.get(run.account_id, sending_window.DEFAULT_SETTINGS)
+    timing = _timing(run, known, person, now, account, sent)
 
     def blocked(step: ActionStep) -> str | None:
         return blocked_reason(step, known.consent, known.suppressions, person, known.erasure)
 
     effects: list[Effect] = []
-    if walk.after_delay is None:
-        decisions = advance(run.flow, run.flow.steps[0].id, run.context, blocked)
+    if walk.at_step is not None:
+        decisions = retry(run.flow, walk.at_step, run.context, blocked, timing)
+    elif walk.after_delay is None:
+        decisions = advance(run.flow, run.flow.steps[0].id, run.context, blocked, timing)
     else:
-        decisions = resume(run.flow, walk.after_delay, run.context, blocked)
+        decisions = resume(run.flow, walk.after_delay, run.context, blocked, timing)
         effects.append(activity(run, "executed", walk.after_delay, DELAY_PASSED, gated=False))
     for decision in decisions:
         effects += effects_of(run, decision, now)
@@ -239,6 +316,11 @@ def effects_of(run: Run, decision: Decision, now: datetime) -> list[Effect]:
         return [
             Timer(run.run_id, decision.step_id, due),
             activity(run, "scheduled", decision.step_id, due_at=due),
+        ]
+    if isinstance(decision, Wait):
+        return [
+            Timer(run.run_id, decision.step_id, decision.until, "quiet_hours"),
+            activity(run, "scheduled", decision.step_id, decision.reason, due_at=decision.until),
         ]
     if isinstance(decision, Execute):
         step = decision.step

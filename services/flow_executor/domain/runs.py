@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from services.flow_executor.domain.erasure import ErasureHold
@@ -56,6 +57,9 @@ class ProfileState:
     suppressions: Sequence[Mapping[str, Any]] = field(default_factory=list)
     profile: Mapping[str, Any] | None = None
     erasure: ErasureHold | None = None
+    # F9: when the executor last published a message request to the profile, per
+    # channel (`email`, `sms`), by any flow of the account.
+    last_sent: Mapping[str, datetime] = field(default_factory=dict)
 
 
 UNKNOWN_PROFILE = ProfileState()
@@ -73,6 +77,8 @@ class DueTimer:
     trigger_type: str
     context: dict[str, Any]
     trace: Mapping[str, str] | None = field(default=None, compare=False)
+    # `delay`: go on after the delay step; `quiet_hours`: try the message step again (F8).
+    kind: str = "delay"
 
 
 def run_id_for(account_id: str, flow_id: str, event_id: str) -> uuid.UUID:

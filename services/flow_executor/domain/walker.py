@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from services.flow_executor.domain.conditions import evaluate
@@ -53,11 +54,23 @@ class Skip:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """A message step that may not go yet (F8 quiet hours): the run waits on a timer,
+    as on a delay, and tries the step again at `until`."""
+
+    step_id: str
+    until: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
 class Exit:
     reason: str
 
 
-Decision = Scheduled | Execute | HoldForReview | Skip | Exit
+Decision = Scheduled | Execute | HoldForReview | Skip | Wait | Exit
+Timing = Callable[[ActionStep], Wait | Skip | None]
+"""Whether a live action may go now (None), must wait (F8), or is skipped (F9)."""
 
 COMPLETED = "completed"
 SKIPPED_DRAFT = "Skipped: draft"
@@ -75,12 +88,15 @@ def advance(
     start: str | None,
     context: Mapping[str, Any],
     blocked: Callable[[ActionStep], str | None],
+    timing: Timing | None = None,
 ) -> list[Decision]:
     """The decisions from step `start` until the walk must stop.
 
     `blocked(step)` answers why an action may not run for the profile right now, or None
     when it may: an email/SMS action may not reach the profile (F6), an internal alert
-    is about a person an erase holds (P2)."""
+    is about a person an erase holds (P2). `timing(step)`, asked of a live action that
+    may reach the profile, answers whether it must wait (quiet hours, F8) or is skipped
+    (smart sending, F9); a wait stops the walk."""
     steps = {s.id: s for s in flow.steps}
     decisions: list[Decision] = []
     current = start
@@ -110,6 +126,10 @@ def advance(
             decisions.append(Skip(step.id, reason))
         elif step.mode == "manual":
             decisions.append(HoldForReview(step))
+        elif timing is not None and (later := timing(step)) is not None:
+            decisions.append(later)
+            if isinstance(later, Wait):
+                return decisions
         else:
             decisions.append(Execute(step))
         current = step.next
@@ -122,10 +142,26 @@ def resume(
     delay_step_id: str,
     context: Mapping[str, Any],
     blocked: Callable[[ActionStep], str | None],
+    timing: Timing | None = None,
 ) -> list[Decision]:
     """The decisions when the delay `delay_step_id` is due, walking `flow` (the version
     in force now) from the step after that delay."""
     step = next((s for s in flow.steps if s.id == delay_step_id), None)
     if not isinstance(step, DelayStep):
         return [Exit(f"Exited: step '{delay_step_id}' is not in version {flow.version}")]
-    return advance(flow, step.next, context, blocked)
+    return advance(flow, step.next, context, blocked, timing)
+
+
+def retry(
+    flow: FlowDefinition,
+    step_id: str,
+    context: Mapping[str, Any],
+    blocked: Callable[[ActionStep], str | None],
+    timing: Timing | None = None,
+) -> list[Decision]:
+    """The decisions when a message step held by quiet hours is due (F8): the step
+    itself again, in the version in force now (consent is checked again, F6), then on."""
+    step = next((s for s in flow.steps if s.id == step_id), None)
+    if not isinstance(step, EmailStep | SmsStep):
+        return [Exit(f"Exited: step '{step_id}' is not in version {flow.version}")]
+    return advance(flow, step_id, context, blocked, timing)

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from services.flow_executor.domain.erasure import ErasureHold
-from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
+from services.flow_executor.domain.planning import RunEnd, Sent, StepExecution, Timer
 from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
+from services.flow_executor.domain.sending_window import SendingSettings
 from services.flow_executor.ports import (
     FlowDeletion,
     HeldReview,
@@ -27,6 +28,15 @@ from shared.contracts import FlowDefinition, Message, utcnow
 
 FLOW_DELETED = "Skipped: flow deleted"
 SECRET = "unit-test-privacy-hash-secret-of-32-bytes"
+ALL_DAY = SendingSettings(0, 24 * 60)
+"""A window open at every hour: tests that are not about quiet hours (F8) set it for
+their account so that they do not depend on the wall clock."""
+
+
+def any_hour_repository() -> InMemoryFlowRepository:
+    """The repository of `FakeWork`: account `acme` sends at any hour (F8 tests set
+    their own window)."""
+    return InMemoryFlowRepository(settings={"acme": ALL_DAY})
 
 
 @dataclass
@@ -38,6 +48,7 @@ class _StoredFlow:
 @dataclass
 class _StoredTimer:
     due_at: datetime
+    kind: str = "delay"
     fired_at: datetime | None = None
     outcome: str | None = None
     fired_by: str | None = None
@@ -85,6 +96,8 @@ class InMemoryFlowRepository:
     reachability: dict[ProfileKey, _Reachability] = field(default_factory=dict)
     erased: dict[tuple[str, str], datetime] = field(default_factory=dict)
     resubscriptions: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    settings: dict[str, SendingSettings] = field(default_factory=dict)
+    sent: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
 
     # --- definitions ---------------------------------------------------------------------
 
@@ -167,8 +180,9 @@ class InMemoryFlowRepository:
     async def add_timers(self, rows: Sequence[Timer]) -> set[StepKey]:
         new = set()
         for r in rows:
-            if r.key not in self.timers:
-                self.timers[r.key] = _StoredTimer(r.due_at)
+            old = self.timers.get(r.key)
+            if old is None or old.outcome == "fired":  # a fired one is armed again
+                self.timers[r.key] = _StoredTimer(r.due_at, r.kind)
                 new.add(r.key)
         return new
 
@@ -205,6 +219,7 @@ class InMemoryFlowRepository:
                     run.trigger_type,
                     _json(run.context),
                     run.trace,
+                    timer.kind,
                 )
             )
         return claimed
@@ -247,8 +262,12 @@ class InMemoryFlowRepository:
         for key in set(keys):
             reach = self.reachability.get(key, _Reachability())
             profile = self.profiles.get(key)
+            sent = {c: at for (a, p, c), at in self.sent.items() if (a, p) == key}
             found[key] = ProfileState(
-                reach.consent, reach.suppressions or [], profile[0] if profile else None
+                reach.consent,
+                reach.suppressions or [],
+                profile[0] if profile else None,
+                last_sent=sent,
             )
         return found
 
@@ -263,6 +282,20 @@ class InMemoryFlowRepository:
             reach = self.reachability.setdefault((r.account_id, r.profile_id), _Reachability())
             if reach.suppressions_at is None or reach.suppressions_at <= r.at:
                 reach.suppressions, reach.suppressions_at = _json(r.value), r.at
+
+    # --- F8, F9 ----------------------------------------------------------------------------
+
+    async def sending_settings(self, accounts: Iterable[str]) -> dict[str, SendingSettings]:
+        return {a: self.settings[a] for a in set(accounts) if a in self.settings}
+
+    async def save_sending_settings(self, account_id: str, settings: SendingSettings) -> None:
+        self.settings[account_id] = settings
+
+    async def note_sent(self, rows: Sequence[Sent]) -> None:
+        for r in rows:
+            key = (r.account_id, r.profile_id, r.channel)
+            old = self.sent.get(key)
+            self.sent[key] = r.at if old is None else max(old, r.at)
 
     # --- P2: erased subjects --------------------------------------------------------------
 
@@ -301,7 +334,7 @@ class FakeWork:
     """`ports.FlowWork` over the in-memory repository: what a batch published, and what
     it dead-lettered, in order. Nothing is rolled back: tests look at one batch."""
 
-    flows: InMemoryFlowRepository = field(default_factory=InMemoryFlowRepository)
+    flows: InMemoryFlowRepository = field(default_factory=lambda: any_hour_repository())
     secret: str | None = SECRET
     published: list[tuple[str, str | None, Message]] = field(default_factory=list)
     dead_letters: list[tuple[str, Any, str]] = field(default_factory=list)

@@ -12,6 +12,7 @@ import unicodedata
 from datetime import timedelta
 from typing import Any
 
+import idna
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -102,9 +103,12 @@ async def ready(*sms_before: str) -> FakeWork:
 
 
 async def erase(work: FakeWork, pid: str, email: str | None, phone: str | None) -> None:
-    """What `FlowPrivacy.erase` keeps of the person: their subjects."""
+    """What `FlowPrivacy.erase` keeps of the person: their subjects; what it removes:
+    among others, what was sent to them (F9)."""
     held = subjects(SECRET, pid, [email], [phone])
     await work.flows.hold_erased("acme", held, utcnow())
+    for key in [k for k in work.flows.sent if k[:2] == ("acme", pid)]:
+        del work.flows.sent[key]
 
 
 def skipped(work: FakeWork) -> list[tuple[str, str | None, str | None]]:
@@ -259,7 +263,7 @@ def _upper(text: str) -> str:
 
 
 def _domain(label: str, punycode: bool, upper: bool) -> str:
-    spelled = label.encode("idna").decode("ascii") if punycode else label
+    spelled = idna.encode(label, uts46=True).decode("ascii") if punycode else label
     return f"{_upper(spelled) if upper else spelled}.example"
 
 

@@ -46,7 +46,8 @@ def _dated(event_id: str, email: str, time: datetime) -> ProfileEvent:
 
 async def test_f2_an_event_dated_2099_does_not_pin_the_address_a_later_event_brings() -> None:
     work = FakeWork()
-    mail = {"id": "mail", "type": "email", "template_id": "t-1"}
+    # Both mails go: smart sending (F9) is off for this step.
+    mail = {"id": "mail", "type": "email", "template_id": "t-1", "smart_sending_hours": 0}
     await handlers.save_definitions(work, [received(DefinitionRecord(flow([mail]), "0:0:x"))])
     future = _dated("e-1", "old@example.com", datetime(2099, 1, 1, tzinfo=UTC))
     await handlers.enter_from_events(work, [received(future)])
