@@ -41,8 +41,8 @@ from shared.domain import reachability as reach
 from shared.http import error, iso
 from shared.kafka import json_parser
 from shared.logging import get_logger
-from shared.operator import json_body
 from shared.loop_health import report_progress, report_trouble
+from shared.operator import json_body
 from shared.privacy import hash_secret
 from shared.privacy_requests import handle, message_id
 from shared.runtime import Runtime

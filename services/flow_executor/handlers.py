@@ -28,8 +28,8 @@ from services.flow_executor.domain.planning import (
     sent_by,
 )
 from services.flow_executor.domain.reachability import blocked_reason
-from services.flow_executor.domain.smart_sending import channel_of
 from services.flow_executor.domain.runs import UNKNOWN_PROFILE, ProfileKey, ProfileState, Run
+from services.flow_executor.domain.smart_sending import channel_of
 from services.flow_executor.domain.triggers import may_enter
 from services.flow_executor.ports import (
     FlowDeletion,

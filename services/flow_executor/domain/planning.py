@@ -246,9 +246,7 @@ def plan_walks(
     `settings`: each account's sending window (F8; the default when absent). A message
     this batch sends counts for smart sending of the walks after it (F9)."""
     sent: SentLog = {}
-    return RunPlan.of(
-        e for walk in walks for e in _walk(walk, state, now, settings or {}, sent)
-    )
+    return RunPlan.of(e for walk in walks for e in _walk(walk, state, now, settings or {}, sent))
 
 
 def _timing(
