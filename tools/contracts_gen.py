@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.contracts import inputs, outputs, privacy, topics
+from shared.contracts import inputs, outputs, privacy, receipts, topics
 from shared.contracts.flows import FlowDefinition
 
 Direction = Literal["input", "output"]
@@ -206,6 +206,7 @@ def _payloads() -> list[tuple[type[BaseModel], Direction]]:
     for t in TOPICS:
         seen.setdefault(t.model, t.direction)
     seen[outputs.DeadLetter] = "output"
+    seen[receipts.ConsentReceipt] = "output"  # C15: served over HTTP and in exports
     return list(seen.items())
 
 

@@ -1,6 +1,7 @@
 """The operator's commands of `consentflow`, against a running deployment (SPEC "Running"):
 
-    consentflow consent show|history      consentflow reviews list|approve|reject
+    consentflow consent show|history|receipts|verify|explain
+    consentflow reviews list|approve|reject
     consentflow recipients list|resend    consentflow dlq list|replay
     consentflow privacy export|erase|status
 
@@ -120,7 +121,10 @@ def account_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 # --- consent -----------------------------------------------------------------------
 
 
-@click.group(help="A profile's consent (C14) and its audit trail (C2).")
+@click.group(
+    help="A profile's consent (C14), its audit trail (C2), receipts (C15), their"
+    " verification (C16) and explain (C17)."
+)
 def consent() -> None:
     pass
 
@@ -155,6 +159,108 @@ def consent_history(profile_id: str, account: str, as_json: bool) -> None:
     )
     cols = ("recorded_at", "slot", "action", "result", "status", "method", "act_id")
     emit(data, as_json, lambda d: table(d["history"], cols))
+
+
+def _profile_path(account: str, profile_id: str, rest: str) -> str:
+    return f"/accounts/{quote(account)}/profiles/{quote(profile_id)}/consent/{rest}"
+
+
+@consent.command("receipts", help="A profile's consent receipts, oldest first (C15).")
+@click.argument("profile_id")
+@account_option
+@json_option
+def consent_receipts(profile_id: str, account: str, as_json: bool) -> None:
+    data = call("consent", "GET", _profile_path(account, profile_id, "receipts"))
+    cols = ("sequence", "receipt_id", "recorded_at", "channel", "status", "method", "act_id")
+    emit(data, as_json, lambda d: table(d["receipts"], cols))
+
+
+def _failure_text(v: dict[str, Any]) -> str:
+    f = v["failure"]
+    where = f"receipt {f['sequence']} ({f['receipt_id']})" if f["sequence"] else f["receipt_id"]
+    return f"{v['profile_id']}: FAILS at {where}: {f['reason']}"
+
+
+@consent.command(
+    "verify",
+    help="Recompute a profile's receipt chain, or every chain of the account with --all"
+    " (C16); names the first receipt that fails and exits 1 when one fails.",
+)
+@click.argument("profile_id", required=False)
+@click.option("--all", "every", is_flag=True, help="Verify every profile of the account.")
+@account_option
+@json_option
+def consent_verify(profile_id: str | None, every: bool, account: str, as_json: bool) -> None:
+    if every == bool(profile_id):
+        raise click.UsageError("name one PROFILE_ID, or pass --all")
+    if every:
+        data = call("consent", "GET", f"/accounts/{quote(account)}/consent/verify")
+
+        def human(d: dict[str, Any]) -> str:
+            result = "all verify" if d["ok"] else f"{len(d['failed'])} fail"
+            head = (
+                f"account {d['account_id']}: {d['profiles']} chains, {d['receipts']} receipts,"
+                f" {result}"
+            )
+            return "\n".join([head, *(_failure_text(v) for v in d["failed"])])
+
+    else:
+        assert profile_id is not None
+        data = call("consent", "GET", _profile_path(account, profile_id, "verify"))
+
+        def human(d: dict[str, Any]) -> str:
+            if d["ok"]:
+                return f"{d['profile_id']}: {d['receipts']} receipts verify (head {d['head']})"
+            return _failure_text(d)
+
+    emit(data, as_json, human)
+    if not data["ok"]:
+        raise click.exceptions.Exit(1)
+
+
+@consent.command("explain", help="May a message go to the profile now, and on which facts (C17).")
+@click.argument("profile_id")
+@click.option("--channel", type=click.Choice(["email", "sms", "push"]), required=True)
+@click.option("--purpose", type=click.Choice(["marketing", "transactional"]), default="marketing")
+@click.option("--list", "list_id", default=None, help="The list the message is sent for.")
+@click.option("--client", "client_id", default=None, help="Sent on behalf of this client.")
+@click.option("--user", "user_id", default=None, help="Sent on behalf of this user.")
+@account_option
+@json_option
+def consent_explain(
+    profile_id: str,
+    channel: str,
+    purpose: str,
+    list_id: str | None,
+    client_id: str | None,
+    user_id: str | None,
+    account: str,
+    as_json: bool,
+) -> None:
+    query = {"channel": channel, "purpose": purpose}
+    query |= {k: v for k, v in (("list_id", list_id), ("client_id", client_id),
+                                ("user_id", user_id)) if v}  # fmt: skip
+    path = _profile_path(account, profile_id, "explain") + "?" + urllib.parse.urlencode(query)
+    data = call("consent", "GET", path)
+
+    def human(d: dict[str, Any]) -> str:
+        verdict = "may receive" if d["can_receive"] else f"may not receive: {d['blocked']}"
+        lines = [f"{d['profile_id']} on {d['slot']}: {verdict}"]
+        for c in d["facts"]["consents"]:
+            r = c["receipt"]
+            lines.append(
+                f"  {c['slot']}: {c['status']}"
+                + (f" (receipt {r['receipt_id']}, act {r['act_id']})" if r else " (no receipt)")
+            )
+        for sup in d["facts"]["suppressions"]:
+            lines.append(f"  suppressed: {sup['reason']} since {sup['since']}")
+        for scope in d["facts"]["opt_outs"]:
+            lines.append(f"  opted out: {scope}")
+        if d["facts"]["erased_hold"]:
+            lines.append("  erase hold (P2)")
+        return "\n".join(lines)
+
+    emit(data, as_json, human)
 
 
 # --- reviews -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from services.consent.domain.model import (
     normalize_phone,
     scope_name,
 )
+from services.consent.domain.receipts import Head, Personal, Receipt, applied, receipt
 from services.consent.domain.rules import decide, invalid, reject
 from services.consent.ports import (
     AccountSettings,
@@ -56,7 +57,7 @@ from shared.domain.identity import derived_id, email_identity
 from shared.domain.profiles import merged_profile
 from shared.kafka import Received, dead_letter
 from shared.pages.accounts import PageSettings
-from shared.privacy import hash_secret, profile_hash, subject_hashes
+from shared.privacy import hash_secret, profile_hash, subject_hash, subject_hashes
 from shared.privacy_requests import PrivacyStore, handle
 from shared.settings import Settings
 
@@ -82,6 +83,9 @@ class Request:
     # The trace headers of the input, where its Kafka key is not the profile id (an SMS
     # is keyed by phone number), so the consent changes it causes still carry them (X4).
     headers: Mapping[str, str] | None = None
+    # C15: the evidence a double opt-in's pending subscribe carried, for the receipt of
+    # its confirmation (the click itself is the profile's own act and needs none).
+    receipt_evidence: str | None = None
     key: Key = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +106,8 @@ def act_from_command(cmd: ConsentCommand) -> Act:
         historical_import=cmd.historical_import,
         phone_number=cmd.profile.phone_number,
         actor=cmd.actor,
+        notice=cmd.notice,
+        jurisdiction=cmd.jurisdiction,
     )
 
 
@@ -112,6 +118,7 @@ def change_messages(
     act: Act,
     outcome: Outcome,
     now: datetime,
+    receipt_id: str | None = None,
 ) -> list[ConsentChanged]:
     """The `consent-changes` messages of one decided act (C9): one per event, each with
     the full state after the act, and an id stable under redelivery (act id + event)."""
@@ -146,6 +153,7 @@ def change_messages(
                 "state": state,
                 "occurred_at": now,
                 "act_at": act.act_at,
+                "receipt_id": receipt_id,
             }
         )
         for event in outcome.events
@@ -182,6 +190,7 @@ class _Loaded:
     sups: dict[Key, list[dict[str, Any]]]
     erased: dict[int, list[str]]
     pages: dict[str, PageSettings]
+    heads: dict[Key, Head] = field(default_factory=dict)  # C16: each chain's end so far
 
 
 @dataclass
@@ -192,6 +201,7 @@ class _Writes:
     confirmations: list[Confirmation] = field(default_factory=list)
     mails: dict[str, mail_queue.OutgoingMail] = field(default_factory=dict)  # by confirmation id
     touched: set[Key] = field(default_factory=set)
+    receipts: list[Receipt] = field(default_factory=list)
 
 
 async def apply_acts(
@@ -247,6 +257,7 @@ async def apply_with_identities(
         await repo.suppressions(r.key for r in every),
         await _erased(repo, every, stored, settings),
         await repo.page_settings(r.account_id for r in every),
+        await repo.receipt_heads({r.key for r in every}),
     )
     writes = _Writes()
     done = [
@@ -255,6 +266,7 @@ async def apply_with_identities(
     ]
     await repo.save_states({k: stored[k] for k in writes.touched})
     await repo.append_history(writes.history)
+    await repo.append_receipts(writes.receipts)
     fresh = await repo.add_confirmations(writes.confirmations)
     await repo.queue_mails([m for cid, m in writes.mails.items() if cid in fresh])
     return done
@@ -391,7 +403,12 @@ async def _apply_one(
     # A rejected or stale act is kept too (log and history, C11, X3): no event, no mail.
     row.state = outcome.state
     writes.touched.add(req.key)
-    writes.history += [HistoryRow(req.account_id, req.profile_id, h) for h in outcome.history]
+    made = _receipt(req, outcome, profile, loaded, writes, settings, now)
+    rid = made.receipt_id if made else None
+    writes.history += [
+        HistoryRow(req.account_id, req.profile_id, h, rid if h.result == "applied" else None)
+        for h in outcome.history
+    ]
     if outcome.rejection is not None:
         # I1, C6: the service now knows the profile carries this address and number, so
         # a later opt-out of either (or the number's START) reaches it; its consent is
@@ -402,9 +419,47 @@ async def _apply_one(
     row.profile = profile
     if outcome.confirmation is not None:
         _ask_confirmation(req, outcome, profile["email"], acct, loaded, writes, settings)
-    for change in change_messages(req.account_id, req.profile_id, profile, req.act, outcome, now):
+    changes = change_messages(req.account_id, req.profile_id, profile, req.act, outcome, now, rid)
+    for change in changes:
         outbox.publish(topics.CONSENT_CHANGES, req.profile_id, change, headers=req.headers)
     return outcome
+
+
+def _receipt(
+    req: Request,
+    outcome: Outcome,
+    profile: Mapping[str, Any],
+    loaded: _Loaded,
+    writes: _Writes,
+    settings: Settings,
+    now: datetime,
+) -> Receipt | None:
+    """C15, C16: the receipt of an applied act for this profile (none for a stale,
+    rejected, held or pending act: their history rows say what happened), the next link
+    of the profile's chain."""
+    entries = applied(outcome.history)
+    if not entries or outcome.rejection is not None:
+        return None
+    secret = hash_secret(settings)
+    pages = loaded.pages.get(req.account_id)
+    made = receipt(
+        account_id=req.account_id,
+        account_name=(pages.display_name if pages else None) or req.account_id,
+        profile_id=req.profile_id,
+        act=req.act,
+        entries=entries,
+        personal=Personal(
+            email=profile.get("email"),
+            phone_number=outcome.state.phone_number or profile.get("phone_number"),
+            evidence=req.act.evidence or req.receipt_evidence,
+        ),
+        head=loaded.heads.get(req.key, Head()),
+        recorded_at=now,
+        keyed=lambda kind, value: subject_hash(secret, kind, value),
+    )
+    loaded.heads[req.key] = Head(made.sequence, made.hash)
+    writes.receipts.append(made)
+    return made
 
 
 def _ask_confirmation(
@@ -423,7 +478,8 @@ def _ask_confirmation(
     writes.confirmations.append(
         Confirmation(
             cid, req.account_id, req.profile_id, c.channel, c.list_id, c.scope,
-            req.act.method, email,
+            req.act.method, email, evidence=req.act.evidence, notice=req.act.notice,
+            jurisdiction=req.act.jurisdiction,
         )
     )  # fmt: skip
     mail_from = acct.from_email or mails.DEFAULT_FROM

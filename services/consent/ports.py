@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from services.consent.domain.model import Act, HistoryEntry, ProfileConsent
+from services.consent.domain.receipts import Head, HistoryLink, Receipt
 from shared.contracts import Message, PrivacyRequest, PrivacyResult
 from shared.pages.accounts import PageSettings
 
@@ -66,6 +67,17 @@ class HistoryRow:
     account_id: str
     profile_id: str
     entry: HistoryEntry
+    receipt_id: str | None = None  # C16: the receipt that records an applied row
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A profile's receipts as stored (C16): in stored order, the head kept apart, and
+    the applied history rows with the receipt each belongs to."""
+
+    receipts: list[Receipt]
+    head: Head | None
+    history: list[HistoryLink]
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,11 @@ class Confirmation:
     email: str
     requested_at: datetime | None = None
     confirmed_at: datetime | None = None
+    # C15: the pending subscribe's evidence, notice and jurisdiction, for the receipt
+    # written when the person confirms.
+    evidence: str | None = None
+    notice: str | None = None
+    jurisdiction: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,18 @@ class ConsentRepository(Protocol):
 
     async def queue_mails(self, mails: Sequence[OutgoingMail]) -> None:
         """Queue mails for the mail worker, once per dedupe key."""
+
+    async def receipt_heads(self, keys: Iterable[Key]) -> dict[Key, Head]:
+        """C16: the end of each profile's receipt chain (profiles without one left out)."""
+
+    async def append_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """C15, C16: append receipts in order and move each profile's head to its last."""
+
+    async def receipt_chain(self, key: Key) -> Chain:
+        """C16: a profile's receipts in stored order, its head and its applied history."""
+
+    async def receipt_profiles(self, account_id: str) -> list[str]:
+        """C16: every profile of the account with a receipt chain, in id order."""
 
 
 class PrivacyLedger(Protocol):

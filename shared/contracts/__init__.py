@@ -24,6 +24,7 @@ from shared.contracts.outputs import (
     SuppressionChanged,
 )
 from shared.contracts.privacy import PrivacyRequest, PrivacyResult
+from shared.contracts.receipts import ConsentReceipt
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -33,6 +34,7 @@ __all__ = [
     "ChannelState",
     "ConsentChanged",
     "ConsentCommand",
+    "ConsentReceipt",
     "ConsentState",
     "DeadLetter",
     "FlowActivity",

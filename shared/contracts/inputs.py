@@ -65,6 +65,18 @@ class ConsentCommand(Message):
         max_length=200,
         description="Who made the change (C2: an operator, a system); kept in the history.",
     )
+    notice: str | None = Field(
+        None,
+        max_length=2000,
+        description="C15: the notice the person saw (an id or URL with its version, e.g. "
+        "'https://acme.example/privacy#v3' or 'signup-form-v7'); kept in the receipt as given.",
+    )
+    jurisdiction: str | None = Field(
+        None,
+        max_length=64,
+        description="C15: the jurisdiction the consent was given under (e.g. 'EU', 'US-CA'); "
+        "kept in the receipt.",
+    )
 
 
 class SuppressionCommand(Message):

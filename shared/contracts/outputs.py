@@ -56,6 +56,11 @@ class ConsentChanged(Message):
         description="The act's ordering time (X3: `consented_at` as claimed, clamped to "
         "1990 and to its receipt); suppression lifts compare it with `since` (S5).",
     )
+    receipt_id: str | None = Field(
+        None,
+        description="C15, C17: the consent receipt this change rests on (the profile's "
+        "receipt of the act that made it), so a read model can name it in its decisions.",
+    )
 
 
 class SuppressionChanged(Message):

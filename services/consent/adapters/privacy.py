@@ -3,7 +3,9 @@ confirmations, confirmation mails, the suppression read model; and the collected
 of every request.
 
 Erase keeps the audit trail (what, when, how: C2) with the phone number and free-text
-evidence blanked, and the keyed hashes of the email and phone number so that a later
+evidence blanked, the consent receipts (C15) without the personal values kept beside
+them (the receipts commit to keyed hashes only, so each chain still verifies: C16), and
+the keyed hashes of the email and phone number so that a later
 subscribe for them is held back until it carries evidence (P2).
 """
 
@@ -77,6 +79,13 @@ class ConsentPrivacy:
             account_id,
             profile_ids,
         )
+        receipts = await conn.fetch(
+            "SELECT profile_id, receipt, hash, personal FROM consent_receipts"
+            " WHERE account_id = $1 AND profile_id = ANY($2::text[]) ORDER BY profile_id,"
+            " sequence, id",
+            account_id,
+            profile_ids,
+        )
         profiles = []
         for s in states:
             view = ProfileConsent.from_json(s["state"]).view()
@@ -92,6 +101,10 @@ class ConsentPrivacy:
             "profiles": profiles,
             "history": row_dicts(history),
             "confirmations": row_dicts(confirmations),
+            # C15, P3: every receipt, with the personal values it commits to.
+            "receipts": [
+                {**r["receipt"], "hash": r["hash"], "personal": r["personal"]} for r in receipts
+            ],
         }
 
     async def erase(
@@ -167,6 +180,14 @@ async def _blank_history(
             profile_ids,
             ERASED,
         )
+    )
+    # C15, C16: receipts stay, without the personal values beside them; they commit to
+    # keyed hashes only, so every chain still verifies.
+    await conn.execute(
+        "UPDATE consent_receipts SET personal = NULL WHERE account_id = $1"
+        " AND profile_id = ANY($2::text[]) AND personal IS NOT NULL",
+        account,
+        profile_ids,
     )
     await conn.execute(
         "INSERT INTO consent_history (account_id, profile_id, slot, action, result, status,"

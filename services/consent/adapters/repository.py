@@ -15,9 +15,11 @@ import asyncpg
 
 from services.consent.adapters import privacy
 from services.consent.domain.model import Act, ProfileConsent
+from services.consent.domain.receipts import Head, HistoryLink, Receipt
 from services.consent.ports import (
     SETTING_FIELDS,
     AccountSettings,
+    Chain,
     Confirmation,
     HistoryRow,
     IdentityAct,
@@ -35,8 +37,11 @@ from shared.pages.accounts import PageSettings
 
 CONFIRMATION_COLUMNS = (
     "confirmation_id, account_id, profile_id, channel, list_id, scope, method, email,"
-    " requested_at, confirmed_at"
+    " requested_at, confirmed_at, evidence, notice, jurisdiction"
 )
+RECEIPT_COLUMNS = (
+    "account_id", "profile_id", "sequence", "receipt_id", "receipt", "hash", "personal",
+)  # fmt: skip
 
 
 class PostgresConsentRepository:
@@ -271,17 +276,24 @@ class PostgresConsentRepository:
             return set()
         got = await self.conn.fetch(
             "INSERT INTO confirmations (confirmation_id, account_id, profile_id, channel,"
-            " list_id, scope, method, email, email_key)"
+            " list_id, scope, method, email, email_key, evidence, notice, jurisdiction)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-            " $6::text[], $7::text[], $8::text[], $9::text[])"
+            " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],"
+            " $12::text[])"
             " ON CONFLICT DO NOTHING RETURNING confirmation_id",
             *columns(
                 [
                     # the columns above; the database stamps the rest
-                    (*astuple(c)[:8], email_identity(c.email))
+                    (
+                        *astuple(c)[:8],
+                        email_identity(c.email),
+                        c.evidence,
+                        c.notice,
+                        c.jurisdiction,
+                    )
                     for c in confirmations
                 ],
-                9,
+                12,
             ),
         )
         return {r["confirmation_id"] for r in got}
@@ -306,6 +318,96 @@ class PostgresConsentRepository:
     async def queue_mails(self, mails: Sequence[Any]) -> None:
         await mail_queue.enqueue_many(self.conn, mails)
 
+    async def receipt_heads(self, keys: Iterable[Key]) -> dict[Key, Head]:
+        wanted = list(set(keys))
+        if not wanted:
+            return {}
+        rows = await self.conn.fetch(
+            "SELECT h.account_id, h.profile_id, h.sequence, h.hash FROM consent_receipt_heads h"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
+            " ON h.account_id = k.a AND h.profile_id = k.p",
+            [k[0] for k in wanted],
+            [k[1] for k in wanted],
+        )
+        return {Key(r["account_id"], r["profile_id"]): Head(r["sequence"], r["hash"]) for r in rows}
+
+    async def append_receipts(self, receipts: Sequence[Receipt]) -> None:
+        if not receipts:
+            return
+        await copy_rows(
+            self.conn,
+            "consent_receipts",
+            RECEIPT_COLUMNS,
+            [
+                (
+                    r.account_id,
+                    r.profile_id,
+                    r.sequence,
+                    r.receipt_id,
+                    dict(r.body),
+                    r.hash,
+                    dict(r.personal) if r.personal else None,
+                )
+                for r in receipts
+            ],
+        )
+        heads = {(r.account_id, r.profile_id): (r.sequence, r.hash) for r in receipts}
+        ordered = sorted(heads)  # lock order as in lock_states
+        await self.conn.execute(
+            "INSERT INTO consent_receipt_heads (account_id, profile_id, sequence, hash)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[])"
+            " ON CONFLICT (account_id, profile_id) DO UPDATE"
+            " SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash",
+            [k[0] for k in ordered],
+            [k[1] for k in ordered],
+            [heads[k][0] for k in ordered],
+            [heads[k][1] for k in ordered],
+        )
+
+    async def receipt_chain(self, key: Key) -> Chain:
+        return await receipt_chain(self.conn, key)
+
+    async def receipt_profiles(self, account_id: str) -> list[str]:
+        return await receipt_profiles(self.conn, account_id)
+
+
+async def receipt_chain(conn: asyncpg.Connection, key: Key) -> Chain:
+    """C16: a profile's receipts in stored order (by sequence, then as inserted), its
+    head, and its history rows that name a receipt."""
+    rows = await conn.fetch(
+        "SELECT receipt, hash, personal FROM consent_receipts"
+        " WHERE account_id = $1 AND profile_id = $2 ORDER BY sequence, id",
+        key.account_id,
+        key.profile_id,
+    )
+    head = await conn.fetchrow(
+        "SELECT sequence, hash FROM consent_receipt_heads WHERE account_id = $1"
+        " AND profile_id = $2",
+        key.account_id,
+        key.profile_id,
+    )
+    history = await conn.fetch(
+        "SELECT receipt_id, slot, status, act_id FROM consent_history"
+        " WHERE account_id = $1 AND profile_id = $2 AND receipt_id IS NOT NULL ORDER BY id",
+        key.account_id,
+        key.profile_id,
+    )
+    return Chain(
+        [Receipt(*key, r["receipt"], r["hash"], r["personal"]) for r in rows],
+        Head(head["sequence"], head["hash"]) if head else None,
+        [HistoryLink(h["receipt_id"], h["slot"], h["status"], h["act_id"]) for h in history],
+    )
+
+
+async def receipt_profiles(conn: asyncpg.Connection, account_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT profile_id FROM consent_receipt_heads WHERE account_id = $1"
+        " UNION SELECT DISTINCT profile_id FROM consent_receipts WHERE account_id = $1"
+        " ORDER BY 1",
+        account_id,
+    )
+    return [r["profile_id"] for r in rows]
+
 
 async def find_confirmation(conn: asyncpg.Connection, confirmation_id: str) -> Confirmation | None:
     """One pending or used confirmation (C8), with when it was asked for."""
@@ -319,7 +421,7 @@ async def find_confirmation(conn: asyncpg.Connection, confirmation_id: str) -> C
 HISTORY_COLUMNS = (
     "account_id", "profile_id", "slot", "action", "result", "status", "consented_at",
     "act_at", "method", "act_id", "list_id", "scope", "evidence", "phone_number", "actor",
-    "claimed_at", "reason",
+    "claimed_at", "reason", "receipt_id",
 )  # fmt: skip
 
 
@@ -345,6 +447,7 @@ def _history_columns(row: HistoryRow) -> tuple[Any, ...]:
         h.actor,
         h.claimed_at,
         h.reason,
+        row.receipt_id,
     )
 
 

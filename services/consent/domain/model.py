@@ -259,6 +259,9 @@ class Act:
     # while the profile has another number, it is only remembered for this one
     # (`opted_out_numbers`).
     number_only: bool = False
+    # C15: the notice the person saw and the jurisdiction, kept in the act's receipt.
+    notice: str | None = None
+    jurisdiction: str | None = None
 
     @property
     def version(self) -> Version:

@@ -1,6 +1,7 @@
 """The consent service's per-account HTTP API, one module per resource:
 
-- `consent.py`: a profile's consent, history and operator consent acts (C2, C11, C14)
+- `consent.py`: a profile's consent, history and operator consent acts (C2, C11, C14);
+  its receipts, their verification and explain (C15–C17)
 - `suppressions.py`: operator suppress / unsuppress, forwarded to the suppression
   service's implementation (S5)
 - `links.py`: signed links for a profile's mails (C12)
@@ -31,6 +32,10 @@ PROFILE = BASE + "/profiles/{profile_id}"
 TABLE: list[tuple[str, Handler, list[str]]] = [
     (PROFILE + "/consent", consent.show, ["GET"]),
     (PROFILE + "/consent/history", consent.history, ["GET"]),
+    (PROFILE + "/consent/receipts", consent.receipts, ["GET"]),
+    (PROFILE + "/consent/verify", consent.verify_profile, ["GET"]),
+    (PROFILE + "/consent/explain", consent.explain, ["GET"]),
+    (BASE + "/consent/verify", consent.verify_account, ["GET"]),
     (PROFILE + "/consent/{action}", consent.act, ["POST"]),
     (PROFILE + "/suppressions/{action}", suppressions.action, ["POST"]),
     (PROFILE + "/links", links.profile_links, ["GET"]),

@@ -48,9 +48,8 @@ async def confirm(rt: Runtime, request: Request) -> Response:
         if not await repo.claim_confirmation(claims["k"]):
             return _already(v)
         act = _confirm_act(claims, found, now)
-        await handlers.apply_acts(
-            repo, uow, [handlers.Request(claims["a"], claims["p"], act)], rt.settings
-        )
+        req = handlers.Request(claims["a"], claims["p"], act, receipt_evidence=found.evidence)
+        await handlers.apply_acts(repo, uow, [req], rt.settings)
         await uow.commit()
     return message(v, 200, texts.CONFIRMED_TITLE, v.t(texts.CONFIRMED_TEXT))
 
@@ -105,4 +104,7 @@ def _confirm_act(claims: dict[str, Any], found: Confirmation, now: datetime) -> 
         method=found.method or "link",
         confirmed=True,
         actor="profile (confirmation link)",
+        # C15: the receipt carries the pending subscribe's notice and jurisdiction.
+        notice=found.notice,
+        jurisdiction=found.jurisdiction,
     )

@@ -159,3 +159,41 @@ async def test_lifted_erasures_are_no_longer_found(repo) -> None:
     assert await repo.erased_hashes([(A, "h1")]) == set()
     await repo.lift_erasure([(A, "h1")])
     assert await repo.erased_hashes([]) == set()
+
+
+def _receipt(pid: str, n: int, prev: str | None, personal: dict | None = None):
+    from services.consent.domain.receipts import Receipt, digest
+
+    body = {"receipt_id": f"r-{pid}-{n}", "sequence": n, "previous_hash": prev, "é": "ü"}
+    return Receipt(A, pid, body, digest(body), personal)
+
+
+async def test_c15_c16_receipts_are_appended_in_order_with_their_head(repo) -> None:
+    from services.consent.domain.receipts import Head, HistoryLink
+
+    key = Key(A, "p1")
+    assert await repo.receipt_heads([key]) == {}
+    assert (await repo.receipt_chain(key)).receipts == []
+    first = _receipt("p1", 1, None, {"email": "p1@example.test"})
+    second = _receipt("p1", 2, first.hash)
+    other = _receipt("p2", 1, None)
+    await repo.append_receipts([first, other])
+    await repo.append_receipts([second])
+    await repo.append_receipts([])
+    assert await repo.receipt_heads([key, Key(A, "p2"), Key(A, "p9")]) == {
+        key: Head(2, second.hash),
+        Key(A, "p2"): Head(1, other.hash),
+    }
+    entry = HistoryEntry(
+        slot="email", action="subscribe", result="applied", status="subscribed",
+        consented_at=T0, act_at=T0, method="api", act_id="a1",
+    )  # fmt: skip
+    await repo.append_history(
+        [HistoryRow(A, "p1", entry, first.receipt_id), HistoryRow(A, "p1", entry)]
+    )
+    chain = await repo.receipt_chain(key)
+    assert chain.receipts == [first, second]  # bodies and personal values round-trip
+    assert chain.head == Head(2, second.hash)
+    assert chain.history == [HistoryLink(first.receipt_id, "email", "subscribed", "a1")]
+    assert await repo.receipt_profiles(A) == ["p1", "p2"]
+    assert await repo.receipt_profiles("other") == []

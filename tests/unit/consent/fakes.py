@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.consent.domain.model import Act, ProfileConsent
+from services.consent.domain.receipts import Head, HistoryLink, Receipt
 from services.consent.ports import (
     SETTING_FIELDS,
     AccountSettings,
+    Chain,
     Confirmation,
     HistoryRow,
     IdentityAct,
@@ -49,6 +51,8 @@ class InMemoryConsentRepository:
     mails: dict[str, Any] = field(default_factory=dict)
     ledger: dict[tuple[str, str], dict[str, Act]] = field(default_factory=dict)
     locked_identities: set[tuple[str, str]] = field(default_factory=set)
+    receipts: list[Receipt] = field(default_factory=list)  # in the order appended
+    heads: dict[Key, Head] = field(default_factory=dict)
 
     async def lock_states(self, keys: Iterable[Key]) -> dict[Key, Stored]:
         out = {}
@@ -182,6 +186,33 @@ class InMemoryConsentRepository:
     async def queue_mails(self, mails: Sequence[Any]) -> None:
         for mail in mails:
             self.mails.setdefault(mail.dedupe_key, mail)
+
+    async def receipt_heads(self, keys: Iterable[Key]) -> dict[Key, Head]:
+        return {Key(*k): self.heads[Key(*k)] for k in set(keys) if Key(*k) in self.heads}
+
+    async def append_receipts(self, receipts: Sequence[Receipt]) -> None:
+        for r in receipts:
+            self.receipts.append(copy.deepcopy(r))
+            self.heads[Key(r.account_id, r.profile_id)] = Head(r.sequence, r.hash)
+
+    async def receipt_chain(self, key: Key) -> Chain:
+        key = Key(*key)
+        mine = [r for r in self.receipts if (r.account_id, r.profile_id) == key]
+        return Chain(
+            sorted((copy.deepcopy(r) for r in mine), key=lambda r: r.sequence),
+            self.heads.get(key),
+            [
+                HistoryLink(h.receipt_id, h.entry.slot, h.entry.status, h.entry.act_id)
+                for h in self.history
+                if (h.account_id, h.profile_id) == key and h.receipt_id is not None
+            ],
+        )
+
+    async def receipt_profiles(self, account_id: str) -> list[str]:
+        return sorted(
+            {r.profile_id for r in self.receipts if r.account_id == account_id}
+            | {k.profile_id for k in self.heads if k.account_id == account_id}
+        )
 
 
 @dataclass
