@@ -233,7 +233,9 @@ async def _note_resubscribed(work: FlowWork, changes: Sequence[ConsentChanged]) 
     subscribes = [
         (c, family)
         for c in changes
-        for family in resubscribed_families(c.type, c.channel, c.state.model_dump(mode="json"))
+        for family in resubscribed_families(
+            c.type, c.channel, c.state.model_dump(mode="json"), c.evidence
+        )
     ]
     if not subscribes:
         return

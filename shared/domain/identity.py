@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import unicodedata
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from shared.addresses import _phone
@@ -52,9 +53,9 @@ def email_identity(address: str | None) -> str | None:
 def _ascii_domain(domain: str) -> str:
     """The domain in lower case and, where IDNA can encode it, in punycode."""
     lowered = unicodedata.normalize("NFC", domain).strip().lower()
-    try:
-        return lowered.encode("idna").decode("ascii")
-    except UnicodeError:
+    try:  # IDNA 2008 with UTS 46, as email-validator does (`ß` stays `ß`: not `ss`)
+        return idna.encode(lowered, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         return lowered
 
 

@@ -46,6 +46,13 @@ def phone_key(number: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def upper_case(text: str) -> str:
+    """`text` in upper case where that is a spelling of the same address: a letter whose
+    upper case is not one letter that maps back (`ß` -> `SS`) is kept, since `STRASSE`
+    and `straße` are two domains under IDNA 2008."""
+    return "".join(u if len(u := c.upper()) == 1 and u.lower() == c else c for c in text)
+
+
 @dataclass(frozen=True)
 class ProfileCard:
     """One profile and the spellings it arrives with (fixed for the profile)."""

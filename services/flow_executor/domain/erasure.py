@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.domain.text import visible
 from shared.privacy import subject_hashes
 
 ERASED = "erased (P2)"
@@ -78,10 +79,15 @@ def family(channel: str) -> Family:
     return "sms" if channel.startswith("sms") else channel
 
 
-def resubscribed_families(change_type: str, channel: str, state: Mapping[str, Any]) -> set[Family]:
-    """The families a consent change subscribed the profile to: a `Subscribed to ...`
-    change on a channel whose state shows it subscribed."""
-    if not change_type.startswith("Subscribed to"):
+def resubscribed_families(
+    change_type: str, channel: str, state: Mapping[str, Any], evidence: str | None
+) -> set[Family]:
+    """The families a consent change subscribed the profile to again after an erase: a
+    `Subscribed to ...` change that carries evidence (the only subscribe the consent
+    service applies for an erased person, C11, P2) on a channel whose state shows it
+    subscribed. A subscribe without evidence was made before the consent service's own
+    erase, however late it reaches the executor: it lifts nothing."""
+    if not change_type.startswith("Subscribed to") or not visible(evidence):
         return set()
     fam = family(channel)
     slots = _SLOTS.get(fam, ())

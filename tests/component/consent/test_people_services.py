@@ -25,12 +25,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import idna
 import pytest
 
 from shared.contracts import topics
 from tests.component.consent.support import ACCOUNTS, headers, services_fixture
 from tests.conftest import eventually
-from tests.model.people import PeopleModel, ProfileCard
+from tests.model.people import PeopleModel, ProfileCard, email_key, upper_case
 from tests.model.reference import Received
 
 WORLDS = 150
@@ -46,8 +47,8 @@ services = services_fixture(names=("consent", "flow_executor"))
 
 
 def email_spelling(rng: random.Random, local: str, domain: str) -> str:
-    case = rng.choice((str, str.lower, str.upper, str.title))
-    dom = rng.choice((domain, domain.upper(), domain.lower().encode("idna").decode()))
+    case = rng.choice((str, str.lower, upper_case, str.title))
+    dom = rng.choice((domain, upper_case(domain), idna.encode(domain, uts46=True).decode()))
     pad = rng.choice(("", " "))
     return pad + unicodedata.normalize(rng.choice(("NFC", "NFD")), f"{case(local)}@{dom}") + pad
 
@@ -65,6 +66,7 @@ class World:
     cards: list[ProfileCard]
     messages: list[tuple[str, str, dict[str, Any]]]
     model: PeopleModel
+    persons: list[tuple[str, str, str]]  # (local part, domain, number) of each person
 
 
 def world(rng: random.Random, n: int, account: str, base: datetime) -> World:
@@ -126,7 +128,7 @@ def world(rng: random.Random, n: int, account: str, base: datetime) -> World:
         )  # fmt: skip
     for card in cards:
         model.profiles.setdefault(card.profile_id, card)
-    return World(cards, messages, model)
+    return World(cards, messages, model, persons)
 
 
 async def _publish(kafka: Any, messages: list[tuple[str, str, dict[str, Any]]]) -> None:
@@ -219,6 +221,7 @@ async def test_i1_c6_x3_people_through_the_services_agree_with_the_model(
             await eventually(agree, timeout_s=150, interval_s=1.0)
         except AssertionError:
             raise AssertionError(f"{len(last)} profiles differ: {last[:8]}") from None
+        await _erase_by_any_spelling(rng, worlds[:25], account, kafka, consent, executor)
     changes = [
         v
         for _, v in await kafka.read_all(topics.CONSENT_CHANGES)
@@ -226,3 +229,68 @@ async def test_i1_c6_x3_people_through_the_services_agree_with_the_model(
     ]
     ids = [c["change_id"] for c in changes]
     assert len(ids) == len(set(ids)), "X2: two consent changes share an id"
+
+
+async def _erase_by_any_spelling(
+    rng: random.Random,
+    worlds: list[World],
+    account: str,
+    kafka: Any,
+    consent: httpx.AsyncClient,
+    executor: httpx.AsyncClient,
+) -> None:
+    """P1, P2, I1: a person erased by one spelling of their address is held under
+    every other, for every profile that carried it and for a new profile bringing it
+    in yet another spelling (an import without evidence): consent's read API and the
+    executor's read model both say nothing may go to them."""
+    held: list[str] = []
+    messages = []
+    for n, w in enumerate(worlds):
+        local, domain, _ = w.persons[0]
+        key = email_key(f"{local}@{domain}")
+        named = [  # profiles the service knows that carry the address, in any spelling
+            c.profile_id
+            for c in w.cards
+            if c.email and email_key(c.email) == key and c.profile_id in w.model.own
+        ]
+        messages.append(
+            (topics.PRIVACY_REQUESTS, f"erase-{n}", {
+                "request_id": f"erase-{account}-{n}", "account_id": account,
+                "email": email_spelling(rng, local, domain), "action": "erase",
+            })
+        )  # fmt: skip
+        newcomer = {"id": f"w{n}-new", "email": email_spelling(rng, local, domain)}
+        messages.append(
+            (topics.CONSENT_COMMANDS, newcomer["id"], {
+                "command_id": f"w{n}-import", "account_id": account, "profile": newcomer,
+                "action": "subscribe", "channel": "email", "method": "import",
+                "historical_import": True,
+                "consented_at": (datetime.now(UTC) - timedelta(days=2)).isoformat(),
+            })
+        )  # fmt: skip
+        held += [*named, newcomer["id"]]
+    # The erases and the imports, on two topics: either may be handled first.
+    await _publish(kafka, messages[0::2])
+    await _publish(kafka, messages[1::2])
+    last: list[str] = []
+
+    async def everyone_held() -> bool:
+        nonlocal last
+        last = []
+        for pid in held:
+            path = f"/accounts/{account}/profiles/{pid}"
+            c = await consent.get(f"{path}/consent", headers=headers(account))
+            if c.status_code != 200 or any(
+                ch["can_receive"] for ch in c.json()["channels"].values()
+            ):
+                last.append(f"{pid}: consent {c.status_code} {c.text[:300]}")
+                continue
+            x = await executor.get(f"{path}/reachability", headers=headers(account))
+            if x.status_code == 200 and any(x.json()["can_receive"].values()):
+                last.append(f"{pid}: executor {x.json()['blocked']}")
+        return not last
+
+    try:
+        await eventually(everyone_held, timeout_s=90, interval_s=1.0)
+    except AssertionError:
+        raise AssertionError(f"{len(last)} erased profiles reachable: {last[:6]}") from None

@@ -730,7 +730,7 @@ async def test_p2_a_subscribe_after_the_erase_lets_that_channel_go_to_that_profi
         "Subscribed to Email Marketing",
         at=datetime.now(UTC).isoformat(),
         email={"status": "subscribed"},
-    )
+    ).model_copy(update={"evidence": "signed form 12"})  # the only re-consent after an erase
     await kafka.send(topics.CONSENT_CHANGES, p, again)
 
     async def lifted() -> bool:

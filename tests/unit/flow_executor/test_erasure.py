@@ -65,6 +65,7 @@ def change(
     channel: str,
     address: str | None = EMAIL,
     number: str | None = PHONE,
+    evidence: str | None = None,
     **state: Any,
 ) -> ConsentChanged:
     """A change published by the consent service (dated before the events built later,
@@ -78,6 +79,7 @@ def change(
             "profile": {"id": pid, "email": address, "phone_number": number},
             "channel": channel,
             "consented_at": utcnow().isoformat(),
+            "evidence": evidence,
             "state": state,
             "occurred_at": (
                 utcnow() - timedelta(minutes=10) + timedelta(microseconds=next(_n))
@@ -154,10 +156,14 @@ def test_p2_a_hold_blocks_every_channel_until_a_later_subscribe_on_that_channel(
 
 def test_p2_only_a_subscribe_that_leaves_the_channel_subscribed_counts() -> None:
     sub = {"email": {"status": "subscribed"}}
-    assert resubscribed_families("Subscribed to Email Marketing", "email", sub) == {"email"}
-    assert resubscribed_families("Unsubscribed from Email Marketing", "email", sub) == set()
-    assert resubscribed_families("Subscribed to SMS Marketing", "sms", sub) == set()
-    assert resubscribed_families("Subscribed to SMS Marketing", "sms", SMS_CONSENT) == {"sms"}
+    form = "signed form 12"
+    assert resubscribed_families("Subscribed to Email Marketing", "email", sub, form) == {"email"}
+    assert resubscribed_families("Unsubscribed from Email Marketing", "email", sub, form) == set()
+    assert resubscribed_families("Subscribed to SMS Marketing", "sms", sub, form) == set()
+    assert resubscribed_families("Subscribed to SMS Marketing", "sms", SMS_CONSENT, form) == {"sms"}
+    # Without (visible) evidence it was made before the consent service's erase (P2).
+    assert resubscribed_families("Subscribed to Email Marketing", "email", sub, None) == set()
+    assert resubscribed_families("Subscribed to Email Marketing", "email", sub, "\u200b") == set()
 
 
 # --- through the handlers ---------------------------------------------------------------
@@ -210,7 +216,10 @@ async def test_p2_a_subscribe_that_arrived_before_the_erase_lifts_nothing() -> N
 
 async def test_p2_a_subscribe_after_the_erase_lifts_that_channel_for_that_profile_only() -> None:
     work = await ready()
-    again = change("p-1", "Subscribed to Email Marketing", "email", email={"status": "subscribed"})
+    again = change(
+        "p-1", "Subscribed to Email Marketing", "email", evidence="signed form 12",
+        email={"status": "subscribed"},
+    )  # fmt: skip
     await handlers.on_consent_changes(work, [received(again)])
     await handlers.enter_from_events(work, [received(ev("p-1")), received(ev("p-2"))])
     [request] = work.on(topics.MESSAGE_REQUESTS)
@@ -327,7 +336,8 @@ async def test_p2_regression_an_sms_subscribe_after_the_erase_lifts_sms_for_that
     work = FakeWork()
     await handlers.save_definitions(work, [received(DefinitionRecord(flow([MAIL, TEXT]), "0:0:x"))])
     await erase(work, "p-1", "ß@a.example", PHONE)
-    sub = change("p-1", "Subscribed to SMS Marketing", "sms", None, PHONE, **SMS_CONSENT)
+    sub = change("p-1", "Subscribed to SMS Marketing", "sms", None, PHONE, "signed form 3",
+                 **SMS_CONSENT)  # fmt: skip
     await handlers.on_consent_changes(work, [received(sub)])
     await handlers.enter_from_events(work, [received(ev("p-1", "ß@A.example", PHONE))])
     assert [r.channel for r in work.on(topics.MESSAGE_REQUESTS)] == ["sms"]
@@ -351,3 +361,16 @@ async def test_p2_an_internal_alert_about_an_erased_person_is_skipped() -> None:
     # Another person still raises the alert.
     await handlers.enter_from_events(work, [received(ev("p-3", "someone@else.example", None))])
     assert [r.profile_id for r in work.on(topics.ALERT_REQUESTS)] == ["p-3"]
+
+
+async def test_p2_a_subscribe_made_before_the_erase_lifts_nothing_however_late_it_arrives() -> None:
+    """Regression (people through the services): an import applied by the consent
+    service before its erase reached the executor after the executor's erase and lifted
+    the hold. Only a subscribe with evidence, the one kind consent applies for an erased
+    person, lifts it."""
+    work = await ready()
+    late = change("p-1", "Subscribed to Email Marketing", "email", email={"status": "subscribed"})
+    await handlers.on_consent_changes(work, [received(late)])
+    await handlers.enter_from_events(work, [received(ev("p-1"))])
+    assert work.on(topics.MESSAGE_REQUESTS) == []
+    assert ("p-1", "mail", SKIPPED) in skipped(work)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import unicodedata
 
+import idna
 from hypothesis import strategies as st
 
 LOCAL = "abcdelnorsäåñü0123456789"
@@ -27,7 +28,7 @@ def spelling(draw: st.DrawFn, address: tuple[str, str]) -> str:
     or in IDNA (punycode) form, blanks around it."""
     local, domain = address
     if draw(st.booleans()):
-        domain = domain.encode("idna").decode("ascii")
+        domain = idna.encode(domain, uts46=True).decode("ascii")
     text = "".join(ch.upper() if draw(st.booleans()) else ch for ch in f"{local}@{domain}")
     text = unicodedata.normalize(draw(st.sampled_from(["NFC", "NFD"])), text)
     return draw(BLANKS) + text + draw(BLANKS)
