@@ -175,6 +175,10 @@ def consent_receipts(profile_id: str, account: str, as_json: bool) -> None:
     emit(data, as_json, lambda d: table(d["receipts"], cols))
 
 
+class ChainFails(click.ClickException):
+    """C16: `consent verify` found a chain that fails (exit code 1)."""
+
+
 def _failure_text(v: dict[str, Any]) -> str:
     f = v["failure"]
     where = f"receipt {f['sequence']} ({f['receipt_id']})" if f["sequence"] else f["receipt_id"]
@@ -215,7 +219,7 @@ def consent_verify(profile_id: str | None, every: bool, account: str, as_json: b
 
     emit(data, as_json, human)
     if not data["ok"]:
-        raise click.exceptions.Exit(1)
+        raise ChainFails("a receipt chain fails verification (C16)")
 
 
 @consent.command("explain", help="May a message go to the profile now, and on which facts (C17).")

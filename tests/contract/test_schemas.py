@@ -240,3 +240,27 @@ def test_committed_schema_examples_parse_with_the_models() -> None:
     jsonschema.validate(
         json.loads(change.to_bytes()), _committed("schemas/ConsentChanged.schema.json")
     )
+
+
+def test_c15_receipts_match_their_published_schema() -> None:
+    """C15: the receipt schema is valid 2020-12 JSON Schema, a real receipt validates
+    against it, and one with a field of the wrong type does not."""
+    from services.consent.domain.model import Act, HistoryEntry
+    from services.consent.domain.receipts import Head, Personal, receipt
+
+    schema = _committed("schemas/ConsentReceipt.schema.json")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    act = Act("c-1", "subscribe", "sms", at, evidence="form 7", notice="form-v3", jurisdiction="EU")
+    entry = HistoryEntry(
+        "sms_marketing", "subscribe", "applied", "subscribed", at, at, "form", "c-1"
+    )
+    made = receipt(
+        account_id="acme", account_name="Acme", profile_id="p-1", act=act, entries=[entry],
+        personal=Personal("ada@example.com", "+15555550100", "form 7"), head=Head(),
+        recorded_at=at, keyed=lambda kind, value: f"{kind}-hash",
+    )  # fmt: skip
+    document = json.loads(json.dumps(made.document()))
+    jsonschema.validate(document, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**document, "sequence": "one"}, schema)

@@ -473,3 +473,85 @@ async def test_x3a_list_at_client_scope_is_refused_with_its_reason_never_applied
     )
     results = [(h["action"], h["result"]) for h in r.json()["history"]]
     assert ("unsubscribe", "rejected") in results and ("subscribe", "applied") in results
+
+
+async def test_c15_c16_c17_receipts_verify_and_explain_over_http_and_the_cli(
+    services, api: Api, kafka: Kafka, tail: Tail, acct: str, monkeypatch
+) -> None:
+    """A profile's receipts, their verification and explain, from the running service
+    over HTTP and through `consentflow consent receipts|verify|explain`."""
+    import asyncio
+    import json as _json
+
+    from tools.operator_cli import main
+
+    await api.settings(acct, email_double_opt_in=False)
+    p = pid()
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+    first = consent_cmd(
+        acct, p, method="form", notice="https://acme.example/privacy#v3", jurisdiction="EU",
+        consented_at=t0.isoformat(),
+    )  # fmt: skip
+    scoped = consent_cmd(
+        acct, p, "unsubscribe", scope={"level": "client", "client_id": "c1"},
+        consented_at=(t0 + timedelta(minutes=1)).isoformat(),
+    )  # fmt: skip
+    await kafka.send(topics.CONSENT_COMMANDS, p, first)
+    await kafka.send(topics.CONSENT_COMMANDS, p, scoped)
+    base = f"/accounts/{acct}/profiles/{p}/consent"
+
+    async def receipts() -> list[dict] | None:
+        r = await api.consent.get(f"{base}/receipts", headers=headers(acct))
+        got = r.json()["receipts"]
+        return got if len(got) == 2 else None
+
+    got = await eventually(receipts, timeout_s=20)
+    # In the order they were recorded (one batch may record a later opt-out first: I1).
+    by_act = {r["act_id"]: r for r in got}
+    assert set(by_act) == {first["command_id"], scoped["command_id"]}
+    notice = by_act[first["command_id"]]
+    assert (notice["notice"], notice["jurisdiction"]) == ("https://acme.example/privacy#v3", "EU")
+    assert got[1]["previous_hash"] == got[0]["hash"]
+    changes = await events(tail, acct, p, 2)
+    assert {c["receipt_id"] for c in changes} == {r["receipt_id"] for r in got}
+
+    r = await api.consent.get(f"{base}/verify", headers=headers(acct))
+    assert r.json()["ok"] is True and r.json()["receipts"] == 2
+    for where, blocked_by in (({}, first), ({"client_id": "c1"}, scoped)):
+        r = await api.consent.get(
+            f"{base}/explain", params={"channel": "email", **where}, headers=headers(acct)
+        )
+        answer = r.json()
+        shown = await api.consent.get(base, params=where, headers=headers(acct))
+        assert answer["can_receive"] == shown.json()["channels"]["email"]["can_receive"]
+        assert answer["receipt_in_force"]["act_id"] == blocked_by["command_id"]
+    assert answer["can_receive"] is False and answer["facts"]["opt_outs"] == ["client:c1"]
+
+    monkeypatch.setenv("CONSENTFLOW_API_KEY", f"key-{acct}-for-tests")
+    monkeypatch.setenv("CONSENTFLOW_CONSENT_API_URL", services.services["consent"].base_url)
+    monkeypatch.setenv("CONSENTFLOW_ACCOUNT", acct)
+
+    def cli(*args: str) -> int:
+        return main(list(args))
+
+    assert await asyncio.to_thread(cli, "consent", "verify", p) == 0
+    assert await asyncio.to_thread(cli, "consent", "verify", "--all", "--json") == 0
+    assert await asyncio.to_thread(cli, "consent", "receipts", p) == 0
+    assert await asyncio.to_thread(cli, "consent", "explain", p, "--channel", "email") == 0
+    # A tampered chain: verify names the receipt and exits 1.
+    import asyncpg
+
+    conn = await asyncpg.connect(services.dsn)
+    try:
+        await conn.execute(
+            "UPDATE consent.consent_receipts SET receipt = jsonb_set(receipt, '{method}',"
+            " '\"import\"') WHERE receipt_id = $1",
+            got[0]["receipt_id"],
+        )
+    finally:
+        await conn.close()
+    r = await api.consent.get(f"/accounts/{acct}/consent/verify", headers=headers(acct))
+    (failed,) = r.json()["failed"]
+    assert failed["failure"]["receipt_id"] == got[0]["receipt_id"]
+    assert await asyncio.to_thread(cli, "consent", "verify", p) == 1
+    _json.dumps(failed)
