@@ -5,7 +5,9 @@ executor's outputs (topics, HTTP API, its own tables)."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -13,7 +15,7 @@ import httpx
 from shared.contracts import ConsentChanged, SuppressionChanged, topics
 from tests.conftest import Kafka, eventually
 
-ACCOUNTS = [f"fx-{uuid.uuid4().hex[:10]}" for _ in range(20)]
+ACCOUNTS = [f"fx-{uuid.uuid4().hex[:10]}" for _ in range(30)]
 
 
 def key_of(account: str) -> str:
@@ -154,6 +156,52 @@ async def api(
     headers = {"Authorization": f"Bearer {key or key_of(account)}"}
     async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
         return await client.request(method, f"/accounts/{account}{path}", headers=headers)
+
+
+async def any_hour(base_url: str, account: str) -> None:
+    """Open the account's sending window all day (F8), for tests that are not about
+    quiet hours and must not depend on the wall clock."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+        r = await client.put(
+            f"/accounts/{account}/sending-settings",
+            json={"window_start": "00:00", "window_end": "24:00"},
+            headers={"Authorization": f"Bearer {key_of(account)}"},
+        )
+    assert r.status_code == 200, r.text
+
+
+# Numbers with one zone each in phonenumbers' data, US first (F8 tests pick by local time).
+ONE_ZONE_NUMBERS = {
+    "+12125550100": "America/New_York",
+    "+13125550100": "America/Chicago",
+    "+13035550100": "America/Denver",
+    "+14155550100": "America/Los_Angeles",
+    "+18085550100": "Pacific/Honolulu",
+    "+4930123456": "Europe/Berlin",
+    "+61255550100": "Australia/Sydney",
+    "+81312345678": "Asia/Tokyo",
+    "+5511999999999": "America/Sao_Paulo",
+}
+
+
+def number_where(sending: bool, margin: timedelta = timedelta(minutes=10)) -> tuple[str, ZoneInfo]:
+    """A number whose local time is now inside the default sending window (08:00–21:00)
+    or inside the quiet hours, at least `margin` from either boundary."""
+    now = datetime.now(UTC)
+    for number, name in ONE_ZONE_NUMBERS.items():
+        zone = ZoneInfo(name)
+        times = [(now + d).astimezone(zone) for d in (-margin, timedelta(0), margin)]
+        inside = [8 <= t.hour < 21 for t in times]
+        if inside == [sending] * 3:
+            return number, zone
+    raise AssertionError(f"no number is {'inside' if sending else 'outside'} the window now")
+
+
+def next_local_0800(zone: ZoneInfo) -> datetime:
+    """The next 08:00 in `zone`, in UTC."""
+    local = datetime.now(UTC).astimezone(zone)
+    day = local.date() if local.hour < 8 else local.date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 8, tzinfo=zone).astimezone(UTC)
 
 
 async def activity_api(base_url: str, account: str, flow_id: str) -> dict[str, Any]:

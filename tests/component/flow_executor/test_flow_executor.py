@@ -13,7 +13,9 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 
+import httpx
 import pytest
 
 from shared.contracts import ReviewDecision, topics
@@ -24,6 +26,7 @@ from tests.component.flow_executor.support import (
     API_KEYS,
     activity_api,
     alert,
+    any_hour,
     api,
     barrier,
     consent,
@@ -32,6 +35,8 @@ from tests.component.flow_executor.support import (
     flow,
     in_force,
     key_of,
+    next_local_0800,
+    number_where,
     outputs,
     rows,
     save,
@@ -281,14 +286,10 @@ async def test_f4_restart_while_waiting_fires_every_delay_and_action_exactly_onc
     stack: EmbeddedStack, executor: ServiceProcess, kafka: Kafka, acct: str
 ) -> None:
     url = executor.base_url
-    await save(
-        kafka,
-        flow(acct, "d1", [delay("wait", 1, "mail"), {"id": "mail", "type": "email", "next": None}]),
-    )
-    await save(
-        kafka,
-        flow(acct, "d3", [delay("wait", 3, "mail"), {"id": "mail", "type": "email", "next": None}]),
-    )
+    # Each profile gets a mail from both flows: smart sending (F9) is off for them.
+    mail = {"id": "mail", "type": "email", "next": None, "smart_sending_hours": 0}
+    await save(kafka, flow(acct, "d1", [delay("wait", 1, "mail"), mail]))
+    await save(kafka, flow(acct, "d3", [delay("wait", 3, "mail"), mail]))
     await in_force(url, acct, "d1", 1)
     await in_force(url, acct, "d3", 1)
     profiles = [pid() for _ in range(40)]
@@ -646,7 +647,8 @@ async def test_f2_an_event_dated_2099_does_not_pin_the_address_of_a_later_event(
     executor: ServiceProcess, kafka: Kafka, acct: str
 ) -> None:
     url = executor.base_url
-    await save(kafka, flow(acct, "mail", [MESSAGES[0] | {"next": None}]))
+    # Both mails go: smart sending (F9) is off for this step.
+    await save(kafka, flow(acct, "mail", [MESSAGES[0] | {"next": None, "smart_sending_hours": 0}]))
     await in_force(url, acct, "mail", 1)
     p = pid()
     await send_event(kafka, person_event(acct, p, "old@example.com", None, "2099-01-01T00:00:00Z"))
@@ -662,6 +664,7 @@ async def test_p2_i1_after_an_erase_no_email_or_sms_reaches_the_id_or_any_spelli
     executor: ServiceProcess, kafka: Kafka, acct: str
 ) -> None:
     url = executor.base_url
+    await any_hour(url, acct)  # the SMS before the erase goes whatever the hour (F8)
     await save(kafka, flow(acct, "msg", MESSAGES))
     await in_force(url, acct, "msg", 1)
     erased, upper, nfd, puny, by_phone = (pid() for _ in range(5))
@@ -760,3 +763,141 @@ async def test_p2_i1_an_erase_finds_the_profile_by_any_spelling_of_its_address(
     assert (await _erase(kafka, acct, email=spelled))["profile_ids"] == [by_mail]
     assert (await _erase(kafka, acct, phone_number="+1 212-555-0142"))["profile_ids"] == [by_phone]
     assert (await api(url, acct, f"/profiles/{by_mail}/reachability")).json()["profile"] is None
+
+
+# --- F8 quiet hours and F9 smart sending through the running executor ------------------
+
+
+def _sms_subscribed(acct: str, p: str, number: str):
+    state = {"sms_marketing": {"status": "subscribed", "phone_number": number}}
+    return consent(acct, p, "Subscribed to SMS Marketing", "sms", **state)
+
+
+async def _texted(kafka: Kafka, url: str, acct: str, p: str, number: str, metric: str) -> None:
+    """SMS consent for `number`, then an event that brings it on `metric`."""
+    await kafka.send(topics.CONSENT_CHANGES, p, _sms_subscribed(acct, p, number))
+    await eventually(lambda: _sms_consent_known(url, acct, p))
+    ev = event(acct, p, metric=metric, time=datetime.now(UTC).isoformat())
+    ev["profile"]["phone_number"] = number
+    await send_event(kafka, ev)
+
+
+async def _waiting_at(url: str, acct: str, flow_id: str, p: str) -> dict | None:
+    doc = await activity_api(url, acct, flow_id)
+    waiting = doc.get("steps", {}).get("text", {}).get("scheduled", {}).get("profiles", [])
+    return next((w for w in waiting if w["profile_id"] == p), None)
+
+
+async def test_f8_a_number_in_its_quiet_hours_is_held_and_one_in_its_window_is_sent(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "texts", [{"id": "text", "type": "sms", "next": None}]))
+    await in_force(url, acct, "texts", 1)
+    night, (night_number, night_zone) = pid(), number_where(sending=False)
+    day, (day_number, _) = pid(), number_where(sending=True)
+    await _texted(kafka, url, acct, night, night_number, "Left NPS Score")
+    await _texted(kafka, url, acct, day, day_number, "Left NPS Score")
+
+    [sent] = await eventually(lambda: _requests_of(kafka, acct, day, 1))
+    assert (sent["channel"], sent["profile"]["phone_number"]) == ("sms", day_number)
+    held = await eventually(lambda: _waiting_at(url, acct, "texts", night))
+    release = next_local_0800(night_zone)
+    assert held["reason"] == "Waiting: quiet hours"
+    assert datetime.fromisoformat(held["due_at"]) == release
+    [waiting] = [a for a in await activity_of(kafka, acct, "scheduled") if a["profile_id"] == night]
+    assert (waiting["step_id"], waiting["reason"]) == ("text", "Waiting: quiet hours")
+    assert datetime.fromisoformat(waiting["due_at"]) == release
+    assert await _requests_of(kafka, acct, night, 1) is None
+
+
+async def test_f8_f3_f4_a_held_step_survives_a_restart_and_runs_once(
+    stack: EmbeddedStack, executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await save(kafka, flow(acct, "texts", [{"id": "text", "type": "sms", "next": None}]))
+    await in_force(url, acct, "texts", 1)
+    p, (number, _) = pid(), number_where(sending=False)
+    await _texted(kafka, url, acct, p, number, "Left NPS Score")
+    await eventually(lambda: _waiting_at(url, acct, "texts", p))
+    await any_hour(url, acct)  # by the time the hold is due, the window is open
+
+    executor.kill()
+    # The night passes while the executor is down: the hold falls due.
+    await rows(
+        stack.dsn,
+        "UPDATE timers t SET due_at = now() FROM runs r"
+        " WHERE r.run_id = t.run_id AND r.account_id = $1 RETURNING 1",
+        acct,
+    )
+    executor.start()
+    executor.wait_ready()
+    [sent] = await eventually(lambda: _requests_of(kafka, acct, p, 1))
+    assert sent["step_id"] == "text"
+    await barrier(url, kafka, acct, p)
+    assert len(await _requests_of(kafka, acct, p, 1) or []) == 1
+    [timer] = await rows(
+        stack.dsn,
+        "SELECT t.kind, t.outcome FROM timers t JOIN runs r USING (run_id) WHERE r.account_id = $1",
+        acct,
+    )
+    assert (timer["kind"], timer["outcome"]) == ("quiet_hours", "fired")
+
+
+async def test_f9_smart_sending_skips_a_second_flows_sms_and_not_with_the_setting_0(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    await any_hour(url, acct)
+    text = {"id": "text", "type": "sms", "next": None}
+    await save(kafka, flow(acct, "first", [text], trigger={"type": "metric", "metric": "A"}))
+    second = [text | {"next": "alert"}, alert()]
+    await save(kafka, flow(acct, "second", second, trigger={"type": "metric", "metric": "B"}))
+    anyway = [text | {"smart_sending_hours": 0}]
+    await save(kafka, flow(acct, "anyway", anyway, trigger={"type": "metric", "metric": "C"}))
+    for flow_id in ("first", "second", "anyway"):
+        await in_force(url, acct, flow_id, 1)
+    p, number = pid(), "+12125550177"
+    await _texted(kafka, url, acct, p, number, "A")
+    await eventually(lambda: _requests_of(kafka, acct, p, 1))
+    await _texted(kafka, url, acct, p, number, "B")
+
+    async def skipped() -> dict | None:
+        doc = await activity_api(url, acct, "second")
+        reasons = doc["steps"]["text"]["skipped"]["reasons"]
+        return doc if reasons else None
+
+    doc = await eventually(skipped)
+    assert doc["steps"]["text"]["skipped"]["reasons"][0]["reason"] == "Skipped: smart sending"
+    [goes_on] = await eventually(lambda: outputs(kafka, topics.ALERT_REQUESTS, acct))
+    assert goes_on["profile_id"] == p  # the run went on past the skipped step
+    await _texted(kafka, url, acct, p, number, "C")
+    found = await eventually(lambda: _requests_of(kafka, acct, p, 2))
+    assert [r["flow_id"] for r in found] == ["first", "anyway"]
+
+
+async def test_f8_sending_settings_over_the_api_scoped_and_checked(
+    executor: ServiceProcess, acct: str
+) -> None:
+    url = executor.base_url
+    path = "/sending-settings"
+    got = (await api(url, acct, path)).json()
+    assert got == {
+        "account_id": acct,
+        "window_start": "08:00",
+        "window_end": "21:00",
+        "timezone": "UTC",
+        "email_quiet_hours": False,
+    }
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        headers = {"Authorization": f"Bearer {key_of(acct)}"}
+        put = partial(client.put, f"/accounts/{acct}{path}", headers=headers)
+        ok = await put(json={"timezone": "America/Chicago", "email_quiet_hours": True})
+        assert ok.status_code == 200 and ok.json()["timezone"] == "America/Chicago"
+        bad_zone = await put(json={"timezone": "America/Gotham"})
+        assert bad_zone.status_code == 422 and "IANA" in bad_zone.json()["error"]
+        bad_window = await put(json={"window_start": "22:00", "window_end": "06:00"})
+        assert bad_window.status_code == 422 and "start before" in bad_window.json()["error"]
+    again = (await api(url, acct, path)).json()
+    assert (again["timezone"], again["email_quiet_hours"]) == ("America/Chicago", True)
+    assert (await api(url, acct, path, key=key_of("globex"))).status_code == 404  # X5

@@ -13,8 +13,9 @@ import pytest
 
 from services.flow_executor.adapters.repository import PostgresFlowRepository
 from services.flow_executor.domain.erasure import ErasureHold, subjects
-from services.flow_executor.domain.planning import RunEnd, StepExecution, Timer
+from services.flow_executor.domain.planning import RunEnd, Sent, StepExecution, Timer
 from services.flow_executor.domain.runs import ProfileState, Run, new_run
+from services.flow_executor.domain.sending_window import SendingSettings
 from services.flow_executor.ports import (
     FlowRepository,
     HeldReview,
@@ -259,3 +260,41 @@ async def test_p2_a_later_erase_moves_the_hold_and_resubscriptions_keep_the_newe
     assert key == (acct, "p-1")
     assert hold.erased_at == NOW + timedelta(hours=1)
     assert dict(hold.resubscribed) == {"email": later, "sms": NOW}
+
+
+async def test_f8_a_quiet_hours_hold_is_a_timer_fired_once_and_armed_again_when_asked(
+    repo: FlowRepository, acct: str
+) -> None:
+    run = a_run(acct)
+    await repo.insert_runs([run])
+    due = NOW - timedelta(seconds=1)
+    assert await repo.add_timers([Timer(run.run_id, "text", due, "quiet_hours")]) == {
+        (run.run_id, "text")
+    }
+    assert await repo.add_timers([Timer(run.run_id, "text", due, "quiet_hours")]) == set()
+    [claimed] = await repo.claim_due_timers(10, "r1")
+    assert (claimed.step_id, claimed.kind) == ("text", "quiet_hours")
+    assert await repo.claim_due_timers(10, "r1") == []
+    # Held again at its release (the walk the firing started asks for it): armed again.
+    again = Timer(run.run_id, "text", due, "quiet_hours")
+    assert await repo.add_timers([again]) == {(run.run_id, "text")}
+    assert [t.kind for t in await repo.claim_due_timers(10, "r1")] == ["quiet_hours"]
+
+
+async def test_f9_the_newest_message_sent_per_channel_is_in_the_walk_state(
+    repo: FlowRepository, acct: str
+) -> None:
+    earlier, later = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    await repo.note_sent([Sent(acct, "p-1", "sms", later), Sent(acct, "p-1", "email", earlier)])
+    await repo.note_sent([Sent(acct, "p-1", "sms", earlier)])  # older: ignored
+    state = await repo.walk_state([(acct, "p-1"), (acct, "p-2")])
+    assert dict(state[(acct, "p-1")].last_sent) == {"sms": later, "email": earlier}
+    assert dict(state[(acct, "p-2")].last_sent) == {}
+
+
+async def test_f8_sending_settings_are_kept_per_account(repo: FlowRepository, acct: str) -> None:
+    assert await repo.sending_settings([acct]) == {}
+    chosen = SendingSettings(9 * 60, 24 * 60, "Europe/Berlin", True)
+    await repo.save_sending_settings(acct, chosen)
+    await repo.save_sending_settings(acct, chosen)
+    assert await repo.sending_settings([acct, "other"]) == {acct: chosen}
