@@ -3,7 +3,7 @@
     consentflow consent show|history|receipts|verify|explain
     consentflow reviews list|approve|reject
     consentflow recipients list|resend    consentflow dlq list|replay
-    consentflow privacy export|erase|status
+    consentflow privacy export|erase|status   consentflow flows sending-settings
 
 Configured from the environment: `CONSENTFLOW_API_KEY` (Bearer key of one account) and
 `CONSENTFLOW_ACCOUNT` (or `--account`); each service's base URL from
@@ -303,6 +303,59 @@ reviews.command("approve", help="Send an alert held in review.")(_decide("approv
 reviews.command("reject", help="Drop an alert held in review.")(_decide("reject"))
 
 
+# --- flows -------------------------------------------------------------------------
+
+
+@click.group(help="Flow sending preferences (F8 quiet hours).")
+def flows() -> None:
+    pass
+
+
+@flows.command(
+    "sending-settings",
+    help="Show the account's sending window, zone and email quiet hours; the options"
+    " change them (e.g. --window 09:00-20:00 --timezone America/Chicago).",
+)
+@click.option("--window", help="The local sending window, HH:MM-HH:MM (end up to 24:00).")
+@click.option("--timezone", "zone", help="The account's IANA zone (the last resort).")
+@click.option(
+    "--email-quiet-hours/--no-email-quiet-hours",
+    default=None,
+    help="Whether email steps keep quiet hours too.",
+)
+@account_option
+@json_option
+def flows_sending_settings(
+    window: str | None,
+    zone: str | None,
+    email_quiet_hours: bool | None,
+    account: str,
+    as_json: bool,
+) -> None:
+    body: dict[str, Any] = {}
+    if window is not None:
+        start, sep, end = window.partition("-")
+        if not sep:
+            raise click.BadParameter("use HH:MM-HH:MM", param_hint="--window")
+        body |= {"window_start": start.strip(), "window_end": end.strip()}
+    if zone is not None:
+        body["timezone"] = zone
+    if email_quiet_hours is not None:
+        body["email_quiet_hours"] = email_quiet_hours
+    path = f"/accounts/{quote(account)}/sending-settings"
+    data = call("flow_executor", "PUT" if body else "GET", path, body or None)
+
+    def human(d: dict[str, Any]) -> str:
+        email = "yes" if d["email_quiet_hours"] else "no"
+        return (
+            f"sending window     {d['window_start']}–{d['window_end']} in the recipient's zone\n"
+            f"account zone       {d['timezone']}\n"
+            f"email quiet hours  {email} (marketing SMS: always; transactional SMS: never)"
+        )
+
+    emit(data, as_json, human)
+
+
 # --- recipients --------------------------------------------------------------------
 
 
@@ -576,6 +629,7 @@ GROUPS: dict[str, click.Group] = {
     "recipients": recipients,
     "dlq": dlq,
     "privacy": privacy,
+    "flows": flows,
 }
 
 
