@@ -238,12 +238,12 @@ async def apply_with_identities(
         return []
     # Identities first (what the acts themselves name), then profiles: every batch
     # takes its locks in that order.
-    await repo.lock_identities(
-        [(k.account_id, k.identity) for k in kept]
-        + [(r.account_id, key) for r in requests for key in _identities(r, {})]
-    )
+    locked = {(k.account_id, k.identity) for k in kept} | {
+        (r.account_id, key) for r in requests for key in _identities(r, {})
+    }
+    await repo.lock_identities(locked)
     stored = await repo.lock_states(r.key for r in requests)
-    widened = await _widen(repo, requests, kept, stored)
+    widened = await _widen(repo, requests, kept, stored, locked)
     extra = {r.key for r, _ in widened} - set(stored)
     if extra:
         stored |= await repo.lock_states(extra)
@@ -315,6 +315,7 @@ async def _widen(
     requests: Sequence[Request],
     kept: Sequence[IdentityAct],
     stored: Mapping[Key, Stored],
+    locked: set[tuple[str, str]],
 ) -> list[tuple[Request, bool]]:
     """The requests with what I1 and C6 add: before each act, the ledger of what its
     profile carries (acts the profile already has are skipped by `decide`, X2); after
@@ -323,7 +324,8 @@ async def _widen(
     about = [_identities(r, stored) for r in requests]
     # What only the stored profiles name (their number or address) is locked now.
     await repo.lock_identities(
-        (r.account_id, key) for r, keys in zip(requests, about, strict=True) for key in keys
+        {(r.account_id, key) for r, keys in zip(requests, about, strict=True) for key in keys}
+        - locked
     )
     new = [*kept, *(k for r in requests for k in _kept_for(r, stored))]
     await repo.add_identity_acts(new)
