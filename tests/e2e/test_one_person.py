@@ -119,7 +119,17 @@ async def flows(services, kafka: Kafka) -> None:
     """Two flows on one metric: an SMS step and an email step."""
     for flow_id, step in (
         ("texts", {"id": "text", "type": "sms", "body": "Hi", "next": None}),
-        ("mails", {"id": "mail", "type": "email", "subject": "Hello", "next": None}),
+        # F9 off: the scenarios below mail one profile more than once on purpose.
+        (
+            "mails",
+            {
+                "id": "mail",
+                "type": "email",
+                "subject": "Hello",
+                "next": None,
+                "smart_sending_hours": 0,
+            },
+        ),
     ):
         definition = {
             "account_id": ACCOUNT,
@@ -427,7 +437,8 @@ async def test_x2_runs_of_colliding_flow_and_event_ids_both_start(
         definition = {
             "account_id": ACCOUNT, "flow_id": flow_id, "version": 1, "name": flow_id,
             "trigger": {"type": "metric", "metric": metric}, "profile_filter": None,
-            "steps": [{"id": "mail", "type": "email", "subject": "Hi", "next": None}],
+            "steps": [{"id": "mail", "type": "email", "subject": "Hi", "next": None,
+                       "smart_sending_hours": 0}],
         }  # fmt: skip
         await kafka.send(topics.FLOW_DEFINITIONS, f"{ACCOUNT}:{flow_id}", definition)
     pid = f"pr-{tag()}"
