@@ -12,6 +12,7 @@ fails and why.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,13 +77,26 @@ Hasher = Callable[[str, str], str]
 
 
 def canonical(body: Mapping[str, Any]) -> bytes:
-    """C16: the receipt's canonical form, RFC 8785 (JSON Canonicalization Scheme)."""
+    """C16: the receipt's canonical form, RFC 8785 (JSON Canonicalization Scheme), by the
+    `rfc8785` library: what `verify` recomputes."""
     return rfc8785.dumps(dict(body))
 
 
 def digest(body: Mapping[str, Any]) -> str:
     """C16: SHA-256 of the canonical form, hex."""
     return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def fast_canonical(body: Mapping[str, Any]) -> bytes:
+    """The same bytes as `canonical` for a receipt body, at a fifth of the cost (writing a
+    receipt per act: `python -m bench.intake --service consent`). A body holds only
+    ASCII keys, strings, integers, booleans, nulls, lists and objects, and for those RFC
+    8785 is `json.dumps` with sorted keys, no blanks and no ASCII escaping: both escape
+    only `"`, `\\` and control characters, the short forms for \\b \\t \\n \\f \\r and
+    lower-case `\\u00xx` for the others; keys sort alike when they are ASCII. Tested
+    against the library on generated bodies (tests/unit/consent/test_receipts.py), and
+    `verify` recomputes with the library, so a difference could only fail loudly."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def receipt_id(account_id: str, profile_id: str, act_id: str) -> str:
@@ -157,7 +171,13 @@ def receipt(
         "claimed_at": _iso(act.claimed_at),
         "recorded_at": _iso(recorded_at),
     }
-    return Receipt(account_id, profile_id, body, digest(body), personal.to_json())
+    return Receipt(
+        account_id,
+        profile_id,
+        body,
+        hashlib.sha256(fast_canonical(body)).hexdigest(),
+        personal.to_json(),
+    )
 
 
 # --- verification (C16) ---------------------------------------------------------------

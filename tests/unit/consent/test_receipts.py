@@ -12,11 +12,20 @@ from typing import Any
 import jsonschema
 import rfc8785
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.consent import handlers
 from services.consent.domain.explain import explain
 from services.consent.domain.reachability import can_receive
-from services.consent.domain.receipts import Head, Receipt, canonical, digest, in_force, verify
+from services.consent.domain.receipts import (
+    Head,
+    Receipt,
+    canonical,
+    digest,
+    fast_canonical,
+    in_force,
+    verify,
+)
 from services.consent.pages.confirm import _confirm_act
 from services.consent.ports import Key
 from shared.contracts import ConsentReceipt, topics
@@ -144,6 +153,22 @@ def test_c16_canonical_form_is_rfc8785() -> None:
     assert canonical(body) == rfc8785.dumps(body)
     assert canonical(body) == '{"a":{"y":"\u2028","z":true},"b":[1,"é",null]}'.encode()
     assert digest(body) == digest(json.loads(json.dumps(body)))  # as stored and read back
+
+
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+VALUE = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | TEXT
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.dictionaries(
+        st.text(st.characters(max_codepoint=127), max_size=8),
+        VALUE | st.lists(VALUE, max_size=3) | st.dictionaries(st.sampled_from("abcXYZ_"), VALUE),
+        max_size=8,
+    )
+)
+def test_c16_the_fast_canonical_form_is_the_rfc8785_form_of_a_receipt_body(body) -> None:
+    assert fast_canonical(body) == rfc8785.dumps(body)
 
 
 async def _three(repo: InMemoryConsentRepository) -> list[Receipt]:
