@@ -102,6 +102,17 @@ def dead_letter(
     )
     uow.publish(topics.dlq(topic), key, letter)
     DEAD_LETTERS.labels(consumer, topic).inc()
+    # X1: an operator sees each dead letter in the log too, not only as a count (the
+    # error is masked like every log value, X4).
+    log.warning(
+        "dead-lettered",
+        consumer=consumer,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        dlq=topics.dlq(topic),
+        error=error[:500],
+    )
 
 
 async def dead_letter_reference(
