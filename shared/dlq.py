@@ -56,7 +56,11 @@ async def _read(
     """(partition, offset, key, value) of every record in range, read to the end offsets
     as they were when the read began."""
     consumer = AIOKafkaConsumer(**connection_options(settings), enable_auto_commit=False)
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a consumer that could not start still holds a client
+        raise
     try:
         parts = [
             TopicPartition(topic, p)

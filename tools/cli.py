@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
+
+from aiokafka.errors import KafkaError
 
 from shared.settings import Settings
 
@@ -83,6 +87,20 @@ OPERATOR_COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`consentflow`: a broker it cannot reach is one line on stderr, not a traceback."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # that one line says it
+    try:
+        return _main(argv)
+    except (KafkaError, OSError) as exc:
+        servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092 (the default)")
+        print(
+            f"consentflow: cannot reach Kafka at {servers} (KAFKA_BOOTSTRAP_SERVERS): {exc}",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in and args_in[0] in OPERATOR_COMMANDS:
         from tools.operator_cli import main as operator_main
