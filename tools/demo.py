@@ -5,8 +5,10 @@ plays a shop's day: flows with internal alerts are saved, recipients confirm thr
 the mailed links (one never does), profiles subscribe and unsubscribe, bounces and a
 spam complaint arrive, thousands of events flow in, a recipient unsubscribes from
 alerts mid-way, a manual-mode alert waits for review and is approved through the API,
-and a few malformed messages are dead-lettered. It prints progress and a summary read
-back from the output topics and the captured mail.
+two marketing flows text and mail the same subscribers (quiet hours hold the texts of
+those for whom it is night, F8; the second flow skips whoever the first one reached,
+F9), and a few malformed messages are dead-lettered. It prints progress and a summary
+read back from the output topics, the flow activity API and the captured mail.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -103,6 +107,94 @@ FLOWS = [
         body="{{ person.email }} spent {{ event.value }}",
     ),
 ]
+
+
+def _message_flow(flow_id: str, metric: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A marketing flow of `email` and `sms` steps, run in the order given (F8, F9)."""
+    for step, after in zip(steps, [*steps[1:], None], strict=True):
+        step["next"] = after["id"] if after else None
+    return {
+        "account_id": ACCOUNT,
+        "flow_id": flow_id,
+        "version": 1,
+        "name": flow_id.replace("-", " ").title(),
+        "trigger": {"type": "metric", "metric": metric, "filter": None},
+        "profile_filter": None,
+        "steps": steps,
+    }
+
+
+# Two flows message the same SMS subscribers one after the other: the first texts, then
+# mails; the second mails, then texts. Quiet hours hold the texts (F8) of the profiles
+# for whom it is night; smart sending (default 16 hours) skips what the first flow sent.
+MESSAGE_FLOWS = [
+    _message_flow(
+        "cart-reminder",
+        "Abandoned Cart",
+        [
+            {"id": "text", "type": "sms", "body": "Your cart is waiting: 10% off today"},
+            {"id": "mail", "type": "email", "template_id": "cart", "subject": "Your cart"},
+        ],
+    ),
+    _message_flow(
+        "price-drop",
+        "Price Drop",
+        [
+            {"id": "mail", "type": "email", "template_id": "price", "subject": "Price drop"},
+            {"id": "text", "type": "sms", "body": "An item you viewed is cheaper now"},
+        ],
+    ),
+]
+# acme's sending window (F8), set over the executor's API: 08:00-20:00 local, the
+# stricter hours some US states keep (the TCPA's default is 08:00-21:00).
+QUIET_HOURS = "Waiting: quiet hours"
+SMART_SENDING = "Skipped: smart sending"
+SENDING_WINDOW = {"window_start": "08:00", "window_end": "20:00"}
+# Recipient zones the demo picks from at run time: one where it is night now, one where
+# it is day, so some texts are held whatever the real clock says.
+ZONES = (
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Atlantic/Azores",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Helsinki",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Bangkok",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+
+
+def _minutes(clock: str) -> int:
+    return int(clock[:2]) * 60 + int(clock[3:])
+
+
+def _night_and_day(now: datetime) -> tuple[str, str]:
+    """The zone deepest in the quiet hours now, and the one deepest in the window."""
+    start, end = _minutes(SENDING_WINDOW["window_start"]), _minutes(SENDING_WINDOW["window_end"])
+
+    def local(zone: str) -> int:
+        t = now.astimezone(ZoneInfo(zone))
+        return t.hour * 60 + t.minute
+
+    def inside(zone: str) -> int:  # minutes to the nearer edge of the window, or -1
+        m = local(zone)
+        return min(m - start, end - m) if start <= m < end else -1
+
+    def outside(zone: str) -> int:  # minutes to the nearer edge of the night, or -1
+        m = local(zone)
+        return -1 if start <= m < end else min((start - m) % 1440, (m - end) % 1440)
+
+    return max(ZONES, key=outside), max(ZONES, key=inside)
+
+
 # Saved with six recipients: rejected when saved (A1), dead-lettered with the reason.
 BAD_FLOW = _flow(
     "too-many", "Left NPS Score", [f"r{i}@acme.test" for i in range(6)], subject="x", body="y"
@@ -229,6 +321,85 @@ async def _sending_limit(stack: EmbeddedStack, send) -> dict[str, Any]:
     return {"totals": totals, "waiting_mails": waiting}
 
 
+def _message_steps(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per message step of a flow's activity: requested (executed), waiting for quiet
+    hours (count, earliest release) and skipped (count per reason)."""
+    out = {}
+    for step_id, step in doc["steps"].items():
+        if step.get("type") not in ("email", "sms"):
+            continue
+        waiting = [p for p in step["scheduled"]["profiles"] if p["reason"]]
+        out[step_id] = {
+            "channel": step["type"],
+            "requested": step["executed"]["count"],
+            "held": step["scheduled"]["count"],
+            "release": min((p["due_at"] for p in waiting), default=None),
+            "skipped": {r["reason"]: r["count"] for r in step["skipped"]["reasons"]},
+        }
+    return out
+
+
+async def _quiet_hours_and_smart_sending(stack: EmbeddedStack, send, flush) -> dict[str, Any]:
+    """F8 and F9: acme's sending window is set over the executor's API; 40 SMS
+    subscribers, half in a zone where it is night now and half where it is day, enter
+    `cart-reminder` (text, then mail), then `price-drop` (mail, then text)."""
+    executor = stack.services["flow_executor"].base_url
+    key = stack.key_of(ACCOUNT)
+    settings = await asyncio.to_thread(
+        _api, f"{executor}/accounts/{ACCOUNT}/sending-settings", key, "PUT", SENDING_WINDOW
+    )
+    now = datetime.now(UTC)
+    night, day = _night_and_day(now)
+    print(
+        f"6. quiet hours and smart sending: acme's window set to {settings['window_start']}–"
+        f"{settings['window_end']} local over the API; 40 SMS subscribers,"
+        f" 20 in {night} ({now.astimezone(ZoneInfo(night)):%H:%M}),"
+        f" 20 in {day} ({now.astimezone(ZoneInfo(day)):%H:%M})",
+        flush=True,
+    )
+    people = [1 + 2 * i for i in range(40)]  # p-00001, p-00003, …: subscribed to SMS
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    outcomes: dict[str, Any] = {}
+    for flow in MESSAGE_FLOWS:
+        metric = flow["trigger"]["metric"]
+        for n, i in enumerate(people):
+            pid = f"p-{i:05d}"
+            profile = {
+                "id": pid,
+                "email": f"{pid}@example.com",
+                "phone_number": f"+1555000{i:04d}",
+                "properties": {"timezone": night if n % 2 else day},
+            }
+            event = {
+                "event_id": f"demo-{flow['flow_id']}-{i}",
+                "account_id": ACCOUNT,
+                "metric": metric,
+                "profile": profile,
+                "properties": {},
+                "time": stamp,
+            }
+            await send(topics.PROFILE_EVENTS, pid, event)
+        await flush()
+        url = f"{executor}/accounts/{ACCOUNT}/flows/{flow['flow_id']}/activity?limit=1"
+        order = [s["id"] for s in flow["steps"]]
+
+        def settled(u: str = url, order: list[str] = order) -> dict[str, Any] | None:
+            steps = _message_steps(_api(u, key))
+            reached = len(people)  # every run reaches the first step; a wait stops it
+            for step_id in order:
+                s = steps.get(step_id)
+                if s is None:
+                    return None
+                done = s["requested"] + sum(s["skipped"].values())
+                if done + s["held"] != reached:
+                    return None
+                reached = done
+            return steps
+
+        outcomes[flow["flow_id"]] = await _wait(f"{flow['flow_id']} settled", settled, 60)
+    return {"window": f"{settings['window_start']}–{settings['window_end']}", "flows": outcomes}
+
+
 def _links(stack: EmbeddedStack, to: str, kind: str) -> list[str]:
     found = []
     for mail in stack.smtp.messages():
@@ -312,7 +483,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
 
     try:
         print("1. saving flows; recipients get confirmation mails", flush=True)
-        for flow in [*FLOWS, BAD_FLOW]:
+        for flow in [*FLOWS, *MESSAGE_FLOWS, BAD_FLOW]:
             await send(topics.FLOW_DEFINITIONS, f"{ACCOUNT}:{flow['flow_id']}", flow)
         await producer.flush()
         for who in ("cx-lead", "support", "finance", "sales"):
@@ -326,7 +497,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
             print(f"   {who}@acme.test confirmed (HTTP {status})", flush=True)
         print("   ops@ and warehouse@ never confirm", flush=True)
         executor = stack.services["flow_executor"].base_url
-        for flow in FLOWS:
+        for flow in [*FLOWS, *MESSAGE_FLOWS]:
             # Topics are read independently: wait until the executor holds every flow.
             url = f"{executor}/accounts/{ACCOUNT}/flows/{flow['flow_id']}/activity"
             await _wait(
@@ -458,17 +629,29 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
             lambda: any(o["alert_id"] == held[0]["alert_id"] for o in tally.outcomes),
             60,
         )
-        print("6. a second account (globex) with a sending limit of 5 alert mails per hour")
+        messages = await _quiet_hours_and_smart_sending(stack, send, producer.flush)
+        print("7. a second account (globex) with a sending limit of 5 alert mails per hour")
         limited = await _sending_limit(stack, send)
         erase = await _erase(stack, "p-00001")
+        consent = stack.services["consent"].base_url
+        proof = await asyncio.to_thread(
+            _api, f"{consent}/accounts/{ACCOUNT}/consent/verify", stack.key_of(ACCOUNT)
+        )
+        proof["erased"] = await asyncio.to_thread(
+            _api,
+            f"{consent}/accounts/{ACCOUNT}/profiles/p-00001/consent/verify",
+            stack.key_of(ACCOUNT),
+        )
         await asyncio.sleep(1.0)  # let the follower catch the last change events
         return {
             "erase": erase,
+            "proof": proof,
             "elapsed": elapsed,
             "events": len(events),
             "tally": tally,
             "in_review": len(held) - 1,
             "limited": limited,
+            "messages": messages,
         }
     finally:
         stop.set()
@@ -478,7 +661,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
 
 async def _erase(stack: EmbeddedStack, profile_id: str) -> dict[str, Any]:
     """P1/P2: one person asks to be forgotten; every service erases its part."""
-    print(f"7. erasing {profile_id} (a data-subject request, all four services)", flush=True)
+    print(f"8. erasing {profile_id} (a data-subject request, all four services)", flush=True)
     base = f"{stack.services['consent'].base_url}/accounts/{ACCOUNT}/privacy-requests"
     filed = await asyncio.to_thread(
         _api, base, stack.key_of(ACCOUNT), "POST", {"action": "erase", "profile_id": profile_id}
@@ -507,6 +690,33 @@ async def _progress(tally: Tally, expected: int, label: str) -> None:
         await asyncio.sleep(0.05)
 
 
+def _message_summary(messages: dict[str, Any]) -> None:
+    """F8 and F9 as the flow activity API shows them, per message step."""
+    steps = [(f, s) for f, flow in messages["flows"].items() for s in flow.values()]
+    requested = Counter({"sms": 0, "email": 0})
+    for _, s in steps:
+        requested[s["channel"]] += s["requested"]
+    held = sum(s["held"] for _, s in steps)
+    releases = [datetime.fromisoformat(s["release"]) for _, s in steps if s["release"]]
+    release = f"{min(releases).astimezone(UTC):%Y-%m-%d %H:%M} UTC" if releases else "-"
+    smart = sum(s["skipped"].get(SMART_SENDING, 0) for _, s in steps)
+    print(
+        f"messages:       {sum(requested.values())} requested"
+        f" ({requested['sms']} sms, {requested['email']} email) by {', '.join(messages['flows'])}"
+    )
+    print(
+        f"quiet hours:    {held} held until {release} at the earliest"
+        f" (window {messages['window']} local)"
+    )
+    print(f"smart sending:  {smart} skipped (messaged on that channel within 16 hours)")
+    for flow_id, s in steps:
+        parts = [f"{s['requested']:>3} requested"]
+        if s["held"]:
+            parts.append(f"{s['held']} {QUIET_HOURS}")
+        parts += [f"{n} {r}" for r, n in sorted(s["skipped"].items(), key=lambda x: -x[1])]
+        print(f"   {flow_id:<16} {s['channel']:<6}" + ", ".join(parts))
+
+
 def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
     tally: Tally = result["tally"]
     sent = [o for o in tally.outcomes if o["type"] == "sent" and o["account_id"] == ACCOUNT]
@@ -524,6 +734,7 @@ def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
     for (flow_id, reason), n in skipped.most_common():
         print(f"   {flow_id:<16} {n:>5}  {reason}")
     print(f"in review:      {result['in_review']} (vip-orders, manual mode)")
+    _message_summary(result["messages"])
     limited = result["limited"]
     print(
         f"sending limit:  globex (5 mails/hour): {limited['totals'].get('sent', 0)} alerts sent,"
@@ -553,6 +764,19 @@ def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
     print(
         f"throughput:     {result['events']} events in {result['elapsed']:.1f} s ="
         f" {rate:,.0f} events/s end to end (published → every alert outcome)"
+    )
+    proof = result["proof"]
+    erased = proof["erased"]
+    chains = "all verify" if proof["ok"] else f"{len(proof['failed'])} fail"
+    print(
+        f"proof:          {proof['receipts']} consent receipts in {proof['profiles']} hash chains:"
+        f" {chains} (C16);"
+        f" {erased['profile_id']}'s {erased['receipts']} after its erase:"
+        f" {'verify' if erased['ok'] else 'fail'}"
+    )
+    print(
+        "                on your own stack: consentflow consent receipts|verify|explain"
+        " (README.md, Proof of consent)"
     )
 
 
