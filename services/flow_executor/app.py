@@ -17,9 +17,10 @@ from starlette.routing import Route
 from services.flow_executor import handlers
 from services.flow_executor.adapters import mapping, read_model
 from services.flow_executor.adapters.privacy import FlowPrivacy
-from services.flow_executor.adapters.repository import PostgresFlowRepository
+from services.flow_executor.adapters.repository import PostgresFlowRepository, receipts_in_force
 from services.flow_executor.adapters.unit_of_work import FlowUnitOfWork
 from services.flow_executor.domain.erasure import ErasureHold, erasure_block, person_subjects
+from services.flow_executor.domain.reachability import grounds_of
 from services.flow_executor.domain.sending_window import (
     DEFAULT_SETTINGS,
     WAITING_QUIET_HOURS,
@@ -320,20 +321,22 @@ def reachability_document(
     where: Mapping[str, str | None],
 ) -> dict[str, Any]:
     """S6 + C10 as F6 decides it (the shared rule over this read model) per channel,
-    after the erase hold (P2) that comes first."""
+    after the erase hold (P2) that comes first, with what each answer rests on (C17):
+    the receipt in force for the deciding consent and the suppressions that count."""
     consent = row["consent"] if row else None
     profile = (row["profile"] if row else None) or {}
+    suppressions = (row["suppressions"] if row else None) or []
+    receipts = receipts_in_force(row["receipts"] if row else None)
+    scope = {k: where.get(k) for k in ("list_id", "client_id", "user_id")}
     can = {
         channel: erasure_block(channel, hold, consent)
-        or reach.blocked(
-            consent,
-            (row["suppressions"] if row else None) or [],
-            channel,
-            list_id=where.get("list_id"),
-            client_id=where.get("client_id"),
-            user_id=where.get("user_id"),
-            contact=profile,
-        )
+        or reach.blocked(consent, suppressions, channel, contact=profile, **scope)
+        for channel in reach.CHANNELS
+    }
+    grounds = {
+        channel: None
+        if erasure_block(channel, hold, consent)
+        else grounds_of(consent, suppressions, receipts, channel, **scope)
         for channel in reach.CHANNELS
     }
     return {
@@ -344,7 +347,12 @@ def reachability_document(
         "erased_at": iso(hold.erased_at) if hold else None,
         "consent": consent,
         "consent_at": iso(row["consent_at"]) if row else None,
-        "suppressions": (row["suppressions"] if row else None) or [],
+        "receipts": receipts,
+        "grounds": {
+            c: {"receipt_id": g.receipt_id, "suppressions": g.suppression_list()} if g else None
+            for c, g in grounds.items()
+        },
+        "suppressions": suppressions,
         "suppressions_at": iso(row["suppressions_at"]) if row else None,
         "profile": row["profile"] if row else None,
     }

@@ -27,9 +27,9 @@ from services.flow_executor.domain.planning import (
     plan_walks,
     sent_by,
 )
-from services.flow_executor.domain.reachability import blocked_reason
+from services.flow_executor.domain.reachability import Grounds, blocked_reason, step_grounds
 from services.flow_executor.domain.runs import UNKNOWN_PROFILE, ProfileKey, ProfileState, Run
-from services.flow_executor.domain.smart_sending import channel_of
+from services.flow_executor.domain.smart_sending import channel_of, sending_channels
 from services.flow_executor.domain.triggers import may_enter
 from services.flow_executor.ports import (
     FlowDeletion,
@@ -135,7 +135,14 @@ async def _with_erasure(
 
 async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
     """Advance each run and write the effects in one go: each request and activity goes
-    out only if the row that proves it is new (F4)."""
+    out only if the row that proves it is new (F4). Batches that may message the same
+    profile on a channel take turns from before the read of what was sent until they
+    commit (F9: an event batch and the scheduler never both send)."""
+    await work.flows.lock_sending(
+        (w.run.account_id, w.run.profile_id, channel)
+        for w in walks
+        for channel in sending_channels(w.run.flow)
+    )
     state = await work.flows.walk_state((w.run.account_id, w.run.profile_id) for w in walks)
     state = await _with_erasure(
         work,
@@ -155,7 +162,7 @@ async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
     await work.flows.add_reviews([mapping.held_review(h) for h in plan.holds_to_keep(new_steps)])
     await work.flows.finish_runs(plan.ends)
     for d in plan.requests_to_send(new_steps):
-        topic, request = mapping.request(d.run, d.step)
+        topic, request = mapping.request(d.run, d.step, d.grounds)
         work.publish(topic, d.run.profile_id, request, d.run.trace)
     # F9: what went out is remembered in the same transaction as its outbox rows.
     await work.flows.note_sent(sent_by(plan, new_steps, now))
@@ -214,6 +221,7 @@ async def on_consent_changes(work: FlowWork, items: list[Received[ConsentChanged
     list-triggered flows."""
     changes = [i.message for i in items]
     await work.flows.save_consent(mapping.consent_states(changes))
+    await work.flows.save_receipts(mapping.consent_receipts(changes))
     await _note_resubscribed(work, changes)
     flows = await work.flows.live_flows(c.account_id for c in changes)
     if not flows:
@@ -316,6 +324,7 @@ async def decide_reviews(work: FlowWork, decisions: Sequence[ReviewDecision]) ->
 async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None:
     step = mapping.held_step(held)
     reason: str | None = REJECTED if status == "rejected" else None
+    grounds: Grounds | None = None
     if reason is None and isinstance(step, EmailStep | SmsStep):
         state = await work.flows.walk_state([(held.account_id, held.profile_id)])
         key = (held.account_id, held.profile_id)
@@ -324,8 +333,11 @@ async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None
         reason = blocked_reason(
             step, known.consent, known.suppressions, profile or {}, known.erasure
         )
+        grounds = step_grounds(
+            step, known.consent, known.suppressions, known.receipts, known.erasure
+        )
     if reason is None:
-        topic, request = mapping.held_request(held, step)
+        topic, request = mapping.held_request(held, step, grounds)
         work.publish(topic, held.profile_id, request, held.trace)
         if isinstance(step, EmailStep | SmsStep):  # F9 counts it
             channel = channel_of(step)
@@ -340,6 +352,7 @@ async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None
         held.profile_id,
         held.step_id,
         reason,
+        grounds=grounds,
     )
     _publish_activity(work, [done], {held.run_id: held.trace})
 

@@ -159,6 +159,10 @@ class FlowRepository(Protocol):
     async def save_consent(self, rows: Sequence[Observed]) -> None:
         """Keep the newest consent state per profile."""
 
+    async def save_receipts(self, rows: Sequence[Observed]) -> None:
+        """C17: keep, per profile and consent slot, the receipt of the newest change
+        (`value`: `{slot: receipt_id or None}`, as of `at`)."""
+
     async def save_suppressions(self, rows: Sequence[Observed]) -> None:
         """Keep the newest suppressions in force per profile."""
 
@@ -169,6 +173,11 @@ class FlowRepository(Protocol):
 
     async def save_sending_settings(self, account_id: str, settings: SendingSettings) -> None:
         """Replace an account's sending settings."""
+
+    async def lock_sending(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        """F9: serialise, until the transaction ends, every batch that may send to one
+        (account, profile, channel), so that what one sends is seen by the next one's
+        `walk_state`. Take it before reading what was sent."""
 
     async def note_sent(self, rows: Sequence[Sent]) -> None:
         """Keep the newest message sent per (account, profile, channel) (F9)."""

@@ -138,6 +138,17 @@ class MessageRequested(Message):
     client_id: str | None = Field(None, description="Email: sent on behalf of (C10).")
     user_id: str | None = Field(None, description="Email: sent on behalf of (C10).")
     requested_at: datetime = Field(default_factory=utcnow)
+    receipt_id: str | None = Field(
+        None,
+        description="C17: the consent receipt in force for the consent that let it go "
+        "(email, the sender's scope or list; the SMS purpose's), as the executor's read "
+        "model has it; null when none is known (e.g. never subscribed).",
+    )
+    suppressions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="C17: the suppressions in force that counted for it (`channel`, "
+        "`reason`, `list_id`, `since`); empty for a message that went.",
+    )
 
 
 class FlowActivity(Message):
@@ -158,6 +169,17 @@ class FlowActivity(Message):
         " (the held action's id; for an internal alert also its `alert_id`).",
     )
     occurred_at: datetime = Field(default_factory=utcnow)
+    receipt_id: str | None = Field(
+        None,
+        description="C17, on an email or SMS step executed or skipped after its consent "
+        "check: the consent receipt in force for the consent that decided it (null when "
+        "none is known, and on other activity).",
+    )
+    suppressions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="C17, with `receipt_id`: the suppressions in force that blocked or "
+        "counted for the step (`channel`, `reason`, `list_id`, `since`).",
+    )
 
 
 class AlertOutcome(Message):

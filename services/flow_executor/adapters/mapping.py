@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -19,6 +19,7 @@ from pydantic import TypeAdapter
 
 from services.flow_executor.domain.event_time import effective_time
 from services.flow_executor.domain.planning import Activity, Hold
+from services.flow_executor.domain.reachability import Grounds, change_slots
 from services.flow_executor.domain.runs import Run, action_id
 from services.flow_executor.domain.walker import ActionStep
 from services.flow_executor.ports import HeldReview, Observed
@@ -95,9 +96,13 @@ def alert_request(run: Run, step: InternalAlertStep) -> AlertRequested:
     )
 
 
-def message_request(run: Run, step: EmailStep | SmsStep) -> MessageRequested:
-    """The `message-requests` payload of an email or SMS action in `run`."""
+def message_request(
+    run: Run, step: EmailStep | SmsStep, grounds: Grounds | None = None
+) -> MessageRequested:
+    """The `message-requests` payload of an email or SMS action in `run`, with the
+    receipt and suppressions its decision rested on (C17)."""
     email = isinstance(step, EmailStep)
+    grounds = grounds or Grounds()
     return MessageRequested(
         request_id=action_id(run.run_id, step.id),
         account_id=run.flow.account_id,
@@ -115,14 +120,18 @@ def message_request(run: Run, step: EmailStep | SmsStep) -> MessageRequested:
         purpose=None if email else step.purpose,
         client_id=step.client_id,
         user_id=step.user_id,
+        receipt_id=grounds.receipt_id,
+        suppressions=grounds.suppression_list(),
     )
 
 
-def request(run: Run, step: ActionStep) -> tuple[str, ActionRequest]:
-    """(topic, payload) of the action `step` in `run`."""
+def request(
+    run: Run, step: ActionStep, grounds: Grounds | None = None
+) -> tuple[str, ActionRequest]:
+    """(topic, payload) of the action `step` in `run` (`grounds`: C17, email and SMS)."""
     if isinstance(step, InternalAlertStep):
         return topics.ALERT_REQUESTS, alert_request(run, step)
-    return topics.MESSAGE_REQUESTS, message_request(run, step)
+    return topics.MESSAGE_REQUESTS, message_request(run, step, grounds)
 
 
 def held_review(hold: Hold) -> HeldReview:
@@ -136,7 +145,7 @@ def held_review(hold: Hold) -> HeldReview:
         flow_id=run.flow_id,
         profile_id=run.profile_id,
         step=step.model_dump(mode="json"),
-        request=request(run, step)[1].model_dump(mode="json"),
+        request=request(run, step, hold.grounds)[1].model_dump(mode="json"),
     )
 
 
@@ -145,12 +154,23 @@ def held_step(review: HeldReview) -> ActionStep | None:
     return _step.validate_python(review.step) if review.step else None  # type: ignore[return-value]
 
 
-def held_request(review: HeldReview, step: ActionStep | None) -> tuple[str, ActionRequest]:
-    """(topic, payload) of the request a review held, as it was held."""
+def held_request(
+    review: HeldReview, step: ActionStep | None, grounds: Grounds | None = None
+) -> tuple[str, ActionRequest]:
+    """(topic, payload) of the request a review held, as it was held; a message names
+    the receipt and suppressions of the check made when it was approved (C17)."""
     held = review.request or {}
     if isinstance(step, InternalAlertStep):
         return topics.ALERT_REQUESTS, AlertRequested.model_validate(held)
-    return topics.MESSAGE_REQUESTS, MessageRequested.model_validate(held)
+    message = MessageRequested.model_validate(held)
+    if grounds is not None:
+        message = message.model_copy(
+            update={
+                "receipt_id": grounds.receipt_id,
+                "suppressions": grounds.suppression_list(),
+            }
+        )
+    return topics.MESSAGE_REQUESTS, message
 
 
 # --- flow-activity ----------------------------------------------------------------------
@@ -158,9 +178,14 @@ def held_request(review: HeldReview, step: ActionStep | None) -> tuple[str, Acti
 
 def activity_id(a: Activity) -> str:
     """One id per run, step and kind, unique by construction (X2): the step id is
-    escaped, and an activity without a step has one part fewer."""
+    escaped, and an activity without a step has one part fewer. A `scheduled` activity
+    also names its due time (UTC, ISO 8601): a step held by quiet hours again at its
+    release (F8) is scheduled anew, and consumers that dedupe by id must see it."""
     if a.step_id is None:
         return derived_id(str(a.run_id), a.kind)
+    if a.kind == "scheduled" and a.due_at is not None:
+        due = a.due_at.astimezone(UTC).isoformat()
+        return derived_id(str(a.run_id), a.step_id, a.kind, due)
     return derived_id(str(a.run_id), a.step_id, a.kind)
 
 
@@ -177,6 +202,8 @@ def activity_message(a: Activity) -> FlowActivity:
         reason=a.reason,
         due_at=a.due_at,
         alert_id=a.alert_id,
+        receipt_id=a.grounds.receipt_id if a.grounds else None,
+        suppressions=a.grounds.suppression_list() if a.grounds else [],
     )
 
 
@@ -211,6 +238,25 @@ def consent_states(changes: Sequence[ConsentChanged]) -> list[Observed]:
     """The consent state after each change (F7)."""
     return [
         Observed(c.account_id, c.profile_id, c.state.model_dump(mode="json"), c.occurred_at)
+        for c in changes
+    ]
+
+
+def consent_receipts(changes: Sequence[ConsentChanged]) -> list[Observed]:
+    """The receipt each change carries, for the consent slots it is about (C17):
+    `{slot: receipt_id}` as of the change's `occurred_at`, the consent state's clock."""
+    return [
+        Observed(
+            c.account_id,
+            c.profile_id,
+            dict.fromkeys(
+                change_slots(
+                    c.type, c.channel, c.list_id, c.scope, c.state.model_dump(mode="json")
+                ),
+                c.receipt_id,
+            ),
+            c.occurred_at,
+        )
         for c in changes
     ]
 

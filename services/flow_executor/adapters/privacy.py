@@ -86,8 +86,9 @@ class FlowPrivacy:
             ),
             "reachability": row_dicts(
                 await conn.fetch(
-                    "SELECT profile_id, consent, consent_at, suppressions, suppressions_at"
-                    " FROM reachability WHERE account_id = $1 AND profile_id = ANY($2::text[])",
+                    "SELECT profile_id, consent, consent_at, receipts, suppressions,"
+                    " suppressions_at FROM reachability"
+                    " WHERE account_id = $1 AND profile_id = ANY($2::text[])",
                     *args,
                 )
             ),

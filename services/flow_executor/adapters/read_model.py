@@ -91,9 +91,11 @@ async def run_of_review(conn: asyncpg.Connection, alert_id: str) -> asyncpg.Reco
 async def profile_read_model(
     conn: asyncpg.Connection, account_id: str, profile_id: str
 ) -> asyncpg.Record | None:
-    """Consent, suppressions and profile data the executor holds about one profile."""
+    """Consent (with the receipts in force, C17), suppressions and profile data the
+    executor holds about one profile."""
     return await conn.fetchrow(
-        "SELECT k.a, r.consent, r.consent_at, r.suppressions, r.suppressions_at, pr.profile"
+        "SELECT k.a, r.consent, r.consent_at, r.receipts, r.suppressions, r.suppressions_at,"
+        " pr.profile"
         " FROM (SELECT $1::text AS a, $2::text AS p) k"
         " LEFT JOIN reachability r ON r.account_id = k.a AND r.profile_id = k.p"
         " LEFT JOIN profiles pr ON pr.account_id = k.a AND pr.profile_id = k.p"

@@ -10,6 +10,7 @@ the records of `services.flow_executor.ports`; the HTTP API's reads are in `read
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -33,6 +34,7 @@ from services.flow_executor.ports import (
 )
 from shared.contracts import FlowDefinition
 from shared.db.batches import columns, rounds
+from shared.domain.identity import derived_id
 
 _parsed: dict[tuple[str, str, int], FlowDefinition] = {}
 
@@ -53,6 +55,19 @@ def _fact_columns(rows: Sequence[Observed]) -> list[list[Any]]:
         [r.value if isinstance(r.value, str) else json.dumps(r.value) for r in rows],
         [r.at for r in rows],
     ]
+
+
+def receipts_in_force(stored: Any) -> dict[str, str | None]:
+    """`{slot: receipt_id}` of the `receipts` column (C17)."""
+    return {slot: (entry or {}).get("receipt_id") for slot, entry in (stored or {}).items()}
+
+
+def _sending_lock(account_id: str, profile_id: str, channel: str) -> int:
+    """A signed 64-bit advisory lock key for one (account, profile, channel) (F9); the
+    parts go through `derived_id` with a kind of their own, so they never meet the keys
+    another service locks."""
+    name = derived_id("sent", account_id, profile_id, channel)
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def flow_of(row: asyncpg.Record) -> FlowDefinition:
@@ -372,7 +387,7 @@ class PostgresFlowRepository:
         if not keys:
             return {}
         rows = await self.conn.fetch(
-            "SELECT k.a, k.p, r.consent, r.suppressions, pr.profile,"
+            "SELECT k.a, k.p, r.consent, r.suppressions, r.receipts, pr.profile,"
             " (SELECT array_agg(s.channel ORDER BY s.channel) FROM sent_messages s"
             "  WHERE s.account_id = k.a AND s.profile_id = k.p) AS channels,"
             " (SELECT array_agg(s.sent_at ORDER BY s.channel) FROM sent_messages s"
@@ -389,6 +404,7 @@ class PostgresFlowRepository:
                 r["suppressions"] or [],
                 r["profile"],
                 last_sent=dict(zip(r["channels"] or [], r["sent"] or [], strict=True)),
+                receipts=receipts_in_force(r["receipts"]),
             )
             for r in rows
         }
@@ -405,6 +421,27 @@ class PostgresFlowRepository:
                 " SET consent = EXCLUDED.consent, consent_at = EXCLUDED.consent_at,"
                 " updated_at = now() WHERE reachability.consent_at IS NULL"
                 " OR reachability.consent_at <= EXCLUDED.consent_at",
+                *_fact_columns(batch),
+            )
+
+    async def save_receipts(self, rows: Sequence[Observed]) -> None:
+        """C17: per profile and slot, the receipt of the newest change (a slot's entry
+        is replaced by a change at least as new; other slots are kept)."""
+        for batch in rounds(rows, _by_profile):
+            await self.conn.execute(
+                "INSERT INTO reachability AS r (account_id, profile_id, receipts)"
+                " SELECT a, p, (SELECT coalesce(jsonb_object_agg(e.key,"
+                "  jsonb_build_object('receipt_id', e.value, 'at', t)), '{}'::jsonb)"
+                "  FROM jsonb_each(j::jsonb) e)"
+                " FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+                " AS u(a, p, j, t)"
+                " ON CONFLICT (account_id, profile_id) DO UPDATE"
+                " SET receipts = r.receipts || (SELECT coalesce(jsonb_object_agg(n.key,"
+                "  n.value), '{}'::jsonb) FROM jsonb_each(EXCLUDED.receipts) n"
+                "  WHERE NOT r.receipts ? n.key"
+                "  OR (r.receipts -> n.key ->> 'at')::timestamptz"
+                "   <= (n.value ->> 'at')::timestamptz),"
+                " updated_at = now()",
                 *_fact_columns(batch),
             )
 
@@ -454,6 +491,17 @@ class PostgresFlowRepository:
             settings.timezone,
             settings.email_quiet_hours,
         )
+
+    async def lock_sending(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        """F9: a transaction-level advisory lock per (account, profile, channel), taken
+        in one global order (two batches that lock only these cannot deadlock)."""
+        locks = sorted({_sending_lock(*k) for k in keys})
+        if locks:
+            await self.conn.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[])"
+                " WITH ORDINALITY AS t(k, n) ORDER BY n",
+                locks,
+            )
 
     async def note_sent(self, rows: Sequence[Sent]) -> None:
         """Keep the newest message sent per (account, profile, channel), in key order."""

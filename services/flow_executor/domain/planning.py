@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from services.flow_executor.domain import sending_window, smart_sending
-from services.flow_executor.domain.reachability import blocked_reason
+from services.flow_executor.domain.reachability import Grounds, blocked_reason, step_grounds
 from services.flow_executor.domain.runs import (
     UNKNOWN_PROFILE,
     ProfileKey,
@@ -99,6 +99,8 @@ class _ActionOfRun:
 
     run: Run
     step: ActionStep
+    # C17: what the decision to send it rested on (email and SMS).
+    grounds: Grounds | None = None
 
     @property
     def key(self) -> StepKey:
@@ -128,6 +130,9 @@ class Activity:
     due_at: datetime | None = None
     alert_id: str | None = None
     gate: Literal["step", "timer"] | None = None
+    # C17: on an email or SMS step executed or skipped after its reachability check, the
+    # receipt and suppressions the decision rested on.
+    grounds: Grounds | None = None
 
     @property
     def key(self) -> StepKey | None:
@@ -143,6 +148,7 @@ def activity(
     due_at: datetime | None = None,
     alert_id: str | None = None,
     gated: bool = True,
+    grounds: Grounds | None = None,
 ) -> Activity:
     """An activity of `run`. Gated on its step's row unless it has no step, or is an
     exit (a run ends once: its status update is idempotent)."""
@@ -160,6 +166,7 @@ def activity(
         due_at,
         alert_id,
         gate,
+        grounds,
     )
 
 
@@ -291,7 +298,12 @@ def _walk(
     account = settings.get(run.account_id, sending_window.DEFAULT_SETTINGS)
     timing = _timing(run, known, person, now, account, sent)
 
+    grounds: dict[str, Grounds] = {}
+
     def blocked(step: ActionStep) -> str | None:
+        found = step_grounds(step, known.consent, known.suppressions, known.receipts, known.erasure)
+        if found is not None:
+            grounds[step.id] = found
         return blocked_reason(step, known.consent, known.suppressions, person, known.erasure)
 
     effects: list[Effect] = []
@@ -303,12 +315,16 @@ def _walk(
         decisions = resume(run.flow, walk.after_delay, run.context, blocked, timing)
         effects.append(activity(run, "executed", walk.after_delay, DELAY_PASSED, gated=False))
     for decision in decisions:
-        effects += effects_of(run, decision, now)
+        effects += effects_of(run, decision, now, grounds)
     return effects
 
 
-def effects_of(run: Run, decision: Decision, now: datetime) -> list[Effect]:
-    """What one decision of the walker writes and publishes."""
+def effects_of(
+    run: Run, decision: Decision, now: datetime, grounds: Mapping[str, Grounds] | None = None
+) -> list[Effect]:
+    """What one decision of the walker writes and publishes. `grounds`: per step id, what
+    its reachability check rested on (C17), carried by its request and activity."""
+    grounds = grounds or {}
     if isinstance(decision, Scheduled):
         due = now + timedelta(seconds=decision.seconds)
         return [
@@ -322,22 +338,24 @@ def effects_of(run: Run, decision: Decision, now: datetime) -> list[Effect]:
         ]
     if isinstance(decision, Execute):
         step = decision.step
+        found = grounds.get(step.id)
         return [
             _execution(run, step.id, "executed"),
-            Dispatch(run, step),
-            activity(run, "executed", step.id),
+            Dispatch(run, step, found),
+            activity(run, "executed", step.id, grounds=found),
         ]
     if isinstance(decision, HoldForReview):
         step = decision.step
         return [
             _execution(run, step.id, "in_review"),
-            Hold(run, step),
+            Hold(run, step, grounds.get(step.id)),
             activity(run, "in_review", step.id, alert_id=action_id(run.run_id, step.id)),
         ]
     if isinstance(decision, Skip):
+        found = grounds.get(decision.step_id)
         return [
             _execution(run, decision.step_id, "skipped", decision.reason),
-            activity(run, "skipped", decision.step_id, decision.reason),
+            activity(run, "skipped", decision.step_id, decision.reason, grounds=found),
         ]
     assert isinstance(decision, Exit)
     status: Literal["completed", "exited"] = (

@@ -48,8 +48,9 @@ class Run:
 
 @dataclass(frozen=True)
 class ProfileState:
-    """The executor's read model of one profile (F7): the newest consent state, the
-    suppressions in force and the newest profile data; `erasure`: the erase its id or
+    """The executor's read model of one profile (F7): the newest consent state (with
+    the receipt in force per slot, C17), the suppressions in force and the newest
+    profile data; `erasure`: the erase its id or
     addresses match (P2), if any. The default is a profile the executor has never heard
     of."""
 
@@ -60,6 +61,10 @@ class ProfileState:
     # F9: when the executor last published a message request to the profile, per
     # channel (`email`, `sms`), by any flow of the account.
     last_sent: Mapping[str, datetime] = field(default_factory=dict)
+    # C17: the consent receipt in force per consent slot (`email`, `list:<id>`,
+    # `scope:<scope>`, `sms_marketing`, `sms_transactional`, `push`): the receipt of the
+    # newest change of that slot (None: that change carried none, e.g. a new number).
+    receipts: Mapping[str, str | None] = field(default_factory=dict)
 
 
 UNKNOWN_PROFILE = ProfileState()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from shared.contracts.flows import EmailStep, SmsStep
+from shared.contracts.flows import EmailStep, FlowDefinition, SmsStep
 
 DEFAULT_HOURS = 16
 SKIPPED_SMART_SENDING = "Skipped: smart sending"
@@ -36,3 +36,9 @@ def skips(step: EmailStep | SmsStep, last_sent: datetime | None, now: datetime) 
     less than `smart_sending_hours` before `now` (exactly that long ago no longer counts)."""
     hours = smart_sending_hours(step)
     return hours > 0 and last_sent is not None and now - last_sent < timedelta(hours=hours)
+
+
+def sending_channels(flow: FlowDefinition) -> list[str]:
+    """The channels a run of `flow` may message the profile on (its email and SMS steps):
+    the ones whose sends a walk of it must not race (F9)."""
+    return sorted({channel_of(s) for s in flow.steps if isinstance(s, EmailStep | SmsStep)})

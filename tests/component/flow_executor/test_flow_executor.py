@@ -901,3 +901,56 @@ async def test_f8_sending_settings_over_the_api_scoped_and_checked(
     again = (await api(url, acct, path)).json()
     assert (again["timezone"], again["email_quiet_hours"]) == ("America/Chicago", True)
     assert (await api(url, acct, path, key=key_of("globex"))).status_code == 404  # X5
+
+
+# --- C17: what each decision rested on, through the running executor --------------------
+
+
+async def test_c17_requests_and_skipped_steps_name_the_receipt_and_the_suppression(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    url = executor.base_url
+    mail = {"id": "mail", "type": "email", "next": None, "client_id": "events"}
+    await save(kafka, flow(acct, "explain", [mail]))
+    await in_force(url, acct, "explain", 1)
+    ok, out, bounced = pid(), pid(), pid()
+    subscribed = {"email": {"status": "subscribed"}}
+    for p in (ok, out, bounced):
+        change = consent(acct, p, "Subscribed to Email Marketing", **subscribed)
+        await kafka.send(
+            topics.CONSENT_CHANGES, p, change.model_copy(update={"receipt_id": f"r-{p}"})
+        )
+    opt_out = consent(
+        acct, out, at="2026-11-23T11:00:00Z", opt_outs=["client:events"], **subscribed
+    ).model_copy(update={"receipt_id": f"r-{out}-opt-out", "scope": "client:events"})
+    await kafka.send(topics.CONSENT_CHANGES, out, opt_out)
+    bounce = {"channel": "email", "reason": "hard_bounce", "list_id": None, "since": "2026-11-23"}
+    await kafka.send(
+        topics.SUPPRESSION_CHANGES, bounced, suppression(acct, bounced, "hard_bounce", [bounce])
+    )
+
+    async def known() -> bool:
+        docs = [(await api(url, acct, f"/profiles/{p}/reachability")) for p in (ok, out, bounced)]
+        return [d.status_code for d in docs] == [200] * 3 and [
+            d.json()["grounds"]["email"] for d in docs
+        ] == [
+            {"receipt_id": f"r-{ok}", "suppressions": []},
+            {"receipt_id": f"r-{out}", "suppressions": []},  # no client asked: the email one
+            {"receipt_id": f"r-{bounced}", "suppressions": [bounce]},
+        ]
+
+    await eventually(known)
+    r = await api(url, acct, f"/profiles/{out}/reachability?client_id=events")
+    assert r.json()["grounds"]["email"]["receipt_id"] == f"r-{out}-opt-out"
+    assert r.json()["receipts"] == {"email": f"r-{out}", "scope:client:events": f"r-{out}-opt-out"}
+    for p in (ok, out, bounced):
+        await send_event(kafka, event(acct, p))
+    await eventually(lambda: _n(activity_of(kafka, acct, "exited"), 3))
+    [request] = await outputs(kafka, topics.MESSAGE_REQUESTS, acct)
+    assert (request["profile_id"], request["receipt_id"]) == (ok, f"r-{ok}")
+    assert request["suppressions"] == []
+    skipped = {a["profile_id"]: a for a in await activity_of(kafka, acct, "skipped")}
+    assert skipped[out]["reason"] == "Skipped: opted out (client:events)"
+    assert (skipped[out]["receipt_id"], skipped[out]["suppressions"]) == (f"r-{out}-opt-out", [])
+    assert skipped[bounced]["reason"] == "Skipped: suppressed (hard_bounce)"
+    assert skipped[bounced]["suppressions"] == [bounce]

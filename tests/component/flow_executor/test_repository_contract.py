@@ -4,13 +4,16 @@ the database does (F1-F7 as the repository keeps them)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from services.flow_executor import handlers
 from services.flow_executor.adapters.repository import PostgresFlowRepository
 from services.flow_executor.domain.erasure import ErasureHold, subjects
 from services.flow_executor.domain.planning import RunEnd, Sent, StepExecution, Timer
@@ -23,10 +26,12 @@ from services.flow_executor.ports import (
     Resubscribed,
     SubjectQuery,
 )
-from shared.contracts import utcnow
+from shared.contracts import FlowActivity, MessageRequested, ProfileEvent, utcnow
 from shared.db.pool import create_pool
+from shared.kafka import Received
+from shared.records import Trace
 from tests.unit.flow_executor.fakes import InMemoryFlowRepository
-from tests.unit.flow_executor.flows import alert, flow
+from tests.unit.flow_executor.flows import alert, event, flow
 
 NOW = utcnow()
 
@@ -298,3 +303,106 @@ async def test_f8_sending_settings_are_kept_per_account(repo: FlowRepository, ac
     await repo.save_sending_settings(acct, chosen)
     await repo.save_sending_settings(acct, chosen)
     assert await repo.sending_settings([acct, "other"]) == {acct: chosen}
+
+
+async def test_c17_the_receipt_of_the_newest_change_per_slot_is_in_the_walk_state(
+    repo: FlowRepository, acct: str
+) -> None:
+    key = (acct, "p-1")
+    earlier = NOW - timedelta(hours=1)
+    await repo.save_receipts([Observed(acct, "p-1", {"email": "r-2"}, NOW)])
+    await repo.save_receipts(
+        [
+            Observed(acct, "p-1", {"email": "r-1", "list:news": "r-list"}, earlier),  # late
+            Observed(acct, "p-2", {"sms_marketing": "r-sms"}, earlier),
+        ]
+    )
+    await repo.save_receipts(
+        [Observed(acct, "p-2", {"sms_marketing": None, "sms_transactional": None}, NOW)]
+    )
+    state = await repo.walk_state([key, (acct, "p-2"), (acct, "p-3")])
+    assert dict(state[key].receipts) == {"email": "r-2", "list:news": "r-list"}
+    assert dict(state[(acct, "p-2")].receipts) == {
+        "sms_marketing": None,
+        "sms_transactional": None,
+    }
+    assert dict(state[(acct, "p-3")].receipts) == {}
+    await repo.save_consent([Observed(acct, "p-1", {"email": {"status": "subscribed"}}, NOW)])
+    assert dict((await repo.walk_state([key]))[key].receipts)["email"] == "r-2"
+
+
+@dataclass
+class _Batch:
+    """`ports.FlowWork` on one PostgreSQL transaction, keeping what it publishes."""
+
+    flows: PostgresFlowRepository
+    secret: str | None = None
+    published: list[Any] = field(default_factory=list)
+
+    def publish(self, topic: str, key: str | None, message: Any, headers: Any = None) -> None:
+        self.published.append(message)
+
+    def dead_letter(self, consumer: str, record: Any, error: str) -> None:
+        raise AssertionError(error)
+
+
+def _event(acct: str, metric: str) -> ProfileEvent:
+    return event().model_copy(
+        update={"account_id": acct, "metric": metric, "event_id": f"e-{uuid.uuid4().hex}"}
+    )
+
+
+async def test_f9_the_scheduler_and_an_event_batch_sending_to_one_profile_send_once(
+    pool, acct: str
+) -> None:
+    """A delay of one flow falls due while an event enters another flow with a mail for
+    the same profile: the scheduler's walk waits for the event batch's lock on (account,
+    profile, email), then sees its send and skips (F9). Without the lock both read
+    "nothing sent" and both mail."""
+    mail = {"id": "mail", "type": "email", "template_id": "t-1", "next": None}
+    wait = {"id": "wait", "type": "delay", "seconds": 3600, "next": "mail"}
+    later = flow([wait, mail], account_id=acct, flow_id="later", trigger=_metric("Later"))
+    now_ = flow([mail], account_id=acct, flow_id="now", trigger=_metric("Now"))
+    async with pool.acquire() as conn:
+        repo = PostgresFlowRepository(conn)
+        for f in (later, now_):
+            await repo.save_flow(f)
+        await handlers.enter_from_events(_Batch(repo), [_received(_event(acct, "Later"))])
+        await conn.execute(
+            "UPDATE timers t SET due_at = now() - interval '1 second' FROM runs r"
+            " WHERE r.run_id = t.run_id AND r.account_id = $1",
+            acct,
+        )
+    async with pool.acquire() as first_conn, pool.acquire() as second_conn:
+        first, second = _Batch(PostgresFlowRepository(first_conn)), None
+        tx = first_conn.transaction()
+        await tx.start()
+        await handlers.enter_from_events(first, [_received(_event(acct, "Now"))])
+
+        async def fire() -> int:
+            nonlocal second
+            async with second_conn.transaction():
+                second = _Batch(PostgresFlowRepository(second_conn))
+                return await handlers.fire_due_timers(second, 1000, "r-test")
+
+        scheduler = asyncio.create_task(fire())
+        await asyncio.sleep(0.3)
+        assert not scheduler.done()  # waiting for the event batch's lock
+        await tx.commit()
+        assert await scheduler >= 1
+    sent = [m for m in first.published + second.published if isinstance(m, MessageRequested)]
+    assert [(m.flow_id, m.profile_id) for m in sent] == [("now", "p-1")]
+    skipped = [
+        m
+        for m in second.published
+        if isinstance(m, FlowActivity) and m.type == "skipped" and m.account_id == acct
+    ]
+    assert [(m.flow_id, m.reason) for m in skipped] == [("later", "Skipped: smart sending")]
+
+
+def _metric(name: str) -> dict[str, Any]:
+    return {"type": "metric", "metric": name}
+
+
+def _received(message: Any) -> Received[Any]:
+    return Received(message, None, Trace("test"))  # type: ignore[arg-type]

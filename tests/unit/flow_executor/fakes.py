@@ -67,6 +67,8 @@ class _Reachability:
     consent_at: datetime | None = None
     suppressions: Any = None
     suppressions_at: datetime | None = None
+    # C17: slot -> (receipt id, the change's time)
+    receipts: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)
 
 
 def _strip_nulls(value: Any) -> Any:
@@ -98,6 +100,7 @@ class InMemoryFlowRepository:
     resubscriptions: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     settings: dict[str, SendingSettings] = field(default_factory=dict)
     sent: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    locked: list[list[tuple[str, str, str]]] = field(default_factory=list)
 
     # --- definitions ---------------------------------------------------------------------
 
@@ -268,6 +271,7 @@ class InMemoryFlowRepository:
                 reach.suppressions or [],
                 profile[0] if profile else None,
                 last_sent=sent,
+                receipts={slot: rid for slot, (rid, _) in reach.receipts.items()},
             )
         return found
 
@@ -276,6 +280,14 @@ class InMemoryFlowRepository:
             reach = self.reachability.setdefault((r.account_id, r.profile_id), _Reachability())
             if reach.consent_at is None or reach.consent_at <= r.at:
                 reach.consent, reach.consent_at = _json(r.value), r.at
+
+    async def save_receipts(self, rows: Sequence[Observed]) -> None:
+        for r in rows:
+            reach = self.reachability.setdefault((r.account_id, r.profile_id), _Reachability())
+            for slot, receipt_id in _json(r.value).items():
+                old = reach.receipts.get(slot)
+                if old is None or old[1] <= r.at:
+                    reach.receipts[slot] = (receipt_id, r.at)
 
     async def save_suppressions(self, rows: Sequence[Observed]) -> None:
         for r in rows:
@@ -290,6 +302,11 @@ class InMemoryFlowRepository:
 
     async def save_sending_settings(self, account_id: str, settings: SendingSettings) -> None:
         self.settings[account_id] = settings
+
+    async def lock_sending(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        """One batch at a time runs here: what a lock serialises in PostgreSQL is
+        serial already. Remembered, so tests can see what was locked."""
+        self.locked.append(sorted(set(keys)))
 
     async def note_sent(self, rows: Sequence[Sent]) -> None:
         for r in rows:

@@ -14,6 +14,7 @@ from services.flow_executor import handlers
 from services.flow_executor.adapters.mapping import DefinitionRecord
 from services.flow_executor.domain.sending_window import SendingSettings
 from shared.contracts import ConsentChanged, FlowDefinition, MessageRequested, topics
+from shared.domain.identity import derived_id
 from shared.kafka import Received
 from shared.records import Trace
 from tests.unit.flow_executor.fakes import FakeWork
@@ -132,6 +133,36 @@ async def test_f8_a_step_held_again_at_its_release_waits_on_the_same_timer(
     clock[0] = OPENS + timedelta(hours=2)
     assert await handlers.fire_due_timers(work, 10, "r1") == 1
     assert len(requests(work)) == 1
+
+
+async def test_f8_x2_a_step_held_again_is_scheduled_under_a_new_activity_id(
+    clock: list[datetime],
+) -> None:
+    """Consumers dedupe `flow-activity` by id: the second hold's `scheduled`, with its
+    new release time, must not share the first one's id."""
+    work = await ready(clock, flow([text()]))
+    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    work.flows.settings["acme"] = SendingSettings(10 * 60, 21 * 60)
+    clock[0] = OPENS
+    await handlers.fire_due_timers(work, 10, "r1")
+    first, again = [a for a in work.on(topics.FLOW_ACTIVITY) if a.type == "scheduled"]
+    assert (first.due_at, again.due_at) == (OPENS, OPENS + timedelta(hours=2))
+    assert first.activity_id != again.activity_id
+    assert first.activity_id == derived_id(first.run_id, "text", "scheduled", OPENS.isoformat())
+
+
+async def test_f9_a_walk_locks_each_profile_and_channel_it_may_message_first(
+    clock: list[datetime],
+) -> None:
+    """Two batches (the scheduler and an event consumer) must not both read "nothing
+    sent" for one profile: a walk takes a lock per (account, profile, channel) of the
+    flow's message steps before it reads what was sent."""
+    clock[0] = OPENS
+    mail = {"id": "mail", "type": "email", "template_id": "t-1", "next": "text"}
+    work = await ready(clock, flow([mail, text()]), flow([alert()], flow_id="alerts"))
+    work.flows.locked.clear()
+    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    assert work.flows.locked == [[("acme", "p-1", "email"), ("acme", "p-1", "sms")]]
 
 
 async def test_f8_transactional_sms_is_exempt(clock: list[datetime]) -> None:
