@@ -6,6 +6,10 @@ published on `consent-changes`, the suppressions in force published on
 `suppression-changes`, and the newest profile data it has seen. A profile the executor
 has never heard of is `never_subscribed` and unsuppressed: it may get email (S6) but no
 SMS. A profile an erase holds (P2, `domain.erasure`) gets neither.
+
+C17: each decision also names what it rested on (`Grounds`): the consent receipt in
+force for the consent that decides the message (`deciding_slot`, as the consent
+service's explain chooses it) and the suppressions in force that count for it.
 """
 
 from __future__ import annotations
