@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from services.consent.domain.model import Policy, ProfileConsent
+from services.consent.domain.receipts import receipt_id
 from services.consent.domain.rules import decide
 from services.consent.handlers import act_from_command, change_messages
 from services.flow_executor.domain.reachability import blocked_reason
@@ -91,7 +92,13 @@ def flow_executor_pact(pact_dir: Path) -> tuple[Path, dict[str, Any]]:
         p,
         UNSUBSCRIBED,
         "the profile clicked unsubscribe",
-        body("Unsubscribed from Email Marketing", email="unsubscribed", method=match.str("link")),
+        body(
+            "Unsubscribed from Email Marketing",
+            email="unsubscribed",
+            method=match.str("link"),
+            # C17: the executor names the receipt its decision rests on.
+            receipt_id=match.str("r-1"),
+        ),
     )
     _interaction(
         p,
@@ -120,6 +127,7 @@ def flow_executor_pact(pact_dir: Path) -> tuple[Path, dict[str, Any]]:
         else:
             step = EmailStep(id="s", type="email")
             seen["unsubscribed"] = blocked_reason(step, consent, [], person)
+            seen["receipt"] = bool(change.receipt_id)
 
     p.verify(handle, "Async")
     return write(p, pact_dir), seen
@@ -169,7 +177,8 @@ def _published(commands: list[dict[str, Any]], event: str) -> tuple[str, Consent
         act = act_from_command(cmd)
         outcome = decide(state, act, Policy(email_double_opt_in=False), AT + timedelta(minutes=n))
         state = outcome.state
-        published = change_messages("acme", "p-1", PROFILE, act, outcome, AT)
+        rid = receipt_id("acme", "p-1", act.act_id) if outcome.history else None
+        published = change_messages("acme", "p-1", PROFILE, act, outcome, AT, rid)
     return topics.CONSENT_CHANGES, next(m for m in published if m.type == event)
 
 
@@ -208,6 +217,7 @@ def test_c9_flow_executor_pact_covers_the_events_it_handles(pact_dir: Path) -> N
     assert seen == {
         "entered": ["welcome"],
         "unsubscribed": "Skipped: unsubscribed from email",
+        "receipt": True,
         "client": "Skipped: opted out (client:c-9)",
         "other_client": None,
     }
