@@ -147,6 +147,52 @@ async def test_running_consent_show_and_history(services, kafka: Kafka) -> None:
     assert missing.returncode != 0 and "404" in missing.stderr
 
 
+async def test_running_consent_receipts_verify_explain(services, kafka: Kafka) -> None:
+    """C15-C17 from the command line: a profile's receipts in their chain, the chain and
+    every chain of the account verified, and explain naming the receipt in force."""
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+
+    def receipts_are(n: int):
+        async def probe():
+            data = http(services, "consent", f"/profiles/{pid}/consent/receipts")
+            return data and len(data["receipts"]) == n
+
+        return probe
+
+    for n, action in enumerate(("subscribe", "unsubscribe")):
+        await kafka.send(
+            topics.CONSENT_COMMANDS,
+            pid,
+            {
+                "command_id": f"c-{uuid.uuid4().hex}",
+                "account_id": ACCOUNT,
+                "profile": {"id": pid, "phone_number": "+15555550143"},
+                "action": action,
+                "channel": "sms",
+                "method": "form",
+                "notice": "https://acme.test/sms-terms#v3",
+                "jurisdiction": "US-NY",
+                "consented_at": f"2026-11-24T10:0{n}:00Z",
+            },
+        )
+        await eventually(receipts_are(n + 1))
+    receipts = as_json(services, "consent", "receipts", pid)["receipts"]
+    assert [r["status"] for r in receipts] == ["subscribed", "unsubscribed"]
+    assert receipts[1]["previous_hash"] == receipts[0]["hash"]
+    assert (receipts[0]["notice"], receipts[0]["jurisdiction"]) == (
+        "https://acme.test/sms-terms#v3",
+        "US-NY",
+    )
+    in_force = receipts[1]["receipt_id"]
+    assert in_force in cli(services, "consent", "receipts", pid).stdout
+    assert f"{pid}: 2 receipts verify" in cli(services, "consent", "verify", pid).stdout
+    account = as_json(services, "consent", "verify", "--all")
+    assert account["ok"] and account["receipts"] >= 2, account
+    assert "all verify" in cli(services, "consent", "verify", "--all").stdout
+    explained = cli(services, "consent", "explain", pid, "--channel", "sms").stdout
+    assert "may not receive" in explained and in_force in explained, explained
+
+
 async def test_running_reviews_and_recipients(services, kafka: Kafka) -> None:
     lead = f"lead-{uuid.uuid4().hex[:8]}@acme.test"
     await kafka.send(
