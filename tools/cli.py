@@ -83,6 +83,7 @@ OPERATOR_COMMANDS = {
     "recipients": "alert recipients: list, re-send a confirmation",
     "dlq": "dead letters: list, replay after a fix",
     "privacy": "data-subject requests: export, erase, status",
+    "flows": "an account's sending window and smart sending settings (F8, F9)",
 }
 
 

@@ -140,6 +140,8 @@ def operator_command(
         method=body.get("method", "manual"),
         scope=body.get("scope") or {},
         evidence=body.get("evidence"),
+        notice=body.get("notice"),  # C15: kept in the act's receipt
+        jurisdiction=body.get("jurisdiction"),
         consented_at=utcnow(),
         actor=rt.auth.actor(request),
     )

@@ -555,3 +555,33 @@ async def test_c15_c16_c17_receipts_verify_and_explain_over_http_and_the_cli(
     assert failed["failure"]["receipt_id"] == got[0]["receipt_id"]
     assert await asyncio.to_thread(cli, "consent", "verify", p) == 1
     _json.dumps(failed)
+
+
+async def test_c15_an_operator_act_over_http_keeps_its_notice_and_jurisdiction(
+    services, api: Api, acct: str
+) -> None:
+    """The operator API takes `notice` and `jurisdiction` as producers' commands do, and
+    the act's receipt keeps them (C15)."""
+    await api.settings(acct, email_double_opt_in=False)
+    p = pid()
+    r = await api.consent.post(
+        f"/accounts/{acct}/profiles/{p}/consent/subscribe",
+        headers=headers(acct),
+        json={
+            "channel": "email",
+            "profile": {"email": f"{p}@example.test"},
+            "notice": "in-store form v7",
+            "jurisdiction": "US-CA",
+        },
+    )
+    assert r.status_code == 202, r.text
+
+    async def receipt() -> dict | None:
+        got = await api.consent.get(
+            f"/accounts/{acct}/profiles/{p}/consent/receipts", headers=headers(acct)
+        )
+        found = got.json().get("receipts") if got.status_code == 200 else None
+        return found[0] if found else None
+
+    made = await eventually(receipt, timeout_s=20)
+    assert (made["notice"], made["jurisdiction"]) == ("in-store form v7", "US-CA")
