@@ -38,16 +38,23 @@ _free = list(ACCOUNTS)
 SERVICES = ("consent", "alert_dispatcher")
 
 
+INSTALL = "apt-get install chromium && npm install --prefix tests/browser"
+
+
 def _missing() -> str | None:
+    """Why the browser tests cannot run here, naming the install steps; None if they can."""
+    missing = []
     if not Path(CHROMIUM).exists():
-        return "Chromium is missing: apt-get install -y chromium"
+        missing.append("Chromium")
     if not AXE.exists():
-        return "axe-core is missing: npm install --prefix tests/browser"
+        missing.append("axe-core")
     try:
         import playwright.async_api  # noqa: F401
     except ImportError:
-        return 'Playwright is missing: pip install -e ".[dev]"'
-    return None
+        missing.append('Playwright (pip install -e ".[dev]")')
+    if not missing:
+        return None
+    return f"browser tests need {' and '.join(missing)}: install with `{INSTALL}`"
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
