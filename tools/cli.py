@@ -1,136 +1,233 @@
-"""The `consentflow` command: `dev`, `demo`, `migrate`, `topics`, and the operator's
-commands (`consent`, `reviews`, `recipients`, `dlq`, `privacy`; see tools/operator_cli.py)."""
+"""consentflow: consent, suppression, flows and internal alerts over Kafka.
+
+Start with `consentflow demo` (a shop's day on an embedded stack) or `consentflow dev`
+(the stack and the four services in the foreground; it prints the settings the other
+commands read). Every command has --help."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
+import click
 from aiokafka.errors import KafkaError
 
-from shared.settings import Settings
+from tools.operator_cli import GROUPS
+
+# The services' base URLs in the environment the operator commands read.
+SERVICE_URL_VARS = {
+    "consent": "CONSENTFLOW_CONSENT_API_URL",
+    "suppression": "CONSENTFLOW_SUPPRESSION_API_URL",
+    "flow_executor": "CONSENTFLOW_FLOW_EXECUTOR_API_URL",
+    "alert_dispatcher": "CONSENTFLOW_ALERT_DISPATCHER_API_URL",
+}
+
+VAR_HELP = "Folder for the stack's data, logs and captured mail."
 
 
-def _migrate(_: argparse.Namespace) -> int:
-    from shared.db.migrations import migrate_all
-
-    settings = Settings()
-    applied = asyncio.run(migrate_all(settings.database_url))
-    for schema, names in applied.items():
-        print(f"{schema}: {', '.join(names) if names else 'up to date'}")
-    return 0
-
-
-def _topics(args: argparse.Namespace) -> int:
-    from shared.kafka import ensure_topics
-
-    settings = Settings()
-    created = asyncio.run(
-        ensure_topics(
-            settings,
-            args.partitions or settings.topic_partitions,
-            args.replication_factor,
-        )
-    )
-    print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
-    return 0
+def dev_environment(stack: Any, account: str = "acme") -> dict[str, str]:
+    """What the operator commands (and `produce`, `migrate`, `topics`) need to reach
+    `stack` as `account`: every service's URL, the account and its key, Kafka, the
+    database."""
+    return {
+        **{var: stack.services[name].base_url for name, var in SERVICE_URL_VARS.items()},
+        "CONSENTFLOW_ACCOUNT": account,
+        "CONSENTFLOW_API_KEY": stack.key_of(account),
+        "KAFKA_BOOTSTRAP_SERVERS": stack.broker.bootstrap,
+        "KAFKA_ENABLE_IDEMPOTENCE": "false",  # the embedded broker lacks it
+        "DATABASE_URL": stack.dsn,
+    }
 
 
-def _dev(args: argparse.Namespace) -> int:
+def export_lines(env: dict[str, str]) -> list[str]:
+    """`export NAME=value` lines a POSIX shell can run as they are."""
+    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+
+
+@click.group(help=__doc__, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    pass
+
+
+@cli.command(
+    short_help="Run the embedded stack and the four services in the foreground.",
+    help="Start a Kafka-compatible broker, PostgreSQL and an SMTP capture server on free"
+    " loopback ports, create the topics, apply the migrations and start the four"
+    " services. Prints every address and the `export` lines the other commands need"
+    " (also written to VAR/dev.env, so `. var/dev.env` loads them). Ctrl-C stops"
+    " everything.",
+)
+@click.option("--var", default="var", show_default=True, help=VAR_HELP)
+@click.option("--partitions", type=int, default=4, show_default=True, help="Partitions per topic.")
+@click.option(
+    "--account",
+    default="acme",
+    show_default=True,
+    type=click.Choice(["acme", "globex"]),
+    help="The account whose key the printed settings carry.",
+)
+def dev(var: str, partitions: int, account: str) -> None:
     from shared.devstack import EmbeddedStack
 
-    stack = EmbeddedStack(Path(args.var), partitions=args.partitions or 4)
-    print("starting the embedded stack …", flush=True)
+    stack = EmbeddedStack(Path(var), partitions=partitions)
+    click.echo("starting the embedded stack …")
     stack.start()
     try:
         stack.start_services()
-        print(f"Kafka (Tansu)   {stack.broker.bootstrap}")
-        print(f"PostgreSQL      {stack.dsn}")
-        print(f"SMTP capture    127.0.0.1:{stack.smtp.port} → {stack.smtp.mail_dir}/*.eml")
+        click.echo(f"Kafka (Tansu)   {stack.broker.bootstrap}")
+        click.echo(f"PostgreSQL      {stack.dsn}")
+        click.echo(f"SMTP capture    127.0.0.1:{stack.smtp.port} → {stack.smtp.mail_dir}/*.eml")
         for name, svc in stack.services.items():
-            print(f"{name:<15} {svc.base_url}  (logs: {svc.log_path})")
-        print(f"API keys        {stack.api_keys}")
-        print("Ctrl-C stops everything.", flush=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        while not stop.wait(0.5):
-            for name, svc in stack.services.items():
-                if svc.proc is not None and svc.proc.poll() is not None:
-                    print(f"{name} exited (code {svc.proc.returncode}); see {svc.log_path}")
-                    stop.set()
+            click.echo(f"{name:<15} {svc.base_url}  (logs: {svc.log_path})")
+        click.echo(f"API keys        {stack.api_keys}")
+        env_file = stack.root / "dev.env"
+        lines = export_lines(dev_environment(stack, account))
+        env_file.write_text("\n".join(lines) + "\n")
+        click.echo(f"\nIn another shell, for the other commands (or `. {env_file}`):")
+        click.echo("\n".join(lines))
+        click.echo("\nCtrl-C stops everything.")
+        _wait_for_stop(stack)
     finally:
-        print("stopping …", flush=True)
+        click.echo("stopping …")
         stack.stop()
-    return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _wait_for_stop(stack: Any) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        for name, svc in stack.services.items():
+            if svc.proc is not None and svc.proc.poll() is not None:
+                click.echo(f"{name} exited (code {svc.proc.returncode}); see {svc.log_path}")
+                stop.set()
+
+
+@cli.command(
+    short_help="Play a shop's day end to end on the embedded stack.",
+    help="Start the embedded stack and the four services, publish a realistic scenario"
+    " (flows, recipients, consent and suppression commands, thousands of events), show"
+    " progress and print what happened. Mails and logs are kept under VAR/demo/.",
+)
+@click.option("--var", default="var", show_default=True, help=VAR_HELP)
+@click.option(
+    "--events", type=int, default=5000, show_default=True, help="Profile events to publish."
+)
+def demo(var: str, events: int) -> None:
     from tools.demo import run_demo
 
-    return run_demo(Path(args.var), events=args.events)
+    code = run_demo(Path(var), events=events)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
-OPERATOR_COMMANDS = {
-    "consent": "a profile's consent and history",
-    "reviews": "alerts held in manual review: list, approve, reject",
-    "recipients": "alert recipients: list, re-send a confirmation",
-    "dlq": "dead letters: list, replay after a fix",
-    "privacy": "data-subject requests: export, erase, status",
-    "flows": "an account's sending window and smart sending settings (F8, F9)",
+@cli.command(
+    short_help="Apply every service's migrations to DATABASE_URL.",
+    help="Apply every service's migrations to the PostgreSQL database at DATABASE_URL"
+    " (each service has its own schema); prints what was applied.",
+)
+def migrate() -> None:
+    from shared.db.migrations import migrate_all
+    from shared.settings import Settings
+
+    try:
+        applied = asyncio.run(migrate_all(Settings().database_url))
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach PostgreSQL (DATABASE_URL): {exc}") from None
+    for schema, names in applied.items():
+        click.echo(f"{schema}: {', '.join(names) if names else 'up to date'}")
+
+
+@cli.command(
+    short_help="Create the topics on KAFKA_BOOTSTRAP_SERVERS.",
+    help="Create every topic (inputs, outputs, dead-letter topics) on the broker at"
+    " KAFKA_BOOTSTRAP_SERVERS, with the KAFKA_* security settings and KAFKA_TOPIC_PREFIX."
+    " Topics that exist are left as they are.",
+)
+@click.option(
+    "--partitions",
+    type=int,
+    default=None,
+    help="Partitions per topic (default: TOPIC_PARTITIONS, 4).",
+)
+@click.option(
+    "--replication-factor", type=int, default=1, show_default=True, help="Replicas per topic."
+)
+def topics(partitions: int | None, replication_factor: int) -> None:
+    from shared.kafka import ensure_topics
+    from shared.settings import Settings
+
+    settings = Settings()
+    created = asyncio.run(
+        ensure_topics(settings, partitions or settings.topic_partitions, replication_factor)
+    )
+    click.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+
+
+@cli.command(
+    short_help="Publish a JSON payload (see examples/) to an input topic.",
+    help="Check FILE (JSON; - for standard input) against TOPIC's contract and publish it"
+    " under the key the topic's contract names, on KAFKA_BOOTSTRAP_SERVERS. A payload"
+    " that is not valid is refused with the reason (exit 1) and not published.",
+)
+@click.argument("topic")
+@click.argument("file", type=click.File("rb"))
+def produce(topic: str, file: Any) -> None:
+    from shared.settings import Settings
+    from tools.produce import NotAPayload, parse, publish
+
+    raw = file.read()
+    try:
+        key, _ = parse(topic, raw)
+    except NotAPayload as exc:
+        raise click.ClickException(str(exc)) from None
+    partition, offset = asyncio.run(publish(Settings(), topic, key, raw))
+    click.echo(f"published to {topic} (key {key}, partition {partition}, offset {offset})")
+
+
+_SHORT = {
+    "consent": "A profile's consent, history, receipts, verify and explain.",
+    "reviews": "Alerts held in manual review: list, approve, reject.",
+    "recipients": "Alert recipients: list, re-send a confirmation.",
+    "dlq": "Dead letters: list them, replay them after a fix.",
+    "privacy": "Data-subject requests: export, erase, status.",
+    "flows": "An account's sending window and quiet hours.",
 }
+for _name, _group in GROUPS.items():
+    _group.short_help = _SHORT[_name]
+    cli.add_command(_group, _name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`consentflow`: a broker it cannot reach is one line on stderr, not a traceback."""
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # that one line says it
+    """`consentflow`; returns the exit code: 0 done, 1 a failure (one line saying what
+    went wrong), 2 a usage error or a broker it cannot reach (one line naming the
+    setting, never a traceback)."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the one line says it
     try:
-        return _main(argv)
+        cli.main(args=argv, prog_name="consentflow", standalone_mode=False)
     except (KafkaError, OSError) as exc:
         servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092 (the default)")
-        print(
+        click.echo(
             f"consentflow: cannot reach Kafka at {servers} (KAFKA_BOOTSTRAP_SERVERS): {exc}",
-            file=sys.stderr,
+            err=True,
         )
         return 2
-
-
-def _main(argv: list[str] | None) -> int:
-    args_in = sys.argv[1:] if argv is None else argv
-    if args_in and args_in[0] in OPERATOR_COMMANDS:
-        from tools.operator_cli import main as operator_main
-
-        return operator_main(list(args_in))
-    parser = argparse.ArgumentParser(prog="consentflow", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in OPERATOR_COMMANDS.items():
-        sub.add_parser(name, help=f"{text} (`consentflow {name} --help`)", add_help=False)
-    p = sub.add_parser("dev", help="run the embedded stack and the four services")
-    p.add_argument("--var", default="var", help="folder for data, logs and mail (default var/)")
-    p.add_argument("--partitions", type=int, default=None)
-    p.set_defaults(run=_dev)
-    p = sub.add_parser("demo", help="run a realistic scenario end to end on the embedded stack")
-    p.add_argument("--var", default="var")
-    p.add_argument("--events", type=int, default=5000, help="profile events to publish")
-    p.set_defaults(run=_demo)
-    p = sub.add_parser("migrate", help="apply every service's migrations (DATABASE_URL)")
-    p.set_defaults(run=_migrate)
-    p = sub.add_parser(
-        "topics",
-        help="create the topics (KAFKA_BOOTSTRAP_SERVERS, the KAFKA_* security settings"
-        " and KAFKA_TOPIC_PREFIX)",
-    )
-    p.add_argument("--partitions", type=int, default=None)
-    p.add_argument("--replication-factor", type=int, default=1)
-    p.set_defaults(run=_topics)
-    args = parser.parse_args(args_in)
-    return int(args.run(args))
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    return 0
 
 
 if __name__ == "__main__":

@@ -34,6 +34,19 @@ SERVICES = ("consent", "suppression", "flow_executor", "alert_dispatcher")
 class ApiError(click.ClickException):
     """A 4xx/5xx answer, shown with the service's reason."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UnknownProfile(click.ClickException):
+    """A profile the consent service has no record of (exit code 1)."""
+
+    def __init__(self, account: str, profile_id: str) -> None:
+        super().__init__(
+            f"no profile {profile_id!r} in account {account!r}: consent has no record of it"
+        )
+
 
 def base_url(service: str) -> str:
     """The base URL of `service` from the environment (see the module docstring)."""
@@ -67,7 +80,7 @@ def call(service: str, method: str, path: str, body: Any = None) -> Any:
             reason = json.loads(raw).get("error", raw.decode(errors="replace"))
         except (ValueError, AttributeError):
             reason = raw.decode(errors="replace")
-        raise ApiError(f"{service}: HTTP {exc.code}: {reason}") from None
+        raise ApiError(f"{service}: HTTP {exc.code}: {reason}", exc.code) from None
     except OSError as exc:
         raise ApiError(f"{service} at {base_url(service)} is unreachable: {exc}") from None
     return json.loads(raw) if raw else None
@@ -138,15 +151,32 @@ def consent_show(profile_id: str, list_id: str | None, account: str, as_json: bo
     path = f"/accounts/{quote(account)}/profiles/{quote(profile_id)}/consent"
     if list_id:
         path += f"?list_id={quote(list_id)}"
-    data = call("consent", "GET", path)
+    try:
+        data = call("consent", "GET", path)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise UnknownProfile(account, profile_id) from None
+        raise
 
     def human(d: dict[str, Any]) -> str:
         rows = [{"channel": k, **v} for k, v in d["channels"].items()]
         head = f"profile {d['profile_id']} (account {d['account_id']})"
         cols = ("channel", "status", "can_receive", "consented_at", "method", "suppressions")
-        return head + "\n" + table(rows, cols)
+        return "\n".join([head, table(rows, cols), *_pending_lines(d)])
 
     emit(data, as_json, human)
+
+
+def _pending_lines(d: dict[str, Any]) -> list[str]:
+    """C8: each double opt-in waiting for the person's click, in plain words."""
+    lines = []
+    for p in d.get("pending_confirmations") or []:
+        where = f" to list {p['list_id']}" if p.get("list_id") else ""
+        lines.append(
+            f"pending: email subscribe{where} waits for the confirmation link"
+            f" (mailed {p['requested_at']}); the status changes when it is clicked"
+        )
+    return lines
 
 
 @consent.command("history", help="A profile's consent history, oldest first (C2).")
@@ -157,6 +187,8 @@ def consent_history(profile_id: str, account: str, as_json: bool) -> None:
     data = call(
         "consent", "GET", f"/accounts/{quote(account)}/profiles/{quote(profile_id)}/consent/history"
     )
+    if not data["history"]:
+        raise UnknownProfile(account, profile_id)
     cols = ("recorded_at", "slot", "action", "result", "status", "method", "act_id")
     emit(data, as_json, lambda d: table(d["history"], cols))
 
@@ -224,8 +256,19 @@ def consent_verify(profile_id: str | None, every: bool, account: str, as_json: b
 
 @consent.command("explain", help="May a message go to the profile now, and on which facts (C17).")
 @click.argument("profile_id")
-@click.option("--channel", type=click.Choice(["email", "sms", "push"]), required=True)
-@click.option("--purpose", type=click.Choice(["marketing", "transactional"]), default="marketing")
+@click.option(
+    "--channel",
+    type=click.Choice(["email", "sms", "push"]),
+    required=True,
+    help="The channel the message would go on.",
+)
+@click.option(
+    "--purpose",
+    type=click.Choice(["marketing", "transactional"]),
+    default="marketing",
+    show_default=True,
+    help="The message's purpose (SMS: transactional needs less consent, C5).",
+)
 @click.option("--list", "list_id", default=None, help="The list the message is sent for.")
 @click.option("--client", "client_id", default=None, help="Sent on behalf of this client.")
 @click.option("--user", "user_id", default=None, help="Sent on behalf of this user.")

@@ -14,8 +14,10 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -23,10 +25,14 @@ from shared.contracts import topics
 from tests.conftest import Kafka, eventually, mail_to
 from tests.e2e.support import services_for
 from tests.e2e.test_alert_slice import saved_by_executor
+from tools.cli import cli as top_cli
+from tools.cli import dev_environment, export_lines
 from tools.operator_cli import GROUPS
 from tools.operator_cli import cli as operator_cli
 
 pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ACCOUNT = f"acct-cli-{uuid.uuid4().hex[:8]}"
 KEY = f"key-{uuid.uuid4().hex}"
@@ -52,14 +58,12 @@ class Ran:
     stderr: str
 
 
-def cli(stack, *args: str, ok: bool = True) -> Ran:
+def cli(stack, *args: str, ok: bool = True, group=operator_cli) -> Ran:
     """Run `consentflow ARGS` in this process (a new interpreter per command costs
     seconds on a loaded machine); `test_running_the_program_itself` runs the real one."""
     # On a thread of its own: `dlq` runs its own event loop, and the test's is running.
     with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(
-            CliRunner().invoke, operator_cli, list(args), env=environment(stack)
-        ).result()
+        result = pool.submit(CliRunner().invoke, group, list(args), env=environment(stack)).result()
     ran = Ran(result.exit_code, result.stdout, result.stderr)
     if ok:
         assert ran.returncode == 0, (ran.stderr, ran.stdout, result.exception)
@@ -103,18 +107,50 @@ def test_running_the_program_itself(services) -> None:
     top = subprocess.run(
         [sys.executable, "-m", "tools.cli", "--help"], capture_output=True, text=True, check=True
     )
-    for name in ("dev", "demo", "migrate", "topics", *GROUPS):
-        assert name in top.stdout
+    listed = re.findall(r"^  (\S+)\s", top.stdout.split("Commands:")[1], re.M)
+    assert set(listed) == {"dev", "demo", "migrate", "topics", "produce", *GROUPS}, top.stdout
+    assert ".py" not in top.stdout and "tools/" not in top.stdout
+
+
+def test_running_the_settings_dev_prints_work_as_pasted(services) -> None:
+    """`consentflow dev` prints `export` lines; pasted into a shell, they are all the
+    operator commands need."""
+    lines = export_lines(dev_environment(services, "acme"))
+    names = {line.split()[1].split("=")[0] for line in lines}
+    assert {
+        "CONSENTFLOW_CONSENT_API_URL",
+        "CONSENTFLOW_SUPPRESSION_API_URL",
+        "CONSENTFLOW_FLOW_EXECUTOR_API_URL",
+        "CONSENTFLOW_ALERT_DISPATCHER_API_URL",
+        "CONSENTFLOW_API_KEY",
+        "CONSENTFLOW_ACCOUNT",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_ENABLE_IDEMPOTENCE",
+        "DATABASE_URL",
+    } <= names
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CONSENTFLOW_", "KAFKA_"))}
+    script = "\n".join([*lines, f"exec {sys.executable} -m tools.cli reviews list --json"])
+    proc = subprocess.run(
+        ["sh", "-c", script], env=clean, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["account_id"] == "acme"
 
 
 def test_running_every_command_has_help() -> None:
+    """Every command answers --help, and every option says what it is for."""
     runner = CliRunner()
-    for name, group in GROUPS.items():
-        assert runner.invoke(group, ["--help"]).exit_code == 0
-        for sub in group.commands:
-            result = runner.invoke(group, [sub, "--help"])
-            assert result.exit_code == 0, (name, sub, result.output)
-            assert "Usage:" in result.output
+
+    def walk(command, path):
+        result = runner.invoke(top_cli, [*path, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, (path, result.output)
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, (path, param.name)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(top_cli, [])
 
 
 async def test_running_consent_show_and_history(services, kafka: Kafka) -> None:
@@ -143,8 +179,46 @@ async def test_running_consent_show_and_history(services, kafka: Kafka) -> None:
     history = as_json(services, "consent", "history", pid)["history"]
     assert [h["action"] for h in history] == ["subscribe"]
     assert "subscribe" in cli(services, "consent", "history", pid).stdout
-    missing = cli(services, "consent", "show", "p-nobody", ok=False)
-    assert missing.returncode != 0 and "404" in missing.stderr
+    for command in ("show", "history"):
+        missing = cli(services, "consent", command, "p-nobody", ok=False)
+        assert missing.returncode == 1, missing
+        assert missing.stderr.strip().splitlines() == [
+            f"Error: no profile 'p-nobody' in account '{ACCOUNT}': consent has no record of it"
+        ]
+
+
+async def test_running_produce_an_example_and_show_a_pending_double_opt_in(
+    services, tmp_path
+) -> None:
+    """The producer quickstart through the command: an example payload published as it
+    is (here an email subscribe, double opt-in, C8) and `consent show` naming the
+    confirmation it waits for; a payload that is not valid is refused, unpublished."""
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    payload = json.loads((ROOT / "examples" / "consent-commands.json").read_text())
+    payload |= {
+        "command_id": f"c-{uuid.uuid4().hex}",
+        "account_id": ACCOUNT,
+        "profile": {"id": pid, "email": f"{pid}@example.com"},
+        "channel": "email",
+    }
+    path = tmp_path / "subscribe.json"
+    path.write_text(json.dumps(payload))
+    out = cli(services, "produce", topics.CONSENT_COMMANDS, str(path), group=top_cli).stdout
+    assert f"published to consent-commands (key {pid}" in out
+
+    async def pending():
+        data = http(services, "consent", f"/profiles/{pid}/consent")
+        return data and data["pending_confirmations"]
+
+    await eventually(pending)
+    shown = cli(services, "consent", "show", pid).stdout
+    assert re.search(r"^email\s+never_subscribed", shown, re.M), shown
+    assert "pending: email subscribe waits for the confirmation link" in shown, shown
+
+    path.write_text(json.dumps({**payload, "action": "maybe"}))
+    refused = cli(services, "produce", topics.CONSENT_COMMANDS, str(path), ok=False, group=top_cli)
+    assert refused.returncode == 1 and "action" in refused.stderr, refused
+    assert len(refused.stderr.strip().splitlines()) == 1
 
 
 async def test_running_consent_receipts_verify_explain(services, kafka: Kafka) -> None:
