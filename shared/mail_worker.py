@@ -8,7 +8,7 @@ committed transaction *before* talking to SMTP, then `sent` or `failed` after (A
 - each result is marked the moment the server answers, so a crash between the SMTP
   answer and that mark leaves only that one mail `sending`; after its lease runs out it
   is sent again with the same Message-ID. That is the one remaining window for a
-  duplicate (documented in README and docs/rules.md).
+  duplicate (documented in docs/operations.md and docs/rules.md).
 
 A service takes part through `MailHooks`: `admit` runs in the unit of work that claims
 due mails (to hold mails back, e.g. the per-account sending limit, A8) and `on_final`

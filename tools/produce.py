@@ -1,6 +1,6 @@
 """`consentflow produce TOPIC FILE`: publish one JSON payload to an input topic, checked
 first by the same contract model the consuming service parses it with, and keyed as the
-topic's contract says (README "Topics"). For trying a stack out and for scripts; a
+topic's contract says (docs/architecture.md, "Topics"). For trying a stack out and for scripts; a
 producer in production uses its own Kafka client (see examples/)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class NotAPayload(ValueError):
 
 
 def message_key(topic: str, message: BaseModel) -> str:
-    """The Kafka key a payload of `topic` is published under (README "Topics")."""
+    """The Kafka key a payload of `topic` is published under (docs/architecture.md, "Topics")."""
     data: Any = message
     if isinstance(message, FlowDefinition):
         return message.key

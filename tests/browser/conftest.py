@@ -6,7 +6,7 @@ real processes.
 here) and sets `CONSENTFLOW_REQUIRE_BROWSER=1`, so that in CI a missing tool is a
 failure; elsewhere these tests are skipped with the command that installs what is
 missing. `SCREENSHOTS=docs/screenshots python -m pytest tests/browser` regenerates the
-README's screenshots."""
+screenshots in docs/architecture.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """An example consumer outside the project: a CRM sync that reads `alert-outcomes` and
 `consent-changes` with plain JSON (it does not import consentflow). Copy this shape to
-write your own pact; README.md ("Contracts for producers and consumers") explains it.
+write your own pact; docs/architecture.md ("Contracts for producers and consumers") explains it.
 
 The alert dispatcher and the consent service verify these pacts with their own code."""
 
