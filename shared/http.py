@@ -32,14 +32,17 @@ def health_routes(ready: Callable[[], Awaitable[dict[str, bool | str]]]) -> list
     instead of `true`, X8), `/metrics` (Prometheus)."""
 
     async def healthz(_: Request) -> Response:
+        """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
+        """Readiness: broker, database, every consumer and loop; 503 names what fails."""
         checks = await ready()
         status = 200 if all(v is True for v in checks.values()) else 503
         return JSONResponse({"ready": status == 200, "checks": checks}, status_code=status)
 
     async def metrics(_: Request) -> Response:
+        """Prometheus metrics in the text exposition format."""
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return [
@@ -94,7 +97,11 @@ class ApiAuth:
                 return denied
             return await handler(request, account)
 
-        endpoint.__name__ = getattr(handler, "__name__", "endpoint")
+        wrapped = getattr(handler, "func", handler)  # a functools.partial: its function
+        endpoint.__name__ = getattr(wrapped, "__name__", "endpoint")
+        endpoint.__doc__ = wrapped.__doc__
+        # The OpenAPI generator (tools/openapi_gen.py) reads this to name the API key.
+        endpoint.requires_api_key = True  # type: ignore[attr-defined]
         return endpoint
 
     def guard(self, request: Request, account_id: str) -> Response | None:

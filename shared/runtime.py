@@ -122,6 +122,10 @@ class Runtime:
             checks[name] = reason or True
         return checks
 
+    def app_routes(self) -> list[BaseRoute]:
+        """Every route the HTTP server serves: health and metrics, then the service's."""
+        return [*health_routes(self.ready), *self.routes]
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -140,7 +144,7 @@ class Runtime:
         self.producer = make_producer(self.settings, f"consentflow-{self.name}-outbox")
         await self.producer.start()
         app = Starlette(
-            routes=[*health_routes(self.ready), *self.routes],
+            routes=self.app_routes(),
             middleware=[Middleware(TraceHeaders), Middleware(InputGuard)],
             exception_handlers=BAD_INPUT_HANDLERS,
         )

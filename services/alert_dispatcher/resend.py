@@ -19,6 +19,8 @@ from shared.runtime import Runtime
 
 def routes(rt: Runtime) -> list[Route]:
     async def resend(request: Request, account: str) -> Response:
+        """Re-send an unconfirmed recipient's confirmation mail, with the same link as
+        the last one (A2, A4)."""
         folded = list(alert_addresses([request.path_params["email"]]))
         if not folded:
             return error(422, "not a valid email address")

@@ -22,7 +22,9 @@ def _state(flow: queries.FlowAlerts) -> str:
 
 
 async def flow_status(rt: Runtime, request: Request, account: str) -> Response:
-    """GET /accounts/{a}/flows/{flow_id}/alerts."""
+    """A flow as the dispatcher holds it: its state (active, rejected, deleted), the
+    version in force, rejected versions with their reasons and each alert action's
+    "Sent to" list (A1, A7)."""
     flow_id = request.path_params["flow_id"]
     async with rt.db.pool.acquire() as conn:
         flow = await queries.flow_alerts(conn, account, flow_id)

@@ -34,7 +34,8 @@ async def _new_limit(request: Request) -> int | Response:
 
 
 async def limits(rt: Runtime, request: Request, account: str) -> Response:
-    """GET or PUT /accounts/{a}/alert-settings."""
+    """The account's alert sending limit per hour and the alert mails waiting for a later
+    window (A8); PUT sets the limit."""
     if request.method == "PUT":
         value = await _new_limit(request)
         if isinstance(value, Response):

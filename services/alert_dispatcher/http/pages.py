@@ -17,7 +17,8 @@ NOT_HERE = {"list_names", "optout_confirmation_email"}
 
 
 async def page_settings(rt: Runtime, request: Request, account: str) -> Response:
-    """GET or PUT /accounts/{a}/alert-pages."""
+    """How the account's recipient pages and mails look and speak (W1); PUT sets the
+    fields it gives, null clears one."""
     if request.method == "PUT":
         try:
             body = await request.json()

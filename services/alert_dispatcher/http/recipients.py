@@ -12,7 +12,8 @@ from shared.runtime import Runtime
 
 
 async def recipients(rt: Runtime, request: Request, account: str) -> Response:
-    """GET /accounts/{a}/alert-recipients."""
+    """The account's alert recipients with their opt-in status and the actions that
+    list them (A2)."""
     async with rt.db.pool.acquire() as conn:
         rows = await queries.recipients(conn, account)
     return JSONResponse(

@@ -58,4 +58,5 @@ def _bound(rt: Runtime, fn: Handler) -> Callable[[Request, str], Awaitable[Respo
         return await fn(rt, request, account)
 
     handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
     return handler

@@ -45,4 +45,5 @@ def _bound(rt: Runtime, fn: Page) -> Callable[[Request], Awaitable[Response]]:
         return await fn(rt, request)
 
     endpoint.__name__ = fn.__name__
+    endpoint.__doc__ = fn.__doc__
     return endpoint
