@@ -24,6 +24,10 @@ from shared.settings import Settings
 REPLAY_HEADER = "consentflow-replayed-from"
 
 
+class NoSuchTopic(LookupError):
+    """The topic, or its dead-letter topic, is not on the broker; the text says which."""
+
+
 @dataclass(frozen=True)
 class Letter:
     """One record of `<topic>.dlq`, where it sits, and whether it was replayed."""
@@ -52,9 +56,13 @@ async def _read(
     partition: int | None = None,
     start: int | None = None,
     end: int | None = None,
+    *,
+    must_exist: tuple[str, ...] = (),
 ) -> list[tuple[int, int, bytes | None, bytes | None]]:
     """(partition, offset, key, value) of every record in range, read to the end offsets
-    as they were when the read began."""
+    as they were when the read began (none of a topic the broker does not have).
+
+    Raises NoSuchTopic when a topic of `must_exist` is not on the broker."""
     consumer = AIOKafkaConsumer(**connection_options(settings), enable_auto_commit=False)
     try:
         await consumer.start()
@@ -62,6 +70,13 @@ async def _read(
         await consumer.stop()  # a consumer that could not start still holds a client
         raise
     try:
+        # A metadata request: it also lets the consumer's own start-up tasks run, which a
+        # stop right after start would cancel before they began (a CancelledError out of
+        # `stop`).
+        known = await consumer.topics()
+        for name in must_exist:
+            if name not in known:
+                raise NoSuchTopic(name)
         parts = [
             TopicPartition(topic, p)
             for p in sorted(consumer.partitions_for_topic(topic) or ())
@@ -124,10 +139,23 @@ async def dead_letters(
     end: int | None = None,
 ) -> list[Letter]:
     """The dead letters of `topic` (the source topic's name) in the given range."""
-    dlq_topic = settings.kafka_topic(topics.dlq(topic))
+    source, dlq_topic = settings.kafka_topic(topic), settings.kafka_topic(topics.dlq(topic))
+    try:
+        read = await _read(
+            settings, dlq_topic, partition, start, end, must_exist=(source, dlq_topic)
+        )
+    except NoSuchTopic as exc:
+        if exc.args[0] == source:
+            raise NoSuchTopic(
+                f"no topic {source!r} on the broker; dead letters are kept per input topic"
+                f" ({', '.join(topics.INPUT_TOPICS)})"
+            ) from None
+        raise NoSuchTopic(
+            f"no dead letters for {source!r}: its dead-letter topic {dlq_topic!r} does not exist"
+        ) from None
     done = await replayed_refs(settings)
     letters = []
-    for p, o, _key, value in await _read(settings, dlq_topic, partition, start, end):
+    for p, o, _key, value in read:
         try:
             letter, problem = DeadLetter.model_validate_json(value or b""), None
         except ValidationError as exc:

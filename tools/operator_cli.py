@@ -445,6 +445,16 @@ def _settings() -> Any:
     return Settings()
 
 
+def _dead_letters_of(reading: Any) -> Any:
+    """Run a read of dead letters; an unknown topic is one line and exit 1."""
+    from shared.dlq import NoSuchTopic
+
+    try:
+        return asyncio.run(reading)
+    except NoSuchTopic as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.group(help="Dead letters (X1): list them, and re-publish them after a fix.")
 def dlq() -> None:
     pass
@@ -462,7 +472,7 @@ def dlq_list(
 ) -> None:
     from shared.dlq import dead_letters
 
-    letters = asyncio.run(dead_letters(_settings(), topic, partition, from_offset, to_offset))
+    letters = _dead_letters_of(dead_letters(_settings(), topic, partition, from_offset, to_offset))
     rows = [
         {
             "partition": x.partition,
@@ -500,7 +510,7 @@ def dlq_replay(
 ) -> None:
     from shared.dlq import replay
 
-    report = asyncio.run(replay(_settings(), topic, partition, from_offset, to_offset))
+    report = _dead_letters_of(replay(_settings(), topic, partition, from_offset, to_offset))
     data = {
         "replayed": report.replayed,
         "already_replayed": report.already,

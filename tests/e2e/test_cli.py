@@ -408,3 +408,17 @@ async def test_running_privacy_export_erase_status(services, kafka: Kafka, tmp_p
     assert "alert_dispatcher" in cli(services, "privacy", "status", erased["request_id"]).stdout
     refused = cli(services, "privacy", "erase", ok=False)
     assert refused.returncode != 0 and "--profile" in refused.stderr
+
+
+@pytest.mark.parametrize("command", ["list", "replay"])
+def test_dlq_of_an_unknown_topic_is_one_line_and_exit_1(stack, command: str) -> None:
+    """`dlq list no-such-topic`: one line that names the topic, exit 1, no traceback."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": stack.broker.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false"}
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(
+            CliRunner().invoke, operator_cli, ["dlq", command, "no-such-topic"], env=env
+        ).result()
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert "no-such-topic" in line and "Traceback" not in line
