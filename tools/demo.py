@@ -593,7 +593,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
         for e in events[:half]:
             await send(topics.PROFILE_EVENTS, e["profile"]["id"], e)
         await producer.flush()
-        await _progress(tally, expected_first, "first half")
+        await _progress(tally, expected_first, f"first {half} events")
 
         print(
             "4. finance@ unsubscribes from alerts (one-click POST from an alert mail)", flush=True
@@ -610,7 +610,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
         for e in events[half:]:
             await send(topics.PROFILE_EVENTS, e["profile"]["id"], e)
         await producer.flush()
-        await _progress(tally, expected_all, "second half")
+        await _progress(tally, expected_all, f"all {len(events)} events")
         elapsed = time.perf_counter() - started
 
         print("5. approving one VIP-order alert held in review", flush=True)
@@ -636,7 +636,7 @@ async def _scenario(stack: EmbeddedStack, count: int) -> dict[str, Any]:
             60,
         )
         messages = await _quiet_hours_and_smart_sending(stack, send, producer.flush)
-        print("7. a second account (globex) with a sending limit of 5 alert mails per hour")
+        print("7. a second account (globex) with a sending limit of 5 mails per hour")
         limited = await _sending_limit(stack, send)
         erase = await _erase(stack, "p-00001")
         consent = stack.services["consent"].base_url
@@ -684,16 +684,21 @@ async def _erase(stack: EmbeddedStack, profile_id: str) -> dict[str, Any]:
 
 
 async def _progress(tally: Tally, expected: int, label: str) -> None:
+    """Wait until the alert outcomes of the events published so far (`label`) are in,
+    saying how many have arrived once a second: a count that grows, not a loss."""
     last = time.monotonic()
     deadline = time.monotonic() + 300
-    while len([o for o in tally.outcomes if o["flow_id"] != "vip-orders"]) < expected:
+    while (done := len([o for o in tally.outcomes if o["flow_id"] != "vip-orders"])) < expected:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"demo: {label}: outcomes did not arrive")
+            raise TimeoutError(f"demo: {label}: not every expected alert outcome arrived")
         if time.monotonic() - last >= 1.0:
-            done = len([o for o in tally.outcomes if o["flow_id"] != "vip-orders"])
-            print(f"   {label}: {done}/{expected} alert outcomes", flush=True)
+            print(
+                f"   {label} published; alert outcomes so far: {done} of {expected} expected",
+                flush=True,
+            )
             last = time.monotonic()
         await asyncio.sleep(0.05)
+    print(f"   {label} published; all {expected} expected alert outcomes arrived", flush=True)
 
 
 def _message_summary(messages: dict[str, Any]) -> None:
@@ -743,9 +748,9 @@ def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
     _message_summary(result["messages"])
     limited = result["limited"]
     print(
-        f"sending limit:  globex (5 mails/hour): {limited['totals'].get('sent', 0)} alerts sent,"
-        f" {limited['totals'].get('waiting', 0)} waiting for the next window"
-        f" ({limited['waiting_mails']} mails queued, none dropped)"
+        f"sending limit:  globex, at most 5 mails per hour (duty@globex.test's confirmation"
+        f" mail counts too): {limited['totals'].get('sent', 0)} alert mails sent,"
+        f" {limited['waiting_mails']} alert mails waiting for the next window, none dropped"
     )
     print(f"mails captured: {mails} .eml files in {stack.smtp.mail_dir}")
     print("consent changes:")
@@ -786,6 +791,13 @@ def _summary(stack: EmbeddedStack, result: dict[str, Any]) -> None:
     )
 
 
+def _where(stack: EmbeddedStack) -> None:
+    """Where the run left its mails and logs (kept until the next run)."""
+    print("\n== kept until the next run ==")
+    print(f"mails:          {stack.smtp.mail_dir}/*.eml")
+    print(f"logs:           {stack.root / 'logs'}/ (broker.log and one .log per service)")
+
+
 def run_demo(var: Path, events: int = 5000) -> int:
     """Run the demo under `var/` (data, logs, captured mail); returns an exit code."""
     stack = EmbeddedStack(var / "demo")
@@ -800,6 +812,7 @@ def run_demo(var: Path, events: int = 5000) -> int:
         )
         result = asyncio.run(_scenario(stack, events))
         _summary(stack, result)
+        _where(stack)
         return 0
     finally:
         stack.stop()
