@@ -62,6 +62,13 @@ EMAIL_CLIENT_HINT = N_(
 )
 EMAIL_GROUP = N_("Stop all email from %(name)s")
 EMAIL_GROUP_HINT = N_("Nothing more from any sender or brand of %(name)s.")
+PENDING_CONFIRMATION = N_(
+    "Waiting for your confirmation: press the button in the email we sent you"
+)
+SMS_START_BY_TEXT = N_(
+    "Text messages can only be stopped here: consent to them belongs to your phone number."
+    " To receive them, text START to us from that number."
+)
 SMS_MARKETING = N_("Marketing texts")
 SMS_MARKETING_HINT = N_("Offers and news by text message; includes service texts.")
 SMS_TRANSACTIONAL = N_("Service texts")

@@ -3,6 +3,8 @@ choice explained; after a save the page says what changed."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -50,12 +52,20 @@ async def preferences(rt: Runtime, request: Request) -> Response:
             if o.rejection is not None
         ]
         before = after
-    return preferences_page(request, v, before, who, changes)
+    pending = await queries.pending_confirmations(rt.db.pool, account, profile_id)
+    return preferences_page(request, v, before, who, changes, {p.list_id for p in pending})
 
 
 def preferences_page(
-    request: Request, v: View, state: ProfileConsent, who: Who, changes: list[str] | None
+    request: Request,
+    v: View,
+    state: ProfileConsent,
+    who: Who,
+    changes: list[str] | None,
+    pending: Collection[str | None] = (),
 ) -> Response:
+    """The page; `pending` holds the lists (None: email itself) whose double opt-in
+    confirmation was asked for and not yet given (C8): shown as waiting for it."""
     current = email_choice(state, who)
     options = [("keep", texts.EMAIL_KEEP, texts.EMAIL_KEEP_HINT)]
     if who.user_scope:
@@ -65,6 +75,8 @@ def preferences_page(
     options.append(("group", texts.EMAIL_GROUP, texts.EMAIL_GROUP_HINT))
     names = {"name": v.brand.name, "client": who.client_id or "", "sender": who.user_id or ""}
     email_status = _status(v, state.status("email"))
+    if None in pending and state.status("email") != "subscribed":
+        email_status = v.t(texts.PENDING_CONFIRMATION)
     if current in ("client", "user"):
         email_status += " · " + v.t(
             texts.CHANGE,
@@ -96,7 +108,9 @@ def preferences_page(
                 "id": list_id,
                 "name": v.settings.list_name(list_id),
                 "subscribed": state.lists.get(list_id) == "subscribed",
-                "status": _status(v, state.lists.get(list_id, "never_subscribed")),
+                "status": v.t(texts.PENDING_CONFIRMATION)
+                if list_id in pending and state.lists.get(list_id) != "subscribed"
+                else _status(v, state.lists.get(list_id, "never_subscribed")),
             }
             for list_id in list_ids(state, v)
         ],
@@ -105,12 +119,14 @@ def preferences_page(
 
 
 def sms_channels(v: View, state: ProfileConsent) -> list[dict]:
-    """The SMS purposes shown with their status (C5)."""
+    """The SMS purposes shown with their status (C5). One not subscribed cannot be
+    ticked here, and says why: SMS consent belongs to the phone number (C13)."""
     return [
         {
             "name": slot,
             "label": v.t(label),
             "hint": v.t(hint),
+            "why": None if state.status(slot) == "subscribed" else v.t(texts.SMS_START_BY_TEXT),
             "subscribed": state.status(slot) == "subscribed",
             "status": _status(v, state.status(slot)),
         }

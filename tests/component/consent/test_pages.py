@@ -332,3 +332,22 @@ async def test_w3_opt_out_confirmation_mail_carries_a_way_back_in(
         assert saved.status_code == 200 and "Email: now Subscribed" in saved.text
     await api.wait_status(acct, p, "subscribed")
     assert len(mail_to(stack, email)) == 1  # one opt-out, one mail
+
+
+async def test_w2_c8_preference_centre_shows_a_pending_confirmation_and_why_sms_is_greyed(
+    services, stack, api: Api, kafka: Kafka, acct: str
+) -> None:
+    """A double opt-in not yet confirmed reads as waiting for it, not "Not subscribed";
+    an SMS choice that cannot be ticked says why (its consent belongs to the number)."""
+    p = pid()
+    await pending_confirmation(stack, kafka, acct, p)
+    r = await api.consent.get(f"/accounts/{acct}/profiles/{p}/links", headers=headers(acct))
+    url = r.json()["preferences_url"]
+    async with httpx.AsyncClient() as client:
+        page = (await client.get(url)).text
+        german = (await client.get(url, headers={"accept-language": "de"})).text
+    now = re.search(r'Now: <span class="status">([^<]*)</span>', page)
+    assert now is not None and now.group(1).startswith("Waiting for your confirmation")
+    assert "disabled" in page and "text START to us from that number" in page
+    assert "Wartet auf Ihre Bestätigung" in german
+    assert "senden Sie START von dieser Nummer an uns" in german
