@@ -100,7 +100,7 @@ class ApiAuth:
         wrapped = getattr(handler, "func", handler)  # a functools.partial: its function
         endpoint.__name__ = getattr(wrapped, "__name__", "endpoint")
         endpoint.__doc__ = wrapped.__doc__
-        # The OpenAPI generator (tools/openapi_gen.py) reads this to name the API key.
+        # The API reference (shared/openapi.py) reads this to name the API key.
         endpoint.requires_api_key = True  # type: ignore[attr-defined]
         return endpoint
 

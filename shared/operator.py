@@ -75,6 +75,8 @@ ProfileOf = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 """(account id, profile id, request body) -> the profile attributes the command carries."""
 
 SUPPRESSION_ACTIONS = ("suppress", "unsuppress")
+# The consent acts an operator makes over HTTP (consent service).
+OPERATOR_ACTS = ("subscribe", "unsubscribe", "resubscribe")
 
 
 async def profile_from_body(account_id: str, profile_id: str, body: dict[str, Any]) -> dict:

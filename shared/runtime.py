@@ -37,6 +37,7 @@ from shared.http import BAD_INPUT_HANDLERS, ApiAuth, InputGuard, TraceHeaders, h
 from shared.kafka import BatchConsumer, BatchHandler
 from shared.kafka_clients import make_producer
 from shared.logging import configure_logging, get_logger
+from shared.openapi import openapi, reference_routes
 from shared.privacy import secret_problem
 from shared.settings import Settings, StartupRefused
 
@@ -69,6 +70,7 @@ class Runtime:
         self.workers: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.on_start: list[Callable[[], Awaitable[None]]] = []
         self._stop = asyncio.Event()
+        self._api_document: dict[str, Any] | None = None
 
     def consume(
         self,
@@ -123,8 +125,16 @@ class Runtime:
         return checks
 
     def app_routes(self) -> list[BaseRoute]:
-        """Every route the HTTP server serves: health and metrics, then the service's."""
-        return [*health_routes(self.ready), *self.routes]
+        """Every route the HTTP server serves: health and metrics, the API reference
+        (`/openapi.json`, `/docs`), then the service's."""
+        return [*health_routes(self.ready), *reference_routes(self.api_document), *self.routes]
+
+    def api_document(self) -> dict[str, Any]:
+        """The service's OpenAPI 3.1 document (`shared.openapi`), built on first use from
+        the routes it serves: the one `deploy/contracts/openapi/` publishes."""
+        if self._api_document is None:
+            self._api_document = openapi(self.name, self.app_routes())
+        return self._api_document
 
     def stop(self) -> None:
         self._stop.set()
@@ -139,6 +149,7 @@ class Runtime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        self.api_document()  # built once, before anything answers
         await self.db.start()
         # aiokafka clients must be created inside the running loop.
         self.producer = make_producer(self.settings, f"consentflow-{self.name}-outbox")

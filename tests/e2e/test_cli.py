@@ -137,6 +137,29 @@ def test_running_the_settings_dev_prints_work_as_pasted(services) -> None:
     assert json.loads(proc.stdout)["account_id"] == "acme"
 
 
+def test_running_services_serve_their_api_reference(services) -> None:
+    """Each service serves the committed OpenAPI 3.1 document at /openapi.json and a page
+    of it at /docs, without an API key."""
+    validator = pytest.importorskip(
+        "openapi_spec_validator", reason="openapi-spec-validator comes with the dev extras"
+    )
+    from tools.openapi_gen import DEFAULT_DIR, file_name
+
+    for name, svc in services.services.items():
+        with urllib.request.urlopen(f"{svc.base_url}/openapi.json", timeout=10) as r:
+            served = json.loads(r.read())
+        committed = json.loads((DEFAULT_DIR / file_name(name)).read_text())
+        assert served == committed, name
+        validator.validate(served)
+        with urllib.request.urlopen(f"{svc.base_url}/docs", timeout=10) as r:
+            assert r.status == 200 and r.headers["content-type"].startswith("text/html")
+            page = r.read().decode()
+        assert "<script" not in page
+        for path, ops in served["paths"].items():
+            for method in ops:
+                assert f"{method.upper()}</span> <code>{path}</code>" in page, (name, path)
+
+
 def test_running_every_command_has_help() -> None:
     """Every command answers --help, and every option says what it is for."""
     runner = CliRunner()

@@ -23,11 +23,9 @@ from services.consent.domain.receipts import Hasher, Receipt, Verdict, verify
 from services.consent.ports import Key
 from shared.contracts import ConsentCommand, topics, utcnow
 from shared.http import error, iso
-from shared.operator import command_id, invalid, json_body, queue_command
+from shared.operator import OPERATOR_ACTS, command_id, invalid, json_body, queue_command
 from shared.privacy import hash_secret, profile_hash, subject_hash, subject_hashes
 from shared.runtime import Runtime
-
-OPERATOR_ACTS = ("subscribe", "unsubscribe", "resubscribe")
 
 
 def profile_view(
