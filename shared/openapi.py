@@ -507,7 +507,8 @@ def _tag(path: str) -> str:
 
 def openapi(service: str, routes: list[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `service`, whose HTTP server serves `routes`."""
-    table = {**COMMON, **OPERATIONS[service]}
+    own = OPERATIONS.get(service, {})  # a runtime that is no service: the common routes
+    table = {**COMMON, **own}
     schemas: dict[str, Any] = dict(COMPONENTS)
     paths: dict[str, dict[str, Any]] = {}
     seen: set[tuple[str, str]] = set()
@@ -520,12 +521,12 @@ def openapi(service: str, routes: list[BaseRoute]) -> dict[str, Any]:
             paths.setdefault(route.path, {})[method.lower()] = _operation(
                 route, method, table[key], schemas, service
             )
-    if stale := set(OPERATIONS[service]) - seen:
+    if stale := set(own) - seen:
         raise LookupError(f"{service}: OPERATIONS names routes it does not serve: {stale}")
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": TITLES[service],
+            "title": TITLES.get(service, f"consentflow {service}"),
             "version": "1",
             "description": (
                 "Generated from the service's routes (shared/openapi.py), served at "
