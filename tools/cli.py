@@ -96,6 +96,7 @@ def dev(var: str, partitions: int, account: str) -> None:
         _wait_for_stop(stack)
     finally:
         click.echo("stopping …")
+        (stack.root / "dev.env").unlink(missing_ok=True)  # `consentflow env`: none runs
         stack.stop()
 
 
@@ -190,6 +191,106 @@ def produce(topic: str, file: Any) -> None:
         raise click.ClickException(str(exc)) from None
     partition, offset = asyncio.run(publish(Settings(), topic, key, raw))
     click.echo(f"published to {topic} (key {key}, partition {partition}, offset {offset})")
+
+
+@cli.command(
+    short_help="Print the settings of the running `consentflow dev`.",
+    help="Print the `export` lines of the `consentflow dev` running on VAR (what it wrote to"
+    ' VAR/dev.env), so that `eval "$(consentflow env)"` loads them into a shell. Exits 1,'
+    " saying so, when no `consentflow dev` runs there.",
+)
+@click.option(
+    "--var", default="var", show_default=True, help="The folder `consentflow dev` runs on."
+)
+def env(var: str) -> None:
+    path = Path(var) / "dev.env"
+    if not path.is_file():
+        raise click.ClickException(
+            f"no `consentflow dev` runs on {var}/ ({path} does not exist): start one with"
+            f" `consentflow dev --var {var}` in another shell"
+        )
+    text = path.read_text()
+    url = dict(_parse_exports(text)).get(SERVICE_URL_VARS["consent"], "")
+    if not _answers(url):
+        raise click.ClickException(
+            f"the `consentflow dev` that wrote {path} is not running (the consent service at"
+            f" {url or '?'} does not answer): start it again with `consentflow dev --var {var}`"
+        )
+    click.echo(text, nl=False)
+
+
+def _parse_exports(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for line in text.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, _, value = words[1].partition("=")
+            pairs.append((name, value))
+    return pairs
+
+
+def _answers(base_url: str) -> bool:
+    import urllib.request
+
+    if not base_url.startswith("http://"):
+        return False
+    try:
+        with urllib.request.urlopen(f"{base_url}/healthz", timeout=3) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@cli.command(
+    short_help="Print the records of a topic as JSON lines as they arrive.",
+    help="Print each new record of TOPIC (an output topic such as alert-outcomes,"
+    " message-requests, consent-changes; any consentflow topic works) as one JSON line:"
+    " partition, offset, key, timestamp and value. Runs until Ctrl-C, --count records or"
+    " --timeout; reads KAFKA_BOOTSTRAP_SERVERS and the other KAFKA_* settings.",
+)
+@click.argument("topic")
+@click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after this many records.")
+@click.option(
+    "--from-beginning", is_flag=True, help="Start at the oldest record kept, not at new ones."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many seconds; with --count, fewer records than asked is exit 1.",
+)
+def tail(topic: str, count: int | None, from_beginning: bool, timeout: float | None) -> None:
+    from shared.contracts import topics as known
+    from shared.settings import Settings
+    from tools.tail import NoSuchTopic
+    from tools.tail import tail as run
+
+    if topic not in known.ALL_TOPICS:
+        raise click.ClickException(
+            f"{topic!r} is not a consentflow topic; outputs: {', '.join(known.OUTPUT_TOPICS)}"
+        )
+
+    def emit(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    try:
+        got = asyncio.run(
+            run(
+                Settings(),
+                topic,
+                emit,
+                count=count,
+                from_beginning=from_beginning,
+                timeout_s=timeout,
+                ready=lambda text: click.echo(text, err=True),
+            )
+        )
+    except NoSuchTopic as exc:
+        raise click.ClickException(
+            f"the broker has no topic {exc} (create the topics with `consentflow topics`)"
+        ) from None
+    if count is not None and timeout is not None and got < count:
+        raise click.ClickException(f"{got} of {count} records of {topic} within {timeout:g} s")
 
 
 _SHORT = {

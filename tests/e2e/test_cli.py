@@ -4,9 +4,11 @@ environment."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -108,7 +110,8 @@ def test_running_the_program_itself(services) -> None:
         [sys.executable, "-m", "tools.cli", "--help"], capture_output=True, text=True, check=True
     )
     listed = re.findall(r"^  (\S+)\s", top.stdout.split("Commands:")[1], re.M)
-    assert set(listed) == {"dev", "demo", "migrate", "topics", "produce", *GROUPS}, top.stdout
+    expected = {"dev", "demo", "env", "migrate", "topics", "tail", "produce", *GROUPS}
+    assert set(listed) == expected, top.stdout
     assert ".py" not in top.stdout and "tools/" not in top.stdout
 
 
@@ -158,6 +161,107 @@ def test_running_services_serve_their_api_reference(services) -> None:
         for path, ops in served["paths"].items():
             for method in ops:
                 assert f"{method.upper()}</span> <code>{path}</code>" in page, (name, path)
+
+
+def program(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`consentflow ARGS` as a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_running_env_prints_the_settings_of_a_running_dev(services, tmp_path) -> None:
+    """`consentflow env` prints what a running `consentflow dev` wrote to VAR/dev.env; no
+    file, or a file whose services do not answer, is one line and exit 1."""
+    running, stale = tmp_path / "running", tmp_path / "stale"
+    for folder in (running, stale):
+        folder.mkdir()
+    lines = export_lines(dev_environment(services, "acme"))
+    (running / "dev.env").write_text("\n".join(lines) + "\n")
+    dead = {
+        **dev_environment(services, "acme"),
+        "CONSENTFLOW_CONSENT_API_URL": "http://127.0.0.1:9",
+    }
+    (stale / "dev.env").write_text("\n".join(export_lines(dead)) + "\n")
+
+    shown = program("env", "--var", str(running))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == lines
+    for folder, says in ((tmp_path / "none", "does not exist"), (stale, "not running")):
+        failed = program("env", "--var", str(folder))
+        assert failed.returncode == 1 and failed.stdout == "", failed
+        [line] = failed.stderr.strip().splitlines()
+        assert says in line and "consentflow dev" in line, line
+
+
+async def test_running_tail_prints_new_records_as_json_lines(services, kafka: Kafka) -> None:
+    """`consentflow tail consent-changes` follows the topic until interrupted (exit 0),
+    `--count` stops it, an unknown topic or too few records by `--timeout` is one line
+    and exit 1."""
+    env = {**os.environ, **environment(services)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.cli",
+        "tail",
+        topics.CONSENT_CHANGES,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        ready = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert b"following consent-changes from now" in ready, ready
+        pid = f"p-{uuid.uuid4().hex[:8]}"
+        await kafka.send(
+            topics.CONSENT_COMMANDS,
+            pid,
+            {
+                "command_id": f"c-{uuid.uuid4().hex}",
+                "account_id": ACCOUNT,
+                "profile": {"id": pid, "phone_number": "+15555550144"},
+                "action": "subscribe",
+                "channel": "sms",
+                "method": "form",
+                "consented_at": "2026-11-24T10:00:00Z",
+            },
+        )
+        while True:
+            line = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+            if line["key"] == pid:
+                break
+        assert line["topic"] == topics.CONSENT_CHANGES and line["offset"] >= 0
+        assert line["value"]["profile_id"] == pid, line
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+    runs = await asyncio.gather(
+        *(
+            asyncio.to_thread(program, *args, env=environment(services))
+            for args in (
+                ("tail", topics.CONSENT_CHANGES, "--from-beginning", "-n", "1", "--timeout", "20"),
+                ("tail", "no-such-topic"),
+                ("tail", topics.dlq(topics.PRIVACY_RESULTS), "-n", "1", "--timeout", "0.5"),
+            )
+        )
+    )
+    first, unknown, quiet = runs
+    assert first.returncode == 0, first.stderr
+    assert [json.loads(x)["topic"] for x in first.stdout.splitlines()] == [topics.CONSENT_CHANGES]
+    # The failure is one line (after the note of what it followed, for --timeout).
+    for failed, says, before in ((unknown, "no-such-topic", 0), (quiet, "0 of 1 records", 1)):
+        assert failed.returncode == 1 and failed.stdout == "", failed
+        *note, line = failed.stderr.strip().splitlines()
+        assert says in line and len(note) == before and "Traceback" not in failed.stderr, line
 
 
 def test_running_every_command_has_help() -> None:
