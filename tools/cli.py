@@ -33,7 +33,7 @@ VAR_HELP = "Folder for the stack's data, logs and captured mail."
 
 
 def dev_environment(stack: Any, account: str = "acme") -> dict[str, str]:
-    """What the operator commands (and `produce`, `migrate`, `topics`) need to reach
+    """What the operator commands (and `publish`, `migrate`, `topics`) need to reach
     `stack` as `account`: every service's URL, the account and its key, Kafka, the
     database."""
     return {
@@ -64,7 +64,14 @@ def cli() -> None:
     " (also written to VAR/dev.env, so `. var/dev.env` loads them). Ctrl-C stops"
     " everything.",
 )
-@click.option("--var", default="var", show_default=True, help=VAR_HELP)
+@click.option(
+    "--var",
+    default="var",
+    show_default=True,
+    envvar="CONSENTFLOW_VAR",
+    show_envvar=True,
+    help=VAR_HELP,
+)
 @click.option("--partitions", type=int, default=4, show_default=True, help="Partitions per topic.")
 @click.option(
     "--account",
@@ -117,7 +124,14 @@ def _wait_for_stop(stack: Any) -> None:
     " (flows, recipients, consent and suppression commands, thousands of events), show"
     " progress and print what happened. Mails and logs are kept under VAR/demo/.",
 )
-@click.option("--var", default="var", show_default=True, help=VAR_HELP)
+@click.option(
+    "--var",
+    default="var",
+    show_default=True,
+    envvar="CONSENTFLOW_VAR",
+    show_envvar=True,
+    help=VAR_HELP,
+)
 @click.option(
     "--events", type=int, default=5000, show_default=True, help="Profile events to publish."
 )
@@ -172,25 +186,43 @@ def topics(partitions: int | None, replication_factor: int) -> None:
     click.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
 
 
-@cli.command(
-    short_help="Publish a JSON payload (see examples/) to an input topic.",
-    help="Check FILE (JSON; - for standard input) against TOPIC's contract and publish it"
+PUBLISH_HELP = (
+    "Check FILE (JSON; - for standard input) against TOPIC's contract and publish it"
     " under the key the topic's contract names, on KAFKA_BOOTSTRAP_SERVERS. A payload"
-    " that is not valid is refused with the reason (exit 1) and not published.",
+    " that is not valid is refused with the reason (exit 1) and not published."
+)
+
+
+@cli.command(
+    short_help="Publish a JSON payload (see examples/) to an input topic.", help=PUBLISH_HELP
 )
 @click.argument("topic")
 @click.argument("file", type=click.File("rb"))
-def produce(topic: str, file: Any) -> None:
+def publish(topic: str, file: Any) -> None:
     from shared.settings import Settings
-    from tools.produce import NotAPayload, parse, publish
+    from tools.publish import NotAPayload, parse
+    from tools.publish import publish as send
 
     raw = file.read()
     try:
         key, _ = parse(topic, raw)
     except NotAPayload as exc:
         raise click.ClickException(str(exc)) from None
-    partition, offset = asyncio.run(publish(Settings(), topic, key, raw))
+    partition, offset = asyncio.run(send(Settings(), topic, key, raw))
     click.echo(f"published to {topic} (key {key}, partition {partition}, offset {offset})")
+
+
+# The command's first name, kept for scripts written with it; not listed in --help.
+cli.add_command(
+    click.Command(
+        "produce",
+        callback=publish.callback,
+        params=publish.params,
+        help=f"The former name of `consentflow publish`. {PUBLISH_HELP}",
+        short_help="Same as publish.",
+        hidden=True,
+    )
+)
 
 
 @cli.command(
@@ -200,7 +232,12 @@ def produce(topic: str, file: Any) -> None:
     " saying so, when no `consentflow dev` runs there.",
 )
 @click.option(
-    "--var", default="var", show_default=True, help="The folder `consentflow dev` runs on."
+    "--var",
+    default="var",
+    show_default=True,
+    envvar="CONSENTFLOW_VAR",
+    show_envvar=True,
+    help="The folder `consentflow dev` runs on.",
 )
 def env(var: str) -> None:
     path = Path(var) / "dev.env"

@@ -110,7 +110,7 @@ def test_running_the_program_itself(services) -> None:
         [sys.executable, "-m", "tools.cli", "--help"], capture_output=True, text=True, check=True
     )
     listed = re.findall(r"^  (\S+)\s", top.stdout.split("Commands:")[1], re.M)
-    expected = {"dev", "demo", "env", "migrate", "topics", "tail", "produce", *GROUPS}
+    expected = {"dev", "demo", "env", "migrate", "topics", "tail", "publish", *GROUPS}
     assert set(listed) == expected, top.stdout
     assert ".py" not in top.stdout and "tools/" not in top.stdout
 
@@ -314,7 +314,7 @@ async def test_running_consent_show_and_history(services, kafka: Kafka) -> None:
         ]
 
 
-async def test_running_produce_an_example_and_show_a_pending_double_opt_in(
+async def test_running_publish_an_example_and_show_a_pending_double_opt_in(
     services, tmp_path
 ) -> None:
     """The producer quickstart through the command: an example payload published as it
@@ -330,7 +330,7 @@ async def test_running_produce_an_example_and_show_a_pending_double_opt_in(
     }
     path = tmp_path / "subscribe.json"
     path.write_text(json.dumps(payload))
-    out = cli(services, "produce", topics.CONSENT_COMMANDS, str(path), group=top_cli).stdout
+    out = cli(services, "publish", topics.CONSENT_COMMANDS, str(path), group=top_cli).stdout
     assert f"published to consent-commands (key {pid}" in out
 
     async def pending():
@@ -343,9 +343,11 @@ async def test_running_produce_an_example_and_show_a_pending_double_opt_in(
     assert "pending: email subscribe waits for the confirmation link" in shown, shown
 
     path.write_text(json.dumps({**payload, "action": "maybe"}))
-    refused = cli(services, "produce", topics.CONSENT_COMMANDS, str(path), ok=False, group=top_cli)
-    assert refused.returncode == 1 and "action" in refused.stderr, refused
-    assert len(refused.stderr.strip().splitlines()) == 1
+    # `produce`, the command's former name, is the same command
+    for name in ("publish", "produce"):
+        refused = cli(services, name, topics.CONSENT_COMMANDS, str(path), ok=False, group=top_cli)
+        assert refused.returncode == 1 and "action" in refused.stderr, refused
+        assert len(refused.stderr.strip().splitlines()) == 1
 
 
 async def test_running_consent_receipts_verify_explain(services, kafka: Kafka) -> None:

@@ -14,7 +14,7 @@ from shared.contracts import topics
 from shared.contracts.flows import FlowDefinition
 from shared.domain.flow_rules import flow_problems
 from tools.contracts_gen import BY_TOPIC
-from tools.produce import message_key
+from tools.publish import message_key
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

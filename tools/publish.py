@@ -1,4 +1,4 @@
-"""`consentflow produce TOPIC FILE`: publish one JSON payload to an input topic, checked
+"""`consentflow publish TOPIC FILE`: publish one JSON payload to an input topic, checked
 first by the same contract model the consuming service parses it with, and keyed as the
 topic's contract says (docs/architecture.md, "Topics"). For trying a stack out and for scripts; a
 producer in production uses its own Kafka client (see examples/)."""
@@ -58,7 +58,7 @@ async def publish(settings: Settings, topic: str, key: str, raw: bytes) -> tuple
     returns (partition, offset)."""
     from shared.kafka_clients import make_producer
 
-    producer = make_producer(settings, "consentflow-produce")
+    producer = make_producer(settings, "consentflow-publish")
     try:
         await producer.start()
         meta = await producer.send_and_wait(
