@@ -363,21 +363,27 @@ class PostgresFlowRepository:
     # --- the read model: profiles, consent, suppressions (F3, F7) ---------------------
 
     async def upsert_profiles(self, rows: Sequence[Observed]) -> None:
-        """Merge the newest profile data (a dict or its JSON text): fields given replace
-        older ones, custom properties are merged key by key; data older than what is
-        stored is ignored."""
+        """Merge profile data (a dict or its JSON text) by its time: newer fields given
+        replace older ones, custom properties are merged key by key; data older than
+        what is stored only fills what is not known yet (a consent change that names no
+        first name must not leave a profile without the one an earlier event gave)."""
         for batch in rounds(rows, _by_profile):
             await self.conn.execute(
                 "INSERT INTO profiles (account_id, profile_id, profile, seen_at)"
                 " SELECT a, p, j::jsonb, t FROM unnest($1::text[], $2::text[], $3::text[],"
                 " $4::timestamptz[]) AS u(a, p, j, t)"
                 " ON CONFLICT (account_id, profile_id) DO UPDATE"
-                " SET profile = profiles.profile"
-                " || jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
-                " || jsonb_build_object('properties',"
-                "    coalesce(profiles.profile -> 'properties', '{}'::jsonb)"
-                "    || coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb)),"
-                " seen_at = EXCLUDED.seen_at WHERE profiles.seen_at <= EXCLUDED.seen_at",
+                " SET profile = CASE WHEN profiles.seen_at <= EXCLUDED.seen_at THEN"
+                "   profiles.profile || jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
+                "   || jsonb_build_object('properties',"
+                "      coalesce(profiles.profile -> 'properties', '{}'::jsonb)"
+                "      || coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb))"
+                " ELSE jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
+                "   || jsonb_strip_nulls(profiles.profile - 'properties')"
+                "   || jsonb_build_object('properties',"
+                "      coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb)"
+                "      || coalesce(profiles.profile -> 'properties', '{}'::jsonb)) END,"
+                " seen_at = greatest(profiles.seen_at, EXCLUDED.seen_at)",
                 *_fact_columns(batch),
             )
 

@@ -203,10 +203,22 @@ async def test_f3_profiles_merge_newest_fields_and_properties_key_by_key(
             Observed(acct, "p-1", {"id": "p-1", "email": None, "properties": {"b": 2}}, NOW),
         ]
     )
-    older = '{"id": "p-1", "email": "old@x.test", "properties": {"a": 0}}'
+    # Older data fills what is not known yet and replaces nothing (F3).
+    older = (
+        '{"id": "p-1", "email": "old@x.test", "first_name": "Ada", "properties": {"a": 0, "c": 3}}'
+    )
     await repo.upsert_profiles([Observed(acct, "p-1", older, NOW - timedelta(days=1))])
     profile = (await repo.walk_state([key]))[key].profile
-    assert profile == {"id": "p-1", "email": "a@x.test", "properties": {"a": 1, "b": 2}}
+    assert profile == {
+        "id": "p-1",
+        "email": "a@x.test",
+        "first_name": "Ada",
+        "properties": {"a": 1, "b": 2, "c": 3},
+    }
+    # ... and the newest time stays the one later data is compared with.
+    newer = {"id": "p-1", "first_name": "Adele", "properties": {}}
+    await repo.upsert_profiles([Observed(acct, "p-1", newer, NOW + timedelta(seconds=1))])
+    assert (await repo.walk_state([key]))[key].profile["first_name"] == "Adele"
 
 
 async def test_f7_consent_and_suppressions_keep_the_newest(repo: FlowRepository, acct: str) -> None:

@@ -251,14 +251,14 @@ class InMemoryFlowRepository:
                 self.profiles[key] = (new, r.at)
                 continue
             old, seen = stored
-            if seen > r.at:
-                continue
-            merged = {**old, **_strip_nulls({k: v for k, v in new.items() if k != "properties"})}
-            merged["properties"] = {
-                **(old.get("properties") or {}),
-                **(new.get("properties") or {}),
-            }
-            self.profiles[key] = (merged, r.at)
+            fields = _strip_nulls({k: v for k, v in new.items() if k != "properties"})
+            kept = _strip_nulls({k: v for k, v in old.items() if k != "properties"})
+            props, known = new.get("properties") or {}, old.get("properties") or {}
+            if seen > r.at:  # older data fills only what is not known yet
+                merged = {**fields, **kept, "properties": {**props, **known}}
+            else:
+                merged = {**old, **fields, "properties": {**known, **props}}
+            self.profiles[key] = (merged, max(seen, r.at))
 
     async def walk_state(self, keys: Iterable[ProfileKey]) -> dict[ProfileKey, ProfileState]:
         found = {}
