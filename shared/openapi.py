@@ -139,6 +139,23 @@ def _settings_body(fields: dict[str, Any], text: str) -> Body:
     )
 
 
+# The operator's suppression act, served by the consent and the suppression service alike.
+SUPPRESSION_ACT = Op(
+    ok=ACCEPTED,
+    body=Body(
+        "The suppression (`action` in the path: suppress or unsuppress).",
+        SuppressionCommand,
+        ("profile", "reason", "channel", "list_id"),
+        defaults=(("reason", "manual"),),
+    ),
+    path=(("action", SUPPRESSION_ACTIONS),),
+    errors=(
+        (404, "An unknown action."),
+        (422, "Refused, with the reason (S5: a spam complaint is not lifted here)."),
+    ),
+    schema="Accepted",
+)
+
 ACCOUNT = "/accounts/{account_id}"
 PROFILE = ACCOUNT + "/profiles/{profile_id}"
 OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
@@ -185,21 +202,7 @@ OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
             ),
             schema="Accepted",
         ),
-        ("POST", PROFILE + "/suppressions/{action}"): Op(
-            ok=ACCEPTED,
-            body=Body(
-                "The suppression (`action` in the path: suppress or unsuppress).",
-                SuppressionCommand,
-                ("profile", "reason", "channel", "list_id"),
-                defaults=(("reason", "manual"),),
-            ),
-            path=(("action", SUPPRESSION_ACTIONS),),
-            errors=(
-                (404, "An unknown action."),
-                (422, "Refused, with the reason (S5: a spam complaint is not lifted here)."),
-            ),
-            schema="Accepted",
-        ),
+        ("POST", PROFILE + "/suppressions/{action}"): SUPPRESSION_ACT,
         ("GET", PROFILE + "/links"): Op(
             ok=(200, "The signed unsubscribe and preference links."),
             query=(
@@ -250,21 +253,7 @@ OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
             ok=(200, "Suppressions in force, soft-bounce count and history."),
             errors=((404, "No such profile."),),
         ),
-        ("POST", PROFILE + "/suppressions/{action}"): Op(
-            ok=ACCEPTED,
-            body=Body(
-                "The suppression (`action` in the path: suppress or unsuppress).",
-                SuppressionCommand,
-                ("profile", "reason", "channel", "list_id"),
-                defaults=(("reason", "manual"),),
-            ),
-            path=(("action", SUPPRESSION_ACTIONS),),
-            errors=(
-                (404, "An unknown action."),
-                (422, "Refused, with the reason (S5: a spam complaint is not lifted here)."),
-            ),
-            schema="Accepted",
-        ),
+        ("POST", PROFILE + "/suppressions/{action}"): SUPPRESSION_ACT,
     },
     "flow_executor": {
         ("GET", ACCOUNT + "/flows/{flow_id}/activity"): Op(

@@ -696,18 +696,11 @@ for _name, _group in GROUPS.items():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run an operator command; returns the exit code."""
-    try:
-        cli.main(args=argv, prog_name="consentflow", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 1
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
-    return 0
+    """Run an operator command; returns the exit code. The one `consentflow` command
+    (tools/cli.py) runs it, with the same answers to every failure."""
+    from tools.cli import main as consentflow
+
+    return consentflow(argv)
 
 
 if __name__ == "__main__":
