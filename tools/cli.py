@@ -30,6 +30,14 @@ SERVICE_URL_VARS = {
 }
 
 VAR_HELP = "Folder for the stack's data, logs and captured mail."
+var_option = click.option(
+    "--var",
+    default="var",
+    show_default=True,
+    envvar="CONSENTFLOW_VAR",
+    show_envvar=True,
+    help=VAR_HELP,
+)
 
 
 def dev_environment(stack: Any, account: str = "acme") -> dict[str, str]:
@@ -64,14 +72,7 @@ def cli() -> None:
     " (also written to VAR/dev.env, so `. var/dev.env` loads them). Ctrl-C stops"
     " everything.",
 )
-@click.option(
-    "--var",
-    default="var",
-    show_default=True,
-    envvar="CONSENTFLOW_VAR",
-    show_envvar=True,
-    help=VAR_HELP,
-)
+@var_option
 @click.option("--partitions", type=int, default=4, show_default=True, help="Partitions per topic.")
 @click.option(
     "--account",
@@ -124,14 +125,7 @@ def _wait_for_stop(stack: Any) -> None:
     " (flows, recipients, consent and suppression commands, thousands of events), show"
     " progress and print what happened. Mails and logs are kept under VAR/demo/.",
 )
-@click.option(
-    "--var",
-    default="var",
-    show_default=True,
-    envvar="CONSENTFLOW_VAR",
-    show_envvar=True,
-    help=VAR_HELP,
-)
+@var_option
 @click.option(
     "--events", type=int, default=5000, show_default=True, help="Profile events to publish."
 )

@@ -5,7 +5,6 @@ Read-side queries of the HTTP API are in `queries.py`."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple
@@ -30,8 +29,9 @@ from services.consent.ports import (
 )
 from shared.db import mail_queue
 from shared.db.batches import columns, copy_rows
+from shared.db.locks import lock_all
 from shared.db.uow import UnitOfWork
-from shared.domain.identity import derived_id, email_identity
+from shared.domain.identity import email_identity
 from shared.pages import accounts as page_accounts
 from shared.pages.accounts import PageSettings
 
@@ -198,13 +198,7 @@ class PostgresConsentRepository:
     async def lock_identities(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Transaction-level advisory locks, taken in one global order (no deadlock
         between two batches that lock identities only)."""
-        keys = sorted({_lock_key(a, i) for a, i in pairs})
-        if keys:
-            await self.conn.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[])"
-                " WITH ORDINALITY AS t(k, n) ORDER BY n",
-                keys,
-            )
+        await lock_all(self.conn, (("identity", a, i) for a, i in pairs))
 
     async def identity_acts(
         self, pairs: Iterable[tuple[str, str]]
@@ -449,9 +443,3 @@ def _history_columns(row: HistoryRow) -> tuple[Any, ...]:
         h.reason,
         row.receipt_id,
     )
-
-
-def _lock_key(account_id: str, identity: str) -> int:
-    """A signed 64-bit advisory lock key for one (account, identity)."""
-    digest = hashlib.sha256(derived_id("identity", account_id, identity).encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)

@@ -10,7 +10,6 @@ the records of `services.flow_executor.ports`; the HTTP API's reads are in `read
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -34,7 +33,7 @@ from services.flow_executor.ports import (
 )
 from shared.contracts import FlowDefinition
 from shared.db.batches import columns, rounds
-from shared.domain.identity import derived_id
+from shared.db.locks import lock_all
 
 _parsed: dict[tuple[str, str, int], FlowDefinition] = {}
 
@@ -60,14 +59,6 @@ def _fact_columns(rows: Sequence[Observed]) -> list[list[Any]]:
 def receipts_in_force(stored: Any) -> dict[str, str | None]:
     """`{slot: receipt_id}` of the `receipts` column (C17)."""
     return {slot: (entry or {}).get("receipt_id") for slot, entry in (stored or {}).items()}
-
-
-def _sending_lock(account_id: str, profile_id: str, channel: str) -> int:
-    """A signed 64-bit advisory lock key for one (account, profile, channel) (F9); the
-    parts go through `derived_id` with a kind of their own, so they never meet the keys
-    another service locks."""
-    name = derived_id("sent", account_id, profile_id, channel)
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def flow_of(row: asyncpg.Record) -> FlowDefinition:
@@ -501,29 +492,19 @@ class PostgresFlowRepository:
     async def lock_sending(self, keys: Iterable[tuple[str, str, str]]) -> None:
         """F9: a transaction-level advisory lock per (account, profile, channel), taken
         in one global order (two batches that lock only these cannot deadlock)."""
-        locks = sorted({_sending_lock(*k) for k in keys})
-        if locks:
-            await self.conn.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[])"
-                " WITH ORDINALITY AS t(k, n) ORDER BY n",
-                locks,
-            )
+        await lock_all(self.conn, (("sent", *k) for k in keys))
 
     async def note_sent(self, rows: Sequence[Sent]) -> None:
         """Keep the newest message sent per (account, profile, channel), in key order."""
-        newest: dict[tuple[str, str, str], datetime] = {}
-        for r in rows:
-            key = (r.account_id, r.profile_id, r.channel)
-            newest[key] = max(r.at, newest.get(key, r.at))
+        newest = _newest_by_key(((r.account_id, r.profile_id, r.channel), r.at) for r in rows)
         if not newest:
             return
-        keys = sorted(newest)
         await self.conn.execute(
             "INSERT INTO sent_messages (account_id, profile_id, channel, sent_at)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
             " ON CONFLICT (account_id, profile_id, channel) DO UPDATE"
             " SET sent_at = greatest(sent_messages.sent_at, EXCLUDED.sent_at)",
-            *columns([(*k, newest[k]) for k in keys], 4),
+            *columns([(*k, at) for k, at in newest], 4),
         )
 
     # --- P2: erased subjects ------------------------------------------------------------
@@ -572,17 +553,23 @@ class PostgresFlowRepository:
 
     async def note_resubscribed(self, rows: Sequence[Resubscribed]) -> None:
         """Keep the newest arrival of a subscribe per profile and channel family."""
-        newest: dict[tuple[str, str, str], datetime] = {}
-        for r in rows:
-            key = (r.account_id, r.profile_id, r.family)
-            newest[key] = max(r.at, newest.get(key, r.at))
+        newest = _newest_by_key(((r.account_id, r.profile_id, r.family), r.at) for r in rows)
         if not newest:
             return
-        keys = sorted(newest)
         await self.conn.execute(
             "INSERT INTO resubscriptions (account_id, profile_id, family, arrived_at)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
             " ON CONFLICT (account_id, profile_id, family) DO UPDATE"
             " SET arrived_at = greatest(resubscriptions.arrived_at, EXCLUDED.arrived_at)",
-            *columns([(*k, newest[k]) for k in keys], 4),
+            *columns([(*k, at) for k, at in newest], 4),
         )
+
+
+def _newest_by_key(
+    rows: Iterable[tuple[tuple[str, str, str], datetime]],
+) -> list[tuple[tuple[str, str, str], datetime]]:
+    """The newest time per key, in key order (the order rows are locked in)."""
+    newest: dict[tuple[str, str, str], datetime] = {}
+    for key, at in rows:
+        newest[key] = max(at, newest.get(key, at))
+    return sorted(newest.items())
