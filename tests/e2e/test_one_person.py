@@ -10,6 +10,7 @@ What the executor decides is read from what it publishes (`message-requests`,
 
 from __future__ import annotations
 
+import itertools
 import json
 import unicodedata
 import uuid
@@ -40,9 +41,14 @@ def tag() -> str:
     return uuid.uuid4().hex[:8]
 
 
+_NUMBERS = itertools.count(int(uuid.uuid4().hex[:4], 16))
+
+
 def number() -> str:
-    """A fresh US number in E.164 (+1 202 555 01xx style, valid for phonenumbers)."""
-    return f"+1202555{int(uuid.uuid4().hex[:6], 16) % 10000:04d}"
+    """A US number in E.164 that no other test of this module uses: the account keeps
+    every opt-out for its number (C6), so a number reused by chance would arrive opted
+    out. Numbers run on from a random start, so a module never draws one twice."""
+    return f"+1202555{next(_NUMBERS) % 10000:04d}"
 
 
 def spaced(e164: str) -> str:
