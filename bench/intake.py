@@ -33,7 +33,7 @@ from shared import heap
 from shared.contracts import FlowDefinition, topics
 from shared.db.migrations import migrate_all
 from shared.devstack.postgres import EmbeddedPostgres
-from shared.kafka import BatchConsumer
+from shared.messaging.batches import BatchConsumer
 from shared.runtime import Runtime
 from shared.settings import Settings
 
@@ -45,10 +45,9 @@ class _Capture(Runtime):
         super().__init__(service, settings)
         self.captured: dict[str, BatchConsumer] = {}
 
-    def consume(self, topic: str, *args: Any, **kwargs: Any) -> BatchConsumer:
-        found = super().consume(topic, *args, **kwargs)
-        self.captured[topic] = found
-        return found
+    def capture(self) -> None:
+        """Keep what `build` declared on the Kafka edge, by topic."""
+        self.captured = {s.topic: s.batch for s in self.kafka.subscriptions}
 
 
 def _message(service: str, i: int, tag: str, unmatched: int = 0) -> tuple[bytes, bytes]:
@@ -110,6 +109,7 @@ async def measure(
         ),
     )
     BUILDS[service](rt)
+    rt.capture()
     consumer = rt.captured[INPUTS[service]]
     await rt.db.start()
     try:

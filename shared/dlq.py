@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from shared.contracts import DeadLetter, topics, utcnow
-from shared.kafka_clients import connection_options, make_producer
+from shared.messaging.clients import connection_options, make_producer
 from shared.settings import Settings
 
 REPLAY_HEADER = "consentflow-replayed-from"

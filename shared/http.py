@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.limits import MAX_INPUT_BYTES
-from shared.records import HTTP_CORRELATION_ID, REQUEST_TRACE, read_http_trace
+from shared.messaging.headers import HTTP_CORRELATION_ID, REQUEST_TRACE, read_http_trace
 from shared.settings import Settings
 
 
@@ -138,7 +138,7 @@ class InputGuard:
 class TraceHeaders:
     """X4 for HTTP: a request's `X-Correlation-Id` (or the trace id of its W3C
     `traceparent`; a new id when it has neither) is bound to its log lines, carried to
-    the Kafka outputs its units of work publish (`shared.records.REQUEST_TRACE`), and
+    the Kafka outputs its units of work publish (`shared.messaging.headers.REQUEST_TRACE`), and
     answered in the response's `X-Correlation-Id`."""
 
     def __init__(self, app: ASGIApp) -> None:

@@ -17,7 +17,7 @@ from shared.contracts import PrivacyRequest, PrivacyResult, topics, utcnow
 from shared.db import outbox_erasure
 from shared.db.uow import UnitOfWork
 from shared.domain.identity import derived_id
-from shared.kafka import Received
+from shared.messaging.batches import Received
 from shared.privacy import hash_secret
 from shared.settings import Settings
 

@@ -1,9 +1,10 @@
 """Running one service: the composition root every `python -m services.<name>` uses.
 
-A service's `app.build(rt)` registers its batch consumers, HTTP routes and background
-workers on a `Runtime`; `serve()` then opens the database pool, the outbox producer, the
-HTTP server and the consumers, and on SIGTERM/SIGINT stops consuming first, lets the
-outbox drain, and closes everything.
+A service's `app.build(rt)` declares its Kafka subscribers and publishers on `rt.kafka`
+(a FastStream broker, `shared.messaging.edge`), its HTTP routes and its background
+workers; `serve()` then opens the database pool, the outbox producer, the HTTP server and
+the broker, and on SIGTERM/SIGINT stops consuming first, lets the outbox drain, and
+closes everything.
 
 `/readyz` answers 200 only when the database and the broker answer and every consumer
 and background loop reports progress (`shared.health`, X8): a freshly started service
@@ -21,22 +22,20 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
-from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from shared import heap
-from shared.consumer import TopicConsumer
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.db.retention import prune_forever
 from shared.health import HEALTH, Health
 from shared.http import BAD_INPUT_HANDLERS, ApiAuth, InputGuard, TraceHeaders, health_routes
-from shared.kafka import BatchConsumer, BatchHandler
-from shared.kafka_clients import make_producer
 from shared.logging import configure_logging, get_logger
+from shared.messaging.clients import make_producer
+from shared.messaging.edge import KafkaEdge
 from shared.openapi import openapi, reference_routes
 from shared.privacy import secret_problem
 from shared.settings import Settings, StartupRefused
@@ -59,8 +58,8 @@ class Runtime:
         self.name = name
         self.settings = settings
         self.db = Database(settings.database_url, name, settings.database_pool_size)
-        self.consumers: list[TopicConsumer] = []
         self.health = health
+        self.kafka = KafkaEdge(settings, name, self.db, health)
         # Only a service's own process (`main`) settles its heap (shared.heap): freezing a
         # test runner's heap from a runtime served inside it would keep its garbage.
         self.settle_heap = settle_heap
@@ -71,36 +70,6 @@ class Runtime:
         self.on_start: list[Callable[[], Awaitable[None]]] = []
         self._stop = asyncio.Event()
         self._api_document: dict[str, Any] | None = None
-
-    def consume(
-        self,
-        topic: str,
-        parse: Callable[[ConsumerRecord], Any],
-        handler: BatchHandler,
-        message_id: Callable[[Any], str | None] | None = None,
-        consumer: str | None = None,
-    ) -> BatchConsumer:
-        """Register a batch consumer of `topic` (consumer group `consentflow.<consumer>`,
-        with `KAFKA_GROUP_PREFIX` before it)."""
-        batch = BatchConsumer(
-            consumer=consumer or f"{self.name}.{topic}",
-            db=self.db,
-            parse=parse,
-            handler=handler,
-            message_id=message_id,
-            topic=topic,
-        )
-        self.consumers.append(
-            TopicConsumer(
-                self.settings,
-                topic,
-                batch,
-                group=batch.consumer,
-                client_id=f"consentflow-{self.name}",
-                health=self.health,
-            )
-        )
-        return batch
 
     async def _broker_answers(self) -> bool:
         # One metadata request on the producer's connections (no new TLS/SASL handshake).
@@ -191,14 +160,7 @@ class Runtime:
             # Workers (schedulers, mail) need no consumer: start them before the consumer
             # groups join (together, but that still takes a second or more).
             tasks += [asyncio.create_task(w(), name=w.__name__) for w in self.workers]
-            # Every group joins side by side: a join waits for the group to settle (half
-            # the session timeout on the embedded broker, a dead member's session after a
-            # crash on Apache Kafka); one after the other, those waits would add up.
-            await asyncio.gather(*(c.start() for c in self.consumers))
-            tasks += [
-                asyncio.create_task(c.run(), name=f"consumer {c.batch.consumer}")
-                for c in self.consumers
-            ]
+            await self.kafka.start()
             log.info(
                 "service started",
                 http=f"{self.settings.http_host}:{self.settings.http_port}",
@@ -218,11 +180,8 @@ class Runtime:
             stop_wait.cancel()
         finally:
             log.info("service stopping")
-            consuming = [t for t in tasks if t.get_name().startswith("consumer ")]
-            for task in consuming:
-                task.cancel()
-            await asyncio.gather(*consuming, return_exceptions=True)
-            await asyncio.gather(*(c.stop() for c in self.consumers), return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.kafka.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(relay.publish_pending(), 5)
             for task in tasks:

@@ -12,11 +12,10 @@ from services.alert_dispatcher.adapters.privacy import AlertPrivacy
 from services.alert_dispatcher.adapters.repository import PostgresAlertStore
 from services.alert_dispatcher.delivery import AlertDelivery
 from services.alert_dispatcher.ports import AlertStore
-from shared.contracts import AlertRequested, PrivacyRequest, topics
-from shared.contracts.flows import parse_flow_record
+from shared.contracts import AlertOutcome, AlertRequested, PrivacyRequest, PrivacyResult, topics
+from shared.contracts.flows import FlowDefinition, parse_flow_record
 from shared.db.uow import UnitOfWork
 from shared.domain.identity import derived_id
-from shared.kafka import json_parser
 from shared.mail_worker import MailWorker
 from shared.privacy_requests import handle
 from shared.runtime import Runtime
@@ -40,21 +39,24 @@ def privacy_message_id(request: PrivacyRequest) -> str:
 
 
 def build(rt: Runtime) -> None:
-    rt.consume(
+    rt.kafka.publishes(topics.ALERT_OUTCOMES, AlertOutcome)
+    rt.kafka.publishes(topics.PRIVACY_RESULTS, PrivacyResult)
+    rt.kafka.subscribe(
         topics.FLOW_DEFINITIONS,
-        lambda r: parse_flow_record(r.key, r.value),
+        FlowDefinition,
         _on_store(handlers.save_definitions, rt.settings),
+        parse=lambda r: parse_flow_record(r.key, r.value),
         consumer=handlers.DEFINITIONS,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.ALERT_REQUESTS,
-        json_parser(AlertRequested),
+        AlertRequested,
         _on_store(handlers.dispatch, rt.settings),
         message_id=lambda r: r.alert_id,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.PRIVACY_REQUESTS,
-        json_parser(PrivacyRequest),
+        PrivacyRequest,
         partial(handle, store=AlertPrivacy(rt.settings)),
         message_id=privacy_message_id,
     )

@@ -34,8 +34,8 @@ from shared.contracts.flows import FlowDeleted
 from shared.db.mail_queue import OutgoingMail
 from shared.domain.flow_rules import alert_steps, flow_problems
 from shared.domain.identity import derived_id
-from shared.kafka import Received
 from shared.logging import get_logger
+from shared.messaging.batches import Received
 from shared.pages.accounts import PageSettings
 from shared.privacy import hash_secret, subject_hashes
 from shared.settings import Settings

@@ -11,16 +11,17 @@ from services.consent import api, handlers, pages
 from services.consent.adapters.privacy import ConsentPrivacy, PostgresPrivacyLedger
 from services.consent.adapters.repository import PostgresConsentRepository
 from shared.contracts import (
+    ConsentChanged,
     ConsentCommand,
     PrivacyRequest,
     PrivacyResult,
     SmsInbound,
+    SmsOutbound,
     SuppressionChanged,
     topics,
 )
 from shared.db.uow import UnitOfWork
 from shared.domain.identity import derived_id
-from shared.kafka import json_parser
 from shared.mail_worker import MailWorker
 from shared.privacy import hash_secret
 from shared.privacy_requests import message_id
@@ -50,37 +51,40 @@ def build(rt: Runtime) -> None:
     async def privacy_results(uow: UnitOfWork, items: list[Any]) -> None:
         await handlers.on_privacy_results(PostgresPrivacyLedger(uow), items)
 
-    rt.consume(
+    rt.kafka.publishes(topics.CONSENT_CHANGES, ConsentChanged)
+    rt.kafka.publishes(topics.SMS_OUTBOUND, SmsOutbound)
+    rt.kafka.publishes(topics.PRIVACY_RESULTS, PrivacyResult)
+    rt.kafka.subscribe(
         topics.CONSENT_COMMANDS,
-        json_parser(ConsentCommand),
+        ConsentCommand,
         on_postgres(handlers.on_commands, settings=rt.settings),
         message_id=lambda c: derived_id(c.account_id, c.command_id),
         consumer=handlers.COMMANDS,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.SMS_INBOUND,
-        json_parser(SmsInbound),
+        SmsInbound,
         on_postgres(handlers.on_sms_inbound, settings=rt.settings),
         message_id=lambda m: derived_id(m.account_id, m.message_id),
         consumer=handlers.SMS,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.SUPPRESSION_CHANGES,
-        json_parser(SuppressionChanged),
+        SuppressionChanged,
         on_postgres(handlers.on_suppression_changes, settings=rt.settings),
         message_id=lambda c: c.change_id,
         consumer=handlers.SUPPRESSIONS,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.PRIVACY_REQUESTS,
-        json_parser(PrivacyRequest),
+        PrivacyRequest,
         privacy_requests,
         message_id=message_id,
         consumer=handlers.PRIVACY,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.PRIVACY_RESULTS,
-        json_parser(PrivacyResult),
+        PrivacyResult,
         privacy_results,
         message_id=lambda r: derived_id(r.account_id, r.request_id, r.service),
         consumer=handlers.PRIVACY_PARTS,

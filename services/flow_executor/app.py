@@ -29,8 +29,13 @@ from services.flow_executor.domain.sending_window import (
 )
 from services.flow_executor.ports import SubjectQuery
 from shared.contracts import (
+    AlertRequested,
     ConsentChanged,
+    FlowActivity,
+    FlowDefinition,
+    MessageRequested,
     PrivacyRequest,
+    PrivacyResult,
     ProfileEvent,
     ReviewDecision,
     SuppressionChanged,
@@ -40,7 +45,6 @@ from shared.db.errors import DB_ERRORS
 from shared.db.uow import UnitOfWork
 from shared.domain import reachability as reach
 from shared.http import error, iso
-from shared.kafka import json_parser
 from shared.logging import get_logger
 from shared.loop_health import report_progress, report_trouble
 from shared.operator import json_body
@@ -76,40 +80,45 @@ def on_work(
 
 def build(rt: Runtime) -> None:
     secret = hash_secret(rt.settings)
-    rt.consume(
+    rt.kafka.publishes(topics.ALERT_REQUESTS, AlertRequested)
+    rt.kafka.publishes(topics.MESSAGE_REQUESTS, MessageRequested)
+    rt.kafka.publishes(topics.FLOW_ACTIVITY, FlowActivity)
+    rt.kafka.publishes(topics.PRIVACY_RESULTS, PrivacyResult)
+    rt.kafka.subscribe(
         topics.FLOW_DEFINITIONS,
-        mapping.parse_definition,
+        FlowDefinition,
         on_work(handlers.save_definitions, secret),
+        parse=mapping.parse_definition,
         message_id=lambda d: d.message_id,
         consumer=handlers.DEFINITIONS,
     )
     # No inbox claim for profile events: the run's id, derived from the event id, is what
     # dedupes an entry (F2), and the profile merge is safe to repeat (see the handler).
-    rt.consume(
+    rt.kafka.subscribe(
         topics.PROFILE_EVENTS,
-        json_parser(ProfileEvent),
+        ProfileEvent,
         on_work(handlers.enter_from_events, secret),
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.CONSENT_CHANGES,
-        json_parser(ConsentChanged),
+        ConsentChanged,
         on_work(handlers.on_consent_changes, secret),
         message_id=lambda c: c.change_id,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.SUPPRESSION_CHANGES,
-        json_parser(SuppressionChanged),
+        SuppressionChanged,
         on_work(handlers.on_suppression_changes, secret),
         message_id=lambda c: c.change_id,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.REVIEW_DECISIONS,
-        json_parser(ReviewDecision),
+        ReviewDecision,
         on_work(handlers.on_review_decisions, secret),
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.PRIVACY_REQUESTS,
-        json_parser(PrivacyRequest),
+        PrivacyRequest,
         partial(handle, store=FlowPrivacy(secret)),
         message_id=message_id,
     )

@@ -10,10 +10,16 @@ from typing import Any
 from services.suppression import handlers, http
 from services.suppression.adapters.privacy import SuppressionPrivacy
 from services.suppression.adapters.repository import PostgresSuppressionRepository
-from shared.contracts import ConsentChanged, PrivacyRequest, SuppressionCommand, topics
+from shared.contracts import (
+    ConsentChanged,
+    PrivacyRequest,
+    PrivacyResult,
+    SuppressionChanged,
+    SuppressionCommand,
+    topics,
+)
 from shared.db.uow import UnitOfWork
 from shared.domain.identity import derived_id
-from shared.kafka import json_parser
 from shared.runtime import Runtime
 
 
@@ -45,23 +51,25 @@ def build(rt: Runtime) -> None:
     async def privacy_requests(uow: UnitOfWork, items: list[Any]) -> None:
         await handlers.on_privacy_requests(uow, SuppressionPrivacy(), items)
 
-    rt.consume(
+    rt.kafka.publishes(topics.SUPPRESSION_CHANGES, SuppressionChanged)
+    rt.kafka.publishes(topics.PRIVACY_RESULTS, PrivacyResult)
+    rt.kafka.subscribe(
         topics.SUPPRESSION_COMMANDS,
-        json_parser(SuppressionCommand),
+        SuppressionCommand,
         on_postgres(handlers.on_commands, settings=rt.settings),
         message_id=command_message_id,
         consumer=handlers.COMMANDS,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.CONSENT_CHANGES,
-        json_parser(ConsentChanged),
+        ConsentChanged,
         on_postgres(handlers.on_consent_changes),
         message_id=lambda c: c.change_id,
         consumer=handlers.CONSENT,
     )
-    rt.consume(
+    rt.kafka.subscribe(
         topics.PRIVACY_REQUESTS,
-        json_parser(PrivacyRequest),
+        PrivacyRequest,
         privacy_requests,
         message_id=privacy_message_id,
         consumer=handlers.PRIVACY,

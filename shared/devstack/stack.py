@@ -20,7 +20,7 @@ from shared.db.migrations import SERVICES, migrate_all
 from shared.devstack.broker import TansuBroker
 from shared.devstack.postgres import EmbeddedPostgres
 from shared.devstack.smtp import SmtpCapture
-from shared.kafka import ensure_topics
+from shared.messaging.admin import ensure_topics
 
 
 def free_port() -> int:

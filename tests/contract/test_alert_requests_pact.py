@@ -15,7 +15,7 @@ from services.flow_executor.domain.runs import Run
 from services.flow_executor.domain.triggers import event_context
 from shared.contracts import AlertRequested, FlowDefinition, ProfileEvent, topics
 from shared.domain.flow_rules import normalise_recipients
-from shared.kafka import json_parser
+from shared.messaging.batches import json_parser
 from tests.contract.conftest import pact, record, timestamp, verify_provider, write
 
 match = pact.match

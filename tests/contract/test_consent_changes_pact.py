@@ -18,7 +18,7 @@ from services.flow_executor.domain.reachability import blocked_reason
 from services.flow_executor.domain.triggers import list_flows
 from shared.contracts import ConsentChanged, ConsentCommand, FlowDefinition, topics
 from shared.contracts.flows import EmailStep
-from shared.kafka import json_parser
+from shared.messaging.batches import json_parser
 from tests.contract.conftest import pact, record, timestamp, verify_provider, write
 
 match = pact.match

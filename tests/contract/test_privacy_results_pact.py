@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.contracts import PrivacyRequest, PrivacyResult, topics
-from shared.kafka import json_parser
+from shared.messaging.batches import json_parser
 from shared.privacy_requests import result
 from tests.contract.conftest import pact, record, timestamp, verify_provider, write
 

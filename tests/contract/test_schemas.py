@@ -15,7 +15,7 @@ from aiokafka import ConsumerRecord
 from pydantic import SecretStr, create_model
 
 from shared.contracts import ConsentChanged, ConsentCommand, topics
-from shared.kafka import dead_letter
+from shared.messaging.batches import dead_letter
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tools import contracts_gen as contracts
@@ -102,10 +102,11 @@ def test_services_subscribe_only_to_their_published_topics(service: str) -> None
     rt = Runtime(service, Settings(**keys))
     importlib.import_module(f"services.{service}.app").build(rt)
     consumes, _ = contracts.SERVICES[service]
-    assert rt.consumers
-    for sub in rt.consumers:
+    assert rt.kafka.subscriptions
+    for sub in rt.kafka.subscriptions:
         assert sub.topic in consumes, f"{service} reads {sub.topic}, missing from its contract"
-        assert sub.group_id == contracts.group_id(service, sub.topic)
+        assert sub.subscriber is not None
+        assert sub.subscriber.group_id == contracts.group_id(service, sub.topic)
 
 
 def test_x1_dead_letter_matches_its_published_schema() -> None:

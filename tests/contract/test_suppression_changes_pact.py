@@ -14,7 +14,7 @@ from services.suppression.domain.rules import Command, SuppressionState, decide
 from services.suppression.handlers import change_messages
 from shared.contracts import SuppressionChanged, topics
 from shared.contracts.flows import EmailStep
-from shared.kafka import json_parser
+from shared.messaging.batches import json_parser
 from tests.contract.conftest import pact, record, timestamp, verify_provider, write
 
 match = pact.match

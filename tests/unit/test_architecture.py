@@ -55,14 +55,12 @@ IO_LIBRARIES = {
 }
 # Project modules that do I/O themselves (a domain importing them is not pure either).
 IO_MODULES = (
-    "shared.consumer",
+    "shared.messaging",
     "shared.db",
     "shared.devstack",
     "shared.dlq",
     "shared.health",
     "shared.http",
-    "shared.kafka",
-    "shared.kafka_clients",
     "shared.mail",
     "shared.pages",
     "shared.runtime",

@@ -10,7 +10,7 @@ from aiokafka import ConsumerRecord
 from services.flow_executor.adapters.repository import PostgresFlowRepository
 from shared.contracts import Message
 from shared.db.uow import UnitOfWork
-from shared.kafka import dead_letter
+from shared.messaging.batches import dead_letter
 
 
 class FlowUnitOfWork:

@@ -3,18 +3,18 @@ a batch consumer run the way a service runs it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from importlib import resources
 
 import pytest
+from pydantic import BaseModel
 
-from shared.consumer import TopicConsumer
 from shared.db import Database
 from shared.health import Health
-from shared.kafka import BatchConsumer
+from shared.messaging.batches import BatchConsumer
+from shared.messaging.edge import KafkaEdge, Subscription
 from shared.settings import Settings
 
 
@@ -39,19 +39,16 @@ async def db(stack):
 @contextlib.asynccontextmanager
 async def consuming(
     settings: Settings, topic: str, batch: BatchConsumer, health: Health | None = None
-) -> AsyncIterator[TopicConsumer]:
-    """`batch` reading `topic` in its own group, as a service runs it."""
-    consumer = TopicConsumer(
-        settings, topic, batch, group=f"test.{topic}", client_id="test", health=health or Health()
-    )
-    await consumer.start()
-    task = asyncio.create_task(consumer.run())
+) -> AsyncIterator[Subscription]:
+    """`batch` reading `topic` in its own group through a FastStream subscriber, as a
+    service runs it (`shared.messaging.edge`)."""
+    edge = KafkaEdge(settings, "test", batch.db, health or Health())
+    subscription = edge.attach(topic, batch, BaseModel, group=f"test.{topic}")
+    await edge.start()
     try:
-        yield consumer
+        yield subscription
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await consumer.stop()
+        await edge.stop()
 
 
 def settings_for(stack) -> Settings:

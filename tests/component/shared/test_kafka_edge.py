@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.health import Health
-from shared.kafka import BatchConsumer, json_parser
-from shared.kafka_clients import make_producer
+from shared.messaging.batches import BatchConsumer, json_parser
+from shared.messaging.clients import make_producer
 from tests.component.shared.conftest import consuming, settings_for
 from tests.conftest import Kafka, eventually
 

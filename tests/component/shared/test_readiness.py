@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from shared.db import Database
 from shared.devstack.stack import free_port
 from shared.health import Health
-from shared.kafka import json_parser
 from shared.runtime import Runtime
 from tests.component.shared.conftest import settings_for
 from tests.conftest import eventually
@@ -44,7 +43,7 @@ async def test_x8_readyz_turns_503_within_seconds_of_a_consumer_failing_and_back
         update={"database_url": stack.dsn, "http_port": port, "api_keys": ""}
     )
     rt = Runtime(db.schema, settings, health=Health())
-    rt.consume(topic, json_parser(Ping), handler, consumer=f"ready.{topic}")
+    rt.kafka.subscribe(topic, Ping, handler, consumer=f"ready.{topic}")
     serving = asyncio.create_task(rt.serve())
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
     await producer.start()

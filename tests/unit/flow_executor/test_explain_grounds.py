@@ -20,8 +20,8 @@ from shared.contracts import (
     SuppressionChanged,
     topics,
 )
-from shared.kafka import Received
-from shared.records import Trace
+from shared.messaging.batches import Received
+from shared.messaging.headers import Trace
 from tests.unit.flow_executor.fakes import FakeWork
 from tests.unit.flow_executor.flows import event, flow
 

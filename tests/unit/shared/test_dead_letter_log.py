@@ -6,8 +6,8 @@ from __future__ import annotations
 import structlog
 from aiokafka import ConsumerRecord
 
-from shared.kafka import dead_letter
 from shared.logging import mask
+from shared.messaging.batches import dead_letter
 
 
 class _Outbox:

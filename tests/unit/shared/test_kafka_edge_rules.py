@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.health import Component
-from shared.kafka_clients import connection_options
-from shared.records import BadHeaders, read_trace, valid_traceparent
+from shared.messaging.clients import connection_options
+from shared.messaging.headers import BadHeaders, read_trace, valid_traceparent
 from shared.settings import Settings
 
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

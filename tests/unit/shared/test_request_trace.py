@@ -7,7 +7,7 @@ from typing import Any
 
 from shared.contracts import topics
 from shared.db.uow import UnitOfWork
-from shared.records import REQUEST_TRACE, read_http_trace
+from shared.messaging.headers import REQUEST_TRACE, read_http_trace
 
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

@@ -12,8 +12,8 @@ from aiokafka import ConsumerRecord
 from services.suppression import handlers
 from services.suppression.ports import Key
 from shared.contracts import ConsentChanged, SuppressionCommand, topics
-from shared.kafka import Received
-from shared.records import Trace
+from shared.messaging.batches import Received
+from shared.messaging.headers import Trace
 from shared.settings import Settings
 from tests.unit.consent.fakes import FakeOutbox
 from tests.unit.suppression.fakes import InMemorySuppressionRepository

@@ -1,5 +1,5 @@
-"""How every Kafka client of the project connects (X7): the services' consumers and
-outbox producers, and `consentflow topics`.
+"""How every Kafka client of the project connects (X7): the services' FastStream brokers
+and outbox producers, and `consentflow topics`.
 
 One place turns the `KAFKA_*` settings into aiokafka options, so that a secured cluster
 (TLS, SASL PLAIN or SCRAM) and compression work the same in every client:
@@ -20,6 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared.settings import Settings
 
@@ -88,3 +89,27 @@ def make_consumer(settings: Settings, group_id: str, client_id: str) -> AIOKafka
 def make_admin(settings: Settings) -> AIOKafkaAdminClient:
     """An admin client (topic creation)."""
     return AIOKafkaAdminClient(**connection_options(settings))
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    """The `KAFKA_*` security settings as FastStream's security object, so that the
+    FastStream broker (its consumers, producer and admin client) connects as every other
+    client of the project does."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(settings) if protocol in ("SSL", "SASL_SSL") else None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    password = settings.kafka_sasl_password
+    sasl = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }[settings.kafka_sasl_mechanism]
+    return sasl(
+        username=settings.kafka_sasl_username or "",
+        password=password.get_secret_value() if password else "",
+        ssl_context=context,
+        use_ssl=protocol == "SASL_SSL",
+    )

@@ -1,5 +1,6 @@
-"""Kafka for every service: batch handling with dead-lettering and inbox dedupe (driven by
-the consumer loop in `shared/consumer.py`), the outbox producer, and topic creation.
+"""What a service does with one batch of records, whatever delivered it (the FastStream
+subscribers of `shared.messaging.edge`): parse record by record, dead-letter the bad
+ones, dedupe through the inbox, apply the rest on one transaction.
 
 Every hot consumer is a batch subscriber (measured: per-message awaited work runs at
 ~1.5k msgs/s, batches at 50k+). A batch is handled like this:
@@ -7,16 +8,16 @@ Every hot consumer is a batch subscriber (measured: per-message awaited work run
 1. each record is parsed on its own; a bad one is dead-lettered (X1) and the rest go on;
 2. the batch's ids are claimed in the inbox; redeliveries are dropped (X2);
 3. the service's handler applies the batch on one transaction and writes its outbox rows;
-4. the transaction commits, and only then are the offsets committed (ack after commit).
+4. the transaction commits, and only then are the offsets committed (ack after commit,
+   by the subscriber's acknowledgement policy).
 
 If the handler raises on a batch, the batch is retried one message at a time so that a
 single poisonous message is dead-lettered with its error and nothing else is lost. If the
-database is unreachable the batch is not acked: the consumer seeks back and retries.
+database is unreachable the batch is not acked: the subscriber seeks back and retries.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,8 +25,6 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord
-from aiokafka.admin import NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import BaseModel, ValidationError
 
 from shared.contracts import topics
@@ -33,12 +32,10 @@ from shared.contracts.outputs import DeadLetter
 from shared.db import Database
 from shared.db.errors import TRANSIENT_DB_ERRORS
 from shared.db.uow import UnitOfWork
-from shared.kafka_clients import make_admin
 from shared.limits import MAX_INPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
+from shared.messaging.headers import BadHeaders, Trace, read_trace
 from shared.metrics import BATCH_SECONDS, CONSUMED, DEAD_LETTERS, DUPLICATES, UNDECODABLE
-from shared.records import BadHeaders, Trace, read_trace
-from shared.settings import Settings
 
 log = get_logger(__name__)
 
@@ -151,9 +148,20 @@ def json_parser(model: type[BaseModel]) -> Callable[[ConsumerRecord], Any]:
 BatchHandler = Callable[[UnitOfWork, list[Received[Any]]], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """One fetched batch after decoding: every record, those that parsed (in order) and
+    those set aside with the reason they are dead-lettered."""
+
+    records: tuple[ConsumerRecord, ...]
+    good: list[Received[Any]]
+    bad: list[tuple[ConsumerRecord, str]]
+
+
 @dataclass
 class BatchConsumer:
-    """Applies batches from one topic for one consumer (see the module docstring)."""
+    """Applies batches from one topic for one consumer (see the module docstring);
+    `consumer` names the consumer group and the inbox."""
 
     consumer: str
     db: Database
@@ -162,8 +170,10 @@ class BatchConsumer:
     message_id: Callable[[Any], str | None] | None = None
     topic: str | None = None
 
-    async def handle(self, records: tuple[ConsumerRecord, ...]) -> None:
-        started = time.perf_counter()
+    def decode(self, records: tuple[ConsumerRecord, ...]) -> DecodedBatch:
+        """Parse each record on its own (X1): a record that is too large, whose headers
+        we cannot trust or whose value breaks its contract is set aside with the reason,
+        and its neighbours go on."""
         good: list[Received[Any]] = []
         bad: list[tuple[ConsumerRecord, str]] = []
         for record in records:
@@ -177,6 +187,18 @@ class BatchConsumer:
                 bad.append((record, describe_error(exc)))
         if records:
             CONSUMED.labels(self.consumer, records[0].topic).inc(len(records))
+        return DecodedBatch(records, good, bad)
+
+    async def handle(self, records: tuple[ConsumerRecord, ...]) -> None:
+        """Decode and apply `records` (the two steps a subscriber runs apart)."""
+        await self.apply(self.decode(records))
+
+    async def apply(self, batch: DecodedBatch) -> None:
+        """Apply a decoded batch on one transaction; if the handler raises on it (not
+        the database), apply it again one record at a time and dead-letter the record
+        that raises (X1). A database error propagates: the batch is not acknowledged."""
+        started = time.perf_counter()
+        good, bad = batch.good, batch.bad
         try:
             await self._apply(good, bad)
         except TRANSIENT_DB_ERRORS:
@@ -230,38 +252,3 @@ class BatchConsumer:
                 ):
                     await self.handler(uow, good)
             await uow.commit()
-
-
-async def ensure_topics(
-    settings: Settings | str, partitions: int = 4, replication_factor: int = 1
-) -> list[str]:
-    """Create every consentflow topic (with `KAFKA_TOPIC_PREFIX`) that does not exist
-    yet; returns those created. Takes the settings (security options, prefix) or, for
-    the embedded broker, just its bootstrap address.
-
-    `flow-definitions` is compacted: the newest version of each flow is kept forever."""
-    if isinstance(settings, str):
-        settings = Settings(kafka_bootstrap_servers=settings)
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        named = {settings.kafka_topic(t): t for t in topics.ALL_TOPICS}
-        wanted = [name for name in named if name not in existing]
-        new = [
-            NewTopic(
-                name,
-                num_partitions=partitions,
-                replication_factor=replication_factor,
-                topic_configs=(
-                    {"cleanup.policy": "compact"} if named[name] in topics.COMPACTED_TOPICS else {}
-                ),
-            )
-            for name in wanted
-        ]
-        if new:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new)
-        return wanted
-    finally:
-        await admin.close()

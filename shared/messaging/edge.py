@@ -1,0 +1,418 @@
+"""A service's Kafka edge on FastStream: one `KafkaBroker` per service, every consumer a
+`batch=True` subscriber, every output topic a declared publisher.
+
+What FastStream does here: the consumer group, the fetch loop, acknowledgement, the
+AsyncAPI description of what a service consumes and produces (`faststream docs`, or
+`tools.contracts_gen` through its Python API) and the OpenTelemetry spans.
+
+What we put in at its extension points, because its defaults would lose data:
+
+1. **parser** (`KafkaEdge._parse`): FastStream's batch parser decodes every header as
+   UTF-8, so one odd header fails the whole batch. Ours keeps the records as they came
+   (headers stay bytes; duplicates kept) and only builds the acknowledgeable message.
+2. **decoder** (`BatchConsumer.decode`): each record is read on its own, headers
+   included (`shared.messaging.headers`); a bad record is set aside with its reason
+   and dead-lettered alone (X1), its neighbours are applied.
+3. **acknowledgement** (`AckPolicy.NACK_ON_ERROR`): the handler commits the batch's
+   transaction before it returns, and only then are the offsets committed; a batch
+   that fails is not committed, the partitions are sought back to its first offsets
+   and it is read again after a pause (`RETRY_PAUSE_S`), while `/readyz` says why.
+4. **the fetch** (`UndecodableAware.get_msg`, the one method we override): a record
+   batch aiokafka itself cannot decode (an unknown codec, a bad CRC, a header name that
+   is not UTF-8) raises inside the client for a whole fetch, before any parser runs, and
+   FastStream would retry it every few seconds forever. Ours reads the partitions one
+   record at a time from the committed offsets: good records are handed on as a batch,
+   each offset that still cannot be decoded is dead-lettered by reference (topic,
+   partition, offset, error: there are no bytes to keep) and skipped (X7). It also
+   reports each consumer's lag and progress to the readiness registry (X8) and does not
+   sleep after an empty fetch (the fetch itself waited).
+
+Outputs are not published through FastStream: they go through the transactional outbox
+(`shared.db.outbox`), whose relay publishes committed rows in keyed batches. A publisher
+is still declared per output topic, with its payload type, so the service's AsyncAPI
+document says what it produces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from itertools import chain
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, CorruptRecordException, UnsupportedCodecError
+from aiokafka.structs import OffsetAndMetadata
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaAckableMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+from faststream.middlewares import AckPolicy
+from pydantic import BaseModel
+
+from shared.db import Database
+from shared.db.errors import TRANSIENT_DB_ERRORS
+from shared.health import HEALTH, Component, Health
+from shared.logging import get_logger
+from shared.messaging.batches import (
+    BatchConsumer,
+    BatchHandler,
+    DecodedBatch,
+    dead_letter_reference,
+    json_parser,
+)
+from shared.messaging.clients import broker_security
+from shared.messaging.headers import CARRIED
+from shared.metrics import CONSUMER_LAG, LAST_BATCH
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+# What aiokafka raises while unpacking a fetched record batch it cannot read.
+UNDECODABLE = (UnsupportedCodecError, CorruptRecordException, UnicodeDecodeError, ValueError)
+
+RETRY_PAUSE_S = 1.0
+LAG_EVERY_S = 1.0
+
+
+def tracing_enabled() -> bool:
+    """Spans are made and exported only where a collector is named (`shared.tracing`)."""
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def make_broker(
+    settings: Settings, name: str, *, middlewares: tuple[Any, ...] | None = None
+) -> KafkaBroker:
+    """The service's FastStream broker, connected as every client of the project is
+    (`shared.messaging.clients`). FastStream's own per-message logging is off (it costs
+    two lines per message; the edge logs what matters). When tracing is enabled its
+    OpenTelemetry middleware makes a span per batch, linked to the W3C `traceparent` of
+    the records (`shared.tracing`); `middlewares` replaces that choice (tests)."""
+    if middlewares is None:
+        middlewares = ()
+        if tracing_enabled():
+            from shared.tracing import telemetry_middleware
+
+            middlewares = (telemetry_middleware(name),)
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
+        client_id=f"consentflow-{name}",
+        request_timeout_ms=max(settings.kafka_request_timeout_ms, 40_000),
+        apply_types=False,
+        logger=None,
+        graceful_timeout=30.0,
+        allow_auto_create_topics=False,
+        middlewares=middlewares,
+        description=f"consentflow {name}",
+    )
+
+
+def carried_headers(record: ConsumerRecord) -> dict[str, str]:
+    """The trace headers of a record that are readable as text (for the telemetry
+    middleware's span links); anything else is left to `decode` to judge."""
+    found: dict[str, str] = {}
+    for name, value in record.headers or ():
+        if name in CARRIED and name not in found:
+            with contextlib.suppress(UnicodeDecodeError):
+                found[name] = (value or b"").decode()
+    return found
+
+
+class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the readiness registry how many partitions a consumer holds (X8)."""
+
+    def __init__(self, component: Component) -> None:
+        self.component = component
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.component.assigned(len(assigned))
+
+
+class UndecodableAware(BatchSubscriber):
+    """FastStream's batch subscriber with its fetch replaced (see the module docstring,
+    point 4). Installed on a subscriber `KafkaEdge.subscribe` declared; it adds no
+    state of its own (`_edge` is the subscription it serves)."""
+
+    __slots__ = ()
+    _edge: Subscription
+
+    async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
+        edge = self._edge
+        try:
+            fetched = await consumer.getmany(
+                timeout_ms=self.batch_timeout_ms, max_records=self.max_records
+            )
+        except ConsumerStoppedError:
+            raise
+        except UNDECODABLE as exc:
+            try:
+                return await edge.step_past_undecodable(consumer, exc)
+            except Exception as inner:
+                edge.component.failed(f"stepping past an undecodable batch: {inner!r}")
+                await asyncio.sleep(RETRY_PAUSE_S)
+                return ()
+        except Exception as exc:  # a Kafka error or a client bug: report, pause, retry
+            edge.component.failed(f"fetch failed: {exc!r}")
+            log.warning("fetch failed", consumer=edge.name, error=repr(exc))
+            await asyncio.sleep(RETRY_PAUSE_S)
+            return ()
+        records = tuple(chain.from_iterable(fetched.values()))
+        if not records:
+            edge.component.ok()
+        await edge.report_lag(consumer)
+        return records
+
+
+class Subscription:
+    """One topic in one consumer group: the FastStream subscriber, the batch it applies
+    and the readiness component it reports into."""
+
+    def __init__(
+        self, settings: Settings, topic: str, batch: BatchConsumer, component: Component
+    ) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.batch = batch
+        self.name = batch.consumer
+        self.component = component
+        self.subscriber: UndecodableAware | None = None
+        self._lag_at = 0.0
+        # The telemetry middleware reads the trace context from the message's headers.
+        self.traced = False
+
+    # --- FastStream's extension points -------------------------------------------------
+
+    async def parse(self, records: tuple[ConsumerRecord, ...]) -> KafkaAckableMessage:
+        """The batch as FastStream's acknowledgeable message, headers untouched: they
+        are read record by record in `decode` (module docstring, point 1)."""
+        assert self.subscriber is not None
+        first, last = records[0], records[-1]
+        batch_headers = [carried_headers(r) for r in records] if self.traced else []
+        return KafkaAckableMessage(
+            body=[r.value for r in records],
+            headers=batch_headers[0] if batch_headers else {},
+            batch_headers=batch_headers,
+            message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
+            raw_message=records,
+            consumer=self.subscriber.consumer,
+        )
+
+    async def decode(self, message: KafkaAckableMessage) -> DecodedBatch:
+        """Each record on its own (point 2)."""
+        return self.batch.decode(message.raw_message)
+
+    async def handle(self, batch: DecodedBatch) -> None:
+        """Apply the batch; on failure report, pause and raise, so that the batch is
+        not acknowledged and is read again (point 3)."""
+        try:
+            await self.batch.apply(batch)
+        except Exception as exc:
+            transient = isinstance(exc, TRANSIENT_DB_ERRORS)
+            self.component.failed(f"batch not applied: {type(exc).__name__}: {exc}")
+            log.warning(
+                "batch not applied; will retry",
+                consumer=self.name,
+                error=str(exc),
+                transient=transient,
+            )
+            await asyncio.sleep(RETRY_PAUSE_S)
+            raise
+        self.component.applied()
+        LAST_BATCH.labels(self.name).set(time.time())
+
+    # --- X7: record batches the client cannot decode -----------------------------------
+
+    async def _next_offset(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        # Every applied batch is committed before the next fetch: the committed offset
+        # is where this consumer's work stands.
+        committed = await consumer.committed(tp)
+        if committed is None:
+            committed = (await consumer.beginning_offsets([tp]))[tp]
+        return int(committed)
+
+    async def step_past_undecodable(
+        self, consumer: AIOKafkaConsumer, first_error: BaseException
+    ) -> tuple[ConsumerRecord, ...]:
+        """Read one record at a time from the committed offsets; return the first good
+        records (they are applied and acknowledged as a batch), dead-letter by reference
+        each offset that cannot be decoded (module docstring, point 4)."""
+        log.warning(
+            "undecodable record batch; reading record by record",
+            consumer=self.name,
+            error=repr(first_error),
+        )
+        parts = sorted(consumer.assignment())
+        for tp in parts:
+            consumer.seek(tp, await self._next_offset(consumer, tp))
+        wait_ms = max(self.settings.kafka_fetch_max_wait_ms * 4, 500)
+        for tp in parts:
+            for _ in range(self.settings.kafka_max_batch_records):
+                try:
+                    got = await consumer.getmany(tp, timeout_ms=wait_ms, max_records=1)
+                except UNDECODABLE as exc:
+                    offset = await self._next_offset(consumer, tp)
+                    error = f"undecodable record batch: {type(exc).__name__}: {exc}"
+                    await dead_letter_reference(self.batch, self.topic, tp.partition, offset, error)
+                    await consumer.commit({tp: OffsetAndMetadata(offset + 1, "")})
+                    consumer.seek(tp, offset + 1)
+                    continue
+                if records := tuple(got.get(tp, ())):
+                    return records
+                break
+        return ()
+
+    async def report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag per partition (`consentflow_consumer_lag`) and in total for `/readyz`:
+        a consumer with records waiting that applies none is stalled (X8)."""
+        now = time.monotonic()
+        if now - self._lag_at < LAG_EVERY_S:
+            return
+        self._lag_at = now
+        total = 0
+        assignment = consumer.assignment()
+        for tp in assignment:
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            position: int | None = None
+            with contextlib.suppress(Exception):
+                position = await consumer.position(tp)
+            if position is None:
+                continue
+            lag = max(0, high - position)
+            total += lag
+            CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(lag)
+        self.component.lag = total
+        self.component.assigned(len(assignment))
+
+
+class KafkaEdge:
+    """A service's broker and the subscriptions and publishers declared on it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        db: Database,
+        health: Health = HEALTH,
+        *,
+        middlewares: tuple[Any, ...] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.db = db
+        self.health = health
+        self.broker = make_broker(settings, name, middlewares=middlewares)
+        self.subscriptions: list[Subscription] = []
+
+    def subscribe(
+        self,
+        topic: str,
+        payload: type[BaseModel],
+        handler: BatchHandler,
+        *,
+        consumer: str | None = None,
+        message_id: Callable[[Any], str | None] | None = None,
+        parse: Callable[[ConsumerRecord], Any] | None = None,
+        description: str | None = None,
+    ) -> BatchConsumer:
+        """Declare a batch subscriber of `topic` (consumer group `consentflow.<consumer>`
+        with `KAFKA_GROUP_PREFIX` before it; the inbox dedupes on `message_id`) whose
+        records carry `payload` (parsed by `parse`, JSON by default)."""
+        batch = BatchConsumer(
+            consumer=consumer or f"{self.name}.{topic}",
+            db=self.db,
+            parse=parse or json_parser(payload),
+            handler=handler,
+            message_id=message_id,
+            topic=topic,
+        )
+        description = description or (handler.__doc__ or "").strip().split("\n\n")[0]
+        self.attach(topic, batch, payload, description=description)
+        return batch
+
+    def attach(
+        self,
+        topic: str,
+        batch: BatchConsumer,
+        payload: type[BaseModel],
+        *,
+        group: str | None = None,
+        description: str | None = None,
+    ) -> Subscription:
+        """Declare the FastStream subscriber that hands `topic`'s batches to `batch`
+        (consumer group `group`, by default `batch.consumer`)."""
+        settings = self.settings
+        component = self.health.register(
+            batch.consumer,
+            kind="consumer",
+            stall_s=settings.kafka_stall_s,
+            grace_s=settings.kafka_partition_grace_s,
+        )
+        edge = Subscription(settings, topic, batch, component)
+        edge.traced = bool(self.broker.middlewares)
+        subscriber = self.broker.subscriber(
+            settings.kafka_topic(topic),
+            batch=True,
+            group_id=settings.kafka_group(group or batch.consumer),
+            max_records=settings.kafka_max_batch_records,
+            batch_timeout_ms=settings.kafka_batch_timeout_ms,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            listener=_Assignment(component),
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=edge.parse,
+            decoder=edge.decode,
+            title=topic,
+            description=description,
+        )
+        # The one override (module docstring, point 4): same slots, one method more.
+        subscriber.__class__ = UndecodableAware
+        subscriber._edge = edge  # type: ignore[attr-defined]
+        edge.subscriber = subscriber  # type: ignore[assignment]
+
+        async def apply(batch: list[Any]) -> None:
+            await edge.handle(batch)  # type: ignore[arg-type]
+
+        # What the AsyncAPI document says a record of this topic carries.
+        apply.__annotations__ = {"batch": list[payload], "return": None}  # type: ignore[valid-type]
+        apply.__name__ = f"on_{topic.replace('-', '_')}"
+        subscriber(apply)
+        self.subscriptions.append(edge)
+        return edge
+
+    def publishes(self, topic: str, payload: type[BaseModel], description: str = "") -> None:
+        """Declare that this service produces `payload` on `topic` (through its outbox)."""
+        self.broker.publisher(
+            self.settings.kafka_topic(topic),
+            schema=payload,
+            title=topic,
+            description=description or (payload.__doc__ or "").strip().split("\n\n")[0],
+        )
+
+    async def start(self) -> None:
+        """Connect and join every consumer group side by side: a join waits for the
+        group to settle (half the session timeout on the embedded broker, a dead
+        member's session after a crash on Apache Kafka); FastStream's `start()` joins
+        them one after the other, and those waits would add up."""
+        broker = self.broker
+        await broker.connect()
+        await asyncio.gather(*(s.subscriber.start() for s in self.subscriptions if s.subscriber))
+        broker.running = True
+
+    async def stop(self) -> None:
+        """Stop consuming (a batch being applied finishes first) and close the clients."""
+        await self.broker.stop()
+
+    @property
+    def consumers(self) -> list[str]:
+        return [s.name for s in self.subscriptions]
