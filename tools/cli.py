@@ -170,7 +170,7 @@ def migrate() -> None:
     "--replication-factor", type=int, default=1, show_default=True, help="Replicas per topic."
 )
 def topics(partitions: int | None, replication_factor: int) -> None:
-    from shared.kafka import ensure_topics
+    from shared.messaging.admin import ensure_topics
     from shared.settings import Settings
 
     settings = Settings()

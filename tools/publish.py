@@ -56,7 +56,7 @@ def parse(topic: str, raw: bytes) -> tuple[str, BaseModel]:
 async def publish(settings: Settings, topic: str, key: str, raw: bytes) -> tuple[int, int]:
     """Publish `raw` (the file's own bytes: unknown fields travel as written) under `key`;
     returns (partition, offset)."""
-    from shared.kafka_clients import make_producer
+    from shared.messaging.clients import make_producer
 
     producer = make_producer(settings, "consentflow-publish")
     try:

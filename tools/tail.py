@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from shared.kafka_clients import connection_options
+from shared.messaging.clients import connection_options
 from shared.settings import Settings
 
 
