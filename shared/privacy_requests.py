@@ -47,7 +47,7 @@ def message_id(request: PrivacyRequest) -> str:
 
 
 async def handle(
-    uow: UnitOfWork, items: list[Received[PrivacyRequest]], store: PrivacyStore
+    items: list[Received[PrivacyRequest]], uow: UnitOfWork, store: PrivacyStore
 ) -> None:
     """Act on each request in order and publish this service's part (P1–P3)."""
     for item in items:

@@ -27,7 +27,7 @@ UseCase = Callable[[AlertStore, list[Any], Settings], Awaitable[None]]
 def _on_store(use_case: UseCase, settings: Settings) -> Callable[..., Awaitable[None]]:
     """A batch handler that runs `use_case` over the store of the batch's unit of work."""
 
-    async def handler(uow: UnitOfWork, items: list[Any]) -> None:
+    async def handler(items: list[Any], uow: UnitOfWork) -> None:
         await use_case(PostgresAlertStore(uow), items, settings)
 
     return handler

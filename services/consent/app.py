@@ -34,7 +34,7 @@ def on_postgres(use_case: UseCase, **kwargs: Any) -> Callable[..., Awaitable[Non
     """A batch handler running `use_case(repository, outbox, items, **kwargs)` on the
     batch's unit of work."""
 
-    async def handler(uow: UnitOfWork, items: list[Any]) -> None:
+    async def handler(items: list[Any], uow: UnitOfWork) -> None:
         await use_case(PostgresConsentRepository(uow), uow, items, **kwargs)
 
     return handler
@@ -45,10 +45,10 @@ def build(rt: Runtime) -> None:
     the worker that sends double opt-in emails (C8), and the HTTP routes."""
     store = ConsentPrivacy(hash_secret(rt.settings))
 
-    async def privacy_requests(uow: UnitOfWork, items: list[Any]) -> None:
+    async def privacy_requests(items: list[Any], uow: UnitOfWork) -> None:
         await handlers.on_privacy_requests(uow, PostgresPrivacyLedger(uow), store, items)
 
-    async def privacy_results(uow: UnitOfWork, items: list[Any]) -> None:
+    async def privacy_results(items: list[Any], uow: UnitOfWork) -> None:
         await handlers.on_privacy_results(PostgresPrivacyLedger(uow), items)
 
     rt.kafka.publishes(topics.CONSENT_CHANGES, ConsentChanged)

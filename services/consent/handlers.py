@@ -578,7 +578,7 @@ async def on_privacy_requests(
 ) -> None:
     """P1: remember the request (its status is read here) and do the consent part."""
     await ledger.record_requests([i.message for i in items])
-    await handle(uow, items, store)
+    await handle(items, uow, store)
 
 
 async def on_privacy_results(ledger: PrivacyLedger, items: list[Received[PrivacyResult]]) -> None:

@@ -72,7 +72,7 @@ def on_work(
     """A use case as a batch handler: its ports on the batch's unit of work, with the
     key of address hashes (P2)."""
 
-    async def handle_batch(uow: UnitOfWork, items: Any) -> None:
+    async def handle_batch(items: Any, uow: UnitOfWork) -> None:
         await handler(FlowUnitOfWork(uow, secret), items)
 
     return handle_batch

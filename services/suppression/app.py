@@ -29,7 +29,7 @@ def on_postgres(
     """A batch handler running `use_case(repository, outbox, items, **kwargs)` on the
     batch's unit of work."""
 
-    async def handler(uow: UnitOfWork, items: list[Any]) -> None:
+    async def handler(items: list[Any], uow: UnitOfWork) -> None:
         await use_case(PostgresSuppressionRepository(uow), uow, items, **kwargs)
 
     return handler
@@ -48,7 +48,7 @@ def privacy_message_id(request: PrivacyRequest) -> str:
 def build(rt: Runtime) -> None:
     """Register the consumers and the HTTP routes."""
 
-    async def privacy_requests(uow: UnitOfWork, items: list[Any]) -> None:
+    async def privacy_requests(items: list[Any], uow: UnitOfWork) -> None:
         await handlers.on_privacy_requests(uow, SuppressionPrivacy(), items)
 
     rt.kafka.publishes(topics.SUPPRESSION_CHANGES, SuppressionChanged)

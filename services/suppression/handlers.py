@@ -225,4 +225,4 @@ async def on_privacy_requests(
     uow: UnitOfWork, store: PrivacyStore, items: list[Received[PrivacyRequest]]
 ) -> None:
     """P1–P3: export or erase what this service holds about the person."""
-    await handle(uow, items, store)
+    await handle(items, uow, store)

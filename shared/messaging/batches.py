@@ -145,7 +145,13 @@ def json_parser(model: type[BaseModel]) -> Callable[[ConsumerRecord], Any]:
     return parse
 
 
-BatchHandler = Callable[[UnitOfWork, list[Received[Any]]], Awaitable[None]]
+BatchHandler = Callable[[list[Received[Any]], Any], Awaitable[None]]
+"""A use case as every consumer runs it: `handle(batch, work)`, the batch's parsed records
+and the service's unit of work (`BatchConsumer.work` makes it from the transaction)."""
+
+
+def _the_transaction(uow: UnitOfWork) -> Any:
+    return uow
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +175,8 @@ class BatchConsumer:
     handler: BatchHandler
     message_id: Callable[[Any], str | None] | None = None
     topic: str | None = None
+    # The service's unit of work over the batch's transaction (its `bootstrap`).
+    work: Callable[[UnitOfWork], Any] = _the_transaction
 
     def decode(self, records: tuple[ConsumerRecord, ...]) -> DecodedBatch:
         """Parse each record on its own (X1): a record that is too large, whose headers
@@ -250,5 +258,5 @@ class BatchConsumer:
                         else {"correlation_ids": ids[:20]}
                     )
                 ):
-                    await self.handler(uow, good)
+                    await self.handler(good, self.work(uow))
             await uow.commit()

@@ -54,6 +54,7 @@ from pydantic import BaseModel
 
 from shared.db import Database
 from shared.db.errors import TRANSIENT_DB_ERRORS
+from shared.db.uow import UnitOfWork
 from shared.health import HEALTH, Component, Health
 from shared.logging import get_logger
 from shared.messaging.batches import (
@@ -321,10 +322,13 @@ class KafkaEdge:
         message_id: Callable[[Any], str | None] | None = None,
         parse: Callable[[ConsumerRecord], Any] | None = None,
         description: str | None = None,
+        work: Callable[[UnitOfWork], Any] | None = None,
     ) -> BatchConsumer:
         """Declare a batch subscriber of `topic` (consumer group `consentflow.<consumer>`
         with `KAFKA_GROUP_PREFIX` before it; the inbox dedupes on `message_id`) whose
-        records carry `payload` (parsed by `parse`, JSON by default)."""
+        records carry `payload` (parsed by `parse`, JSON by default). `handler` is a use
+        case, `handler(batch, work)`, with `work` made by `work` from the batch's
+        transaction (the transaction itself by default)."""
         batch = BatchConsumer(
             consumer=consumer or f"{self.name}.{topic}",
             db=self.db,
@@ -332,6 +336,7 @@ class KafkaEdge:
             handler=handler,
             message_id=message_id,
             topic=topic,
+            **({"work": work} if work is not None else {}),
         )
         description = description or (handler.__doc__ or "").strip().split("\n\n")[0]
         self.attach(topic, batch, payload, description=description)

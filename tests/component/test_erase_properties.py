@@ -262,7 +262,7 @@ async def store_alerts(db: Database, pid: str, person: dict[str, Any]) -> None:
 def erase_with(privacy: Any):
     async def erase(db: Database, request: PrivacyRequest) -> None:
         async with db.uow() as uow:
-            await handle(uow, [received(request, topics.PRIVACY_REQUESTS)], privacy)
+            await handle([received(request, topics.PRIVACY_REQUESTS)], uow, privacy)
             await uow.commit()
 
     return erase

@@ -40,7 +40,7 @@ async def _applied(db: Database, count: int) -> list[str] | None:
     return [r["id"] for r in rows] if len(rows) >= count else None
 
 
-async def _insert(uow, items) -> None:
+async def _insert(items, uow) -> None:
     await uow.conn.executemany(
         "INSERT INTO applied (id, n) VALUES ($1, $2)", [(i.message.id, i.message.n) for i in items]
     )
@@ -201,10 +201,10 @@ async def test_x8_consumer_reports_errors_within_seconds_and_recovers(stack, db:
     topic = f"health-{uuid.uuid4().hex[:6]}"
     broken = {"now": True}
 
-    async def handler(uow, items) -> None:
+    async def handler(items, uow) -> None:
         if broken["now"]:
             raise ConnectionResetError("database went away")
-        await _insert(uow, items)
+        await _insert(items, uow)
 
     health = Health()
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)

@@ -64,7 +64,7 @@ async def test_x1_bad_and_poisonous_messages_are_dead_lettered_rest_applied(
 ) -> None:
     topic = f"pings-{uuid.uuid4().hex[:8]}"
 
-    async def handler(uow, items) -> None:
+    async def handler(items, uow) -> None:
         for item in items:
             if item.message.n < 0:
                 raise RuntimeError(f"negative n in {item.message.id}")
@@ -128,7 +128,7 @@ async def test_x2_database_outage_is_retried_not_dead_lettered(stack, db: Databa
     topic = f"outage-{uuid.uuid4().hex[:8]}"
     calls: list[int] = []
 
-    async def handler(uow, items) -> None:
+    async def handler(items, uow) -> None:
         calls.append(len(items))
         if len(calls) == 1:
             raise asyncpg.PostgresConnectionError("connection lost")

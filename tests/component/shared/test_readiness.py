@@ -30,7 +30,7 @@ async def test_x8_readyz_turns_503_within_seconds_of_a_consumer_failing_and_back
     topic = f"ready-{uuid.uuid4().hex[:6]}"
     broken = {"now": False}
 
-    async def handler(uow, items) -> None:
+    async def handler(items, uow) -> None:
         if broken["now"]:
             raise ConnectionRefusedError("database refused the connection")
         await uow.conn.executemany(
