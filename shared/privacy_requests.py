@@ -17,8 +17,8 @@ from shared.contracts import PrivacyRequest, PrivacyResult, topics, utcnow
 from shared.db import outbox_erasure
 from shared.db.uow import UnitOfWork
 from shared.domain.identity import derived_id
-from shared.messaging.batches import Received
 from shared.privacy import hash_secret
+from shared.received import Received
 from shared.settings import Settings
 
 

@@ -35,9 +35,9 @@ from shared.db.mail_queue import OutgoingMail
 from shared.domain.flow_rules import alert_steps, flow_problems
 from shared.domain.identity import derived_id
 from shared.logging import get_logger
-from shared.messaging.batches import Received
 from shared.pages.accounts import PageSettings
 from shared.privacy import hash_secret, subject_hashes
+from shared.received import Received
 from shared.settings import Settings
 from shared.templates import run_with_budget
 

@@ -55,10 +55,11 @@ from shared.db import mail_queue
 from shared.db.uow import UnitOfWork
 from shared.domain.identity import derived_id, email_identity
 from shared.domain.profiles import merged_profile
-from shared.messaging.batches import Received, dead_letter
+from shared.messaging.batches import dead_letter
 from shared.pages.accounts import PageSettings
 from shared.privacy import hash_secret, profile_hash, subject_hash, subject_hashes
 from shared.privacy_requests import PrivacyStore, handle
+from shared.received import Received
 from shared.settings import Settings
 
 COMMANDS = f"consent.{topics.CONSENT_COMMANDS}"

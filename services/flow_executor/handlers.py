@@ -49,8 +49,8 @@ from shared.contracts import (
 )
 from shared.contracts.flows import EmailStep, FlowDeleted, SmsStep
 from shared.domain.flow_rules import flow_problems
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace as InputTrace
+from shared.received import Received
+from shared.received import Trace as InputTrace
 
 DEFINITIONS = "flow_executor.flow-definitions"
 REJECTED = "Skipped: rejected in review"

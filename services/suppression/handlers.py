@@ -32,8 +32,9 @@ from shared.contracts import (
 from shared.db.uow import UnitOfWork
 from shared.domain.identity import derived_id
 from shared.domain.profiles import merged_profile
-from shared.messaging.batches import Received, dead_letter
+from shared.messaging.batches import dead_letter
 from shared.privacy_requests import PrivacyStore, handle
+from shared.received import Received
 from shared.settings import Settings
 
 COMMANDS = f"suppression.{topics.SUPPRESSION_COMMANDS}"

@@ -24,7 +24,8 @@ from shared.contracts.topics import dlq
 from shared.db.batches import copy_rows
 from shared.limits import MAX_OUTPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
-from shared.messaging.headers import REQUEST_TRACE, Trace
+from shared.messaging.headers import REQUEST_TRACE
+from shared.received import Trace
 
 log = get_logger(__name__)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -34,35 +34,11 @@ from shared.db.errors import TRANSIENT_DB_ERRORS
 from shared.db.uow import UnitOfWork
 from shared.limits import MAX_INPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
-from shared.messaging.headers import BadHeaders, Trace, read_trace
+from shared.messaging.headers import BadHeaders, read_trace
 from shared.metrics import BATCH_SECONDS, CONSUMED, DEAD_LETTERS, DUPLICATES, UNDECODABLE
+from shared.received import Received, Rejected
 
 log = get_logger(__name__)
-
-M = TypeVar("M")
-
-
-class Rejected(Exception):
-    """A message that is well-formed but breaks a rule; it goes to the dead-letter topic
-    with this error (for example C11: re-subscribe without evidence)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Received(Generic[M]):
-    """A parsed message with where it came from."""
-
-    message: M
-    record: ConsumerRecord
-    trace: Trace
-
-    @property
-    def key(self) -> str | None:
-        key = self.record.key
-        return key.decode(errors="replace") if isinstance(key, bytes) else key
-
-    @property
-    def correlation_id(self) -> str:
-        return self.trace.correlation_id
 
 
 def describe_error(exc: BaseException) -> str:

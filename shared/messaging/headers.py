@@ -20,15 +20,12 @@ import itertools
 import secrets
 from collections.abc import Iterable
 from contextvars import ContextVar
-from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 
 from shared.metrics import BAD_HEADERS
+from shared.received import CORRELATION_ID, TRACEPARENT, TRACESTATE, Trace
 
-CORRELATION_ID = "correlation_id"
-TRACEPARENT = "traceparent"
-TRACESTATE = "tracestate"
 CARRIED = (CORRELATION_ID, TRACEPARENT, TRACESTATE)
 
 MAX_HEADER_VALUE = 512
@@ -42,26 +39,6 @@ class BadHeaders(ValueError):
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(f"bad headers ({kind}): {detail}")
         self.kind = kind
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    """What a record carries to the outputs it causes."""
-
-    correlation_id: str
-    traceparent: str | None = None
-    tracestate: str | None = None
-    # True when the record carried neither a correlation id nor a trace: made up here.
-    generated: bool = False
-
-    def headers(self) -> dict[str, str]:
-        """The headers to put on every output this record causes."""
-        out = {CORRELATION_ID: self.correlation_id}
-        if self.traceparent:
-            out[TRACEPARENT] = self.traceparent
-            if self.tracestate:
-                out[TRACESTATE] = self.tracestate
-        return out
 
 
 def _hex(text: str, length: int) -> bool:

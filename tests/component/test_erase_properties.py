@@ -51,10 +51,9 @@ from shared.contracts import (
     topics,
 )
 from shared.db import Database
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
 from shared.privacy import hash_secret
 from shared.privacy_requests import handle
+from shared.received import Received, Trace
 from shared.settings import Settings
 from tests.component.repository_backends import migrated_database
 

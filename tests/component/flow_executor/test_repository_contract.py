@@ -28,8 +28,7 @@ from services.flow_executor.ports import (
 )
 from shared.contracts import FlowActivity, MessageRequested, ProfileEvent, utcnow
 from shared.db.pool import create_pool
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import InMemoryFlowRepository
 from tests.unit.flow_executor.flows import alert, event, flow
 

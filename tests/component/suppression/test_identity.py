@@ -14,8 +14,7 @@ from services.suppression import handlers
 from services.suppression.adapters.privacy import SuppressionPrivacy
 from services.suppression.adapters.repository import PostgresSuppressionRepository
 from shared.contracts import PrivacyRequest, SuppressionCommand, topics
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from shared.settings import Settings
 from tests.component.consent.support import Api, Tail, headers, suppression_cmd
 from tests.component.repository_backends import migrated_database

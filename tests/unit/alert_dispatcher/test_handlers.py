@@ -16,8 +16,7 @@ from services.alert_dispatcher.domain.recipients import Recipient, on_confirm, o
 from shared.contracts import AlertContent, AlertRequested, FlowDefinition, Profile
 from shared.contracts.flows import FlowDeleted
 from shared.db.mail_queue import QueuedMail
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from shared.settings import Settings
 
 SETTINGS = Settings(

@@ -13,9 +13,8 @@ from pydantic import SecretStr
 from services.consent import handlers
 from services.consent.ports import Key
 from shared.contracts import ConsentCommand, SmsInbound, SuppressionChanged, topics
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
 from shared.privacy import hash_secret, subject_hashes
+from shared.received import Received, Trace
 from shared.settings import Settings
 from tests.unit.consent.fakes import FakeOutbox, InMemoryConsentRepository
 

@@ -28,8 +28,7 @@ from services.flow_executor.domain.erasure import (
     subjects,
 )
 from shared.contracts import ConsentChanged, ProfileEvent, ReviewDecision, topics, utcnow
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import SECRET, FakeWork
 from tests.unit.flow_executor.flows import flow
 

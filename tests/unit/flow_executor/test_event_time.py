@@ -11,8 +11,7 @@ from services.flow_executor.adapters import mapping
 from services.flow_executor.adapters.mapping import DefinitionRecord
 from services.flow_executor.domain.event_time import SKEW, effective_time
 from shared.contracts import MessageRequested, ProfileEvent, topics, utcnow
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import FakeWork
 from tests.unit.flow_executor.flows import event, flow
 

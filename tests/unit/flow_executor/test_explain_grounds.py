@@ -20,8 +20,7 @@ from shared.contracts import (
     SuppressionChanged,
     topics,
 )
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import FakeWork
 from tests.unit.flow_executor.flows import event, flow
 

@@ -20,8 +20,7 @@ from shared.contracts import (
     utcnow,
 )
 from shared.contracts.flows import FlowDeleted
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import FakeWork, InMemoryFlowRepository
 from tests.unit.flow_executor.flows import alert, event, flow, list_change
 

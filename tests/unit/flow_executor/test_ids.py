@@ -15,8 +15,7 @@ from services.flow_executor.adapters.mapping import DefinitionRecord
 from services.flow_executor.domain.planning import Activity
 from services.flow_executor.domain.runs import action_id, run_id_for
 from shared.contracts import topics
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import FakeWork
 from tests.unit.flow_executor.flows import alert, event, flow
 

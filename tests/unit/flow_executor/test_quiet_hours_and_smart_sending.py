@@ -15,8 +15,7 @@ from services.flow_executor.adapters.mapping import DefinitionRecord
 from services.flow_executor.domain.sending_window import SendingSettings
 from shared.contracts import ConsentChanged, FlowDefinition, MessageRequested, topics
 from shared.domain.identity import derived_id
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import FakeWork
 from tests.unit.flow_executor.flows import alert, event, flow
 

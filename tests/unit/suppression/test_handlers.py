@@ -12,8 +12,7 @@ from aiokafka import ConsumerRecord
 from services.suppression import handlers
 from services.suppression.ports import Key
 from shared.contracts import ConsentChanged, SuppressionCommand, topics
-from shared.messaging.batches import Received
-from shared.messaging.headers import Trace
+from shared.received import Received, Trace
 from shared.settings import Settings
 from tests.unit.consent.fakes import FakeOutbox
 from tests.unit.suppression.fakes import InMemorySuppressionRepository
