@@ -2,8 +2,9 @@
 service holds, export or erase them on the batch's transaction, publish this service's
 part on `privacy-results`.
 
-The SQL is each service's own (`services/<name>/adapters/privacy.py`, a `PrivacyStore`);
-this module is the use case they share, so the four parts have one shape.
+The SQL is each service's own (`services/<name>/adapters/privacy.py`, bound to the
+batch's transaction as the work's `privacy`); this module is the use case they share, so
+the four parts have one shape.
 """
 
 from __future__ import annotations
@@ -11,34 +12,39 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-import asyncpg
-
 from shared.contracts import PrivacyRequest, PrivacyResult, topics, utcnow
-from shared.db import outbox_erasure
-from shared.db.uow import UnitOfWork
 from shared.domain.identity import derived_id
+from shared.ports import Outbox
 from shared.privacy import hash_secret
 from shared.received import Received
 from shared.settings import Settings
 
 
 class PrivacyStore(Protocol):
-    """One service's data about people, as the privacy use case needs it."""
+    """One service's data about people, as the privacy use case needs it (bound to the
+    batch's transaction)."""
 
     service: str
 
-    async def resolve(self, conn: asyncpg.Connection, request: PrivacyRequest) -> list[str]:
+    async def resolve(self, request: PrivacyRequest) -> list[str]:
         """The profile ids this service holds for the person the request names."""
 
-    async def export(
-        self, conn: asyncpg.Connection, account_id: str, profile_ids: list[str]
-    ) -> dict[str, Any]:
+    async def export(self, account_id: str, profile_ids: list[str]) -> dict[str, Any]:
         """Everything this service holds about those profiles (JSON-ready)."""
 
-    async def erase(
-        self, conn: asyncpg.Connection, request: PrivacyRequest, profile_ids: list[str]
-    ) -> dict[str, int]:
+    async def erase(self, request: PrivacyRequest, profile_ids: list[str]) -> dict[str, int]:
         """Remove or anonymise their personal data; rows touched per table."""
+
+    async def drop_unpublished(self, request: PrivacyRequest, profile_ids: list[str]) -> int:
+        """Unpublished outputs about the person (keyed by profile id, or by the address
+        for SMS replies): erased before they reach a topic. What was published already
+        is on the broker under its retention."""
+
+
+class PrivacyWork(Outbox, Protocol):
+    """A unit of work that can answer privacy requests."""
+
+    privacy: PrivacyStore
 
 
 def message_id(request: PrivacyRequest) -> str:
@@ -46,20 +52,19 @@ def message_id(request: PrivacyRequest) -> str:
     return derived_id(request.account_id, request.request_id)
 
 
-async def handle(
-    items: list[Received[PrivacyRequest]], uow: UnitOfWork, store: PrivacyStore
-) -> None:
+async def handle(batch: list[Received[PrivacyRequest]], work: PrivacyWork) -> None:
     """Act on each request in order and publish this service's part (P1–P3)."""
-    for item in items:
+    store = work.privacy
+    for item in batch:
         request = item.message
-        ids = await store.resolve(uow.conn, request)
+        ids = await store.resolve(request)
         data = erased = None
         if request.action == "export":
-            data = await store.export(uow.conn, request.account_id, ids)
+            data = await store.export(request.account_id, ids)
         else:
-            erased = await store.erase(uow.conn, request, ids)
-            erased["outbox"] = await drop_outbox(uow.conn, request, ids)
-        uow.publish(
+            erased = await store.erase(request, ids)
+            erased["outbox"] = await store.drop_unpublished(request, ids)
+        work.publish(
             topics.PRIVACY_RESULTS,
             request.request_id,
             result(request, store.service, ids, fit(data), erased),
@@ -107,16 +112,6 @@ def result(
         erased=erased,
         completed_at=utcnow(),
     )
-
-
-async def drop_outbox(conn: asyncpg.Connection, request: PrivacyRequest, ids: list[str]) -> int:
-    """Unpublished outbox rows about the person (keyed by profile id, or by the address
-    for SMS replies): erased before they reach a topic. What was published already is
-    on the broker under its retention."""
-    keys = [i.encode() for i in ids] + [
-        v.encode() for v in (request.email, request.phone_number) if v
-    ]
-    return await outbox_erasure.delete_unpublished(conn, keys, topics.PRIVACY_RESULTS)
 
 
 def secret(settings: Settings) -> str:

@@ -4,7 +4,6 @@ Use cases get the PostgreSQL store on the batch's unit of work."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 from services.alert_dispatcher import api, handlers
@@ -15,6 +14,7 @@ from services.alert_dispatcher.ports import AlertStore
 from shared.contracts import AlertOutcome, AlertRequested, PrivacyRequest, PrivacyResult, topics
 from shared.contracts.flows import FlowDefinition, parse_flow_record
 from shared.db.uow import UnitOfWork
+from shared.db.work import PrivacyTransaction
 from shared.domain.identity import derived_id
 from shared.mail_worker import MailWorker
 from shared.privacy_requests import handle
@@ -57,8 +57,9 @@ def build(rt: Runtime) -> None:
     rt.kafka.subscribe(
         topics.PRIVACY_REQUESTS,
         PrivacyRequest,
-        partial(handle, store=AlertPrivacy(rt.settings)),
+        handle,
         message_id=privacy_message_id,
+        work=lambda uow: PrivacyTransaction(uow, AlertPrivacy(rt.settings)),
     )
 
     async def mail_worker() -> None:

@@ -31,11 +31,11 @@ from services.alert_dispatcher.ports import (
 )
 from shared.contracts import AlertOutcome, AlertRequested, FlowDefinition
 from shared.contracts.flows import FlowDeleted
-from shared.db.mail_queue import OutgoingMail
 from shared.domain.flow_rules import alert_steps, flow_problems
 from shared.domain.identity import derived_id
 from shared.logging import get_logger
 from shared.pages.accounts import PageSettings
+from shared.ports import OutgoingMail
 from shared.privacy import hash_secret, subject_hashes
 from shared.received import Received
 from shared.settings import Settings

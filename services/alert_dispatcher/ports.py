@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from services.alert_dispatcher.domain.recipients import Recipient
 from shared.contracts import AlertOutcome
-from shared.db.mail_queue import OutgoingMail, QueuedMail
 from shared.pages.accounts import PageSettings
+from shared.ports import OutgoingMail, QueuedMail
 
 
 @dataclass(frozen=True)

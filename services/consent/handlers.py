@@ -53,6 +53,7 @@ from shared.contracts import (
 )
 from shared.db import mail_queue
 from shared.db.uow import UnitOfWork
+from shared.db.work import PrivacyTransaction
 from shared.domain.identity import derived_id, email_identity
 from shared.domain.profiles import merged_profile
 from shared.messaging.batches import dead_letter
@@ -579,7 +580,7 @@ async def on_privacy_requests(
 ) -> None:
     """P1: remember the request (its status is read here) and do the consent part."""
     await ledger.record_requests([i.message for i in items])
-    await handle(items, uow, store)
+    await handle(items, PrivacyTransaction(uow, store))
 
 
 async def on_privacy_results(ledger: PrivacyLedger, items: list[Received[PrivacyResult]]) -> None:

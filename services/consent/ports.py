@@ -21,7 +21,7 @@ from shared.contracts import Message, PrivacyRequest, PrivacyResult
 from shared.pages.accounts import PageSettings
 
 if TYPE_CHECKING:
-    from shared.db.mail_queue import OutgoingMail
+    from shared.ports import OutgoingMail
 
 
 class Key(NamedTuple):

@@ -6,7 +6,6 @@ import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +42,7 @@ from shared.contracts import (
 )
 from shared.db.errors import DB_ERRORS
 from shared.db.uow import UnitOfWork
+from shared.db.work import PrivacyTransaction
 from shared.domain import reachability as reach
 from shared.http import error, iso
 from shared.logging import get_logger
@@ -119,8 +119,9 @@ def build(rt: Runtime) -> None:
     rt.kafka.subscribe(
         topics.PRIVACY_REQUESTS,
         PrivacyRequest,
-        partial(handle, store=FlowPrivacy(secret)),
+        handle,
         message_id=message_id,
+        work=lambda uow: PrivacyTransaction(uow, FlowPrivacy(secret)),
     )
     rt.workers.append(scheduler(rt, SchedulerSettings().batch, secret))
     rt.routes += api_routes(rt)

@@ -30,6 +30,7 @@ from shared.contracts import (
     utcnow,
 )
 from shared.db.uow import UnitOfWork
+from shared.db.work import PrivacyTransaction
 from shared.domain.identity import derived_id
 from shared.domain.profiles import merged_profile
 from shared.messaging.batches import dead_letter
@@ -226,4 +227,4 @@ async def on_privacy_requests(
     uow: UnitOfWork, store: PrivacyStore, items: list[Received[PrivacyRequest]]
 ) -> None:
     """P1–P3: export or erase what this service holds about the person."""
-    await handle(items, uow, store)
+    await handle(items, PrivacyTransaction(uow, store))

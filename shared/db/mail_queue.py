@@ -13,34 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import Message
 
 import asyncpg
 
-
-@dataclass(frozen=True, slots=True)
-class QueuedMail:
-    id: int
-    dedupe_key: str
-    kind: str
-    account_id: str
-    rcpt_to: str
-    attempts: int
-    status: str = "sending"
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class OutgoingMail:
-    """A mail to queue: `dedupe_key` says what it is about, so queuing it twice (a
-    redelivered message) queues it once."""
-
-    dedupe_key: str
-    kind: str
-    account_id: str
-    message: Message
-    mail_from: str
-    rcpt_to: str
+from shared.ports import OutgoingMail, QueuedMail
 
 
 @dataclass(frozen=True, slots=True)

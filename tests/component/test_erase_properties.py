@@ -51,6 +51,7 @@ from shared.contracts import (
     topics,
 )
 from shared.db import Database
+from shared.db.work import PrivacyTransaction
 from shared.privacy import hash_secret
 from shared.privacy_requests import handle
 from shared.received import Received, Trace
@@ -261,7 +262,8 @@ async def store_alerts(db: Database, pid: str, person: dict[str, Any]) -> None:
 def erase_with(privacy: Any):
     async def erase(db: Database, request: PrivacyRequest) -> None:
         async with db.uow() as uow:
-            await handle([received(request, topics.PRIVACY_REQUESTS)], uow, privacy)
+            batch = [received(request, topics.PRIVACY_REQUESTS)]
+            await handle(batch, PrivacyTransaction(uow, privacy))
             await uow.commit()
 
     return erase

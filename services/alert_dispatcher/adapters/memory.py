@@ -23,8 +23,8 @@ from services.alert_dispatcher.ports import (
     SendingAlert,
 )
 from shared.contracts import AlertOutcome, topics
-from shared.db.mail_queue import OutgoingMail, QueuedMail
 from shared.pages.accounts import PageSettings
+from shared.ports import OutgoingMail, QueuedMail
 
 
 @dataclass

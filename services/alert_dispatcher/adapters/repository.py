@@ -20,11 +20,11 @@ from services.alert_dispatcher.ports import (
 )
 from shared.contracts import AlertOutcome, topics
 from shared.db import mail_queue
-from shared.db.mail_queue import OutgoingMail, QueuedMail
 from shared.db.uow import UnitOfWork
 from shared.messaging.batches import dead_letter
 from shared.pages import accounts as page_accounts
 from shared.pages.accounts import PageSettings
+from shared.ports import OutgoingMail, QueuedMail
 
 
 class PostgresAlertStore:

@@ -20,8 +20,8 @@ from services.alert_dispatcher.domain.recipients import Recipient
 from services.alert_dispatcher.ports import ActionKey, AlertAction, Delivery, NewAlert
 from shared.contracts import AlertOutcome, topics
 from shared.db import Database
-from shared.db.mail_queue import OutgoingMail, QueuedMail
 from shared.db.migrations import migration_files
+from shared.ports import OutgoingMail, QueuedMail
 
 A = "acme"
 
