@@ -40,7 +40,7 @@ from bench import costs, product
 from bench.raw import kafka_ceiling, preload, smtp_ceiling
 from shared.contracts import topics
 from shared.db.migrations import SERVICES
-from shared.devstack import EmbeddedStack, free_port
+from tools.devstack import EmbeddedStack, free_port
 
 PARTITIONS = 4
 
@@ -271,7 +271,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(smtp_dir, ignore_errors=True)  # links in old mail point at old ports
     smtp = await asyncio.to_thread(
         subprocess.Popen,
-        [sys.executable, "-m", "shared.devstack.smtp", str(smtp_port), str(smtp_dir)],
+        [sys.executable, "-m", "tools.devstack.smtp", str(smtp_port), str(smtp_dir)],
         stdin=subprocess.DEVNULL,
     )
     await asyncio.to_thread(_wait_port, smtp_port)

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import psutil
 
-from shared.devstack import EmbeddedStack
+from tools.devstack import EmbeddedStack
 
 
 def _cpu(pid: int, with_children: bool = False) -> float:

@@ -32,10 +32,10 @@ from services.flow_executor.adapters import repository as repo
 from shared import heap
 from shared.contracts import FlowDefinition, topics
 from shared.db.migrations import migrate_all
-from shared.devstack.postgres import EmbeddedPostgres
 from shared.messaging.batches import BatchConsumer
 from shared.runtime import Runtime
 from shared.settings import Settings
+from tools.devstack.postgres import EmbeddedPostgres
 
 
 class _Capture(Runtime):

@@ -13,8 +13,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.devstack import EmbeddedStack, free_port
-from shared.devstack.stack import ServiceProcess
+from tools.devstack import EmbeddedStack, free_port
+from tools.devstack.stack import ServiceProcess
 
 ACCOUNT = "bench"
 RUN_NAMESPACE = uuid.UUID("6f1c2b1e-7d1a-4c47-9f0e-0c7f3b1f5a10")  # as the flow executor

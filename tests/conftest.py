@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from hypothesis import settings
 
-from shared.devstack import EmbeddedStack
+from tools.devstack import EmbeddedStack
 
 T = TypeVar("T")
 

@@ -82,7 +82,7 @@ def cli() -> None:
     help="The account whose key the printed settings carry.",
 )
 def dev(var: str, partitions: int, account: str) -> None:
-    from shared.devstack import EmbeddedStack
+    from tools.devstack import EmbeddedStack
 
     stack = EmbeddedStack(Path(var), partitions=partitions)
     click.echo("starting the embedded stack …")

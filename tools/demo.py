@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.contracts import topics
-from shared.devstack import EmbeddedStack
+from tools.devstack import EmbeddedStack
 
 ACCOUNT = "acme"
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/links/[^\s\"<>]+)")

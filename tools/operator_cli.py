@@ -447,7 +447,7 @@ def _settings() -> Any:
 
 def _dead_letters_of(reading: Any) -> Any:
     """Run a read of dead letters; an unknown topic is one line and exit 1."""
-    from shared.dlq import NoSuchTopic
+    from tools.dlq import NoSuchTopic
 
     try:
         return asyncio.run(reading)
@@ -470,7 +470,7 @@ def dlq_list(
     to_offset: int | None,
     as_json: bool,
 ) -> None:
-    from shared.dlq import dead_letters
+    from tools.dlq import dead_letters
 
     letters = _dead_letters_of(dead_letters(_settings(), topic, partition, from_offset, to_offset))
     rows = [
@@ -508,7 +508,7 @@ def dlq_replay(
     to_offset: int | None,
     as_json: bool,
 ) -> None:
-    from shared.dlq import replay
+    from tools.dlq import replay
 
     report = _dead_letters_of(replay(_settings(), topic, partition, from_offset, to_offset))
     data = {

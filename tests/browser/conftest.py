@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from shared.devstack import EmbeddedStack
+from tools.devstack import EmbeddedStack
 
 HERE = Path(__file__).resolve().parent
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"

@@ -29,9 +29,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.devstack.broker import TansuBroker
-from shared.devstack.stack import ServiceProcess, free_port
 from tests.conftest import eventually
+from tools.devstack.broker import TansuBroker
+from tools.devstack.stack import ServiceProcess, free_port
 
 x509 = pytest.importorskip("cryptography.x509")
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
@@ -121,7 +121,7 @@ class TlsBroker:
         # The broker listens in the clear on its own port but advertises the TLS port.
         url = f"tcp://127.0.0.1:{self.broker.port}"
         advertised = f"tcp://127.0.0.1:{self.tls_port}"
-        from shared.devstack.broker import broker_binary
+        from tools.devstack.broker import broker_binary
 
         log = (self.folder / "broker.log").open("ab")
         self.broker.proc = subprocess.Popen(

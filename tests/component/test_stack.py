@@ -23,7 +23,7 @@ async def test_x2_stack_has_topics_and_migrated_schemas(stack, kafka: Kafka) -> 
 QUIET = """
 import logging, pathlib, sys, tempfile
 logging.basicConfig(level=logging.WARNING)
-from shared.devstack.postgres import EmbeddedPostgres
+from tools.devstack.postgres import EmbeddedPostgres
 pg = EmbeddedPostgres(pathlib.Path(tempfile.mkdtemp(prefix="quiet-pg-")) / "pgdata")
 pg.start()
 pg.stop()

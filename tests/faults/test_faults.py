@@ -24,8 +24,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts import topics
-from shared.devstack import EmbeddedStack
 from tests.conftest import Kafka, eventually
+from tools.devstack import EmbeddedStack
 
 pytestmark = pytest.mark.faults
 

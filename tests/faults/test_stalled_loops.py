@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from shared.devstack import EmbeddedStack
 from tests.conftest import eventually
+from tools.devstack import EmbeddedStack
 
 pytestmark = pytest.mark.faults
 

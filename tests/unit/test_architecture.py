@@ -57,8 +57,6 @@ IO_LIBRARIES = {
 IO_MODULES = (
     "shared.messaging",
     "shared.db",
-    "shared.devstack",
-    "shared.dlq",
     "shared.health",
     "shared.http",
     "shared.mail",

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from shared.contracts import AlertContent, AlertRequested, Profile, topics
-from shared.devstack import EmbeddedStack
 from tests.conftest import Kafka, eventually, mail_to
+from tools.devstack import EmbeddedStack
 
 NAME = "alert_dispatcher"
 WINDOW_S = 3

@@ -9,7 +9,6 @@ from collections import Counter
 from datetime import datetime
 
 from shared.contracts import Profile, topics
-from shared.devstack.stack import MAIL_DOMAIN
 from shared.links import sign, verify
 from shared.mail import message_id
 from tests.component.alert_dispatcher.conftest import (
@@ -23,6 +22,7 @@ from tests.component.alert_dispatcher.conftest import (
     request,
 )
 from tests.conftest import eventually
+from tools.devstack.stack import MAIL_DOMAIN
 
 
 async def _action(api, account: str, **params) -> dict:

@@ -10,7 +10,6 @@ from typing import Any
 import asyncpg
 
 from shared.contracts import topics
-from shared.devstack.stack import MAIL_DOMAIN
 from tests.component.alert_dispatcher.conftest import (
     alerts_to,
     auth,
@@ -21,6 +20,7 @@ from tests.component.alert_dispatcher.conftest import (
     save_flow,
 )
 from tests.conftest import eventually, mail_to
+from tools.devstack.stack import MAIL_DOMAIN
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 

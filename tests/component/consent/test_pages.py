@@ -14,9 +14,9 @@ import asyncpg
 import httpx
 
 from shared.contracts import topics
-from shared.devstack.stack import MAIL_DOMAIN
 from tests.component.consent.support import Api, Tail, consent_cmd, headers
 from tests.conftest import Kafka, eventually, mail_to
+from tools.devstack.stack import MAIL_DOMAIN
 
 CC = topics.CONSENT_CHANGES
 CONFIRM = re.compile(r"http://\S+/links/consent/confirm\?token=\S+")

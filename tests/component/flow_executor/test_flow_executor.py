@@ -19,8 +19,6 @@ import httpx
 import pytest
 
 from shared.contracts import ReviewDecision, topics
-from shared.devstack import EmbeddedStack
-from shared.devstack.stack import ServiceProcess, free_port
 from tests.component.flow_executor.support import (
     ACCOUNTS,
     API_KEYS,
@@ -44,6 +42,8 @@ from tests.component.flow_executor.support import (
     suppression,
 )
 from tests.conftest import Kafka, eventually
+from tools.devstack import EmbeddedStack
+from tools.devstack.stack import ServiceProcess, free_port
 
 ENV = {"SCHEDULER_INTERVAL_S": "0.1", "API_KEYS": API_KEYS, "FLOW_SCHEDULER_BATCH": "5"}
 _free = iter(ACCOUNTS)

@@ -12,11 +12,11 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
 from shared.db import Database
-from shared.devstack.stack import free_port
 from shared.health import Health
 from shared.runtime import Runtime
 from tests.component.shared.conftest import settings_for
 from tests.conftest import eventually
+from tools.devstack.stack import free_port
 
 
 class Ping(BaseModel):

