@@ -32,7 +32,7 @@ from services.flow_executor.adapters import repository as repo
 from shared import heap
 from shared.contracts import FlowDefinition, topics
 from shared.db.migrations import migrate_all
-from shared.messaging.batches import BatchConsumer
+from shared.messaging.batches import BatchApplier
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tools.devstack.postgres import EmbeddedPostgres
@@ -43,7 +43,7 @@ class _Capture(Runtime):
 
     def __init__(self, service: str, settings: Settings) -> None:
         super().__init__(service, settings)
-        self.captured: dict[str, BatchConsumer] = {}
+        self.captured: dict[str, BatchApplier] = {}
 
     def capture(self) -> None:
         """Keep what `build` declared on the Kafka edge, by topic."""

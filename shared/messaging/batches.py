@@ -89,12 +89,12 @@ def dead_letter(
 
 
 async def dead_letter_reference(
-    consumer: BatchConsumer, topic: str, partition: int, offset: int, error: str
+    batch: BatchApplier, topic: str, partition: int, offset: int, error: str
 ) -> None:
     """Dead-letter an offset whose record batch could not be decoded (X7): no bytes to
     keep, so the letter names where the record is (topic, partition, offset) and why."""
     letter = DeadLetter(
-        consumer=consumer.consumer,
+        consumer=batch.name,
         source_topic=topic,
         source_partition=partition,
         source_offset=offset,
@@ -103,11 +103,11 @@ async def dead_letter_reference(
         original_size=0,
         error=error[:4000],
     )
-    async with consumer.db.uow() as uow:
+    async with batch.db.uow() as uow:
         uow.publish(topics.dlq(topic), None, letter)
         await uow.commit()
-    DEAD_LETTERS.labels(consumer.consumer, topic).inc()
-    UNDECODABLE.labels(consumer.consumer, topic).inc()
+    DEAD_LETTERS.labels(batch.name, topic).inc()
+    UNDECODABLE.labels(batch.name, topic).inc()
 
 
 def json_parser(model: type[BaseModel]) -> Callable[[ConsumerRecord], Any]:
@@ -123,7 +123,7 @@ def json_parser(model: type[BaseModel]) -> Callable[[ConsumerRecord], Any]:
 
 BatchHandler = Callable[[list[Received[Any]], Any], Awaitable[None]]
 """A use case as every consumer runs it: `handle(batch, work)`, the batch's parsed records
-and the service's unit of work (`BatchConsumer.work` makes it from the transaction)."""
+and the service's unit of work (`BatchApplier.work` makes it from the transaction)."""
 
 
 def _the_transaction(uow: UnitOfWork) -> Any:
@@ -141,11 +141,12 @@ class DecodedBatch:
 
 
 @dataclass
-class BatchConsumer:
-    """Applies batches from one topic for one consumer (see the module docstring);
-    `consumer` names the consumer group and the inbox."""
+class BatchApplier:
+    """Applies the batches of one topic (see the module docstring). `name` is the
+    consumer's name: its consumer group (`consentflow.<name>`), its inbox and its
+    metrics' label."""
 
-    consumer: str
+    name: str
     db: Database
     parse: Callable[[ConsumerRecord], Any]
     handler: BatchHandler
@@ -165,12 +166,12 @@ class BatchConsumer:
                 bad.append((record, problem))
                 continue
             try:
-                trace = read_trace(record, self.consumer)
+                trace = read_trace(record, self.name)
                 good.append(Received(self.parse(record), record, trace))
             except (ValidationError, ValueError, UnicodeDecodeError, Rejected, BadHeaders) as exc:
                 bad.append((record, describe_error(exc)))
         if records:
-            CONSUMED.labels(self.consumer, records[0].topic).inc(len(records))
+            CONSUMED.labels(self.name, records[0].topic).inc(len(records))
         return DecodedBatch(records, good, bad)
 
     async def handle(self, records: tuple[ConsumerRecord, ...]) -> None:
@@ -201,17 +202,17 @@ class BatchConsumer:
                         raise
                     except Exception as item_exc:
                         await self._apply([], [(item.record, describe_error(item_exc))])
-        BATCH_SECONDS.labels(self.consumer).observe(time.perf_counter() - started)
+        BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
     async def _apply(
         self, good: list[Received[Any]], bad: list[tuple[ConsumerRecord, str]]
     ) -> None:
         async with self.db.uow() as uow:
             for record, error in bad:
-                dead_letter(uow, self.consumer, record, error, self.topic)
+                dead_letter(uow, self.name, record, error, self.topic)
             if good and self.message_id is not None:
                 ids = [self.message_id(item.message) for item in good]
-                fresh = await uow.claim(self.consumer, [i for i in ids if i is not None])
+                fresh = await uow.claim(self.name, [i for i in ids if i is not None])
                 kept: list[Received[Any]] = []
                 for item, mid in zip(good, ids, strict=True):
                     if mid is None:
@@ -220,7 +221,7 @@ class BatchConsumer:
                         fresh.discard(mid)  # a second copy in the same batch is a duplicate
                         kept.append(item)
                 if len(kept) < len(good):
-                    DUPLICATES.labels(self.consumer).inc(len(good) - len(kept))
+                    DUPLICATES.labels(self.name).inc(len(good) - len(kept))
                 good = kept
             if good:
                 # Per key, a trace the producer sent wins over one made up here.

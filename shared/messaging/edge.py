@@ -10,7 +10,7 @@ What we put in at its extension points, because its defaults would lose data:
 1. **parser** (`KafkaEdge._parse`): FastStream's batch parser decodes every header as
    UTF-8, so one odd header fails the whole batch. Ours keeps the records as they came
    (headers stay bytes; duplicates kept) and only builds the acknowledgeable message.
-2. **decoder** (`BatchConsumer.decode`): each record is read on its own, headers
+2. **decoder** (`BatchApplier.decode`): each record is read on its own, headers
    included (`shared.messaging.headers`); a bad record is set aside with its reason
    and dead-lettered alone (X1), its neighbours are applied.
 3. **acknowledgement** (`AckPolicy.NACK_ON_ERROR`): the handler commits the batch's
@@ -58,7 +58,7 @@ from shared.db.uow import UnitOfWork
 from shared.health import HEALTH, Component, Health
 from shared.logging import get_logger
 from shared.messaging.batches import (
-    BatchConsumer,
+    BatchApplier,
     BatchHandler,
     DecodedBatch,
     dead_letter_reference,
@@ -175,12 +175,12 @@ class Subscription:
     and the readiness component it reports into."""
 
     def __init__(
-        self, settings: Settings, topic: str, batch: BatchConsumer, component: Component
+        self, settings: Settings, topic: str, batch: BatchApplier, component: Component
     ) -> None:
         self.settings = settings
         self.topic = topic
         self.batch = batch
-        self.name = batch.consumer
+        self.name = batch.name
         self.component = component
         self.subscriber: UndecodableAware | None = None
         self._lag_at = 0.0
@@ -323,14 +323,14 @@ class KafkaEdge:
         parse: Callable[[ConsumerRecord], Any] | None = None,
         description: str | None = None,
         work: Callable[[UnitOfWork], Any] | None = None,
-    ) -> BatchConsumer:
+    ) -> BatchApplier:
         """Declare a batch subscriber of `topic` (consumer group `consentflow.<consumer>`
         with `KAFKA_GROUP_PREFIX` before it; the inbox dedupes on `message_id`) whose
         records carry `payload` (parsed by `parse`, JSON by default). `handler` is a use
         case, `handler(batch, work)`, with `work` made by `work` from the batch's
         transaction (the transaction itself by default)."""
-        batch = BatchConsumer(
-            consumer=consumer or f"{self.name}.{topic}",
+        batch = BatchApplier(
+            name=consumer or f"{self.name}.{topic}",
             db=self.db,
             parse=parse or json_parser(payload),
             handler=handler,
@@ -345,17 +345,17 @@ class KafkaEdge:
     def attach(
         self,
         topic: str,
-        batch: BatchConsumer,
+        batch: BatchApplier,
         payload: type[BaseModel],
         *,
         group: str | None = None,
         description: str | None = None,
     ) -> Subscription:
         """Declare the FastStream subscriber that hands `topic`'s batches to `batch`
-        (consumer group `group`, by default `batch.consumer`)."""
+        (consumer group `group`, by default `batch.name`)."""
         settings = self.settings
         component = self.health.register(
-            batch.consumer,
+            batch.name,
             kind="consumer",
             stall_s=settings.kafka_stall_s,
             grace_s=settings.kafka_partition_grace_s,
@@ -365,7 +365,7 @@ class KafkaEdge:
         subscriber = self.broker.subscriber(
             settings.kafka_topic(topic),
             batch=True,
-            group_id=settings.kafka_group(group or batch.consumer),
+            group_id=settings.kafka_group(group or batch.name),
             max_records=settings.kafka_max_batch_records,
             batch_timeout_ms=settings.kafka_batch_timeout_ms,
             auto_offset_reset="earliest",

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from shared.db import Database
 from shared.health import Health
-from shared.messaging.batches import BatchConsumer
+from shared.messaging.batches import BatchApplier
 from shared.messaging.edge import KafkaEdge, Subscription
 from shared.settings import Settings
 
@@ -38,7 +38,7 @@ async def db(stack):
 
 @contextlib.asynccontextmanager
 async def consuming(
-    settings: Settings, topic: str, batch: BatchConsumer, health: Health | None = None
+    settings: Settings, topic: str, batch: BatchApplier, health: Health | None = None
 ) -> AsyncIterator[Subscription]:
     """`batch` reading `topic` in its own group through a FastStream subscriber, as a
     service runs it (`shared.messaging.edge`)."""

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.health import Health
-from shared.messaging.batches import BatchConsumer, json_parser
+from shared.messaging.batches import BatchApplier, json_parser
 from shared.messaging.clients import make_producer
 from tests.component.shared.conftest import consuming, settings_for
 from tests.conftest import Kafka, eventually
@@ -70,7 +70,7 @@ async def test_x7_consumer_reads_every_standard_codec(stack, db: Database, codec
     topic = f"codec-{codec}-{uuid.uuid4().hex[:6]}"
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap, compression_type=codec)
     await producer.start()
-    batch = BatchConsumer("codecs", db, json_parser(Ping), _insert, topic=topic)
+    batch = BatchApplier("codecs", db, json_parser(Ping), _insert, topic=topic)
     try:
         for i in range(20):
             await producer.send(topic, ping(f"{codec}-{i}", i), key=b"k")
@@ -117,7 +117,7 @@ async def test_x7_undecodable_batch_is_dead_lettered_by_reference_and_consumer_m
         )
         await producer.client.send(node, request)
         await producer.send_and_wait(topic, ping("after"), key=b"k", partition=0)
-        batch = BatchConsumer("corrupt", db, json_parser(Ping), _insert, topic=topic)
+        batch = BatchApplier("corrupt", db, json_parser(Ping), _insert, topic=topic)
         async with consuming(settings, topic, batch, health):
             assert await eventually(lambda: _applied(db, 2), timeout_s=30) == ["after", "before"]
         await relay.publish_pending()
@@ -175,7 +175,7 @@ async def test_x2_a_record_with_odd_headers_costs_only_that_record(
         for value, headers in sent:
             await producer.send(topic, value, key=b"same", partition=0, headers=headers)
         await producer.flush()
-        batch = BatchConsumer("headers", db, json_parser(Ping), _insert, topic=topic)
+        batch = BatchApplier("headers", db, json_parser(Ping), _insert, topic=topic)
         async with consuming(settings, topic, batch):
             assert await eventually(lambda: _applied(db, 3)) == ["good-1", "good-2", "good-3"]
         await relay.publish_pending()
@@ -209,7 +209,7 @@ async def test_x8_consumer_reports_errors_within_seconds_and_recovers(stack, db:
     health = Health()
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
     await producer.start()
-    batch = BatchConsumer("health", db, json_parser(Ping), handler, topic=topic)
+    batch = BatchApplier("health", db, json_parser(Ping), handler, topic=topic)
     try:
         async with consuming(settings_for(stack), topic, batch, health):
             component = health.components["health"]

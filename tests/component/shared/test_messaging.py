@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.db.retention import prune
-from shared.messaging.batches import BatchConsumer, json_parser
+from shared.messaging.batches import BatchApplier, json_parser
 from shared.messaging.clients import make_producer
 from tests.component.shared.conftest import consuming, settings_for
 from tests.conftest import Kafka, eventually
@@ -74,7 +74,7 @@ async def test_x1_bad_and_poisonous_messages_are_dead_lettered_rest_applied(
         )
 
     settings = settings_for(stack)
-    consumer = BatchConsumer(
+    consumer = BatchApplier(
         "pings", db, json_parser(Ping), handler, message_id=lambda m: m.id, topic=topic
     )
     running = consuming(settings, topic, consumer)
@@ -138,7 +138,7 @@ async def test_x2_database_outage_is_retried_not_dead_lettered(stack, db: Databa
         )
 
     settings = settings_for(stack)
-    consumer = BatchConsumer("outage", db, json_parser(Ping), handler, message_id=lambda m: m.id)
+    consumer = BatchApplier("outage", db, json_parser(Ping), handler, message_id=lambda m: m.id)
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
     await producer.start()
     running = consuming(settings, topic, consumer)

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from shared.db import Database
 from shared.health import Health
-from shared.messaging.batches import BatchConsumer, json_parser
+from shared.messaging.batches import BatchApplier, json_parser
 from shared.messaging.edge import KafkaEdge, make_broker
 from shared.tracing import telemetry_middleware, tracer_provider
 from tests.component.shared.conftest import settings_for
@@ -46,7 +46,7 @@ async def test_x4_a_consumed_batch_is_a_span_linked_to_its_records_traces(
     edge = KafkaEdge(
         settings, "test", db, Health(), middlewares=(telemetry_middleware("test", provider),)
     )
-    batch = BatchConsumer("traced", db, json_parser(Ping), _insert, topic=topic)
+    batch = BatchApplier("traced", db, json_parser(Ping), _insert, topic=topic)
     edge.attach(topic, batch, Ping, group=f"test.{topic}")
     traces = [uuid.uuid4().hex for _ in range(2)]
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
