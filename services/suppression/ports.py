@@ -1,9 +1,14 @@
-"""What the suppression use cases (`handlers.py`) need from the outside world, as
-`typing.Protocol` ports, and the records that cross them.
+"""The suppression service's unit of work as its use cases (`handlers.py`) see it, their
+only port (`SuppressionWork`), with the records that cross it.
 
-`adapters/repository.py` implements `SuppressionRepository` on PostgreSQL inside a unit
-of work; `tests/unit/suppression/fakes.py` implements it in memory, and one contract
-suite (`tests/component/suppression/test_repository_contract.py`) runs against both.
+Repositories are split by concern: `profiles` (each profile's suppressions, counters and
+attributes, and who carries which address, I1) and `history` (the append-only log of
+changes). The outbox (`publish`, `dead_letter`) and the privacy store (`privacy`) are the
+ones every service's work offers (`shared.ports`, `shared.privacy_requests`).
+
+`adapters/unit_of_work.py` implements it on the batch's PostgreSQL transaction;
+`tests/unit/suppression/fakes.py` implements it in memory, and one contract suite
+(`tests/component/suppression/test_repository_contract.py`) runs the repositories of both.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from services.suppression.domain.rules import Address, SuppressionState
-from shared.contracts import Message
+from shared.ports import Outbox
+from shared.privacy_requests import PrivacyStore
 
 
 class Key(NamedTuple):
@@ -44,8 +50,8 @@ class HistoryRow:
     source: str
 
 
-class SuppressionRepository(Protocol):
-    """The suppression service's stored state, within one transaction."""
+class SuppressionProfiles(Protocol):
+    """Each profile's suppressions, counters and attributes, within one transaction."""
 
     async def lock(self, keys: Iterable[Key]) -> dict[Key, Stored]:
         """Every profile of `keys` (created empty when missing), locked until commit."""
@@ -59,9 +65,6 @@ class SuppressionRepository(Protocol):
         """Write what changed from `before` to `after`; an added suppression records the
         source (command or change id) that added it."""
 
-    async def append_history(self, rows: Sequence[HistoryRow]) -> None:
-        """Append to the change history, in order."""
-
     async def carriers(self, wanted: Iterable[Address]) -> dict[Address, set[Key]]:
         """The profiles this service knows that carry each address (I1), whatever
         spelling they were stored under; an address nobody carries is absent."""
@@ -71,8 +74,19 @@ class SuppressionRepository(Protocol):
         lift (S5: spam complaints, global or of a list; C9: the global manual one)."""
 
 
-class Publisher(Protocol):
-    """The unit of work's outbox: messages published when the transaction commits."""
+class SuppressionHistory(Protocol):
+    """The log of every change of a profile's suppressions (append only)."""
 
-    def publish(self, topic: str, key: str | None, message: Message | bytes | None) -> None:
-        """Publish `message` once the transaction commits."""
+    async def append(self, rows: Sequence[HistoryRow]) -> None:
+        """Append to the change history, in order."""
+
+
+class SuppressionWork(Outbox, Protocol):
+    """One batch's unit of work: what it reads and writes commits together with what it
+    publishes and dead-letters (X2). `soft_bounce_limit` is the service's setting (S4),
+    bound in by `bootstrap`."""
+
+    profiles: SuppressionProfiles
+    history: SuppressionHistory
+    privacy: PrivacyStore
+    soft_bounce_limit: int

@@ -1,5 +1,6 @@
-"""The suppression service's SQL for its use cases, as `SuppressionRepository`
-(`services/suppression/ports.py`): states locked per batch and written back as a diff.
+"""The suppression service's SQL for its use cases, as the repositories of its unit of
+work (`services/suppression/ports.py`): `SuppressionProfiles` (states locked per batch
+and written back as a diff) and `SuppressionHistory`, on the batch's connection.
 Read-side queries of the HTTP API are in `queries.py`."""
 
 from __future__ import annotations
@@ -17,18 +18,13 @@ from services.suppression.domain.rules import (
     stored_spellings,
 )
 from services.suppression.ports import HistoryRow, Key, Stored
-from shared.db.uow import UnitOfWork
 
 
-class PostgresSuppressionRepository:
-    """`SuppressionRepository` on the unit of work's transaction."""
+class PostgresSuppressionProfiles:
+    """`SuppressionProfiles` on the transaction's connection."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def conn(self) -> asyncpg.Connection:
-        return self._uow.conn
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
 
     async def lock(self, keys: Iterable[Key]) -> dict[Key, Stored]:
         """Create missing profile rows, lock them in key order, and load their suppressions."""
@@ -123,14 +119,6 @@ class PostgresSuppressionRepository:
                 ],
             )
 
-    async def append_history(self, rows: Sequence[HistoryRow]) -> None:
-        if rows:
-            await self.conn.executemany(
-                "INSERT INTO suppression_history (account_id, profile_id, change, channel, reason,"
-                " list_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                [astuple(r) for r in rows],
-            )
-
     async def carriers(self, wanted: Iterable[Address]) -> dict[Address, set[Key]]:
         """Profiles whose stored key is any spelling of a wanted address (I1)."""
         spelled = {
@@ -165,6 +153,21 @@ class PostgresSuppressionRepository:
             [k[1] for k in keys],
         )
         return {Key(r["account_id"], r["profile_id"]) for r in rows}
+
+
+class PostgresSuppressionHistory:
+    """`SuppressionHistory` on the transaction's connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def append(self, rows: Sequence[HistoryRow]) -> None:
+        if rows:
+            await self.conn.executemany(
+                "INSERT INTO suppression_history (account_id, profile_id, change, channel, reason,"
+                " list_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [astuple(r) for r in rows],
+            )
 
 
 def _keys(account_id: str, profile: Mapping[str, object]) -> tuple[str | None, str | None]:

@@ -12,7 +12,7 @@ from aiokafka import ConsumerRecord
 
 from services.suppression import handlers
 from services.suppression.adapters.privacy import SuppressionPrivacy
-from services.suppression.adapters.repository import PostgresSuppressionRepository
+from services.suppression.bootstrap import bootstrap
 from shared.contracts import PrivacyRequest, SuppressionCommand, topics
 from shared.received import Received, Trace
 from shared.settings import Settings
@@ -112,12 +112,8 @@ async def _store(db, pid: str, email: str | None, phone: str | None) -> None:
         }
     )
     async with db.uow() as uow:
-        await handlers.on_commands(
-            PostgresSuppressionRepository(uow),
-            uow,
-            [_received(c, topics.SUPPRESSION_COMMANDS)],
-            SETTINGS,
-        )
+        work = bootstrap(SETTINGS)(uow)
+        await handlers.on_commands([_received(c, topics.SUPPRESSION_COMMANDS)], work)
         await uow.commit()
 
 

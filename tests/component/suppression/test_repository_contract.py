@@ -1,6 +1,7 @@
-"""One contract for the suppression repository port (`services/suppression/ports.py`),
-run against the in-memory fake the unit tests use and the PostgreSQL repository, so the
-fake cannot drift from what the database does."""
+"""One contract for the repositories of the suppression unit of work
+(`services/suppression/ports.py`: `profiles`, `history`), run against the in-memory work
+the unit tests use and the PostgreSQL work `bootstrap` binds, so the fakes cannot drift
+from what the database does."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.suppression.adapters.repository import PostgresSuppressionRepository
+from services.suppression.bootstrap import bootstrap
 from services.suppression.domain.rules import Address, Suppression, SuppressionState
-from services.suppression.ports import HistoryRow, Key, SuppressionRepository
+from services.suppression.ports import HistoryRow, Key, SuppressionProfiles, SuppressionWork
+from shared.settings import Settings
 from tests.component.repository_backends import migrated_database
-from tests.unit.suppression.fakes import InMemorySuppressionRepository
+from tests.unit.suppression import fakes
 
 A = "acme"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -22,12 +24,17 @@ KEY = Key(A, "p1")
 
 
 @pytest.fixture(params=["fake", "postgres"])
-async def repo(request, stack) -> AsyncIterator[SuppressionRepository]:
+async def work(request, stack) -> AsyncIterator[SuppressionWork]:
     if request.param == "fake":
-        yield InMemorySuppressionRepository()
+        yield fakes.bootstrap(Settings())(None)
         return
     async with migrated_database(stack.dsn, "suppression") as db, db.uow() as uow:
-        yield PostgresSuppressionRepository(uow)
+        yield bootstrap(Settings())(uow)
+
+
+@pytest.fixture
+def repo(work: SuppressionWork) -> SuppressionProfiles:
+    return work.profiles
 
 
 def sup(reason: str, minutes: int, list_id: str | None = None) -> Suppression:
@@ -81,9 +88,9 @@ async def test_liftable_means_a_spam_complaint_or_the_global_manual_suppression(
     assert await repo.with_liftable(keys) == {Key(A, "spam"), Key(A, "manual")}
 
 
-async def test_history_is_appended(repo) -> None:
-    await repo.append_history([HistoryRow(A, "p1", "suppressed", "email", "manual", None, "c1")])
-    await repo.append_history([])
+async def test_history_is_appended(work) -> None:
+    await work.history.append([HistoryRow(A, "p1", "suppressed", "email", "manual", None, "c1")])
+    await work.history.append([])
 
 
 async def test_i1_carriers_are_the_profiles_holding_any_spelling_of_an_address(repo) -> None:

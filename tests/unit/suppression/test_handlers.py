@@ -1,5 +1,5 @@
-"""The suppression use cases (`services/suppression/handlers.py`) over an in-memory
-repository: no broker, no database. Each test names the SPEC rule it checks."""
+"""The suppression use cases (`services/suppression/handlers.py`) over the in-memory unit
+of work (`fakes.py`): no broker, no database. Each test names the SPEC rule it checks."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from services.suppression.ports import Key
 from shared.contracts import ConsentChanged, SuppressionCommand, topics
 from shared.received import Received, Trace
 from shared.settings import Settings
-from tests.unit.consent.fakes import FakeOutbox
-from tests.unit.suppression.fakes import InMemorySuppressionRepository
+from tests.unit.suppression.fakes import FakeSuppressionWork, bootstrap
 
 ACCOUNT = "acme"
 SETTINGS = Settings(soft_bounce_limit=3)
@@ -41,46 +40,51 @@ def command(action: str, reason: str, n: int = 0, **kw: Any) -> SuppressionComma
     )
 
 
-async def run(repo, outbox, *cmds: SuppressionCommand) -> None:
-    await handlers.on_commands(repo, outbox, [received(c) for c in cmds], SETTINGS)
+def fresh() -> FakeSuppressionWork:
+    """A new, empty unit of work, bound as the service binds its own."""
+    return bootstrap(SETTINGS)(None)
 
 
-def reasons(repo: InMemorySuppressionRepository) -> list[str]:
-    return [s.reason for s in repo.states[Key(ACCOUNT, "p1")].suppressions]
+async def run(work: FakeSuppressionWork, *cmds: SuppressionCommand) -> None:
+    await handlers.on_commands([received(c) for c in cmds], work)
+
+
+def reasons(work: FakeSuppressionWork) -> list[str]:
+    return [s.reason for s in work.profiles.states[Key(ACCOUNT, "p1")].suppressions]
 
 
 async def test_s1_s6_a_suppression_is_stored_and_published_with_all_in_force() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, command("suppress", "manual"), command("suppress", "hard_bounce", 1))
-    assert reasons(repo) == ["manual", "hard_bounce"]
-    first, second = outbox.on(topics.SUPPRESSION_CHANGES)
+    work = fresh()
+    await run(work, command("suppress", "manual"), command("suppress", "hard_bounce", 1))
+    assert reasons(work) == ["manual", "hard_bounce"]
+    first, second = work.on(topics.SUPPRESSION_CHANGES)
     assert [s["reason"] for s in second.suppressions] == ["manual", "hard_bounce"]
     assert first.type == "suppressed" and first.profile.email == "p1@example.test"
-    assert [h.change for h in repo.history] == ["suppressed", "suppressed"]
+    assert [h.change for h in work.history.rows] == ["suppressed", "suppressed"]
 
 
 async def test_s4_soft_bounces_suppress_after_the_limit_and_a_delivery_resets() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, *(command("suppress", "soft_bounce", n) for n in range(2)))
-    assert reasons(repo) == []
-    await run(repo, outbox, command("suppress", "delivered", 2))
-    assert repo.states[Key(ACCOUNT, "p1")].soft_bounces == 0
-    await run(repo, outbox, *(command("suppress", "soft_bounce", n) for n in range(3, 6)))
-    assert reasons(repo) == ["soft_bounce"]
+    work = fresh()
+    await run(work, *(command("suppress", "soft_bounce", n) for n in range(2)))
+    assert reasons(work) == []
+    await run(work, command("suppress", "delivered", 2))
+    assert work.profiles.states[Key(ACCOUNT, "p1")].soft_bounces == 0
+    await run(work, *(command("suppress", "soft_bounce", n) for n in range(3, 6)))
+    assert reasons(work) == ["soft_bounce"]
 
 
 async def test_s5_unsuppressing_a_spam_complaint_is_dead_lettered() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, command("suppress", "spam_complaint"))
-    await run(repo, outbox, command("unsuppress", "spam_complaint", 1))
-    assert reasons(repo) == ["spam_complaint"]
-    (letter,) = outbox.on(topics.dlq(topics.SUPPRESSION_COMMANDS))
+    work = fresh()
+    await run(work, command("suppress", "spam_complaint"))
+    await run(work, command("unsuppress", "spam_complaint", 1))
+    assert reasons(work) == ["spam_complaint"]
+    (letter,) = work.on(topics.dlq(topics.SUPPRESSION_COMMANDS))
     assert "S5" in letter.error
 
 
 async def test_s5_a_resubscribe_with_evidence_lifts_a_spam_complaint() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, command("suppress", "spam_complaint"))
+    work = fresh()
+    await run(work, command("suppress", "spam_complaint"))
     change = ConsentChanged.model_validate(
         {
             "type": "Subscribed to Email Marketing",
@@ -96,15 +100,15 @@ async def test_s5_a_resubscribe_with_evidence_lifts_a_spam_complaint() -> None:
             "state": {},
         }
     )
-    await handlers.on_consent_changes(repo, outbox, [received(change, topics.CONSENT_CHANGES)])
-    assert reasons(repo) == []
-    assert outbox.on(topics.SUPPRESSION_CHANGES)[-1].type == "unsuppressed"
+    await handlers.on_consent_changes([received(change, topics.CONSENT_CHANGES)], work)
+    assert reasons(work) == []
+    assert work.on(topics.SUPPRESSION_CHANGES)[-1].type == "unsuppressed"
 
 
 async def test_c9_a_consent_event_for_a_profile_with_nothing_liftable_changes_nothing() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, command("suppress", "hard_bounce"))
-    before = list(outbox.published)
+    work = fresh()
+    await run(work, command("suppress", "hard_bounce"))
+    before = list(work.published)
     change = ConsentChanged.model_validate(
         {
             "type": "Subscribed to Email Marketing",
@@ -119,5 +123,5 @@ async def test_c9_a_consent_event_for_a_profile_with_nothing_liftable_changes_no
             "state": {},
         }
     )
-    await handlers.on_consent_changes(repo, outbox, [received(change, topics.CONSENT_CHANGES)])
-    assert reasons(repo) == ["hard_bounce"] and outbox.published == before
+    await handlers.on_consent_changes([received(change, topics.CONSENT_CHANGES)], work)
+    assert reasons(work) == ["hard_bounce"] and work.published == before

@@ -1,4 +1,4 @@
-"""I1 and X2 in the suppression service's use cases, over the in-memory repository: a
+"""I1 and X2 in the suppression service's use cases, over the in-memory unit of work: a
 suppression of an address holds for every profile the service knows that carries it,
 in any spelling, and for profiles that carry it later; change ids cannot collide."""
 
@@ -12,13 +12,13 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from services.suppression import app, handlers
+from services.suppression import handlers
+from services.suppression.entrypoints import kafka
 from services.suppression.ports import Key
 from shared.contracts import PrivacyRequest, SuppressionCommand, topics
-from tests.unit.consent.fakes import FakeOutbox
-from tests.unit.suppression.fakes import InMemorySuppressionRepository
+from tests.unit.suppression.fakes import FakeSuppressionWork
 from tests.unit.suppression.spellings import PHONE_SPELLINGS, spellings
-from tests.unit.suppression.test_handlers import SETTINGS, T0, received
+from tests.unit.suppression.test_handlers import T0, fresh, received
 
 ACCOUNT = "acme"
 NFC = "Lead@Bücher.de"
@@ -55,47 +55,46 @@ def cmd(
     )
 
 
-async def run(repo, outbox, *cmds: SuppressionCommand) -> None:
-    await handlers.on_commands(repo, outbox, [received(c) for c in cmds], SETTINGS)
+async def run(work: FakeSuppressionWork, *cmds: SuppressionCommand) -> None:
+    await handlers.on_commands([received(c) for c in cmds], work)
 
 
-def held(repo: InMemorySuppressionRepository, pid: str, account: str = ACCOUNT) -> set[tuple]:
-    state = repo.states.get(Key(account, pid))
+def held(work: FakeSuppressionWork, pid: str, account: str = ACCOUNT) -> set[tuple]:
+    state = work.profiles.states.get(Key(account, pid))
     return {(s.channel, s.reason, s.list_id) for s in state.suppressions} if state else set()
 
 
-def changes_of(outbox: FakeOutbox, pid: str) -> list[Any]:
-    return [m for m in outbox.on(topics.SUPPRESSION_CHANGES) if m.profile_id == pid]
+def changes_of(work: FakeSuppressionWork, pid: str) -> list[Any]:
+    return [m for m in work.on(topics.SUPPRESSION_CHANGES) if m.profile_id == pid]
 
 
 async def test_i1_a_suppression_reaches_every_known_profile_carrying_the_address() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
+    work = fresh()
     # Two profiles the service knows, each under its own spelling of one address.
-    await run(repo, outbox, cmd("p2", "suppress", "delivered", email=NFD))
-    await run(repo, outbox, cmd("p3", "suppress", "delivered", email="other@bücher.de"))
-    await run(repo, outbox, cmd("p1", "suppress", "hard_bounce", 1, email=NFC))
-    assert held(repo, "p1") == held(repo, "p2") == {("email", "hard_bounce", None)}
-    assert held(repo, "p3") == set()  # another address
-    (own,), (theirs,) = changes_of(outbox, "p1"), changes_of(outbox, "p2")
+    await run(work, cmd("p2", "suppress", "delivered", email=NFD))
+    await run(work, cmd("p3", "suppress", "delivered", email="other@bücher.de"))
+    await run(work, cmd("p1", "suppress", "hard_bounce", 1, email=NFC))
+    assert held(work, "p1") == held(work, "p2") == {("email", "hard_bounce", None)}
+    assert held(work, "p3") == set()  # another address
+    (own,), (theirs,) = changes_of(work, "p1"), changes_of(work, "p2")
     assert theirs.type == "suppressed" and theirs.reason == "hard_bounce"
     assert theirs.suppressions == own.suppressions
     assert theirs.change_id != own.change_id
     assert theirs.profile.email == NFD  # each profile's own attributes
-    assert [h.profile_id for h in repo.history] == ["p1", "p2"]
+    assert [h.profile_id for h in work.history.rows] == ["p1", "p2"]
 
 
 async def test_i1_a_profile_seen_later_with_a_suppressed_address_inherits_it() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
+    work = fresh()
     await run(
-        repo,
-        outbox,
+        work,
         cmd("p1", "suppress", "spam_complaint", email=NFC),
         cmd("p1", "suppress", "manual", 1, email=NFC, list_id="news"),
         cmd("p1", "suppress", "manual", 2, email=NFC, channel="sms"),  # no number: its own
     )
-    await run(repo, outbox, cmd("p9", "suppress", "delivered", 3, email=PUNY))
-    assert held(repo, "p9") == {("email", "spam_complaint", None), ("email", "manual", "news")}
-    got = changes_of(outbox, "p9")
+    await run(work, cmd("p9", "suppress", "delivered", 3, email=PUNY))
+    assert held(work, "p9") == {("email", "spam_complaint", None), ("email", "manual", "news")}
+    got = changes_of(work, "p9")
     assert [(c.type, c.reason, c.list_id) for c in got] == [
         ("suppressed", "spam_complaint", None),
         ("suppressed", "manual", "news"),
@@ -105,38 +104,38 @@ async def test_i1_a_profile_seen_later_with_a_suppressed_address_inherits_it() -
 
 
 async def test_i1_unsuppress_of_an_address_lifts_it_for_every_profile_carrying_it() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, cmd("p2", "suppress", "delivered", email=PUNY))
-    await run(repo, outbox, cmd("p1", "suppress", "hard_bounce", 1, email=NFC))
-    await run(repo, outbox, cmd("p2", "unsuppress", "hard_bounce", 2, email=NFD))
-    assert held(repo, "p1") == held(repo, "p2") == set()
-    assert [c.type for c in changes_of(outbox, "p1")] == ["suppressed", "unsuppressed"]
+    work = fresh()
+    await run(work, cmd("p2", "suppress", "delivered", email=PUNY))
+    await run(work, cmd("p1", "suppress", "hard_bounce", 1, email=NFC))
+    await run(work, cmd("p2", "unsuppress", "hard_bounce", 2, email=NFD))
+    assert held(work, "p1") == held(work, "p2") == set()
+    assert [c.type for c in changes_of(work, "p1")] == ["suppressed", "unsuppressed"]
 
 
 async def test_i1_sms_suppressions_follow_the_number_in_any_format() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, cmd("p2", "suppress", "delivered", phone="+1 (212) 555-0100"))
-    await run(repo, outbox, cmd("p1", "suppress", "manual", 1, phone="+12125550100", channel="sms"))
-    assert held(repo, "p2") == {("sms", "manual", None)}
+    work = fresh()
+    await run(work, cmd("p2", "suppress", "delivered", phone="+1 (212) 555-0100"))
+    await run(work, cmd("p1", "suppress", "manual", 1, phone="+12125550100", channel="sms"))
+    assert held(work, "p2") == {("sms", "manual", None)}
     # An email suppression does not travel by the number.
-    await run(repo, outbox, cmd("p1", "suppress", "hard_bounce", 2, phone="+12125550100"))
-    assert held(repo, "p2") == {("sms", "manual", None)}
+    await run(work, cmd("p1", "suppress", "hard_bounce", 2, phone="+12125550100"))
+    assert held(work, "p2") == {("sms", "manual", None)}
 
 
 async def test_i1_soft_bounce_counts_stay_per_profile_the_suppression_they_reach_does_not() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, cmd("p2", "suppress", "soft_bounce", email=NFD))
-    await run(repo, outbox, *(cmd("p1", "suppress", "soft_bounce", n, email=NFC) for n in range(3)))
-    assert repo.states[Key(ACCOUNT, "p2")].soft_bounces == 1
-    assert held(repo, "p2") == {("email", "soft_bounce", None)}
+    work = fresh()
+    await run(work, cmd("p2", "suppress", "soft_bounce", email=NFD))
+    await run(work, *(cmd("p1", "suppress", "soft_bounce", n, email=NFC) for n in range(3)))
+    assert work.profiles.states[Key(ACCOUNT, "p2")].soft_bounces == 1
+    assert held(work, "p2") == {("email", "soft_bounce", None)}
 
 
 async def test_i1_a_consent_lift_of_one_profile_lifts_nothing_of_another() -> None:
     from tests.unit.suppression.test_handlers import ConsentChanged
 
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, cmd("p2", "suppress", "delivered", email=NFD))
-    await run(repo, outbox, cmd("p1", "suppress", "manual", 1, email=NFC))
+    work = fresh()
+    await run(work, cmd("p2", "suppress", "delivered", email=NFD))
+    await run(work, cmd("p1", "suppress", "manual", 1, email=NFC))
     change = ConsentChanged.model_validate(
         {
             "type": "Subscribed to Email Marketing",
@@ -151,27 +150,26 @@ async def test_i1_a_consent_lift_of_one_profile_lifts_nothing_of_another() -> No
             "state": {},
         }
     )
-    await handlers.on_consent_changes(repo, outbox, [received(change, topics.CONSENT_CHANGES)])
-    assert held(repo, "p1") == set()
-    assert held(repo, "p2") == {("email", "manual", None)}  # a subscribe is the profile's own
+    await handlers.on_consent_changes([received(change, topics.CONSENT_CHANGES)], work)
+    assert held(work, "p1") == set()
+    assert held(work, "p2") == {("email", "manual", None)}  # a subscribe is the profile's own
 
 
 async def test_x2_change_ids_of_colliding_account_and_command_ids_differ() -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
+    work = fresh()
     await run(
-        repo,
-        outbox,
+        work,
         cmd("p", "suppress", "manual", account="a:b", command_id="c"),
         cmd("p", "suppress", "manual", account="a", command_id="b:c"),
     )
-    ids = [m.change_id for m in outbox.on(topics.SUPPRESSION_CHANGES)]
+    ids = [m.change_id for m in work.on(topics.SUPPRESSION_CHANGES)]
     assert len(ids) == 2 and ids[0] != ids[1]
 
 
 def test_x2_inbox_ids_of_colliding_account_and_request_ids_differ() -> None:
     one = cmd("p", "suppress", "manual", account="a:b", command_id="c")
     two = cmd("p", "suppress", "manual", account="a", command_id="b:c")
-    assert app.command_message_id(one) != app.command_message_id(two)
+    assert kafka.command_message_id(one) != kafka.command_message_id(two)
     requests = [
         PrivacyRequest.model_validate(
             {
@@ -184,7 +182,7 @@ def test_x2_inbox_ids_of_colliding_account_and_request_ids_differ() -> None:
         )
         for a, r in (("a:b", "c"), ("a", "b:c"))
     ]
-    assert app.privacy_message_id(requests[0]) != app.privacy_message_id(requests[1])
+    assert kafka.privacy_message_id(requests[0]) != kafka.privacy_message_id(requests[1])
 
 
 # --- every spelling (hypothesis) ---------------------------------------------------------
@@ -203,18 +201,16 @@ async def test_i1_a_suppression_under_one_spelling_holds_under_every_other(
     """Known before (p-known) or seen after (p-later), every profile that carries any
     spelling of the suppressed address holds the suppression; an unsuppress under a
     third spelling lifts it for all (spam complaints excepted, S5)."""
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, cmd("p-known", "suppress", "delivered", email=names[0]))
-    await run(repo, outbox, cmd("p-source", "suppress", reason, 1, email=names[1], list_id=list_id))
-    await run(repo, outbox, cmd("p-later", "suppress", "delivered", 2, email=names[2]))
+    work = fresh()
+    await run(work, cmd("p-known", "suppress", "delivered", email=names[0]))
+    await run(work, cmd("p-source", "suppress", reason, 1, email=names[1], list_id=list_id))
+    await run(work, cmd("p-later", "suppress", "delivered", 2, email=names[2]))
     want = {("email", reason, list_id)}
-    assert held(repo, "p-known") == held(repo, "p-source") == held(repo, "p-later") == want
+    assert held(work, "p-known") == held(work, "p-source") == held(work, "p-later") == want
     if reason == "spam_complaint":
         return
-    await run(
-        repo, outbox, cmd("p-later", "unsuppress", reason, 3, email=names[2], list_id=list_id)
-    )
-    assert held(repo, "p-known") == held(repo, "p-source") == held(repo, "p-later") == set()
+    await run(work, cmd("p-later", "unsuppress", reason, 3, email=names[2], list_id=list_id))
+    assert held(work, "p-known") == held(work, "p-source") == held(work, "p-later") == set()
 
 
 @settings(max_examples=40)
@@ -222,7 +218,7 @@ async def test_i1_a_suppression_under_one_spelling_holds_under_every_other(
 async def test_i1_an_sms_suppression_under_one_format_holds_under_every_other(
     numbers: list[str],
 ) -> None:
-    repo, outbox = InMemorySuppressionRepository(), FakeOutbox()
-    await run(repo, outbox, cmd("p1", "suppress", "manual", phone=numbers[0], channel="sms"))
-    await run(repo, outbox, cmd("p2", "suppress", "delivered", 1, phone=numbers[1]))
-    assert held(repo, "p2") == {("sms", "manual", None)}
+    work = fresh()
+    await run(work, cmd("p1", "suppress", "manual", phone=numbers[0], channel="sms"))
+    await run(work, cmd("p2", "suppress", "delivered", 1, phone=numbers[1]))
+    assert held(work, "p2") == {("sms", "manual", None)}
