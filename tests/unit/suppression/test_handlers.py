@@ -11,7 +11,7 @@ from aiokafka import ConsumerRecord
 
 from services.suppression import handlers
 from services.suppression.ports import Key
-from shared.contracts import ConsentChanged, SuppressionCommand, topics
+from shared.contracts import ConsentChanged, PrivacyRequest, SuppressionCommand, topics
 from shared.received import Received, Trace
 from shared.settings import Settings
 from tests.unit.suppression.fakes import FakeSuppressionWork, bootstrap
@@ -125,3 +125,26 @@ async def test_c9_a_consent_event_for_a_profile_with_nothing_liftable_changes_no
     )
     await handlers.on_consent_changes([received(change, topics.CONSENT_CHANGES)], work)
     assert reasons(work) == ["hard_bounce"] and work.published == before
+
+
+def privacy_request(action: str, **named: str) -> PrivacyRequest:
+    return PrivacyRequest.model_validate(
+        {
+            "request_id": uuid.uuid4().hex,
+            "account_id": ACCOUNT,
+            "action": action,
+            "requested_at": T0,
+            **named,
+        }
+    )
+
+
+async def test_p1_p3_an_erase_blanks_the_attributes_and_keeps_the_suppressions() -> None:
+    work = fresh()
+    await run(work, command("suppress", "hard_bounce"))
+    request = privacy_request("erase", email="P1@example.test")
+    await handlers.on_privacy_requests([received(request, topics.PRIVACY_REQUESTS)], work)
+    (part,) = work.on(topics.PRIVACY_RESULTS)
+    assert (part.service, part.action, part.profile_ids) == ("suppression", "erase", ["p1"])
+    assert work.profiles.profiles[Key(ACCOUNT, "p1")] == {"id": "p1"}
+    assert reasons(work) == ["hard_bounce"]  # an erased person stays suppressed
