@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from services.consent.bootstrap import WorkFactory
 from services.consent.http import routes
 from shared.runtime import Runtime
 
 
-def api_routes(rt: Runtime) -> list[Route]:
-    """The per-account routes, each behind the API key check (X5)."""
-    return routes(rt, rt.auth.guarded)
+def api_routes(rt: Runtime, work: WorkFactory) -> list[Route]:
+    """The per-account routes, each behind the API key check (X5); operator acts are
+    checked through `work`, as the consumers apply them."""
+    return routes(rt, rt.auth.guarded, work)

@@ -1,6 +1,7 @@
-"""The consent service's use cases, over the ports in `ports.py` (a repository and the
-unit of work's outbox): apply consent acts from commands, SMS keywords, links and spam
-complaints; publish C9 events; queue confirmation emails."""
+"""The consent service's use cases, over its one port, the unit of work (`ConsentWork`
+in `ports.py`): apply consent acts from commands, SMS keywords, links and spam
+complaints; publish C9 events; queue confirmation emails; answer privacy requests.
+Every consumer's use case is `async def on_<topic>(batch, work)`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from services.consent.adapters import mails
 from services.consent.domain.keywords import DEFAULT_REPLIES, NOT_APPLIED, keyword, reply_kind
 from services.consent.domain.model import (
     CHANNEL_SLOTS,
@@ -28,13 +28,11 @@ from services.consent.domain.rules import decide, invalid, reject
 from services.consent.ports import (
     AccountSettings,
     Confirmation,
-    ConsentRepository,
+    ConsentWork,
     HistoryRow,
     IdentityAct,
     Key,
     KnownProfile,
-    PrivacyLedger,
-    Publisher,
     Stored,
     SuppressionList,
     identity_key,
@@ -51,17 +49,13 @@ from shared.contracts import (
     topics,
     utcnow,
 )
-from shared.db import mail_queue
-from shared.db.uow import UnitOfWork
-from shared.db.work import PrivacyTransaction
 from shared.domain.identity import derived_id, email_identity
 from shared.domain.profiles import merged_profile
-from shared.messaging.batches import dead_letter
 from shared.pages.accounts import PageSettings
-from shared.privacy import hash_secret, profile_hash, subject_hash, subject_hashes
-from shared.privacy_requests import PrivacyStore, handle
+from shared.ports import OutgoingMail
+from shared.privacy import profile_hash, subject_hash, subject_hashes
+from shared.privacy_requests import handle
 from shared.received import Received
-from shared.settings import Settings
 
 COMMANDS = f"consent.{topics.CONSENT_COMMANDS}"
 SMS = f"consent.{topics.SMS_INBOUND}"
@@ -201,32 +195,26 @@ class _Writes:
 
     history: list[HistoryRow] = field(default_factory=list)
     confirmations: list[Confirmation] = field(default_factory=list)
-    mails: dict[str, mail_queue.OutgoingMail] = field(default_factory=dict)  # by confirmation id
+    mails: dict[str, OutgoingMail] = field(default_factory=dict)  # by confirmation id
     touched: set[Key] = field(default_factory=set)
     receipts: list[Receipt] = field(default_factory=list)
 
 
 async def apply_acts(
-    repo: ConsentRepository,
-    outbox: Publisher,
-    requests: Sequence[Request],
-    settings: Settings,
-    now: datetime | None = None,
+    work: ConsentWork, requests: Sequence[Request], now: datetime | None = None
 ) -> list[Outcome]:
     """Apply `requests` in order on one transaction; returns each one's outcome (a
     rejection is the caller's to report). State, history, events and confirmation mails
     are written together, set-based. An opt-out also reaches every other profile that
     carries its address or number (I1, C6: see `apply_with_identities`)."""
-    done = await apply_with_identities(repo, outbox, requests, (), settings, now)
+    done = await apply_with_identities(work, requests, (), now)
     return [out for req, out, original in done if original]
 
 
 async def apply_with_identities(
-    repo: ConsentRepository,
-    outbox: Publisher,
+    work: ConsentWork,
     requests: Sequence[Request],
     kept: Sequence[IdentityAct],
-    settings: Settings,
     now: datetime | None = None,
 ) -> list[tuple[Request, Outcome, bool]]:
     """Apply `requests` and acts of an address or number itself (`kept`: keywords), on
@@ -243,34 +231,34 @@ async def apply_with_identities(
     locked = {(k.account_id, k.identity) for k in kept} | {
         (r.account_id, key) for r in requests for key in _identities(r, {})
     }
-    await repo.lock_identities(locked)
-    stored = await repo.lock_states(r.key for r in requests)
-    widened = await _widen(repo, requests, kept, stored, locked)
+    await work.identities.lock_identities(locked)
+    stored = await work.states.lock_states(r.key for r in requests)
+    widened = await _widen(work, requests, kept, stored, locked)
     extra = {r.key for r, _ in widened} - set(stored)
     if extra:
-        stored |= await repo.lock_states(extra)
+        stored |= await work.states.lock_states(extra)
     every = [r for r, _ in widened]
     # Stamped after the rows are locked: a profile's events then carry `occurred_at` in
     # commit order, which read models keeping "the newest state" rely on (F7).
     now = now or utcnow()
     loaded = _Loaded(
         stored,
-        await repo.account_settings(r.account_id for r in every),
-        await repo.suppressions(r.key for r in every),
-        await _erased(repo, every, stored, settings),
-        await repo.page_settings(r.account_id for r in every),
-        await repo.receipt_heads({r.key for r in every}),
+        await work.accounts.account_settings(r.account_id for r in every),
+        await work.suppressions.suppressions(r.key for r in every),
+        await _erased(work, every, stored),
+        await work.accounts.page_settings(r.account_id for r in every),
+        await work.receipts.receipt_heads({r.key for r in every}),
     )
     writes = _Writes()
     done = [
-        (req, await _apply_one(repo, outbox, req, loaded, writes, settings, now), original)
+        (req, await _apply_one(work, req, loaded, writes, now), original)
         for req, original in widened
     ]
-    await repo.save_states({k: stored[k] for k in writes.touched})
-    await repo.append_history(writes.history)
-    await repo.append_receipts(writes.receipts)
-    fresh = await repo.add_confirmations(writes.confirmations)
-    await repo.queue_mails([m for cid, m in writes.mails.items() if cid in fresh])
+    await work.states.save_states({k: stored[k] for k in writes.touched})
+    await work.states.append_history(writes.history)
+    await work.receipts.append_receipts(writes.receipts)
+    fresh = await work.confirmations.add_confirmations(writes.confirmations)
+    await work.queue_mail([m for cid, m in writes.mails.items() if cid in fresh])
     return done
 
 
@@ -313,7 +301,7 @@ def _kept_for(req: Request, stored: Mapping[Key, Stored]) -> list[IdentityAct]:
 
 
 async def _widen(
-    repo: ConsentRepository,
+    work: ConsentWork,
     requests: Sequence[Request],
     kept: Sequence[IdentityAct],
     stored: Mapping[Key, Stored],
@@ -325,20 +313,20 @@ async def _widen(
     ledger acts are kept."""
     about = [_identities(r, stored) for r in requests]
     # What only the stored profiles name (their number or address) is locked now.
-    await repo.lock_identities(
+    await work.identities.lock_identities(
         {(r.account_id, key) for r, keys in zip(requests, about, strict=True) for key in keys}
         - locked
     )
     new = [*kept, *(k for r in requests for k in _kept_for(r, stored))]
-    await repo.add_identity_acts(new)
-    ledger = await repo.identity_acts(
+    await work.identities.add_identity_acts(new)
+    ledger = await work.identities.identity_acts(
         {(r.account_id, key) for r, keys in zip(requests, about, strict=True) for key in keys}
     )
     for k in new:  # acts of this batch, in the order they came
         acts = ledger.setdefault((k.account_id, k.identity), [])
         if all(a.act_id != k.act.act_id for a in acts):
             acts.append(k.act)
-    carriers = await repo.profiles_by_identity({(k.account_id, k.identity) for k in new})
+    carriers = await work.identities.profiles_by_identity({(k.account_id, k.identity) for k in new})
     out: list[tuple[Request, bool]] = []
     for req, keys in zip(requests, about, strict=True):
         folded = {
@@ -358,7 +346,7 @@ async def _widen(
     return out
 
 
-def _policy(settings: Settings, acct: AccountSettings, sups: list[dict[str, Any]]) -> Policy:
+def _policy(double_opt_in: bool, acct: AccountSettings, sups: list[dict[str, Any]]) -> Policy:
     """The account's double opt-in choice and the global email suppressions in force."""
     doi = acct.email_double_opt_in
     global_email = {
@@ -367,20 +355,14 @@ def _policy(settings: Settings, acct: AccountSettings, sups: list[dict[str, Any]
         if s.get("list_id") is None and s.get("channel", "email") == "email"
     }
     return Policy(
-        email_double_opt_in=settings.email_double_opt_in if doi is None else doi,
+        email_double_opt_in=double_opt_in if doi is None else doi,
         manually_suppressed="manual" in global_email,
         spam_suppressed="spam_complaint" in global_email,
     )
 
 
 async def _apply_one(
-    repo: ConsentRepository,
-    outbox: Publisher,
-    req: Request,
-    loaded: _Loaded,
-    writes: _Writes,
-    settings: Settings,
-    now: datetime,
+    work: ConsentWork, req: Request, loaded: _Loaded, writes: _Writes, now: datetime
 ) -> Outcome:
     """Decide one act on the state left by the acts before it in the batch."""
     row = loaded.stored[req.key]
@@ -399,15 +381,16 @@ async def _apply_one(
             row.profile = {**row.profile, "id": req.profile_id, HELD_BY: holding}
             writes.touched.add(req.key)
             return Outcome(row.state, history=(entry,))
-        await repo.lift_erasure([(req.account_id, h) for h in held])
-    policy = _policy(settings, acct, loaded.sups.get(req.key, []))
+        await work.erasures.lift_erasure([(req.account_id, h) for h in held])
+    options = work.options
+    policy = _policy(options.email_double_opt_in, acct, loaded.sups.get(req.key, []))
     outcome = decide(row.state, req.act, policy, now)
     if outcome.confirmation is not None and not profile.get("email"):
         outcome = reject(row.state, req.act, "C8: an email subscribe needs profile.email")
     # A rejected or stale act is kept too (log and history, C11, X3): no event, no mail.
     row.state = outcome.state
     writes.touched.add(req.key)
-    made = _receipt(req, outcome, profile, loaded, writes, settings, now)
+    made = _receipt(req, outcome, profile, loaded, writes, options.hash_secret, now)
     rid = made.receipt_id if made else None
     writes.history += [
         HistoryRow(req.account_id, req.profile_id, h, rid if h.result == "applied" else None)
@@ -422,10 +405,10 @@ async def _apply_one(
         return outcome
     row.profile = profile
     if outcome.confirmation is not None:
-        _ask_confirmation(req, outcome, profile["email"], acct, loaded, writes, settings)
+        _ask_confirmation(work, req, outcome, profile["email"], acct, loaded, writes)
     changes = change_messages(req.account_id, req.profile_id, profile, req.act, outcome, now, rid)
     for change in changes:
-        outbox.publish(topics.CONSENT_CHANGES, req.profile_id, change, headers=req.headers)
+        work.publish(topics.CONSENT_CHANGES, req.profile_id, change, headers=req.headers)
     return outcome
 
 
@@ -435,7 +418,7 @@ def _receipt(
     profile: Mapping[str, Any],
     loaded: _Loaded,
     writes: _Writes,
-    settings: Settings,
+    secret: str,
     now: datetime,
 ) -> Receipt | None:
     """C15, C16: the receipt of an applied act for this profile (none for a stale,
@@ -444,7 +427,6 @@ def _receipt(
     entries = applied(outcome.history)
     if not entries or outcome.rejection is not None:
         return None
-    secret = hash_secret(settings)
     pages = loaded.pages.get(req.account_id)
     made = receipt(
         account_id=req.account_id,
@@ -467,70 +449,32 @@ def _receipt(
 
 
 def _ask_confirmation(
+    work: ConsentWork,
     req: Request,
     outcome: Outcome,
     email: str,
     acct: AccountSettings,
     loaded: _Loaded,
     writes: _Writes,
-    settings: Settings,
 ) -> None:
     """C8: a pending confirmation and its mail (queued only if the confirmation is new)."""
     c = outcome.confirmation
     assert c is not None
     cid = _short(req.account_id, req.profile_id, req.act.act_id)
-    writes.confirmations.append(
-        Confirmation(
-            cid, req.account_id, req.profile_id, c.channel, c.list_id, c.scope,
-            req.act.method, email, evidence=req.act.evidence, notice=req.act.notice,
-            jurisdiction=req.act.jurisdiction,
-        )
+    pending = Confirmation(
+        cid, req.account_id, req.profile_id, c.channel, c.list_id, c.scope,
+        req.act.method, email, evidence=req.act.evidence, notice=req.act.notice,
+        jurisdiction=req.act.jurisdiction,
     )  # fmt: skip
-    mail_from = acct.from_email or mails.DEFAULT_FROM
-    msg = mails.confirmation(
-        settings,
-        confirmation_id=cid,
-        account_id=req.account_id,
-        profile_id=req.profile_id,
-        email=email,
-        list_id=c.list_id,
-        scope=c.scope,
-        mail_from=mail_from,
-        pages=loaded.pages.get(req.account_id),
-    )
-    writes.mails[cid] = _confirmation_mail(cid, req.account_id, msg, mail_from, msg["To"])
-
-
-def _mail(
-    kind: str, dedupe_key: str, account_id: str, msg: Any, mail_from: str, rcpt_to: str
-) -> mail_queue.OutgoingMail:
-    """A consent mail for the queue (its dedupe key makes a redelivery queue nothing)."""
-    return mail_queue.OutgoingMail(
-        dedupe_key=dedupe_key,
-        kind=kind,
-        account_id=account_id,
-        message=msg,
-        mail_from=mail_from,
-        rcpt_to=rcpt_to,
-    )
-
-
-def _confirmation_mail(
-    cid: str, account_id: str, msg: Any, mail_from: str, rcpt_to: str
-) -> mail_queue.OutgoingMail:
-    return _mail(
-        "consent-confirmation", f"consent-confirm:{cid}", account_id, msg, mail_from, rcpt_to
-    )
+    writes.confirmations.append(pending)
+    writes.mails[cid] = work.mails.confirmation(pending, acct, loaded.pages.get(req.account_id))
 
 
 async def _erased(
-    repo: ConsentRepository,
-    requests: Sequence[Request],
-    stored: dict[Key, Stored],
-    settings: Settings,
+    work: ConsentWork, requests: Sequence[Request], stored: dict[Key, Stored]
 ) -> dict[int, list[str]]:
     """The erased-address hashes each subscribe request matches (P2), by request."""
-    secret = hash_secret(settings)
+    secret = work.options.hash_secret
     wanted: dict[int, list[str]] = {}
     for req in requests:
         if req.act.action == "unsubscribe":
@@ -547,7 +491,7 @@ async def _erased(
     if not wanted:
         return {}
     pairs = [(r.account_id, h) for r in requests for h in wanted.get(id(r), [])]
-    found = await repo.erased_hashes(pairs)
+    found = await work.erasures.erased_hashes(pairs)
     out = {}
     for req in requests:
         hit = [h for h in wanted.get(id(req), []) if (req.account_id, h) in found]
@@ -572,91 +516,53 @@ def _held(act: Act, state: ProfileConsent) -> HistoryEntry:
     )
 
 
-async def on_privacy_requests(
-    uow: UnitOfWork,
-    ledger: PrivacyLedger,
-    store: PrivacyStore,
-    items: list[Received[PrivacyRequest]],
-) -> None:
+async def on_privacy_requests(batch: list[Received[PrivacyRequest]], work: ConsentWork) -> None:
     """P1: remember the request (its status is read here) and do the consent part."""
-    await ledger.record_requests([i.message for i in items])
-    await handle(items, PrivacyTransaction(uow, store))
+    await work.privacy_requests.record_requests([i.message for i in batch])
+    await handle(batch, work)
 
 
-async def on_privacy_results(ledger: PrivacyLedger, items: list[Received[PrivacyResult]]) -> None:
+async def on_privacy_results(batch: list[Received[PrivacyResult]], work: ConsentWork) -> None:
     """P1: collect every service's part; the request is done when all four are in."""
-    await ledger.record_parts([i.message for i in items])
+    await work.privacy_requests.record_parts([i.message for i in batch])
 
 
-async def renew_confirmation(
-    repo: ConsentRepository, settings: Settings, confirmation_id: str, now: datetime
-) -> bool:
+async def renew_confirmation(work: ConsentWork, confirmation_id: str, now: datetime) -> bool:
     """C12: an expired confirmation link asks for a new mail. A fresh pending
     confirmation (same account, profile, list and scope) is recorded and its mail queued;
     at most one per old link per day, so a link pressed repeatedly sends one mail.
     False when the old confirmation was already used or is unknown."""
-    old = await repo.confirmation(confirmation_id)
+    old = await work.confirmations.confirmation(confirmation_id)
     if old is None or old.confirmed_at is not None:
         return False
     fresh_id = _short(confirmation_id, "renewed", now.date().isoformat())
-    acct = (await repo.account_settings([old.account_id])).get(old.account_id, AccountSettings())
-    mail_from = acct.from_email or mails.DEFAULT_FROM
-    fresh = await repo.add_confirmations(
-        [replace(old, confirmation_id=fresh_id, requested_at=None, confirmed_at=None)]
-    )
-    if fresh_id not in fresh:
+    renewed = replace(old, confirmation_id=fresh_id, requested_at=None, confirmed_at=None)
+    if fresh_id not in await work.confirmations.add_confirmations([renewed]):
         return True  # already renewed today: that mail is on its way
-    pages = (await repo.page_settings([old.account_id])).get(old.account_id, PageSettings())
-    msg = mails.confirmation(
-        settings,
-        confirmation_id=fresh_id,
-        account_id=old.account_id,
-        profile_id=old.profile_id,
-        email=old.email,
-        list_id=old.list_id,
-        scope=old.scope,
-        mail_from=mail_from,
-        pages=pages,
-    )
-    await repo.queue_mails(
-        [_confirmation_mail(fresh_id, old.account_id, msg, mail_from, old.email)]
-    )
+    account = old.account_id
+    acct = (await work.accounts.account_settings([account])).get(account, AccountSettings())
+    pages = (await work.accounts.page_settings([account])).get(account, PageSettings())
+    await work.queue_mail([work.mails.confirmation(renewed, acct, pages)])
     return True
 
 
 async def queue_opt_out_confirmation(
-    repo: ConsentRepository, settings: Settings, account_id: str, profile_id: str, act_id: str
+    work: ConsentWork, account_id: str, profile_id: str, act_id: str
 ) -> None:
     """W3: when the account asks for it, confirm an opt-out the profile made through a
     link by mail, with a way back in (the preference centre)."""
-    pages = (await repo.page_settings([account_id])).get(account_id, PageSettings())
+    pages = (await work.accounts.page_settings([account_id])).get(account_id, PageSettings())
     if not pages.optout_confirmation_email:
         return
-    email = await repo.profile_email(Key(account_id, profile_id))
+    key = Key(account_id, profile_id)
+    email = await work.states.profile_email(key)
     if not email:
         return
-    acct = (await repo.account_settings([account_id])).get(account_id, AccountSettings())
-    mail_from = acct.from_email or mails.DEFAULT_FROM
-    msg = mails.opt_out_confirmation(
-        settings,
-        account_id=account_id,
-        profile_id=profile_id,
-        email=email,
-        act_id=act_id,
-        mail_from=mail_from,
-        pages=pages,
-    )
-    await repo.queue_mails(
-        [_mail("consent-optout", f"consent-optout:{act_id}", account_id, msg, mail_from, email)]
-    )
+    acct = (await work.accounts.account_settings([account_id])).get(account_id, AccountSettings())
+    await work.queue_mail([work.mails.opt_out(key, email, act_id, acct, pages)])
 
 
-async def on_commands(
-    repo: ConsentRepository,
-    outbox: Publisher,
-    items: list[Received[ConsentCommand]],
-    settings: Settings,
-) -> None:
+async def on_commands(batch: list[Received[ConsentCommand]], work: ConsentWork) -> None:
     """`consent-commands`: C1–C11; a rule violation is dead-lettered with its reason."""
     requests = [
         Request(
@@ -665,28 +571,23 @@ async def on_commands(
             act_from_command(i.message),
             i.message.profile.model_dump(),
         )
-        for i in items
+        for i in batch
     ]
-    outcomes = await apply_acts(repo, outbox, requests, settings)
-    for item, outcome in zip(items, outcomes, strict=True):
+    outcomes = await apply_acts(work, requests)
+    for item, outcome in zip(batch, outcomes, strict=True):
         if outcome.rejection is not None:
-            dead_letter(outbox, COMMANDS, item.record, outcome.rejection)  # type: ignore[arg-type]
+            work.dead_letter(COMMANDS, item.record, outcome.rejection)
 
 
-async def on_sms_inbound(
-    repo: ConsentRepository,
-    outbox: Publisher,
-    items: list[Received[SmsInbound]],
-    settings: Settings,
-) -> None:
+async def on_sms_inbound(batch: list[Received[SmsInbound]], work: ConsentWork) -> None:
     """C13: keywords change SMS consent of every profile on that number, now or later
     (C6: the number keeps them), and get a reply that tells the truth about the state
     after it (X3: a stale keyword is not confirmed)."""
-    texts = [(i.message, keyword(i.message.body)) for i in items]
+    texts = [(i.message, keyword(i.message.body)) for i in batch]
     texts = [(m, k) for m, k in texts if k is not None]
     if not texts:
         return
-    traces = {i.message.message_id: i.trace.headers() for i in items}
+    traces = {i.message.message_id: i.trace.headers() for i in batch}
     kept = [
         IdentityAct(
             msg.account_id,
@@ -697,11 +598,11 @@ async def on_sms_inbound(
         for msg, word in texts
         if word != "help" and (number := normalize_phone(msg.phone_number))
     ]
-    done = await apply_with_identities(repo, outbox, (), kept, settings)
+    done = await apply_with_identities(work, (), kept)
     after: dict[str, list[ProfileConsent]] = {}
     for req, outcome, _ in done:
         after.setdefault(req.act.act_id, []).append(outcome.state)
-    prefs = await repo.account_settings(m.account_id for m, _ in texts)
+    prefs = await work.accounts.account_settings(m.account_id for m, _ in texts)
     for msg, word in texts:
         acct = prefs.get(msg.account_id, AccountSettings())
         kind = reply_kind(word, after.get(f"sms:{msg.message_id}", []))
@@ -709,7 +610,7 @@ async def on_sms_inbound(
             body = NOT_APPLIED[kind]
         else:
             body = getattr(acct, f"sms_reply_{kind}") or DEFAULT_REPLIES[kind]  # type: ignore[index]
-        outbox.publish(
+        work.publish(
             topics.SMS_OUTBOUND,
             msg.phone_number,
             SmsOutbound(
@@ -741,20 +642,17 @@ def keyword_act(msg: SmsInbound, word: str) -> Act:
 
 
 async def on_suppression_changes(
-    repo: ConsentRepository,
-    outbox: Publisher,
-    items: list[Received[SuppressionChanged]],
-    settings: Settings,
+    batch: list[Received[SuppressionChanged]], work: ConsentWork
 ) -> None:
     """Keep the suppression read model (C14); S3: a spam complaint unsubscribes email."""
-    changes = [i.message for i in items]
-    await repo.save_suppressions(
+    changes = [i.message for i in batch]
+    await work.suppressions.save_suppressions(
         [
             SuppressionList(c.account_id, c.profile_id, c.suppressions, c.occurred_at)
             for c in changes
         ]
     )
-    await repo.remember_profiles(
+    await work.states.remember_profiles(
         [
             KnownProfile(c.account_id, c.profile_id, c.profile.model_dump(exclude={"properties"}))
             for c in changes
@@ -770,7 +668,7 @@ async def on_suppression_changes(
         for c in changes
         if c.type == "suppressed" and c.reason == "spam_complaint" and c.channel == "email"
     ]
-    await apply_acts(repo, outbox, requests, settings)
+    await apply_acts(work, requests)
 
 
 def spam_act(change_id: str, occurred_at: datetime, list_id: str | None) -> Act:
@@ -788,7 +686,7 @@ def spam_act(change_id: str, occurred_at: datetime, list_id: str | None) -> Act:
 
 
 async def refuse_operator_act(
-    repo: ConsentRepository, cmd: ConsentCommand, state: ProfileConsent
+    work: ConsentWork, cmd: ConsentCommand, state: ProfileConsent
 ) -> str | None:
     """C11, X3a: why an operator's act would be rejected, checked before it is queued so
     the API can answer 422; the rejection is kept in history and nothing is queued.
@@ -796,7 +694,7 @@ async def refuse_operator_act(
     outcome = decide(state, act_from_command(cmd), Policy(), utcnow())
     if outcome.rejection is None:
         return None
-    await repo.append_history(
+    await work.states.append_history(
         [HistoryRow(cmd.account_id, cmd.profile.id, h) for h in outcome.history]
     )
     return outcome.rejection

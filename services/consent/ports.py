@@ -1,8 +1,10 @@
-"""What the consent use cases (`handlers.py`) need from the outside world, as
-`typing.Protocol` ports, and the small records that cross them.
+"""What the consent use cases (`handlers.py`) need from the outside world: one port,
+`ConsentWork` (the unit of work), made of `typing.Protocol` stores split by concern, and
+the small records that cross it.
 
-`adapters/repository.py` implements `ConsentRepository` on PostgreSQL inside a unit of
-work; `tests/unit/consent/fakes.py` implements it in memory. One contract test suite
+`adapters/repository.py` implements every store (`ConsentRepository`) on PostgreSQL
+inside a unit of work, `adapters/unit_of_work.py` the work; `tests/unit/consent/fakes.py`
+implements both in memory. One contract test suite
 (`tests/component/consent/test_repository_contract.py`) runs against both, so the fake
 behaves as the database does. Every method works on a whole batch: the PostgreSQL
 adapter answers each call with one statement, whatever the batch size.
@@ -13,15 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from services.consent.domain.model import Act, HistoryEntry, ProfileConsent
 from services.consent.domain.receipts import Head, HistoryLink, Receipt
-from shared.contracts import Message, PrivacyRequest, PrivacyResult
+from shared.contracts import PrivacyRequest, PrivacyResult
 from shared.pages.accounts import PageSettings
-
-if TYPE_CHECKING:
-    from shared.ports import OutgoingMail
+from shared.ports import MailOutbox, Outbox, OutgoingMail
+from shared.privacy_requests import PrivacyStore
 
 
 class Key(NamedTuple):
@@ -138,8 +139,8 @@ def identity_key(kind: str, normal_form: str) -> str:
     return f"{kind}:{normal_form}"
 
 
-class ConsentRepository(Protocol):
-    """The consent service's stored state, within one transaction."""
+class ProfileStates(Protocol):
+    """Profiles' consent rows, their audit trail and attributes, within one transaction."""
 
     async def lock_states(self, keys: Iterable[Key]) -> dict[Key, Stored]:
         """Every profile of `keys` (created empty when missing), locked until commit."""
@@ -150,29 +151,15 @@ class ConsentRepository(Protocol):
     async def append_history(self, rows: Sequence[HistoryRow]) -> None:
         """Append to the audit trail, in order."""
 
-    async def account_settings(self, accounts: Iterable[str]) -> dict[str, AccountSettings]:
-        """Settings of the accounts that set any (others are left out)."""
-
-    async def save_account_settings(self, account_id: str, values: Mapping[str, Any]) -> None:
-        """Set some of SETTING_FIELDS; the others keep their values."""
-
-    async def page_settings(self, accounts: Iterable[str]) -> dict[str, PageSettings]:
-        """Page settings (W1–W3) of the accounts that set any."""
-
-    async def save_page_settings(self, account_id: str, values: Mapping[str, Any]) -> None:
-        """Set some page settings; the others keep their values."""
-
-    async def suppressions(self, keys: Iterable[Key]) -> dict[Key, list[dict[str, Any]]]:
-        """The suppression read model of the profiles that have one."""
-
-    async def save_suppressions(self, lists: Sequence[SuppressionList]) -> None:
-        """Keep the newest list per profile (an older change arriving late is ignored)."""
-
     async def remember_profiles(self, profiles: Sequence[KnownProfile]) -> None:
         """Merge attributes into profiles (created when missing); null values are ignored."""
 
     async def profile_email(self, key: Key) -> str | None:
         """The email address stored for a profile."""
+
+
+class IdentityLedger(Protocol):
+    """I1, C6: acts kept for an address or number, and the profiles that carry it."""
 
     async def lock_identities(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Hold each (account, identity) until commit, so that two batches about one
@@ -193,6 +180,36 @@ class ConsentRepository(Protocol):
         """Profile ids that carry each (account, identity) now: the number their SMS
         consent belongs to, or their email address in the I1 normal form."""
 
+
+class Accounts(Protocol):
+    """Per-account settings: double opt-in, sender, SMS replies (C8, C13) and pages (W1–W3)."""
+
+    async def account_settings(self, accounts: Iterable[str]) -> dict[str, AccountSettings]:
+        """Settings of the accounts that set any (others are left out)."""
+
+    async def save_account_settings(self, account_id: str, values: Mapping[str, Any]) -> None:
+        """Set some of SETTING_FIELDS; the others keep their values."""
+
+    async def page_settings(self, accounts: Iterable[str]) -> dict[str, PageSettings]:
+        """Page settings (W1–W3) of the accounts that set any."""
+
+    async def save_page_settings(self, account_id: str, values: Mapping[str, Any]) -> None:
+        """Set some page settings; the others keep their values."""
+
+
+class SuppressionReadModel(Protocol):
+    """The suppressions in force per profile, as the suppression service last said (C14)."""
+
+    async def suppressions(self, keys: Iterable[Key]) -> dict[Key, list[dict[str, Any]]]:
+        """The suppression read model of the profiles that have one."""
+
+    async def save_suppressions(self, lists: Sequence[SuppressionList]) -> None:
+        """Keep the newest list per profile (an older change arriving late is ignored)."""
+
+
+class Confirmations(Protocol):
+    """Double opt-in confirmations (C8, C12), pending or used."""
+
     async def add_confirmations(self, confirmations: Sequence[Confirmation]) -> set[str]:
         """Record pending confirmations; the ids that are new (a redelivery adds none)."""
 
@@ -202,14 +219,19 @@ class ConsentRepository(Protocol):
     async def claim_confirmation(self, confirmation_id: str) -> bool:
         """Mark a confirmation used; False when it was used before."""
 
+
+class Erasures(Protocol):
+    """Erased people's keyed hashes, which hold a subscribe back until it has evidence (P2)."""
+
     async def erased_hashes(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which (account, subject hash) pairs belong to an erased person (P2)."""
 
     async def lift_erasure(self, pairs: Sequence[tuple[str, str]]) -> None:
         """New consent with evidence: those addresses may be messaged again (P2, C11)."""
 
-    async def queue_mails(self, mails: Sequence[OutgoingMail]) -> None:
-        """Queue mails for the mail worker, once per dedupe key."""
+
+class Receipts(Protocol):
+    """Consent receipts and their per-profile chains (C15, C16)."""
 
     async def receipt_heads(self, keys: Iterable[Key]) -> dict[Key, Head]:
         """C16: the end of each profile's receipt chain (profiles without one left out)."""
@@ -224,6 +246,21 @@ class ConsentRepository(Protocol):
         """C16: every profile of the account with a receipt chain, in id order."""
 
 
+class ConsentRepository(
+    ProfileStates,
+    IdentityLedger,
+    Accounts,
+    SuppressionReadModel,
+    Confirmations,
+    Erasures,
+    Receipts,
+    Protocol,
+):
+    """Every store of the consent service in one: what the PostgreSQL adapter
+    (`adapters/repository.py`) and the in-memory fake implement, and what the HTTP API
+    reads and writes directly. Use cases see it split, through `ConsentWork`."""
+
+
 class PrivacyLedger(Protocol):
     """Where the overall status of data-subject requests is collected (P1)."""
 
@@ -234,15 +271,64 @@ class PrivacyLedger(Protocol):
         """Remember each service's part of a request."""
 
 
-class Publisher(Protocol):
-    """The unit of work's outbox: messages published when the transaction commits."""
+@dataclass(frozen=True)
+class ConsentOptions:
+    """The service's settings its use cases apply, bound by `bootstrap`."""
 
-    def publish(
-        self,
-        topic: str,
-        key: str | None,
-        message: Message | bytes | None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Publish `message` once the transaction commits, with `headers` or else those
-        of the input with the same key (X4)."""
+    hash_secret: str  # keys the hashes of addresses and numbers (P2, C16)
+    email_double_opt_in: bool  # C8: for accounts that do not choose
+
+
+class ConsentMails(Protocol):
+    """The mails the consent service sends, built ready for the queue (their dedupe key
+    makes a redelivered message queue nothing)."""
+
+    def confirmation(
+        self, confirmation: Confirmation, acct: AccountSettings, pages: PageSettings | None
+    ) -> OutgoingMail:
+        """C8, W3: the double opt-in mail whose signed link makes the subscription real."""
+
+    def opt_out(
+        self, key: Key, email: str, act_id: str, acct: AccountSettings, pages: PageSettings
+    ) -> OutgoingMail:
+        """W3: "you are unsubscribed", with a way back in (the preference centre)."""
+
+
+class ConsentWork(Outbox, MailOutbox, Protocol):
+    """One batch's (or one request's) transaction as the consent use cases see it, and
+    their only port: the stores split by concern, the mails to build, the outbox
+    (`publish`, `dead_letter`: sent only if the transaction commits, X2), the mail queue
+    (`queue_mail`), the privacy part (`privacy`, P1) and the settings bound to it. The
+    caller commits."""
+
+    privacy: PrivacyStore
+
+    @property
+    def states(self) -> ProfileStates: ...
+
+    @property
+    def identities(self) -> IdentityLedger: ...
+
+    @property
+    def accounts(self) -> Accounts: ...
+
+    @property
+    def suppressions(self) -> SuppressionReadModel: ...
+
+    @property
+    def confirmations(self) -> Confirmations: ...
+
+    @property
+    def erasures(self) -> Erasures: ...
+
+    @property
+    def receipts(self) -> Receipts: ...
+
+    @property
+    def privacy_requests(self) -> PrivacyLedger: ...
+
+    @property
+    def mails(self) -> ConsentMails: ...
+
+    @property
+    def options(self) -> ConsentOptions: ...

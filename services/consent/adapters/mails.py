@@ -7,10 +7,12 @@ from email.message import Message
 from typing import Any
 from urllib.parse import quote
 
+from services.consent.ports import AccountSettings, Confirmation, Key
 from shared.links import sign
 from shared.mail import compose, message_id
 from shared.pages import button_mail, gettext, texts
 from shared.pages.accounts import PageSettings
+from shared.ports import OutgoingMail
 from shared.settings import Settings
 
 CONFIRM = "consent-confirm"
@@ -63,7 +65,7 @@ def confirmation(
     profile_id: str,
     email: str,
     list_id: str | None,
-    scope: str,
+    scope: str | None,
     mail_from: str,
     pages: PageSettings | None = None,
 ) -> Message:
@@ -141,3 +143,57 @@ def opt_out_confirmation(
         html=mail.html,
         msg_id=message_id("consent-optout", act_id, domain=settings.mail_domain),
     )
+
+
+class ConsentMailer:
+    """`ConsentMails` (services/consent/ports.py): the mails above, addressed from the
+    account's sender and ready for the queue, signed with the service's settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def confirmation(
+        self, c: Confirmation, acct: AccountSettings, pages: PageSettings | None
+    ) -> OutgoingMail:
+        mail_from = acct.from_email or DEFAULT_FROM
+        msg = confirmation(
+            self.settings,
+            confirmation_id=c.confirmation_id,
+            account_id=c.account_id,
+            profile_id=c.profile_id,
+            email=c.email,
+            list_id=c.list_id,
+            scope=c.scope,
+            mail_from=mail_from,
+            pages=pages,
+        )
+        return OutgoingMail(
+            dedupe_key=f"consent-confirm:{c.confirmation_id}",
+            kind="consent-confirmation",
+            account_id=c.account_id,
+            message=msg,
+            mail_from=mail_from,
+            rcpt_to=msg["To"],
+        )
+
+    def opt_out(
+        self, key: Key, email: str, act_id: str, acct: AccountSettings, pages: PageSettings
+    ) -> OutgoingMail:
+        mail_from = acct.from_email or DEFAULT_FROM
+        msg = opt_out_confirmation(
+            self.settings,
+            account_id=key.account_id,
+            profile_id=key.profile_id,
+            email=email,
+            act_id=act_id,
+            mail_from=mail_from,
+            pages=pages,
+        )
+        return OutgoingMail(
+            dedupe_key=f"consent-optout:{act_id}",
+            kind="consent-optout",
+            account_id=key.account_id,
+            message=msg,
+            mail_from=mail_from,
+            rcpt_to=email,
+        )

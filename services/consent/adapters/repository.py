@@ -27,7 +27,6 @@ from services.consent.ports import (
     Stored,
     SuppressionList,
 )
-from shared.db import mail_queue
 from shared.db.batches import columns, copy_rows
 from shared.db.locks import lock_all
 from shared.db.uow import UnitOfWork
@@ -308,9 +307,6 @@ class PostgresConsentRepository:
 
     async def lift_erasure(self, pairs: Sequence[tuple[str, str]]) -> None:
         await privacy.lift_erasure(self.conn, pairs)
-
-    async def queue_mails(self, mails: Sequence[Any]) -> None:
-        await mail_queue.enqueue_many(self.conn, mails)
 
     async def receipt_heads(self, keys: Iterable[Key]) -> dict[Key, Head]:
         wanted = list(set(keys))

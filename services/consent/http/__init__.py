@@ -16,27 +16,37 @@ are in `services/consent/pages/`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.consent.bootstrap import WorkFactory
 from services.consent.http import consent, links, privacy, reports, settings, suppressions
 from shared.runtime import Runtime
 
 Handler = Callable[[Runtime, Request, str], Awaitable[Response]]
 Guard = Callable[[Callable[[Request, str], Awaitable[Response]]], Callable]
 
+
+@dataclass(frozen=True)
+class WithWork:
+    """A handler that runs a use case, so it is given the service's unit of work too."""
+
+    fn: Callable[[Runtime, WorkFactory, Request, str], Awaitable[Response]]
+
+
 BASE = "/accounts/{account_id}"
 PROFILE = BASE + "/profiles/{profile_id}"
-TABLE: list[tuple[str, Handler, list[str]]] = [
+TABLE: list[tuple[str, Handler | WithWork, list[str]]] = [
     (PROFILE + "/consent", consent.show, ["GET"]),
     (PROFILE + "/consent/history", consent.history, ["GET"]),
     (PROFILE + "/consent/receipts", consent.receipts, ["GET"]),
     (PROFILE + "/consent/verify", consent.verify_profile, ["GET"]),
     (PROFILE + "/consent/explain", consent.explain, ["GET"]),
     (BASE + "/consent/verify", consent.verify_account, ["GET"]),
-    (PROFILE + "/consent/{action}", consent.act, ["POST"]),
+    (PROFILE + "/consent/{action}", WithWork(consent.act), ["POST"]),
     (PROFILE + "/suppressions/{action}", suppressions.action, ["POST"]),
     (PROFILE + "/links", links.profile_links, ["GET"]),
     (BASE + "/consent/export.csv", reports.export_csv, ["GET"]),
@@ -47,15 +57,24 @@ TABLE: list[tuple[str, Handler, list[str]]] = [
 ]
 
 
-def routes(rt: Runtime, guarded: Guard) -> list[Route]:
-    """Every route of the table, each handler given the runtime and the account whose
-    key `guarded` checked."""
-    return [Route(path, guarded(_bound(rt, fn)), methods=methods) for path, fn, methods in TABLE]
+def routes(rt: Runtime, guarded: Guard, work: WorkFactory) -> list[Route]:
+    """Every route of the table, each handler given the runtime (and `work`, where it
+    runs a use case) and the account whose key `guarded` checked."""
+    return [
+        Route(path, guarded(_bound(rt, work, entry)), methods=methods)
+        for path, entry, methods in TABLE
+    ]
 
 
-def _bound(rt: Runtime, fn: Handler) -> Callable[[Request, str], Awaitable[Response]]:
+def _bound(
+    rt: Runtime, work: WorkFactory, entry: Handler | WithWork
+) -> Callable[[Request, str], Awaitable[Response]]:
+    fn = entry.fn if isinstance(entry, WithWork) else entry
+
     async def handler(request: Request, account: str) -> Response:
-        return await fn(rt, request, account)
+        if isinstance(entry, WithWork):
+            return await entry.fn(rt, work, request, account)
+        return await entry(rt, request, account)
 
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__

@@ -11,11 +11,8 @@ from starlette.responses import JSONResponse, Response
 
 from services.consent import handlers
 from services.consent.adapters import queries
-from services.consent.adapters.repository import (
-    PostgresConsentRepository,
-    receipt_chain,
-    receipt_profiles,
-)
+from services.consent.adapters.repository import receipt_chain, receipt_profiles
+from services.consent.bootstrap import WorkFactory
 from services.consent.domain.explain import explain as explain_answer
 from services.consent.domain.model import CHANNEL_SLOTS, ProfileConsent
 from services.consent.domain.reachability import can_receive, shown_reasons
@@ -145,7 +142,7 @@ def operator_command(
     )
 
 
-async def act(rt: Runtime, request: Request, account: str) -> Response:
+async def act(rt: Runtime, work: WorkFactory, request: Request, account: str) -> Response:
     """Operator subscribe / unsubscribe / resubscribe (C11: evidence or 422)."""
     profile_id = request.path_params["profile_id"]
     if request.path_params["action"] not in OPERATOR_ACTS:
@@ -162,7 +159,7 @@ async def act(rt: Runtime, request: Request, account: str) -> Response:
         return invalid(exc)
     state = stored.state if stored else ProfileConsent.from_json(None)
     async with rt.db.uow() as uow:
-        rejection = await handlers.refuse_operator_act(PostgresConsentRepository(uow), cmd, state)
+        rejection = await handlers.refuse_operator_act(work(uow), cmd, state)
         if rejection is not None:
             await uow.commit()
             return error(422, rejection)

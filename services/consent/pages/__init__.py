@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from services.consent.bootstrap import WorkFactory
 from services.consent.pages.confirm import confirm
 from services.consent.pages.preference_form import Who, email_choice, preference_acts
 from services.consent.pages.preferences import preferences
@@ -27,22 +28,22 @@ from shared.runtime import Runtime
 
 __all__ = ["Who", "email_choice", "link_routes", "preference_acts"]
 
-Page = Callable[[Runtime, Request], Awaitable[Response]]
+Page = Callable[[Runtime, WorkFactory, Request], Awaitable[Response]]
 
 
-def link_routes(rt: Runtime) -> list[BaseRoute]:
-    """The stylesheet and the three link pages."""
+def link_routes(rt: Runtime, work: WorkFactory) -> list[BaseRoute]:
+    """The stylesheet and the three link pages; their changes go through `work`."""
     return [
         stylesheet_route(),
-        Route("/links/consent/confirm", _bound(rt, confirm), methods=["GET", "POST"]),
-        Route("/links/consent/unsubscribe", _bound(rt, unsubscribe), methods=["GET", "POST"]),
-        Route("/links/consent/preferences", _bound(rt, preferences), methods=["GET", "POST"]),
+        Route("/links/consent/confirm", _bound(rt, work, confirm), methods=["GET", "POST"]),
+        Route("/links/consent/unsubscribe", _bound(rt, work, unsubscribe), methods=["GET", "POST"]),
+        Route("/links/consent/preferences", _bound(rt, work, preferences), methods=["GET", "POST"]),
     ]
 
 
-def _bound(rt: Runtime, fn: Page) -> Callable[[Request], Awaitable[Response]]:
+def _bound(rt: Runtime, work: WorkFactory, fn: Page) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        return await fn(rt, request)
+        return await fn(rt, work, request)
 
     endpoint.__name__ = fn.__name__
     endpoint.__doc__ = fn.__doc__

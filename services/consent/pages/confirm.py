@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from services.consent import handlers
 from services.consent.adapters import mails
-from services.consent.adapters.repository import PostgresConsentRepository, find_confirmation
+from services.consent.adapters.repository import find_confirmation
+from services.consent.bootstrap import WorkFactory
 from services.consent.domain.model import Act
 from services.consent.domain.rules import live_time
 from services.consent.pages.view import View, claims_of, form_of, invalid, message, view
@@ -21,7 +22,7 @@ from shared.pages import texts
 from shared.runtime import Runtime
 
 
-async def confirm(rt: Runtime, request: Request) -> Response:
+async def confirm(rt: Runtime, work: WorkFactory, request: Request) -> Response:
     """C8, C12: GET shows the button; its POST makes the pending subscription
     `subscribed`, once. An expired link offers a new mail (POST `renew`)."""
     claims = claims_of(rt, request, mails.CONFIRM)
@@ -40,16 +41,16 @@ async def confirm(rt: Runtime, request: Request) -> Response:
     now = utcnow()
     ttl = timedelta(days=rt.settings.confirm_link_ttl_days)
     if found.requested_at is not None and found.requested_at + ttl < now:
-        return await _expired(rt, request, v, claims, form, now)
+        return await _expired(rt, work, request, v, claims, form, now)
     if request.method != "POST":
         return _ask(v, claims)
     async with rt.db.uow() as uow:
-        repo = PostgresConsentRepository(uow)
-        if not await repo.claim_confirmation(claims["k"]):
+        unit = work(uow)
+        if not await unit.confirmations.claim_confirmation(claims["k"]):
             return _already(v)
         act = _confirm_act(claims, found, now)
         req = handlers.Request(claims["a"], claims["p"], act, receipt_evidence=found.evidence)
-        await handlers.apply_acts(repo, uow, [req], rt.settings)
+        await handlers.apply_acts(unit, [req])
         await uow.commit()
     return message(v, 200, texts.CONFIRMED_TITLE, v.t(texts.CONFIRMED_TEXT))
 
@@ -70,6 +71,7 @@ def _ask(v: View, claims: dict[str, Any]) -> Response:
 
 async def _expired(
     rt: Runtime,
+    work: WorkFactory,
     request: Request,
     v: View,
     claims: dict[str, Any],
@@ -79,9 +81,7 @@ async def _expired(
     """C12: an expired link says so and offers a new mail; its POST `renew` asks for it."""
     if request.method == "POST" and form.get("action") == ["renew"]:
         async with rt.db.uow() as uow:
-            await handlers.renew_confirmation(
-                PostgresConsentRepository(uow), rt.settings, claims["k"], now
-            )
+            await handlers.renew_confirmation(work(uow), claims["k"], now)
             await uow.commit()
         return message(v, 202, texts.RENEWED_TITLE, v.t(texts.RENEWED_TEXT))
     return message(

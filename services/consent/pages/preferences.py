@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.consent.adapters import mails, queries
+from services.consent.bootstrap import WorkFactory
 from services.consent.domain.model import ProfileConsent
 from services.consent.pages.preference_form import (
     Who,
@@ -24,7 +25,7 @@ from shared.pages import page, texts
 from shared.runtime import Runtime
 
 
-async def preferences(rt: Runtime, request: Request) -> Response:
+async def preferences(rt: Runtime, work: WorkFactory, request: Request) -> Response:
     """W2: GET shows the choices; POST applies the differences and says what changed."""
     claims = claims_of(rt, request, mails.PREFERENCES)
     loaded = None if claims is None else await queries.profile(rt.db.pool, claims["a"], claims["p"])
@@ -42,7 +43,7 @@ async def preferences(rt: Runtime, request: Request) -> Response:
         acts = preference_acts(before, form, who, list_ids(before, v))
         if acts is None:
             return message(v, 400, texts.PREFERENCES_TITLE, v.t(texts.UNKNOWN_CHOICE))
-        outcomes = await apply(rt, account, profile_id, acts) if acts else []
+        outcomes = await apply(rt, work, account, profile_id, acts) if acts else []
         now = await queries.profile(rt.db.pool, account, profile_id)
         after = now.state if now else before
         changes = describe_changes(before, after, who, v)

@@ -8,13 +8,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.consent.adapters import mails, queries
+from services.consent.bootstrap import WorkFactory
 from services.consent.domain.rules import unsubscribe_done
 from services.consent.pages.view import apply, claims_of, invalid, link_act, message, view
 from shared.pages import texts
 from shared.runtime import Runtime
 
 
-async def unsubscribe(rt: Runtime, request: Request) -> Response:
+async def unsubscribe(rt: Runtime, work: WorkFactory, request: Request) -> Response:
     """C12: GET shows a one-button page; POST unsubscribes."""
     claims = claims_of(rt, request, mails.UNSUBSCRIBE)
     if claims is None or await queries.profile(rt.db.pool, claims["a"], claims["p"]) is None:
@@ -31,7 +32,7 @@ async def unsubscribe(rt: Runtime, request: Request) -> Response:
             links=[{"href": prefs, "label": v.t(texts.MANAGE_PREFERENCES)}],
         )
     act = link_act("unsubscribe", claims, clicked=True)
-    (outcome,) = await apply(rt, claims["a"], claims["p"], [act])
+    (outcome,) = await apply(rt, work, claims["a"], claims["p"], [act])
     if not unsubscribe_done(outcome, act):  # X3, X3a: never claim what was not done
         reason = outcome.rejection or "a newer choice is in force"
         return message(

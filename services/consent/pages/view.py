@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.consent import handlers
-from services.consent.adapters.repository import PostgresConsentRepository
+from services.consent.bootstrap import WorkFactory
 from services.consent.domain.model import Act, Outcome
 from services.consent.domain.rules import live_time
 from shared.contracts import utcnow
@@ -112,13 +112,15 @@ def link_act(action: str, claims: dict[str, Any], **extra: Any) -> Act:
     )
 
 
-async def apply(rt: Runtime, account: str, profile_id: str, acts: list[Act]) -> list[Outcome]:
+async def apply(
+    rt: Runtime, work: WorkFactory, account: str, profile_id: str, acts: list[Act]
+) -> list[Outcome]:
     """Apply `acts` in one transaction; an opt-out made here is confirmed by mail when
     the account asks for it (W3)."""
     async with rt.db.uow() as uow:
-        repo = PostgresConsentRepository(uow)
+        unit = work(uow)
         outcomes = await handlers.apply_acts(
-            repo, uow, [handlers.Request(account, profile_id, a) for a in acts], rt.settings
+            unit, [handlers.Request(account, profile_id, a) for a in acts]
         )
         opted_out = [
             a
@@ -127,7 +129,7 @@ async def apply(rt: Runtime, account: str, profile_id: str, acts: list[Act]) -> 
         ]
         if opted_out:
             await handlers.queue_opt_out_confirmation(
-                repo, rt.settings, account, profile_id, opted_out[0].act_id
+                unit, account, profile_id, opted_out[0].act_id
             )
         await uow.commit()
     return outcomes

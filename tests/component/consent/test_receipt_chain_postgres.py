@@ -16,14 +16,14 @@ import pytest
 
 from services.consent import handlers
 from services.consent.adapters.privacy import ConsentPrivacy
-from services.consent.adapters.repository import PostgresConsentRepository, receipt_chain
+from services.consent.adapters.repository import receipt_chain
+from services.consent.bootstrap import bootstrap
 from services.consent.domain.receipts import digest, verify
 from services.consent.ports import Key
 from shared.contracts import ConsentCommand, PrivacyRequest
 from shared.db import Database
 from shared.privacy import subject_hash
 from tests.component.repository_backends import migrated_database
-from tests.unit.consent.fakes import FakeOutbox
 from tests.unit.consent.test_handlers import SINGLE
 from tests.unit.consent.test_receipts import SECRET
 
@@ -74,9 +74,7 @@ async def apply(db: Database, commands: list[ConsentCommand], batch: int = 100) 
                 handlers.Request(A, c.profile.id, handlers.act_from_command(c), dict(c.profile))
                 for c in commands[start : start + batch]
             ]
-            await handlers.apply_acts(
-                PostgresConsentRepository(uow), FakeOutbox(), requests, SINGLE
-            )
+            await handlers.apply_acts(bootstrap(SINGLE)(uow), requests)
             await uow.commit()
 
 

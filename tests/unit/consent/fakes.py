@@ -1,6 +1,8 @@
-"""In-memory stand-ins for the consent service's ports (`services/consent/ports.py`), so
-its use cases run without PostgreSQL. `tests/component/consent/test_repository_contract.py`
-runs the same checks against this fake and the PostgreSQL repository."""
+"""In-memory stand-ins for the consent service's port (`services/consent/ports.py`), so
+its use cases run without PostgreSQL: `FakeWork` is `ConsentWork` bound to the in-memory
+repository and outbox, as `services/consent/bootstrap.py` binds the real adapters.
+`tests/component/consent/test_repository_contract.py` runs the same checks against the
+in-memory repository and the PostgreSQL one."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import ConsumerRecord
+
+from services.consent.adapters.mails import ConsentMailer
 from services.consent.domain.model import Act, ProfileConsent
 from services.consent.domain.receipts import Head, HistoryLink, Receipt
 from services.consent.ports import (
@@ -17,6 +22,7 @@ from services.consent.ports import (
     AccountSettings,
     Chain,
     Confirmation,
+    ConsentOptions,
     HistoryRow,
     IdentityAct,
     Key,
@@ -24,9 +30,14 @@ from services.consent.ports import (
     Stored,
     SuppressionList,
 )
+from shared.contracts import PrivacyRequest, PrivacyResult
 from shared.domain.identity import email_identity
+from shared.messaging.batches import dead_letter
 from shared.pages import accounts as page_accounts
 from shared.pages.accounts import PageSettings
+from shared.ports import OutgoingMail
+from shared.privacy import hash_secret
+from shared.settings import Settings
 
 
 @dataclass
@@ -183,10 +194,6 @@ class InMemoryConsentRepository:
     async def lift_erasure(self, pairs: Sequence[tuple[str, str]]) -> None:
         self.erased -= {tuple(p) for p in pairs}  # type: ignore[misc]
 
-    async def queue_mails(self, mails: Sequence[Any]) -> None:
-        for mail in mails:
-            self.mails.setdefault(mail.dedupe_key, mail)
-
     async def receipt_heads(self, keys: Iterable[Key]) -> dict[Key, Head]:
         return {Key(*k): self.heads[Key(*k)] for k in set(keys) if Key(*k) in self.heads}
 
@@ -228,3 +235,55 @@ class FakeOutbox:
 
     def on(self, topic: str) -> list[Any]:
         return [m for t, _, m in self.published if t == topic]
+
+
+@dataclass
+class InMemoryPrivacyLedger:
+    """`PrivacyLedger`: the requests and parts recorded, in order."""
+
+    requests: list[PrivacyRequest] = field(default_factory=list)
+    parts: list[PrivacyResult] = field(default_factory=list)
+
+    async def record_requests(self, requests: Sequence[PrivacyRequest]) -> None:
+        self.requests += requests
+
+    async def record_parts(self, parts: Sequence[PrivacyResult]) -> None:
+        self.parts += parts
+
+
+class FakeWork:
+    """`ConsentWork` over the fakes: every store is the in-memory repository, outputs
+    and dead letters go to the fake outbox, queued mails to `repo.mails` (by dedupe key),
+    mails are built as the service builds them. `privacy` is unset: the privacy SQL is
+    tested against PostgreSQL."""
+
+    privacy: Any = None
+
+    def __init__(
+        self,
+        repo: InMemoryConsentRepository,
+        outbox: FakeOutbox,
+        settings: Settings,
+        ledger: InMemoryPrivacyLedger | None = None,
+    ) -> None:
+        self.repo, self.outbox = repo, outbox
+        self.states = self.identities = self.accounts = repo
+        self.suppressions = self.confirmations = self.erasures = self.receipts = repo
+        self.privacy_requests = ledger or InMemoryPrivacyLedger()
+        self.mails = ConsentMailer(settings)
+        self.options = ConsentOptions(hash_secret(settings), settings.email_double_opt_in)
+
+    def publish(self, topic: str, key: str | None, message: Any, headers: Any = None) -> None:
+        self.outbox.publish(topic, key, message, headers)
+
+    def dead_letter(self, consumer: str, record: ConsumerRecord, error: str) -> None:
+        # The service's own letter, published to the fake outbox.
+        dead_letter(self, consumer, record, error)
+
+    async def queue_mail(self, mails: Sequence[OutgoingMail]) -> dict[str, int]:
+        queued = {}
+        for mail in mails:
+            if mail.dedupe_key not in self.repo.mails:
+                self.repo.mails[mail.dedupe_key] = mail
+                queued[mail.dedupe_key] = len(self.repo.mails)
+        return queued

@@ -16,7 +16,7 @@ from shared.contracts import ConsentCommand, SmsInbound, SuppressionChanged, top
 from shared.privacy import hash_secret, subject_hashes
 from shared.received import Received, Trace
 from shared.settings import Settings
-from tests.unit.consent.fakes import FakeOutbox, InMemoryConsentRepository
+from tests.unit.consent.fakes import FakeOutbox, FakeWork, InMemoryConsentRepository
 
 ACCOUNT = "acme"
 SECRET = SecretStr("unit-test-hash-secret-of-at-least-32-bytes")
@@ -48,7 +48,7 @@ def command(pid: str, action: str = "subscribe", **kw: Any) -> ConsentCommand:
 
 
 async def run(repo, outbox, *cmds: ConsentCommand, settings: Settings = SINGLE) -> None:
-    await handlers.on_commands(repo, outbox, [received(c) for c in cmds], settings)
+    await handlers.on_commands([received(c) for c in cmds], FakeWork(repo, outbox, settings))
 
 
 def status(repo: InMemoryConsentRepository, pid: str, slot: str = "email") -> str:
@@ -108,11 +108,12 @@ async def test_c11_an_operator_resubscribe_without_evidence_is_refused_and_kept(
     repo = InMemoryConsentRepository()
     cmd = command("p1", action="resubscribe")
     state = (await repo.lock_states([Key(ACCOUNT, "p1")]))[Key(ACCOUNT, "p1")].state
-    reason = await handlers.refuse_operator_act(repo, cmd, state)
+    work = FakeWork(repo, FakeOutbox(), SINGLE)
+    reason = await handlers.refuse_operator_act(work, cmd, state)
     assert reason is not None and "C11" in reason
     assert [h.entry.result for h in repo.history] == ["rejected"]
     with_evidence = command("p1", action="resubscribe", evidence="signed form #42")
-    assert await handlers.refuse_operator_act(repo, with_evidence, state) is None
+    assert await handlers.refuse_operator_act(work, with_evidence, state) is None
 
 
 async def test_c13_stop_unsubscribes_every_profile_on_the_number_and_replies() -> None:
@@ -128,7 +129,9 @@ async def test_c13_stop_unsubscribes_every_profile_on_the_number_and_replies() -
         body="STOP",
         received_at=datetime.now(UTC),
     )
-    await handlers.on_sms_inbound(repo, outbox, [received(stop, topics.SMS_INBOUND)], SINGLE)
+    await handlers.on_sms_inbound(
+        [received(stop, topics.SMS_INBOUND)], FakeWork(repo, outbox, SINGLE)
+    )
     assert status(repo, "p1", "sms_marketing") == "unsubscribed"
     assert status(repo, "p2", "sms_marketing") == "unsubscribed"
     (reply,) = outbox.on(topics.SMS_OUTBOUND)
@@ -154,7 +157,7 @@ async def test_x4_consent_changes_of_a_keyword_carry_the_sms_trace() -> None:
             received_at=datetime.now(UTC),
         )
         batch.append(Received(sms, None, Trace(correlation_id=f"sms-{n}")))  # type: ignore[arg-type]
-    await handlers.on_sms_inbound(repo, outbox, batch, SINGLE)
+    await handlers.on_sms_inbound(batch, FakeWork(repo, outbox, SINGLE))
     carried = {
         key: headers["correlation_id"]
         for topic, key, headers in outbox.headers
@@ -178,7 +181,7 @@ async def test_s3_a_spam_complaint_unsubscribes_email_and_keeps_the_read_model()
         occurred_at=at,
     )
     items = [received(change, topics.SUPPRESSION_CHANGES)]
-    await handlers.on_suppression_changes(repo, outbox, items, SINGLE)
+    await handlers.on_suppression_changes(items, FakeWork(repo, outbox, SINGLE))
     assert status(repo, "p1") == "unsubscribed"
     assert (await repo.suppressions([Key(ACCOUNT, "p1")]))[Key(ACCOUNT, "p1")][0]["reason"] == (
         "spam_complaint"
@@ -203,18 +206,20 @@ async def test_c12_an_expired_confirmation_is_renewed_once_per_day() -> None:
     await run(repo, outbox, command("p1"), settings=DOUBLE)
     (old,) = repo.confirmations
     now = datetime.now(UTC) + timedelta(days=30)
-    assert await handlers.renew_confirmation(repo, DOUBLE, old, now)
-    assert await handlers.renew_confirmation(repo, DOUBLE, old, now)
+    work = FakeWork(repo, FakeOutbox(), DOUBLE)
+    assert await handlers.renew_confirmation(work, old, now)
+    assert await handlers.renew_confirmation(work, old, now)
     assert len(repo.confirmations) == 2 and len(repo.mails) == 2
-    assert not await handlers.renew_confirmation(repo, DOUBLE, "unknown", now)
+    assert not await handlers.renew_confirmation(work, "unknown", now)
 
 
 async def test_w3_an_opt_out_is_confirmed_by_mail_only_when_the_account_asks() -> None:
     repo, outbox = InMemoryConsentRepository(), FakeOutbox()
     await run(repo, outbox, command("p1"))
-    await handlers.queue_opt_out_confirmation(repo, SINGLE, ACCOUNT, "p1", "link:1")
+    work = FakeWork(repo, FakeOutbox(), SINGLE)
+    await handlers.queue_opt_out_confirmation(work, ACCOUNT, "p1", "link:1")
     assert repo.mails == {}
     await repo.save_page_settings(ACCOUNT, {"optout_confirmation_email": True})
-    await handlers.queue_opt_out_confirmation(repo, SINGLE, ACCOUNT, "p1", "link:1")
+    await handlers.queue_opt_out_confirmation(work, ACCOUNT, "p1", "link:1")
     (mail,) = repo.mails.values()
     assert mail.kind == "consent-optout" and mail.rcpt_to == "p1@example.test"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.contracts import SmsInbound, topics
-from tests.unit.consent.fakes import FakeOutbox, InMemoryConsentRepository
+from tests.unit.consent.fakes import FakeOutbox, FakeWork, InMemoryConsentRepository
 from tests.unit.consent.test_handlers import ACCOUNT, SINGLE, command, received, run, status
 
 NUMBER = "+15555550123"
@@ -33,7 +33,7 @@ async def text(repo, outbox, *messages: SmsInbound) -> None:
     from services.consent import handlers
 
     await handlers.on_sms_inbound(
-        repo, outbox, [received(m, topics.SMS_INBOUND) for m in messages], SINGLE
+        [received(m, topics.SMS_INBOUND) for m in messages], FakeWork(repo, outbox, SINGLE)
     )
 
 

@@ -38,7 +38,7 @@ from services.consent.ports import Key
 from shared.contracts import ConsentCommand, SmsInbound, topics
 from tests.model.people import PeopleModel, ProfileCard, phone_key, reachable, upper_case
 from tests.model.reference import Received, has_visible_text
-from tests.unit.consent.fakes import FakeOutbox, InMemoryConsentRepository
+from tests.unit.consent.fakes import FakeOutbox, FakeWork, InMemoryConsentRepository
 from tests.unit.consent.test_handlers import SINGLE, received
 
 ACCOUNT = "acme"
@@ -200,9 +200,9 @@ async def deliver(messages: list[Any], rng: Any) -> tuple[InMemoryConsentReposit
         i += len(batch)
         if isinstance(batch[0], SmsInbound):
             items = [received(m, topics.SMS_INBOUND) for m in batch]
-            await handlers.on_sms_inbound(repo, outbox, items, SINGLE)
+            await handlers.on_sms_inbound(items, FakeWork(repo, outbox, SINGLE))
         else:
-            await handlers.on_commands(repo, outbox, [received(m) for m in batch], SINGLE)
+            await handlers.on_commands([received(m) for m in batch], FakeWork(repo, outbox, SINGLE))
     return repo, outbox
 
 

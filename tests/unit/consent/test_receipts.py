@@ -30,7 +30,7 @@ from services.consent.pages.confirm import _confirm_act
 from services.consent.ports import Key
 from shared.contracts import ConsentReceipt, topics
 from shared.privacy import hash_secret, subject_hash
-from tests.unit.consent.fakes import FakeOutbox, InMemoryConsentRepository
+from tests.unit.consent.fakes import FakeOutbox, FakeWork, InMemoryConsentRepository
 from tests.unit.consent.test_handlers import ACCOUNT, DOUBLE, SINGLE, command, run
 from tests.unit.consent.test_people_properties import deliver, payloads, worlds
 from tools.contracts_gen import DEFAULT_DIR
@@ -141,7 +141,7 @@ async def test_c15_c8_a_double_opt_in_receipt_carries_the_pending_notice_and_evi
     )  # fmt: skip
     act = _confirm_act({"k": pending.confirmation_id, "s": "group"}, pending, datetime.now(UTC))
     req = handlers.Request(ACCOUNT, "p1", act, receipt_evidence=pending.evidence)
-    await handlers.apply_acts(repo, outbox, [req], DOUBLE)
+    await handlers.apply_acts(FakeWork(repo, outbox, DOUBLE), [req])
     (r,) = (await chain_of(repo, "p1")).receipts
     assert (r.body["notice"], r.body["jurisdiction"]) == ("signup-form-v7", "US-CA")
     assert r.body["evidence_hash"] == keyed("evidence", "ticket 42")

@@ -1,0 +1,1 @@
+"""How the consent service is reached: its Kafka subscribers and publishers."""
