@@ -1,11 +1,15 @@
 """The flow executor's use cases: save definitions, enter profiles, fire delays, apply
 review decisions, and keep the read model of profiles, consent and suppressions.
 
-Each takes a `ports.FlowWork` (one batch's transaction: a repository and an outbox) and
-a batch. It reads what the batch needs, asks the pure domain what follows
+Every consumer use case is `async def <name>(batch, work)`: the batch as received and
+a `ports.FlowWork`, the batch's unit of work and its only port (repositories by concern
+and an outbox). It reads what the batch needs, asks the pure domain what follows
 (`shared.domain.flow_rules`, `domain.entries`, `domain.planning`), writes it with one
 repository call per kind of row, and publishes through the outbox what the new rows
-prove new (F4). Payloads are built by `adapters.mapping`; no SQL here.
+prove new (F4). Payloads are built by `domain.messages`; no SQL, no adapters here. The
+scheduler (`fire_due_timers`) and the review API (`decide_reviews`) call the same work.
+Privacy requests are answered by the shared use case (`shared.privacy_requests`) over
+the work's `privacy`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from services.flow_executor.adapters import mapping
+from services.flow_executor.domain import messages
 from services.flow_executor.domain.entries import event_entries, first_of_each, list_entries
 from services.flow_executor.domain.erasure import person_subjects, resubscribed_families
 from services.flow_executor.domain.planning import (
@@ -68,7 +72,7 @@ def _publish_activity(
     """Each activity with the trace of its run, when known (X4)."""
     for a in activities:
         headers = traces.get(a.run_id) if traces else None
-        work.publish(topics.FLOW_ACTIVITY, a.profile_id, mapping.activity_message(a), headers)
+        work.publish(topics.FLOW_ACTIVITY, a.profile_id, messages.activity_message(a), headers)
 
 
 def _traces_by(items: Sequence[Received[Any]], key: Callable[[Any], str]) -> dict[str, InputTrace]:
@@ -83,11 +87,13 @@ def _traces_by(items: Sequence[Received[Any]], key: Callable[[Any], str]) -> dic
 # --- F1: definitions -------------------------------------------------------------------
 
 
-async def save_definitions(work: FlowWork, items: list[Received[mapping.DefinitionRecord]]) -> None:
+async def save_definitions(
+    batch: list[Received[messages.DefinitionRecord]], work: FlowWork
+) -> None:
     """F1: a valid higher version replaces the one in force; an invalid one is
     dead-lettered with the reasons and the previous version stays. A tombstone deletes
     the flow: no new entries, waiting runs exit and held reviews are cancelled."""
-    for item in items:
+    for item in batch:
         msg = item.message.message
         if isinstance(msg, FlowDeleted):
             deletion = await work.flows.delete_flow(msg.account_id, msg.flow_id)
@@ -124,7 +130,7 @@ async def _with_erasure(
 ) -> dict[ProfileKey, ProfileState]:
     """P2, I1: each profile's read model with the erase that its id, or the email or
     phone number it carries now (any spelling: hashed in their normal form), matches."""
-    holds = await work.flows.erasure_holds(
+    holds = await work.erasures.erasure_holds(
         [SubjectQuery(a, p, person_subjects(work.secret, p, person)) for (a, p), person in people]
     )
     out = dict(state)
@@ -138,12 +144,12 @@ async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
     out only if the row that proves it is new (F4). Batches that may message the same
     profile on a channel take turns from before the read of what was sent until they
     commit (F9: an event batch and the scheduler never both send)."""
-    await work.flows.lock_sending(
+    await work.sending.lock_sending(
         (w.run.account_id, w.run.profile_id, channel)
         for w in walks
         for channel in sending_channels(w.run.flow)
     )
-    state = await work.flows.walk_state((w.run.account_id, w.run.profile_id) for w in walks)
+    state = await work.profiles.walk_state((w.run.account_id, w.run.profile_id) for w in walks)
     state = await _with_erasure(
         work,
         state,
@@ -153,19 +159,19 @@ async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
             for key in [(w.run.account_id, w.run.profile_id)]
         ],
     )
-    settings = await work.flows.sending_settings({w.run.account_id for w in walks})
+    settings = await work.sending.sending_settings({w.run.account_id for w in walks})
     now = utcnow()
     plan: RunPlan = plan_walks(walks, state, now, settings)
     traces: Traces = {w.run.run_id: w.run.trace for w in walks}
-    new_steps = await work.flows.record_executions(plan.executions)
-    new_timers = await work.flows.add_timers(plan.timers)
-    await work.flows.add_reviews([mapping.held_review(h) for h in plan.holds_to_keep(new_steps)])
-    await work.flows.finish_runs(plan.ends)
+    new_steps = await work.runs.record_executions(plan.executions)
+    new_timers = await work.runs.add_timers(plan.timers)
+    await work.reviews.add_reviews([messages.held_review(h) for h in plan.holds_to_keep(new_steps)])
+    await work.runs.finish_runs(plan.ends)
     for d in plan.requests_to_send(new_steps):
-        topic, request = mapping.request(d.run, d.step, d.grounds)
+        topic, request = messages.request(d.run, d.step, d.grounds)
         work.publish(topic, d.run.profile_id, request, d.run.trace)
     # F9: what went out is remembered in the same transaction as its outbox rows.
-    await work.flows.note_sent(sent_by(plan, new_steps, now))
+    await work.sending.note_sent(sent_by(plan, new_steps, now))
     _publish_activity(work, plan.activity_to_publish(new_steps, new_timers), traces)
 
 
@@ -177,7 +183,7 @@ async def _enter(work: FlowWork, entries: Sequence[Run], traces: Mapping[str, In
         replace(r, trace=t.headers() if (t := traces.get(r.event_id)) else None)
         for r in first_of_each(entries)
     ]
-    new = await work.flows.insert_runs(runs)
+    new = await work.runs.insert_runs(runs)
     fresh = [r for r in runs if r.run_id in new]
     _publish_activity(
         work,
@@ -193,7 +199,7 @@ async def _enter(work: FlowWork, entries: Sequence[Run], traces: Mapping[str, In
         await _walk(work, [Walk(r) for r in fresh])
 
 
-async def enter_from_events(work: FlowWork, items: list[Received[ProfileEvent]]) -> None:
+async def enter_from_events(batch: list[Received[ProfileEvent]], work: FlowWork) -> None:
     """F2: each event enters the metric flows it matches, once per event id; the newest
     profile data of accounts with flows is kept for later splits and filters (F3).
 
@@ -204,35 +210,35 @@ async def enter_from_events(work: FlowWork, items: list[Received[ProfileEvent]])
     never enters twice (and runs are kept longer than inbox ids). The profile merge only
     takes data at least as new as what is stored; a redelivered batch is replayed in its
     partition's order, so it ends in the same state."""
-    events = [i.message for i in items]
+    events = [i.message for i in batch]
     flows = await work.flows.live_flows(e.account_id for e in events)
     # F3: the entry filter sees the profile as stored before this batch, merged with
     # each event's own fields (domain.entries); read only for events a flow listens to.
     candidates = [e for e in events if e.account_id in flows and may_enter(flows[e.account_id], e)]
-    known = await work.flows.walk_state((e.account_id, e.profile.id) for e in candidates)
-    await work.flows.upsert_profiles(mapping.event_profiles(events, flows, utcnow()))
+    known = await work.profiles.walk_state((e.account_id, e.profile.id) for e in candidates)
+    await work.profiles.upsert_profiles(messages.event_profiles(events, flows, utcnow()))
     entries = event_entries(candidates, flows, known)
     if entries:
-        await _enter(work, entries, _traces_by(items, lambda e: e.event_id))
+        await _enter(work, entries, _traces_by(batch, lambda e: e.event_id))
 
 
-async def on_consent_changes(work: FlowWork, items: list[Received[ConsentChanged]]) -> None:
+async def on_consent_changes(batch: list[Received[ConsentChanged]], work: FlowWork) -> None:
     """F7: keep the newest consent state per profile; F2: `Subscribed to List` enters
     list-triggered flows."""
-    changes = [i.message for i in items]
-    await work.flows.save_consent(mapping.consent_states(changes))
-    await work.flows.save_receipts(mapping.consent_receipts(changes))
+    changes = [i.message for i in batch]
+    await work.profiles.save_consent(messages.consent_states(changes))
+    await work.profiles.save_receipts(messages.consent_receipts(changes))
     await _note_resubscribed(work, changes)
     flows = await work.flows.live_flows(c.account_id for c in changes)
     if not flows:
         return
-    known = await work.flows.walk_state(
+    known = await work.profiles.walk_state(
         (c.account_id, c.profile_id) for c in changes if c.account_id in flows
     )
-    await work.flows.upsert_profiles(mapping.change_profiles(changes, flows))
+    await work.profiles.upsert_profiles(messages.change_profiles(changes, flows))
     entries = list_entries(changes, flows, known)
     if entries:
-        await _enter(work, entries, _traces_by(items, lambda c: c.change_id))
+        await _enter(work, entries, _traces_by(batch, lambda c: c.change_id))
 
 
 async def _note_resubscribed(work: FlowWork, changes: Sequence[ConsentChanged]) -> None:
@@ -248,13 +254,13 @@ async def _note_resubscribed(work: FlowWork, changes: Sequence[ConsentChanged]) 
     if not subscribes:
         return
     keys = [(c.account_id, c.profile_id) for c, _ in subscribes]
-    stored = await work.flows.walk_state(keys)
+    stored = await work.profiles.walk_state(keys)
     people = [(k, stored[k].profile) for k in keys if k in stored] + [
         ((c.account_id, c.profile_id), c.profile.model_dump(mode="json")) for c, _ in subscribes
     ]
     held = await _with_erasure(work, {}, people)
     now = utcnow()
-    await work.flows.note_resubscribed(
+    await work.erasures.note_resubscribed(
         [
             Resubscribed(c.account_id, c.profile_id, family, now)
             for c, family in subscribes
@@ -263,9 +269,9 @@ async def _note_resubscribed(work: FlowWork, changes: Sequence[ConsentChanged]) 
     )
 
 
-async def on_suppression_changes(work: FlowWork, items: list[Received[SuppressionChanged]]) -> None:
+async def on_suppression_changes(batch: list[Received[SuppressionChanged]], work: FlowWork) -> None:
     """F7: keep the suppressions in force per profile."""
-    await work.flows.save_suppressions(mapping.suppression_lists([i.message for i in items]))
+    await work.profiles.save_suppressions(messages.suppression_lists([i.message for i in batch]))
 
 
 async def fire_due_timers(work: FlowWork, limit: int, replica: str) -> int:
@@ -273,7 +279,7 @@ async def fire_due_timers(work: FlowWork, limit: int, replica: str) -> int:
     with several replicas, and the mark commits with the walk's effects. A run resumes
     in the version in force now; a run of a deleted flow exits. What it publishes
     carries the trace of the input that started each run (X4)."""
-    due = await work.flows.claim_due_timers(limit, replica)
+    due = await work.runs.claim_due_timers(limit, replica)
     if not due:
         return 0
     flows = await work.flows.flows_by_key((t.account_id, t.flow_id) for t in due)
@@ -296,7 +302,7 @@ async def fire_due_timers(work: FlowWork, limit: int, replica: str) -> int:
         else:
             walks.append(Walk(run, after_delay=t.step_id))
     _publish_activity(work, exits, {t.run_id: t.trace for t in due})
-    await work.flows.finish_runs(gone)
+    await work.runs.finish_runs(gone)
     if walks:
         await _walk(work, walks)
     return len(due)
@@ -313,7 +319,7 @@ async def decide_reviews(work: FlowWork, decisions: Sequence[ReviewDecision]) ->
     results: dict[str, str] = {}
     for d in decisions:
         status = "approved" if d.decision == "approve" else "rejected"
-        held = await work.flows.decide_review(d.alert_id, status, d.by)
+        held = await work.reviews.decide_review(d.alert_id, status, d.by)
         if held is None:
             continue
         await _apply_decision(work, held, status)
@@ -322,11 +328,11 @@ async def decide_reviews(work: FlowWork, decisions: Sequence[ReviewDecision]) ->
 
 
 async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None:
-    step = mapping.held_step(held)
+    step = messages.held_step(held)
     reason: str | None = REJECTED if status == "rejected" else None
     grounds: Grounds | None = None
     if reason is None and isinstance(step, EmailStep | SmsStep):
-        state = await work.flows.walk_state([(held.account_id, held.profile_id)])
+        state = await work.profiles.walk_state([(held.account_id, held.profile_id)])
         key = (held.account_id, held.profile_id)
         profile = state.get(key, UNKNOWN_PROFILE).profile or (held.request or {}).get("profile")
         known = (await _with_erasure(work, state, [(key, profile)])).get(key, UNKNOWN_PROFILE)
@@ -337,13 +343,15 @@ async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None
             step, known.consent, known.suppressions, known.receipts, known.erasure
         )
     if reason is None:
-        topic, request = mapping.held_request(held, step, grounds)
+        topic, request = messages.held_request(held, step, grounds)
         work.publish(topic, held.profile_id, request, held.trace)
         if isinstance(step, EmailStep | SmsStep):  # F9 counts it
             channel = channel_of(step)
-            await work.flows.note_sent([Sent(held.account_id, held.profile_id, channel, utcnow())])
+            await work.sending.note_sent(
+                [Sent(held.account_id, held.profile_id, channel, utcnow())]
+            )
     outcome = "executed" if reason is None else "skipped"
-    await work.flows.set_execution(held.run_id, held.step_id, outcome, reason)
+    await work.reviews.set_execution(held.run_id, held.step_id, outcome, reason)
     done = Activity(
         outcome,
         held.account_id,
@@ -357,6 +365,6 @@ async def _apply_decision(work: FlowWork, held: HeldReview, status: str) -> None
     _publish_activity(work, [done], {held.run_id: held.trace})
 
 
-async def on_review_decisions(work: FlowWork, items: list[Received[ReviewDecision]]) -> None:
+async def on_review_decisions(batch: list[Received[ReviewDecision]], work: FlowWork) -> None:
     """F5 from `review-decisions` (the HTTP route does the same for one alert)."""
-    await decide_reviews(work, [i.message for i in items])
+    await decide_reviews(work, [i.message for i in batch])

@@ -1,39 +1,49 @@
 """What the flow executor's use cases need from the outside, as `typing.Protocol`s:
-a repository of flows, runs and the read model, and an outbox to publish on.
+`FlowWork`, the unit of work that is their only port, with its repositories split by
+concern (flows, runs, reviews, profiles, sending, erasures), the outbox and the privacy
+store.
 
-`adapters.repository.PostgresFlowRepository` and `adapters.unit_of_work.FlowUnitOfWork`
-are the real ones; the unit tests use an in-memory repository that one contract suite
+`adapters.unit_of_work.FlowUnitOfWork` is the real one (one
+`adapters.repository.PostgresFlowRepository` on the batch's transaction serves every
+concern); the unit tests use an in-memory repository that one contract suite
 (tests/component/flow_executor/test_repository_contract.py) holds to the same behaviour.
-Everything crossing these ports is a domain object or one of the small records below;
-no database rows, no positional tuples.
+Everything crossing these ports is a domain object or one of the small records below
+(and `domain.records`); no database rows, no positional tuples.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
-
-from aiokafka import ConsumerRecord
+from typing import Protocol
 
 from services.flow_executor.domain.erasure import ErasureHold, Family
 from services.flow_executor.domain.planning import RunEnd, Sent, StepExecution, Timer
+from services.flow_executor.domain.records import HeldReview, Observed
 from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
 from services.flow_executor.domain.sending_window import SendingSettings
-from shared.contracts import FlowDefinition, Message
+from shared.contracts import FlowDefinition
+from shared.ports import Outbox
+from shared.privacy_requests import PrivacyStore
 
-
-@dataclass(frozen=True)
-class Observed:
-    """A fact about a profile seen at `at`: its data (a dict or its JSON text), its
-    consent state, or its suppressions in force. Older facts never replace newer ones."""
-
-    account_id: str
-    profile_id: str
-    value: Any
-    at: datetime
+__all__ = [
+    "Erasures",
+    "FlowDefinitions",
+    "FlowDeletion",
+    "FlowWork",
+    "HeldReview",
+    "Observed",
+    "Profiles",
+    "Resubscribed",
+    "ReviewRef",
+    "Reviews",
+    "RunRef",
+    "Runs",
+    "Sending",
+    "SubjectQuery",
+]
 
 
 @dataclass(frozen=True)
@@ -63,24 +73,6 @@ class FlowDeletion:
 
 
 @dataclass(frozen=True)
-class HeldReview:
-    """An action kept in review (F5): the step and the request as they were when held,
-    in their wire JSON, so that an approval sends exactly what was held."""
-
-    alert_id: str
-    run_id: uuid.UUID
-    step_id: str
-    account_id: str
-    flow_id: str
-    profile_id: str
-    step: dict[str, Any] | None
-    request: dict[str, Any] | None
-    # The trace of the input that started the run (`Run.trace`): an approval carries
-    # the correlation id of the event that led to the held action (X4).
-    trace: Mapping[str, str] | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
 class SubjectQuery:
     """A profile and its subjects as it is now (`domain.erasure.person_subjects`)."""
 
@@ -99,8 +91,8 @@ class Resubscribed:
     at: datetime
 
 
-class FlowRepository(Protocol):
-    """The executor's state. Batch methods take a whole batch: one statement each."""
+class FlowDefinitions(Protocol):
+    """The flows in force per account, their rejected versions and deletions (F1)."""
 
     async def save_flow(self, flow: FlowDefinition) -> bool:
         """Store `flow` if newer than the stored version or the stored one is deleted."""
@@ -119,6 +111,11 @@ class FlowRepository(Protocol):
     ) -> dict[tuple[str, str], FlowDefinition]:
         """The versions in force of the given (account, flow) pairs."""
 
+
+class Runs(Protocol):
+    """Runs and what they did: steps taken, delays waiting (F2-F4). Batch methods
+    take a whole batch: one statement each."""
+
     async def insert_runs(self, runs: Sequence[Run]) -> set[uuid.UUID]:
         """Insert runs, with their trace; the ids that are new (F2)."""
 
@@ -130,15 +127,24 @@ class FlowRepository(Protocol):
         timer under the same key is armed again (a held step held again at its release,
         F8): the walk that asks for it is the one its firing started."""
 
-    async def add_reviews(self, rows: Sequence[HeldReview]) -> None:
-        """Hold actions for review (an alert id held already stays as it is)."""
-
     async def finish_runs(self, rows: Sequence[RunEnd]) -> None:
         """End runs that are still active."""
 
     async def claim_due_timers(self, limit: int, replica: str) -> list[DueTimer]:
         """Mark fired, for `replica`, up to `limit` due delays no one else holds (each
         with its run's trace)."""
+
+    async def fail_next_due_timer(self, replica: str, reason: str) -> bool:
+        """Set aside the earliest due delay, whose walk raised every time: marked fired
+        with outcome `failed: <reason>` so that the scheduler moves past it (F3). False
+        if none is due."""
+
+
+class Reviews(Protocol):
+    """Actions held in manual review (F5)."""
+
+    async def add_reviews(self, rows: Sequence[HeldReview]) -> None:
+        """Hold actions for review (an alert id held already stays as it is)."""
 
     async def decide_review(self, alert_id: str, status: str, by: str) -> HeldReview | None:
         """Move a held action out of review (returned with its run's trace); None if
@@ -148,6 +154,11 @@ class FlowRepository(Protocol):
         self, run_id: uuid.UUID, step_id: str, outcome: str, reason: str | None
     ) -> None:
         """Change a step's recorded outcome (a held action decided)."""
+
+
+class Profiles(Protocol):
+    """The read model of each profile: its newest data, consent, receipts and
+    suppressions (F3, F7, C17)."""
 
     async def upsert_profiles(self, rows: Sequence[Observed]) -> None:
         """Merge the newest profile data; custom properties merge key by key."""
@@ -166,7 +177,9 @@ class FlowRepository(Protocol):
     async def save_suppressions(self, rows: Sequence[Observed]) -> None:
         """Keep the newest suppressions in force per profile."""
 
-    # --- F8, F9: sending settings and what was sent ---------------------------------------
+
+class Sending(Protocol):
+    """F8, F9: the accounts' sending settings and what was sent to whom."""
 
     async def sending_settings(self, accounts: Iterable[str]) -> dict[str, SendingSettings]:
         """The sending settings of the accounts that saved any (others: the default)."""
@@ -182,7 +195,9 @@ class FlowRepository(Protocol):
     async def note_sent(self, rows: Sequence[Sent]) -> None:
         """Keep the newest message sent per (account, profile, channel) (F9)."""
 
-    # --- P2: erased subjects --------------------------------------------------------------
+
+class Erasures(Protocol):
+    """P2: erased subjects, and the subscribes that lift their hold per channel."""
 
     async def hold_erased(self, account_id: str, subjects: Sequence[str], at: datetime) -> None:
         """Remember erased subjects (a later erase of one moves its time to `at`)."""
@@ -195,26 +210,33 @@ class FlowRepository(Protocol):
         """Keep the newest arrival of a subscribe per profile and channel family."""
 
 
-class FlowWork(Protocol):
-    """One batch's transaction: the repository on it, and its outbox (messages go out
-    only if it commits, X2). The caller commits. `secret` keys the hashes of addresses
-    (`PRIVACY_HASH_SECRET`, P2); without it an erase holds by profile id only."""
+class FlowWork(Outbox, Protocol):
+    """One batch's transaction as the executor's use cases see it: its repositories,
+    its outbox (`publish`, `dead_letter`: messages go out only if it commits, X2) and
+    the privacy store the shared privacy use case answers through (P1). The caller
+    commits. `secret` keys the hashes of addresses (`PRIVACY_HASH_SECRET`, P2); without
+    it an erase holds by profile id only."""
 
     @property
-    def flows(self) -> FlowRepository: ...
+    def flows(self) -> FlowDefinitions: ...
+
+    @property
+    def runs(self) -> Runs: ...
+
+    @property
+    def reviews(self) -> Reviews: ...
+
+    @property
+    def profiles(self) -> Profiles: ...
+
+    @property
+    def sending(self) -> Sending: ...
+
+    @property
+    def erasures(self) -> Erasures: ...
+
+    @property
+    def privacy(self) -> PrivacyStore: ...
 
     @property
     def secret(self) -> str | None: ...
-
-    def publish(
-        self,
-        topic: str,
-        key: str | None,
-        message: Message,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Queue `message` for `topic` in the outbox, with `headers` (a run's trace) or,
-        without them, those of the batch's input under the same key."""
-
-    def dead_letter(self, consumer: str, record: ConsumerRecord, error: str) -> None:
-        """Queue `record` for its topic's dead-letter topic with `error` (X1)."""

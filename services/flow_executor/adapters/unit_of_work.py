@@ -1,36 +1,29 @@
-"""`ports.FlowWork` over the shared unit of work: its transaction's connection carries
-the PostgreSQL repository, and its outbox takes what the use cases publish (X2)."""
+"""`ports.FlowWork` over the batch's transaction (`shared.db.work.TransactionWork`): one
+PostgreSQL repository on its connection serves every concern of the port, its outbox
+takes what the use cases publish (X2), and the executor's privacy SQL is bound to the
+same connection for the shared privacy use case (P1)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from aiokafka import ConsumerRecord
-
+from services.flow_executor.adapters.privacy import FlowPrivacy
 from services.flow_executor.adapters.repository import PostgresFlowRepository
-from shared.contracts import Message
 from shared.db.uow import UnitOfWork
-from shared.messaging.batches import dead_letter
+from shared.db.work import BoundPrivacy, TransactionWork
 
 
-class FlowUnitOfWork:
+class FlowUnitOfWork(TransactionWork):
     """One batch's transaction as the flow executor's use cases see it. `secret` is
-    `PRIVACY_HASH_SECRET` (the service always passes it; without it an erase holds by
+    `PRIVACY_HASH_SECRET` (bootstrap always binds it; without it an erase holds by
     profile id only, P2)."""
 
     def __init__(self, uow: UnitOfWork, secret: str | None = None) -> None:
-        self.uow = uow
-        self.flows = PostgresFlowRepository(uow.conn)
+        super().__init__(uow)
+        repository = PostgresFlowRepository(uow.conn)
+        self.flows = repository
+        self.runs = repository
+        self.reviews = repository
+        self.profiles = repository
+        self.sending = repository
+        self.erasures = repository
+        self.privacy = BoundPrivacy(FlowPrivacy(secret), uow.conn)
         self.secret = secret
-
-    def publish(
-        self,
-        topic: str,
-        key: str | None,
-        message: Message,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.uow.publish(topic, key, message, headers)
-
-    def dead_letter(self, consumer: str, record: ConsumerRecord, error: str) -> None:
-        dead_letter(self.uow, consumer, record, error)

@@ -350,6 +350,26 @@ class _Batch:
     secret: str | None = None
     published: list[Any] = field(default_factory=list)
 
+    @property
+    def runs(self) -> PostgresFlowRepository:
+        return self.flows
+
+    @property
+    def reviews(self) -> PostgresFlowRepository:
+        return self.flows
+
+    @property
+    def profiles(self) -> PostgresFlowRepository:
+        return self.flows
+
+    @property
+    def sending(self) -> PostgresFlowRepository:
+        return self.flows
+
+    @property
+    def erasures(self) -> PostgresFlowRepository:
+        return self.flows
+
     def publish(self, topic: str, key: str | None, message: Any, headers: Any = None) -> None:
         self.published.append(message)
 
@@ -378,7 +398,7 @@ async def test_f9_the_scheduler_and_an_event_batch_sending_to_one_profile_send_o
         repo = PostgresFlowRepository(conn)
         for f in (later, now_):
             await repo.save_flow(f)
-        await handlers.enter_from_events(_Batch(repo), [_received(_event(acct, "Later"))])
+        await handlers.enter_from_events([_received(_event(acct, "Later"))], _Batch(repo))
         await conn.execute(
             "UPDATE timers t SET due_at = now() - interval '1 second' FROM runs r"
             " WHERE r.run_id = t.run_id AND r.account_id = $1",
@@ -388,7 +408,7 @@ async def test_f9_the_scheduler_and_an_event_batch_sending_to_one_profile_send_o
         first, second = _Batch(PostgresFlowRepository(first_conn)), None
         tx = first_conn.transaction()
         await tx.start()
-        await handlers.enter_from_events(first, [_received(_event(acct, "Now"))])
+        await handlers.enter_from_events([_received(_event(acct, "Now"))], first)
 
         async def fire() -> int:
             nonlocal second

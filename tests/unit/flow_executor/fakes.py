@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from services.flow_executor.bootstrap import Executor
 from services.flow_executor.domain.erasure import ErasureHold
 from services.flow_executor.domain.planning import RunEnd, Sent, StepExecution, Timer
 from services.flow_executor.domain.runs import DueTimer, ProfileKey, ProfileState, Run, StepKey
@@ -227,6 +228,19 @@ class InMemoryFlowRepository:
             )
         return claimed
 
+    async def fail_next_due_timer(self, replica: str, reason: str) -> bool:
+        now = self.now()
+        due = sorted(
+            (t.due_at, key)
+            for key, t in self.timers.items()
+            if t.fired_at is None and t.due_at <= now
+        )
+        if not due:
+            return False
+        timer = self.timers[due[0][1]]
+        timer.fired_at, timer.outcome, timer.fired_by = now, f"failed: {reason}"[:2000], replica
+        return True
+
     async def decide_review(self, alert_id: str, status: str, by: str) -> HeldReview | None:
         review = self.reviews.get(alert_id)
         if review is None or review.status != "in_review" or review.held.run_id not in self.runs:
@@ -348,8 +362,11 @@ class InMemoryFlowRepository:
 
 @dataclass
 class FakeWork:
-    """`ports.FlowWork` over the in-memory repository: what a batch published, and what
-    it dead-lettered, in order. Nothing is rolled back: tests look at one batch."""
+    """`ports.FlowWork` over the in-memory repository (`flows`, which serves every
+    concern of the port, as the PostgreSQL one does): what a batch published, and what
+    it dead-lettered, in order. Nothing is rolled back: tests look at one batch. It has
+    no privacy store: privacy requests are the shared use case's, tested with its own
+    fakes."""
 
     flows: InMemoryFlowRepository = field(default_factory=lambda: any_hour_repository())
     secret: str | None = SECRET
@@ -357,6 +374,26 @@ class FakeWork:
     dead_letters: list[tuple[str, Any, str]] = field(default_factory=list)
     # The headers asked for with each message published (None: the batch's own).
     headers: list[tuple[str, Message, Mapping[str, str] | None]] = field(default_factory=list)
+
+    @property
+    def runs(self) -> InMemoryFlowRepository:
+        return self.flows
+
+    @property
+    def reviews(self) -> InMemoryFlowRepository:
+        return self.flows
+
+    @property
+    def profiles(self) -> InMemoryFlowRepository:
+        return self.flows
+
+    @property
+    def sending(self) -> InMemoryFlowRepository:
+        return self.flows
+
+    @property
+    def erasures(self) -> InMemoryFlowRepository:
+        return self.flows
 
     def publish(
         self,
@@ -380,3 +417,9 @@ class FakeWork:
         out, self.published = self.published, []
         self.headers = []
         return out
+
+
+def fake_executor(work: FakeWork | None = None) -> Executor:
+    """`bootstrap.Executor` bound to fakes: every transaction gets `work`."""
+    bound = work or FakeWork()
+    return Executor(work=lambda _uow: bound, secret=bound.secret)  # type: ignore[arg-type,return-value]

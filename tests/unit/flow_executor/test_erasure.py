@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.flow_executor import handlers
-from services.flow_executor.adapters.mapping import DefinitionRecord
 from services.flow_executor.domain.erasure import (
     ERASED,
     ErasureHold,
@@ -27,6 +26,7 @@ from services.flow_executor.domain.erasure import (
     resubscribed_families,
     subjects,
 )
+from services.flow_executor.domain.messages import DefinitionRecord
 from shared.contracts import ConsentChanged, ProfileEvent, ReviewDecision, topics, utcnow
 from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import SECRET, FakeWork
@@ -92,11 +92,11 @@ async def ready(*sms_before: str) -> FakeWork:
     before p-1 was erased."""
     work = FakeWork()
     definition = flow([MAIL, TEXT])
-    await handlers.save_definitions(work, [received(DefinitionRecord(definition, "0:0:x"))])
+    await handlers.save_definitions([received(DefinitionRecord(definition, "0:0:x"))], work)
     for pid in ("p-1", *sms_before):
         sub = change(pid, "Subscribed to SMS Marketing", "sms", None, PHONE, **SMS_CONSENT)
-        await handlers.on_consent_changes(work, [received(sub)])
-    await handlers.enter_from_events(work, [received(ev("p-1"))])
+        await handlers.on_consent_changes([received(sub)], work)
+    await handlers.enter_from_events([received(ev("p-1"))], work)
     assert {r.channel for r in work.on(topics.MESSAGE_REQUESTS)} == {"email", "sms"}
     await erase(work, "p-1", EMAIL, PHONE)
     work.take()
@@ -170,21 +170,21 @@ def test_p2_only_a_subscribe_that_leaves_the_channel_subscribed_counts() -> None
 
 async def test_p2_the_erased_profile_id_gets_no_email_and_no_sms() -> None:
     work = await ready()
-    await handlers.enter_from_events(work, [received(ev("p-1"))])
+    await handlers.enter_from_events([received(ev("p-1"))], work)
     assert work.on(topics.MESSAGE_REQUESTS) == []
     assert skipped(work) == [("p-1", "mail", SKIPPED), ("p-1", "text", SKIPPED)]
 
 
 async def test_p2_i1_a_new_profile_with_the_erased_email_in_upper_case_is_held() -> None:
     work = await ready()
-    await handlers.enter_from_events(work, [received(ev("p-2", " ZOË@BÜCHER.EXAMPLE ", None))])
+    await handlers.enter_from_events([received(ev("p-2", " ZOË@BÜCHER.EXAMPLE ", None))], work)
     assert work.on(topics.MESSAGE_REQUESTS) == []
     assert skipped(work)[0] == ("p-2", "mail", SKIPPED)
 
 
 async def test_p2_i1_another_profile_with_the_erased_number_in_another_format_is_held() -> None:
     work = await ready("p-3")
-    await handlers.enter_from_events(work, [received(ev("p-3", None, "+1 (212) 555-0100"))])
+    await handlers.enter_from_events([received(ev("p-3", None, "+1 (212) 555-0100"))], work)
     assert work.on(topics.MESSAGE_REQUESTS) == []
     assert ("p-3", "text", SKIPPED) in skipped(work)
 
@@ -193,9 +193,9 @@ async def test_p2_another_person_is_not_held() -> None:
     work = await ready()
     theirs = {"sms_marketing": {"status": "subscribed", "phone_number": "+12125550199"}}
     sub = change("p-4", "Subscribed to SMS Marketing", "sms", None, "+12125550199", **theirs)
-    await handlers.on_consent_changes(work, [received(sub)])
+    await handlers.on_consent_changes([received(sub)], work)
     other = ev("p-4", "someone@else.example", "+12125550199")
-    await handlers.enter_from_events(work, [received(other)])
+    await handlers.enter_from_events([received(other)], work)
     assert {r.channel for r in work.on(topics.MESSAGE_REQUESTS)} == {"email", "sms"}
     assert skipped(work) == []
 
@@ -203,12 +203,12 @@ async def test_p2_another_person_is_not_held() -> None:
 async def test_p2_a_subscribe_that_arrived_before_the_erase_lifts_nothing() -> None:
     work = FakeWork()
     definition = flow([MAIL, TEXT])
-    await handlers.save_definitions(work, [received(DefinitionRecord(definition, "0:0:x"))])
+    await handlers.save_definitions([received(DefinitionRecord(definition, "0:0:x"))], work)
     await erase(work, "p-0", EMAIL, None)  # an earlier erase: the subscribe is recorded
     sub = change("p-1", "Subscribed to Email Marketing", "email", email={"status": "subscribed"})
-    await handlers.on_consent_changes(work, [received(sub)])
+    await handlers.on_consent_changes([received(sub)], work)
     await erase(work, "p-1", EMAIL, PHONE)  # the erase after it
-    await handlers.enter_from_events(work, [received(ev("p-1"))])
+    await handlers.enter_from_events([received(ev("p-1"))], work)
     assert work.on(topics.MESSAGE_REQUESTS) == []
     assert ("p-1", "mail", SKIPPED) in skipped(work)
 
@@ -219,8 +219,8 @@ async def test_p2_a_subscribe_after_the_erase_lifts_that_channel_for_that_profil
         "p-1", "Subscribed to Email Marketing", "email", evidence="signed form 12",
         email={"status": "subscribed"},
     )  # fmt: skip
-    await handlers.on_consent_changes(work, [received(again)])
-    await handlers.enter_from_events(work, [received(ev("p-1")), received(ev("p-2"))])
+    await handlers.on_consent_changes([received(again)], work)
+    await handlers.enter_from_events([received(ev("p-1")), received(ev("p-2"))], work)
     [request] = work.on(topics.MESSAGE_REQUESTS)
     assert (request.profile_id, request.channel) == ("p-1", "email")
     assert skipped(work) == [
@@ -233,8 +233,8 @@ async def test_p2_a_subscribe_after_the_erase_lifts_that_channel_for_that_profil
 async def test_p2_an_email_held_in_review_is_skipped_when_approved_after_the_erase() -> None:
     work = FakeWork()
     definition = flow([{**MAIL, "mode": "manual", "next": None}])
-    await handlers.save_definitions(work, [received(DefinitionRecord(definition, "0:0:x"))])
-    await handlers.enter_from_events(work, [received(ev("p-1"))])
+    await handlers.save_definitions([received(DefinitionRecord(definition, "0:0:x"))], work)
+    await handlers.enter_from_events([received(ev("p-1"))], work)
     [held] = [a for a in work.on(topics.FLOW_ACTIVITY) if a.type == "in_review"]
     work.flows.profiles.clear()  # the erase removes the profile read model
     await erase(work, "p-1", EMAIL, PHONE)
@@ -249,9 +249,9 @@ async def test_p2_a_run_waiting_on_a_delay_is_held_when_it_resumes() -> None:
     work = FakeWork()
     wait = {"id": "wait", "type": "delay", "seconds": 60, "next": "mail"}
     await handlers.save_definitions(
-        work, [received(DefinitionRecord(flow([wait, {**MAIL, "next": None}]), "0:0:x"))]
+        [received(DefinitionRecord(flow([wait, {**MAIL, "next": None}]), "0:0:x"))], work
     )
-    await handlers.enter_from_events(work, [received(ev("p-2", "zoë@xn--bcher-kva.example"))])
+    await handlers.enter_from_events([received(ev("p-2", "zoë@xn--bcher-kva.example"))], work)
     await erase(work, "p-1", EMAIL, None)  # another profile, the same address
     work.flows.now = lambda: utcnow() + timedelta(seconds=61)
     assert await handlers.fire_due_timers(work, 10, "r1") == 1
@@ -305,15 +305,15 @@ async def test_p2_i1_no_spelling_of_an_erased_address_or_number_gets_an_email_or
     erased_phone = f"+1212555{line:04d}"
     spelled_phone = phone_format.format(n=line)
     work = FakeWork()
-    await handlers.save_definitions(work, [received(DefinitionRecord(flow([MAIL, TEXT]), "0:0:x"))])
+    await handlers.save_definitions([received(DefinitionRecord(flow([MAIL, TEXT]), "0:0:x"))], work)
     pid = "p-1" if same_id else "p-other"
     consent = {"sms_marketing": {"status": "subscribed", "phone_number": erased_phone}}
     sub = change(pid, "Subscribed to SMS Marketing", "sms", None, erased_phone, **consent)
-    await handlers.on_consent_changes(work, [received(sub)])  # before the erase
+    await handlers.on_consent_changes([received(sub)], work)  # before the erase
     await erase(work, "p-1", erased_email, erased_phone)
     # The new profile carries the email, or the number (and the address of someone else).
     email = "someone@else.example" if by_phone else spelled_email
-    await handlers.enter_from_events(work, [received(ev(pid, email, spelled_phone))])
+    await handlers.enter_from_events([received(ev(pid, email, spelled_phone))], work)
     assert work.on(topics.MESSAGE_REQUESTS) == []
     assert [(s, r) for _, s, r in skipped(work)] == [("mail", SKIPPED), ("text", SKIPPED)]
 
@@ -333,12 +333,12 @@ async def test_p2_regression_an_sms_subscribe_after_the_erase_lifts_sms_for_that
     given after the erase: that is a subscribe after the erase (the consent service allows
     it only with evidence), so SMS goes again to that profile; email stays held."""
     work = FakeWork()
-    await handlers.save_definitions(work, [received(DefinitionRecord(flow([MAIL, TEXT]), "0:0:x"))])
+    await handlers.save_definitions([received(DefinitionRecord(flow([MAIL, TEXT]), "0:0:x"))], work)
     await erase(work, "p-1", "ß@a.example", PHONE)
     sub = change("p-1", "Subscribed to SMS Marketing", "sms", None, PHONE, "signed form 3",
                  **SMS_CONSENT)  # fmt: skip
-    await handlers.on_consent_changes(work, [received(sub)])
-    await handlers.enter_from_events(work, [received(ev("p-1", "ß@A.example", PHONE))])
+    await handlers.on_consent_changes([received(sub)], work)
+    await handlers.enter_from_events([received(ev("p-1", "ß@A.example", PHONE))], work)
     assert [r.channel for r in work.on(topics.MESSAGE_REQUESTS)] == ["sms"]
     assert skipped(work) == [("p-1", "mail", SKIPPED)]
 
@@ -350,15 +350,15 @@ async def test_p2_an_internal_alert_about_an_erased_person_is_skipped() -> None:
 
     work = FakeWork()
     definition = flow([alert()])
-    await handlers.save_definitions(work, [received(DefinitionRecord(definition, "0:0:x"))])
+    await handlers.save_definitions([received(DefinitionRecord(definition, "0:0:x"))], work)
     await erase(work, "p-1", EMAIL, PHONE)
     await handlers.enter_from_events(
-        work, [received(ev("p-1")), received(ev("p-2", EMAIL.upper(), None))]
+        [received(ev("p-1")), received(ev("p-2", EMAIL.upper(), None))], work
     )
     assert work.on(topics.ALERT_REQUESTS) == []
     assert sorted(skipped(work)) == [("p-1", "alert", SKIPPED), ("p-2", "alert", SKIPPED)]
     # Another person still raises the alert.
-    await handlers.enter_from_events(work, [received(ev("p-3", "someone@else.example", None))])
+    await handlers.enter_from_events([received(ev("p-3", "someone@else.example", None))], work)
     assert [r.profile_id for r in work.on(topics.ALERT_REQUESTS)] == ["p-3"]
 
 
@@ -369,7 +369,7 @@ async def test_p2_a_subscribe_made_before_the_erase_lifts_nothing_however_late_i
     person, lifts it."""
     work = await ready()
     late = change("p-1", "Subscribed to Email Marketing", "email", email={"status": "subscribed"})
-    await handlers.on_consent_changes(work, [received(late)])
-    await handlers.enter_from_events(work, [received(ev("p-1"))])
+    await handlers.on_consent_changes([received(late)], work)
+    await handlers.enter_from_events([received(ev("p-1"))], work)
     assert work.on(topics.MESSAGE_REQUESTS) == []
     assert ("p-1", "mail", SKIPPED) in skipped(work)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.flow_executor import handlers
-from services.flow_executor.adapters import mapping
-from services.flow_executor.adapters.mapping import DefinitionRecord
+from services.flow_executor.domain import messages as mapping
 from services.flow_executor.domain.event_time import SKEW, effective_time
+from services.flow_executor.domain.messages import DefinitionRecord
 from shared.contracts import MessageRequested, ProfileEvent, topics, utcnow
 from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import FakeWork
@@ -47,11 +47,11 @@ async def test_f2_an_event_dated_2099_does_not_pin_the_address_a_later_event_bri
     work = FakeWork()
     # Both mails go: smart sending (F9) is off for this step.
     mail = {"id": "mail", "type": "email", "template_id": "t-1", "smart_sending_hours": 0}
-    await handlers.save_definitions(work, [received(DefinitionRecord(flow([mail]), "0:0:x"))])
+    await handlers.save_definitions([received(DefinitionRecord(flow([mail]), "0:0:x"))], work)
     future = _dated("e-1", "old@example.com", datetime(2099, 1, 1, tzinfo=UTC))
-    await handlers.enter_from_events(work, [received(future)])
+    await handlers.enter_from_events([received(future)], work)
     later = _dated("e-2", "new@example.com", utcnow() + timedelta(seconds=1))
-    await handlers.enter_from_events(work, [received(later)])
+    await handlers.enter_from_events([received(later)], work)
     requests = work.on(topics.MESSAGE_REQUESTS)
     assert all(isinstance(r, MessageRequested) for r in requests)
     assert [r.profile.email for r in requests] == ["old@example.com", "new@example.com"]

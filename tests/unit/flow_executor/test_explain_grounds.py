@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.flow_executor import handlers
-from services.flow_executor.adapters.mapping import DefinitionRecord
+from services.flow_executor.domain.messages import DefinitionRecord
 from services.flow_executor.domain.reachability import change_slots, deciding_slot
 from shared.contracts import (
     ConsentChanged,
@@ -87,15 +87,15 @@ def text(**extra: Any) -> dict[str, Any]:
 
 async def ready(*flows: FlowDefinition, changes: list[ConsentChanged] | None = None) -> FakeWork:
     work = FakeWork()
-    await handlers.save_definitions(work, [received(DefinitionRecord(f, "0:0:x")) for f in flows])
+    await handlers.save_definitions([received(DefinitionRecord(f, "0:0:x")) for f in flows], work)
     for c in changes or []:
-        await handlers.on_consent_changes(work, [received(c)])
+        await handlers.on_consent_changes([received(c)], work)
     work.take()
     return work
 
 
 async def run_event(work: FakeWork, **profile: Any) -> None:
-    await handlers.enter_from_events(work, [received(event(phone_number=PHONE, **profile))])
+    await handlers.enter_from_events([received(event(phone_number=PHONE, **profile))], work)
 
 
 def requests(work: FakeWork) -> list[MessageRequested]:
@@ -196,7 +196,7 @@ async def test_c17_a_step_blocked_by_a_suppression_names_the_suppression() -> No
     bounce = {"channel": "email", "reason": "hard_bounce", "list_id": None, "since": since}
     other_list = {"channel": "email", "reason": "manual", "list_id": "promo", "since": since}
     sms = {"channel": "sms", "reason": "manual", "list_id": None, "since": since}
-    await handlers.on_suppression_changes(work, [received(suppressed(bounce, other_list, sms))])
+    await handlers.on_suppression_changes([received(suppressed(bounce, other_list, sms))], work)
     await run_event(work)
     assert requests(work) == []
     [skipped] = step_activity(work, "skipped")
@@ -218,10 +218,10 @@ async def test_c17_sms_names_the_purposes_receipt_and_none_after_the_number_chan
     assert (request.channel, request.receipt_id) == ("sms", "r-sms")  # C5: marketing covers it
 
     moved = change("Changed SMS Phone Number", None, channel="sms", at=T0 + timedelta(hours=1))
-    await handlers.on_consent_changes(work, [received(moved)])
+    await handlers.on_consent_changes([received(moved)], work)
     work.take()
     await handlers.enter_from_events(
-        work, [received(event(phone_number=PHONE).model_copy(update={"event_id": "e-2"}))]
+        [received(event(phone_number=PHONE).model_copy(update={"event_id": "e-2"}))], work
     )
     [skipped] = step_activity(work, "skipped")
     assert skipped.reason == "Skipped: not subscribed to SMS transactional"
@@ -257,7 +257,7 @@ async def test_c17_smart_sending_and_an_approved_review_name_the_receipt() -> No
         at=T0 + timedelta(hours=1),
         state={"email": {"status": "subscribed"}},
     )
-    await handlers.on_consent_changes(work, [received(resubscribed)])
+    await handlers.on_consent_changes([received(resubscribed)], work)
     work.take()
     approve = ReviewDecision(alert_id=in_review.alert_id or "", decision="approve", by="lead")
     await handlers.decide_reviews(work, [approve])

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.flow_executor import handlers
-from services.flow_executor.adapters.mapping import DefinitionRecord
+from services.flow_executor.domain.messages import DefinitionRecord
 from shared.contracts import (
     AlertRequested,
     ConsentChanged,
@@ -36,7 +36,7 @@ def definition(message: FlowDefinition | FlowDeleted) -> Received[DefinitionReco
 
 
 async def saved(work: FakeWork, *flows: FlowDefinition) -> None:
-    await handlers.save_definitions(work, [definition(f) for f in flows])
+    await handlers.save_definitions([definition(f) for f in flows], work)
     work.take()
 
 
@@ -55,7 +55,7 @@ async def test_f1_an_invalid_version_is_dead_lettered_and_the_previous_stays() -
         [{"id": "wait", "type": "delay", "seconds": 60, "next": "alert"}, alert(nxt="wait")],
         version=2,
     )
-    await handlers.save_definitions(work, [definition(cycle)])
+    await handlers.save_definitions([definition(cycle)], work)
     [(consumer, _, error)] = work.dead_letters
     assert consumer == handlers.DEFINITIONS
     assert "makes a cycle" in error
@@ -72,21 +72,21 @@ async def test_f1_a_lower_version_does_not_replace_a_higher_one() -> None:
 async def test_f2_a_matching_event_enters_once_and_the_alert_is_requested() -> None:
     work = FakeWork()
     await saved(work, flow([alert()]))
-    await handlers.enter_from_events(work, [received(event()), received(event())])
+    await handlers.enter_from_events([received(event()), received(event())], work)
     [request] = work.on(topics.ALERT_REQUESTS)
     assert isinstance(request, AlertRequested)
     assert (request.profile_id, request.step_id, request.event) == ("p-1", "alert", {"score": 3})
     assert kinds(work) == ["entered", "executed", "exited"]
     work.take()
-    await handlers.enter_from_events(work, [received(event())])  # redelivered later
+    await handlers.enter_from_events([received(event())], work)  # redelivered later
     assert work.published == []
 
 
 async def test_f2_historical_imports_and_unmatched_events_enter_nothing() -> None:
     work = FakeWork()
     await saved(work, flow([alert()]))
-    await handlers.enter_from_events(work, [received(event(historical=True))])
-    await handlers.enter_from_events(work, [received(event(score=9))])
+    await handlers.enter_from_events([received(event(historical=True))], work)
+    await handlers.enter_from_events([received(event(score=9))], work)
     assert work.published == []
     assert work.flows.runs == {}
 
@@ -94,7 +94,7 @@ async def test_f2_historical_imports_and_unmatched_events_enter_nothing() -> Non
 async def test_f2_subscribed_to_list_enters_list_flows() -> None:
     work = FakeWork()
     await saved(work, flow([alert()], trigger={"type": "list", "list_id": "vip"}))
-    await handlers.on_consent_changes(work, [received(list_change())])
+    await handlers.on_consent_changes([received(list_change())], work)
     [request] = work.on(topics.ALERT_REQUESTS)
     assert request.trigger_type == "list"
     assert request.event == {}
@@ -105,7 +105,7 @@ async def test_f3_a_delay_waits_and_the_run_resumes_once_when_due() -> None:
     work = FakeWork(repo)
     delayed = [{"id": "wait", "type": "delay", "seconds": 60, "next": "alert"}, alert()]
     await saved(work, flow(delayed))
-    await handlers.enter_from_events(work, [received(event())])
+    await handlers.enter_from_events([received(event())], work)
     assert kinds(work) == ["entered", "scheduled"]
     assert work.on(topics.ALERT_REQUESTS) == []
     work.take()
@@ -126,10 +126,10 @@ async def test_f3_a_split_follows_the_newest_profile_data_merged_with_the_event(
         "yes": "alert",
     }
     await saved(work, flow([split, alert()]))
-    await handlers.enter_from_events(work, [received(event(properties={"tier": "silver"}))])
+    await handlers.enter_from_events([received(event(properties={"tier": "silver"}))], work)
     assert work.on(topics.ALERT_REQUESTS) == []
     gold = event(properties={"tier": "gold"}).model_copy(update={"event_id": "e-2"})
-    await handlers.enter_from_events(work, [received(gold)])
+    await handlers.enter_from_events([received(gold)], work)
     assert len(work.on(topics.ALERT_REQUESTS)) == 1
 
 
@@ -139,7 +139,7 @@ async def test_f4_a_refired_walk_does_not_send_an_action_twice() -> None:
     await saved(
         work, flow([{"id": "wait", "type": "delay", "seconds": 1, "next": "alert"}, alert()])
     )
-    await handlers.enter_from_events(work, [received(event())])
+    await handlers.enter_from_events([received(event())], work)
     repo.now = lambda: utcnow() + timedelta(seconds=2)
     await handlers.fire_due_timers(work, 10, "r1")
     assert len(work.on(topics.ALERT_REQUESTS)) == 1
@@ -154,7 +154,7 @@ async def test_f4_a_refired_walk_does_not_send_an_action_twice() -> None:
 async def test_f5_manual_review_holds_then_approve_sends_and_reject_skips() -> None:
     work = FakeWork()
     await saved(work, flow([alert(mode="manual")]))
-    await handlers.enter_from_events(work, [received(event())])
+    await handlers.enter_from_events([received(event())], work)
     [held] = [a for a in work.on(topics.FLOW_ACTIVITY) if a.type == "in_review"]
     assert work.on(topics.ALERT_REQUESTS) == []
     work.take()
@@ -168,13 +168,13 @@ async def test_f5_manual_review_holds_then_approve_sends_and_reject_skips() -> N
 async def test_f5_rejected_review_is_skipped_and_draft_does_nothing() -> None:
     work = FakeWork()
     await saved(work, flow([alert(mode="manual", nxt="draft"), alert("draft", mode="draft")]))
-    await handlers.enter_from_events(work, [received(event())])
+    await handlers.enter_from_events([received(event())], work)
     [held] = [a for a in work.on(topics.FLOW_ACTIVITY) if a.type == "in_review"]
     skipped = [a.reason for a in work.on(topics.FLOW_ACTIVITY) if a.type == "skipped"]
     assert skipped == ["Skipped: draft"]
     work.take()
     reject = ReviewDecision(alert_id=held.alert_id, decision="reject", by="lead")
-    await handlers.on_review_decisions(work, [received(reject)])
+    await handlers.on_review_decisions([received(reject)], work)
     assert work.on(topics.ALERT_REQUESTS) == []
     [done] = work.on(topics.FLOW_ACTIVITY)
     assert (done.type, done.reason) == ("skipped", handlers.REJECTED)
@@ -195,8 +195,8 @@ async def test_f6_an_email_to_a_suppressed_profile_is_skipped_with_the_reason() 
             "occurred_at": "2026-11-23T09:00:00Z",
         }
     )
-    await handlers.on_suppression_changes(work, [received(suppressed)])
-    await handlers.enter_from_events(work, [received(event())])
+    await handlers.on_suppression_changes([received(suppressed)], work)
+    await handlers.enter_from_events([received(event())], work)
     assert work.on(topics.MESSAGE_REQUESTS) == []
     [skip] = [a for a in work.on(topics.FLOW_ACTIVITY) if a.type == "skipped"]
     assert skip.reason.startswith("Skipped:")
@@ -205,7 +205,7 @@ async def test_f6_an_email_to_a_suppressed_profile_is_skipped_with_the_reason() 
 async def test_f6_f7_an_email_goes_out_by_the_executors_own_read_model() -> None:
     work = FakeWork()
     await saved(work, flow([email_step()]))
-    await handlers.enter_from_events(work, [received(event())])
+    await handlers.enter_from_events([received(event())], work)
     [request] = work.on(topics.MESSAGE_REQUESTS)
     assert isinstance(request, MessageRequested)
     assert (request.channel, request.template_id) == ("email", "t-1")
@@ -225,8 +225,8 @@ async def test_f7_an_older_consent_change_does_not_replace_a_newer_one() -> None
 
     newer = change("c-2", "2026-11-23T11:00:00Z", "unsubscribed")
     older = change("c-1", "2026-11-23T10:00:00Z", "subscribed")
-    await handlers.on_consent_changes(work, [received(newer)])
-    await handlers.on_consent_changes(work, [received(older)])
+    await handlers.on_consent_changes([received(newer)], work)
+    await handlers.on_consent_changes([received(older)], work)
     state = await work.flows.walk_state([("acme", "p-1")])
     assert state[("acme", "p-1")].consent["email"]["status"] == "unsubscribed"
 
@@ -239,14 +239,14 @@ async def test_f1_deleting_a_flow_exits_waiting_runs_and_cancels_held_reviews() 
         flow([{"id": "wait", "type": "delay", "seconds": 60, "next": "alert"}, alert()]),
         flow([alert(mode="manual")], flow_id="held"),
     )
-    await handlers.enter_from_events(work, [received(event())])
+    await handlers.enter_from_events([received(event())], work)
     work.take()
     await handlers.save_definitions(
-        work,
         [
             definition(FlowDeleted(account_id="acme", flow_id="nps")),
             definition(FlowDeleted(account_id="acme", flow_id="held")),
         ],
+        work,
     )
     # The waiting run exits; the held run had completed, only its review is cancelled.
     assert [(a.type, a.flow_id, a.reason) for a in work.on(topics.FLOW_ACTIVITY)] == [
@@ -271,8 +271,8 @@ async def test_x4_a_delayed_step_carries_the_trace_of_the_event_that_started_its
     bob = event().model_copy(update={"event_id": "e-bob"})
     traced = Trace("corr-ada", "00-" + "a" * 32 + "-" + "b" * 16 + "-01", "k=v")
     await handlers.enter_from_events(
-        work,
         [Received(ada, None, traced), Received(bob, None, Trace("corr-bob"))],  # type: ignore[arg-type]
+        work,
     )
     # Two events of one profile in one batch: each run keeps its own event's trace.
     assert {h["correlation_id"] for h in headers_on(work, topics.FLOW_ACTIVITY)} == {
@@ -297,7 +297,7 @@ async def test_x4_a_delayed_step_carries_the_trace_of_the_event_that_started_its
 async def test_x4_an_approved_review_carries_the_trace_of_the_event_that_was_held() -> None:
     work = FakeWork()
     await saved(work, flow([alert(mode="manual")]))
-    await handlers.enter_from_events(work, [Received(event(), None, Trace("corr-held"))])  # type: ignore[arg-type]
+    await handlers.enter_from_events([Received(event(), None, Trace("corr-held"))], work)  # type: ignore[arg-type]
     [held] = [a for a in work.on(topics.FLOW_ACTIVITY) if a.type == "in_review"]
     work.take()
     approve = ReviewDecision(alert_id=held.alert_id, decision="approve", by="lead")

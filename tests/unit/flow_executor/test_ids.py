@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.flow_executor import handlers
-from services.flow_executor.adapters import mapping
-from services.flow_executor.adapters.mapping import DefinitionRecord
+from services.flow_executor.domain import messages as mapping
+from services.flow_executor.domain.messages import DefinitionRecord
 from services.flow_executor.domain.planning import Activity
 from services.flow_executor.domain.runs import action_id, run_id_for
 from shared.contracts import topics
@@ -40,9 +40,9 @@ async def test_x2_both_runs_start_when_their_old_ids_were_the_same() -> None:
     work = FakeWork()
     for flow_id in ("fx", "fx:q"):
         definition = flow([alert()], flow_id=flow_id)
-        await handlers.save_definitions(work, [received(DefinitionRecord(definition, "0:0:x"))])
+        await handlers.save_definitions([received(DefinitionRecord(definition, "0:0:x"))], work)
     events = [event().model_copy(update={"event_id": e}) for e in ("q:1E", "1E")]
-    await handlers.enter_from_events(work, [received(e) for e in events])
+    await handlers.enter_from_events([received(e) for e in events], work)
     entered = {(a.flow_id, a.run_id) for a in work.on(topics.FLOW_ACTIVITY) if a.type == "entered"}
     assert len(entered) == 4
     assert len({run for _, run in entered}) == 4

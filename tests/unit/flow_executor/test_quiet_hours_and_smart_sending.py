@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.flow_executor import handlers
-from services.flow_executor.adapters.mapping import DefinitionRecord
+from services.flow_executor.domain.messages import DefinitionRecord
 from services.flow_executor.domain.sending_window import SendingSettings
 from shared.contracts import ConsentChanged, FlowDefinition, MessageRequested, topics
 from shared.domain.identity import derived_id
@@ -42,10 +42,10 @@ async def ready(clock: list[datetime], *flows: FlowDefinition) -> FakeWork:
     work.flows.now = lambda: clock[0]
     del work.flows.settings["acme"]
     records = [received(DefinitionRecord(f, "0:0:x")) for f in flows]
-    await handlers.save_definitions(work, records)
+    await handlers.save_definitions(records, work)
     sms = {"sms_marketing": {"status": "subscribed", "phone_number": NYC}}
     await handlers.on_consent_changes(
-        work, [received(sms_change("Subscribed to SMS Marketing", sms))]
+        [received(sms_change("Subscribed to SMS Marketing", sms))], work
     )
     work.take()
     return work
@@ -79,7 +79,7 @@ async def test_f8_a_marketing_sms_at_night_waits_for_the_window_and_runs_once(
     clock: list[datetime],
 ) -> None:
     work = await ready(clock, flow([text()]))
-    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    await handlers.enter_from_events([received(event(phone_number=NYC))], work)
     assert requests(work) == []
     [waiting] = [a for a in work.on(topics.FLOW_ACTIVITY) if a.type == "scheduled"]
     assert (waiting.step_id, waiting.reason, waiting.due_at) == (
@@ -106,9 +106,9 @@ async def test_f6_f8_consent_is_checked_again_when_the_window_opens(
     clock: list[datetime],
 ) -> None:
     work = await ready(clock, flow([text()]))
-    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    await handlers.enter_from_events([received(event(phone_number=NYC))], work)
     stop = sms_change("Unsubscribed from SMS", {"sms_marketing": {"status": "unsubscribed"}})
-    await handlers.on_consent_changes(work, [received(stop)])
+    await handlers.on_consent_changes([received(stop)], work)
     clock[0] = OPENS
     await handlers.fire_due_timers(work, 10, "r1")
     assert requests(work) == []
@@ -122,7 +122,7 @@ async def test_f8_a_step_held_again_at_its_release_waits_on_the_same_timer(
     """The account narrows its window while the profile waits: at the release the step
     is outside the new window, and waits again (the fired timer is armed again)."""
     work = await ready(clock, flow([text()]))
-    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    await handlers.enter_from_events([received(event(phone_number=NYC))], work)
     work.flows.settings["acme"] = SendingSettings(10 * 60, 21 * 60)
     clock[0] = OPENS
     assert await handlers.fire_due_timers(work, 10, "r1") == 1
@@ -140,7 +140,7 @@ async def test_f8_x2_a_step_held_again_is_scheduled_under_a_new_activity_id(
     """Consumers dedupe `flow-activity` by id: the second hold's `scheduled`, with its
     new release time, must not share the first one's id."""
     work = await ready(clock, flow([text()]))
-    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    await handlers.enter_from_events([received(event(phone_number=NYC))], work)
     work.flows.settings["acme"] = SendingSettings(10 * 60, 21 * 60)
     clock[0] = OPENS
     await handlers.fire_due_timers(work, 10, "r1")
@@ -160,13 +160,13 @@ async def test_f9_a_walk_locks_each_profile_and_channel_it_may_message_first(
     mail = {"id": "mail", "type": "email", "template_id": "t-1", "next": "text"}
     work = await ready(clock, flow([mail, text()]), flow([alert()], flow_id="alerts"))
     work.flows.locked.clear()
-    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    await handlers.enter_from_events([received(event(phone_number=NYC))], work)
     assert work.flows.locked == [[("acme", "p-1", "email"), ("acme", "p-1", "sms")]]
 
 
 async def test_f8_transactional_sms_is_exempt(clock: list[datetime]) -> None:
     work = await ready(clock, flow([text(purpose="transactional")]))
-    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    await handlers.enter_from_events([received(event(phone_number=NYC))], work)
     assert len(requests(work)) == 1
 
 
@@ -175,12 +175,12 @@ async def test_f8_email_keeps_quiet_hours_only_when_the_account_turns_it_on(
 ) -> None:
     mail = {"id": "mail", "type": "email", "template_id": "t-1", "next": None}
     work = await ready(clock, flow([mail]))
-    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    await handlers.enter_from_events([received(event(phone_number=NYC))], work)
     assert len(requests(work)) == 1
     work.flows.settings["acme"] = SendingSettings(email_quiet_hours=True)
     work.flows.sent.clear()
     second = event(phone_number=NYC).model_copy(update={"event_id": "e-2"})
-    await handlers.enter_from_events(work, [received(second)])
+    await handlers.enter_from_events([received(second)], work)
     assert len(requests(work)) == 1
     assert [t.kind for t in work.flows.timers.values()] == ["quiet_hours"]
 
@@ -192,7 +192,7 @@ async def test_f9_a_second_flows_sms_within_the_hours_is_skipped_and_the_run_goe
     first = flow([text()], flow_id="welcome")
     second = flow([text("text", "alert"), alert()], flow_id="nps")
     work = await ready(clock, first, second)
-    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    await handlers.enter_from_events([received(event(phone_number=NYC))], work)
     [request] = requests(work)  # both flows entered in one batch; one message
     assert request.flow_id == "welcome"
     skipped = [a for a in work.on(topics.FLOW_ACTIVITY) if a.type == "skipped"]
@@ -202,7 +202,7 @@ async def test_f9_a_second_flows_sms_within_the_hours_is_skipped_and_the_run_goe
 
     clock[0] = OPENS + timedelta(days=1)  # a day later: no longer within 16 hours
     later = event(phone_number=NYC).model_copy(update={"event_id": "e-2"})
-    await handlers.enter_from_events(work, [received(later)])
+    await handlers.enter_from_events([received(later)], work)
     assert len(requests(work)) == 2
 
 
@@ -211,5 +211,5 @@ async def test_f9_smart_sending_hours_0_sends_anyway(clock: list[datetime]) -> N
     first = flow([text()], flow_id="welcome")
     second = flow([text(smart_sending_hours=0)], flow_id="nps")
     work = await ready(clock, first, second)
-    await handlers.enter_from_events(work, [received(event(phone_number=NYC))])
+    await handlers.enter_from_events([received(event(phone_number=NYC))], work)
     assert len(requests(work)) == 2

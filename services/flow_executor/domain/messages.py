@@ -1,28 +1,27 @@
-"""Contract <-> domain for the flow executor: the `flow-definitions` record parser, the
-requests an action sends (`alert-requests`, `message-requests`), `flow-activity`
-entries, and the read-model facts a batch of inputs carries.
+"""Contract <-> domain for the flow executor: the requests an action sends
+(`alert-requests`, `message-requests`), `flow-activity` entries, the read-model facts a
+batch of inputs carries, and the `flow-definitions` record as the use case receives it.
 
-The domain plans in its own terms (`Dispatch`, `Hold`, `Activity`); only this module
-knows which payload and topic each becomes.
+The rest of the domain plans in its own terms (`Dispatch`, `Hold`, `Activity`); only
+this module knows which payload and topic each becomes. Pure: the edge parses records
+(`adapters.definitions`), the use cases publish what this module builds.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import ConsumerRecord
 from pydantic import TypeAdapter
 
 from services.flow_executor.domain.event_time import effective_time
 from services.flow_executor.domain.planning import Activity, Hold
 from services.flow_executor.domain.reachability import Grounds, change_slots
+from services.flow_executor.domain.records import HeldReview, Observed
 from services.flow_executor.domain.runs import Run, action_id
 from services.flow_executor.domain.walker import ActionStep
-from services.flow_executor.ports import HeldReview, Observed
 from shared.contracts import (
     AlertContent,
     AlertRequested,
@@ -41,16 +40,12 @@ from shared.contracts.flows import (
     InternalAlertStep,
     SmsStep,
     Step,
-    parse_flow_record,
 )
 from shared.domain.identity import derived_id
 
 _step = TypeAdapter(Step)
 
 ActionRequest = AlertRequested | MessageRequested
-
-
-# --- flow-definitions (F1) -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -61,13 +56,6 @@ class DefinitionRecord:
 
     message: FlowDefinition | FlowDeleted
     message_id: str
-
-
-def parse_definition(record: ConsumerRecord) -> DefinitionRecord:
-    """A definition, or a deletion for a tombstone; raises on a bad shape (dead letter)."""
-    message = parse_flow_record(record.key, record.value)
-    digest = hashlib.sha256((record.key or b"") + b"\0" + (record.value or b"")).hexdigest()
-    return DefinitionRecord(message, f"{record.partition}:{record.offset}:{digest[:32]}")
 
 
 # --- the requests an action sends (F4, F5) ---------------------------------------------

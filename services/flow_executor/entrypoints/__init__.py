@@ -1,0 +1,1 @@
+"""Where the flow executor meets the outside: `kafka` declares its topics."""

@@ -1,0 +1,34 @@
+"""The flow executor's HTTP API under `/accounts/{account_id}/` (an account's key), one
+module per resource; `routes` assembles it."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from services.flow_executor.bootstrap import Executor
+from services.flow_executor.http import activity, reachability, reviews, sending_settings
+from shared.runtime import Runtime
+
+ACCOUNT = "/accounts/{account_id}"
+
+
+def routes(rt: Runtime, executor: Executor) -> list[Route]:
+    """Every route of the executor's API."""
+    return [
+        Route(ACCOUNT + "/flows/{flow_id}/activity", activity.endpoint(rt)),
+        Route(ACCOUNT + "/reviews", reviews.list_endpoint(rt)),
+        Route(
+            ACCOUNT + "/reviews/{alert_id}/{decision}",
+            reviews.decide_endpoint(rt, executor),
+            methods=["POST"],
+        ),
+        Route(
+            ACCOUNT + "/profiles/{profile_id}/reachability",
+            reachability.endpoint(rt, executor),
+        ),
+        Route(
+            ACCOUNT + "/sending-settings",
+            sending_settings.endpoint(rt, executor),
+            methods=["GET", "PUT"],
+        ),
+    ]
