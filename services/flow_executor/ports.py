@@ -32,6 +32,7 @@ __all__ = [
     "Erasures",
     "FlowDefinitions",
     "FlowDeletion",
+    "FlowRepository",
     "FlowWork",
     "HeldReview",
     "Observed",
@@ -208,6 +209,12 @@ class Erasures(Protocol):
 
     async def note_resubscribed(self, rows: Sequence[Resubscribed]) -> None:
         """Keep the newest arrival of a subscribe per profile and channel family."""
+
+
+class FlowRepository(FlowDefinitions, Runs, Reviews, Profiles, Sending, Erasures, Protocol):
+    """Every concern at once: what one repository on a transaction serves (the
+    PostgreSQL one, and the in-memory one of the unit tests), held to the same
+    behaviour by one contract suite."""
 
 
 class FlowWork(Outbox, Protocol):

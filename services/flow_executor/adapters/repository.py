@@ -73,8 +73,9 @@ def flow_of(row: asyncpg.Record) -> FlowDefinition:
 
 
 class PostgresFlowRepository:
-    """`ports.FlowRepository` on an asyncpg connection (the unit of work's, so that
-    everything commits with the batch's outbox rows)."""
+    """`ports.FlowRepository` (every concern of `ports.FlowWork`) on an asyncpg
+    connection (the unit of work's, so that everything commits with the batch's outbox
+    rows)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
