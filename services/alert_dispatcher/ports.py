@@ -1,10 +1,13 @@
-"""What the dispatcher's use cases (handlers.py, delivery.py) need from the outside world,
-as `typing.Protocol`s, and the small records that cross them.
+"""The dispatcher's unit of work as its use cases (handlers.py) see it, `AlertWork`: their
+only port. It holds the repositories, split by what they keep (flows, recipients, account
+settings, alerts, queued mails, the sending limit), the mail composer, the privacy store,
+and what every service's work offers (`shared.ports`: publish, dead-letter, queue mail).
 
-`adapters/repository.py` implements `AlertStore` on PostgreSQL through one unit of work
-(its writes and the outbox rows commit or roll back together);
+`adapters/unit_of_work.py` implements it on the batch's PostgreSQL transaction (the
+repositories' writes and the outbox rows commit or roll back together);
 `adapters/memory.py` implements it in memory for fast tests. One contract suite
-(tests/component/alert_dispatcher/test_repository_contract.py) runs against both.
+(tests/component/alert_dispatcher/test_repository_contract.py) runs the repositories of
+both.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import Message
 from typing import Any, Protocol
 
+from services.alert_dispatcher.domain.limits import Window
 from services.alert_dispatcher.domain.recipients import Recipient
-from shared.contracts import AlertOutcome
+from shared.contracts import AlertOutcome, AlertRequested
 from shared.pages.accounts import PageSettings
-from shared.ports import OutgoingMail, QueuedMail
+from shared.ports import MailOutbox, Outbox, QueuedMail
+from shared.privacy_requests import PrivacyStore
 
 
 @dataclass(frozen=True)
@@ -84,20 +90,24 @@ class Asked:
     sender: str | None
 
 
-class FlowStore(Protocol):
+class FlowRepository(Protocol):
     """Flow versions and their alert actions (A1, A3, F1)."""
 
-    async def delete_flow(self, account_id: str, flow_id: str) -> None: ...
+    async def delete(self, account_id: str, flow_id: str) -> None:
+        """The flow is deleted: it has no alert actions any more."""
+        ...
 
     async def reject_version(
         self, account_id: str, flow_id: str, version: int, errors: list[str]
-    ) -> None: ...
+    ) -> None:
+        """Record why `version` was refused (shown by the API, A1)."""
+        ...
 
     async def take_version(self, account_id: str, flow_id: str, version: int) -> bool:
         """Make `version` the flow's current one; False if it is not newer."""
         ...
 
-    async def flow_actions(self, account_id: str, flow_id: str) -> dict[str, set[str]]:
+    async def actions(self, account_id: str, flow_id: str) -> dict[str, set[str]]:
         """The recipients of each alert step the flow has now, by step id."""
         ...
 
@@ -112,52 +122,55 @@ class FlowStore(Protocol):
         ...
 
 
-class RecipientStore(Protocol):
+class RecipientRepository(Protocol):
     """Alert recipients and their opt-in (A2–A4)."""
 
-    async def recipients(
+    async def find(
         self, account_id: str, emails: Sequence[str], *, lock: bool = False
-    ) -> dict[str, Recipient]: ...
+    ) -> dict[str, Recipient]:
+        """The known recipients among `emails`, by email (locked until commit if asked)."""
+        ...
 
-    async def save_recipient(self, account_id: str, recipient: Recipient) -> None: ...
+    async def save(self, account_id: str, recipient: Recipient) -> None:
+        """Store the recipient's opt-in; a save without a spelling keeps the known one."""
+        ...
 
-    async def mark_asked(self, account_id: str, email: str, sender: str) -> None: ...
+    async def mark_asked(self, account_id: str, email: str, sender: str) -> None:
+        """A confirmation mail goes out now, from `sender` (C12 expiry)."""
+        ...
 
     async def asked(self, account_id: str, email: str) -> Asked | None: ...
 
-    async def pages(self, accounts: Sequence[str]) -> dict[str, PageSettings]:
-        """Page settings of the accounts that have any (W1)."""
+    async def states(self, claimed: Sequence[QueuedMail]) -> dict[int, str]:
+        """Each claimed mail's recipient status now, by mail id: `confirmed`,
+        `unconfirmed`, `disabled`, `not registered` or `removed from the alert`."""
         ...
 
 
-class AlertStore(FlowStore, RecipientStore, Protocol):
-    """Everything the use cases read and write, in one transaction."""
+class AccountRepository(Protocol):
+    """What an account set for its recipients' pages and mails (W1)."""
 
-    async def add_alerts(self, alerts: Sequence[NewAlert]) -> None:
+    async def pages(self, accounts: Sequence[str]) -> dict[str, PageSettings]:
+        """Page settings of the accounts that have any."""
+        ...
+
+    async def save_pages(self, account_id: str, values: dict[str, Any]) -> None:
+        """The account's page settings (checked by the caller)."""
+        ...
+
+
+class AlertRepository(Protocol):
+    """Alert requests, each recipient's delivery, and their outcomes (A5, A6, A9)."""
+
+    async def add(self, alerts: Sequence[NewAlert]) -> None:
         """Store alert requests (`sending`) with their trace; one stored before is left
         as it is."""
         ...
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None: ...
 
-    async def queue_mails(self, mails: Sequence[OutgoingMail]) -> dict[str, int]:
-        """Queue mails once per dedupe key; the ids of those queued now, by dedupe key."""
-        ...
-
-    async def last_sender(self, account_id: str, email: str, kind: str) -> str | None: ...
-
     async def finish_deliveries(self, answered: Sequence[QueuedMail]) -> list[str]:
         """Record each pending delivery's final answer; the alerts that had one."""
-        ...
-
-    async def recipient_states(self, claimed: Sequence[QueuedMail]) -> dict[int, str]:
-        """Each claimed mail's recipient status now, by mail id: `confirmed`,
-        `unconfirmed`, `disabled`, `not registered` or `removed from the alert`."""
-        ...
-
-    async def skip_mails(self, refused: Mapping[int, str], reason: str) -> list[str]:
-        """Cancel these mails and mark their pending deliveries skipped with the
-        recipient's status; the alerts that had one."""
         ...
 
     async def lock_sending(self, alert_ids: Sequence[str]) -> list[SendingAlert]:
@@ -168,24 +181,41 @@ class AlertStore(FlowStore, RecipientStore, Protocol):
         """Each alert's delivery status by recipient email."""
         ...
 
-    async def complete_alerts(self, outcomes: Sequence[AlertOutcome]) -> None:
+    async def complete(self, outcomes: Sequence[AlertOutcome]) -> None:
         """Store the outcome of alerts still `sending` (an alert completes once)."""
         ...
 
-    def publish_outcome(
-        self, outcome: AlertOutcome, headers: Mapping[str, str] | None = None
-    ) -> None:
-        """Write the outcome to `alert-outcomes` through the outbox (same transaction),
-        with `headers` (the request's trace) or, without them, those the batch carries."""
+
+class MailRepository(Protocol):
+    """The dispatcher's mails once queued (`queue_mail` queues them)."""
+
+    async def last_sender(self, account_id: str, email: str, kind: str) -> str | None:
+        """The sender of the last mail of `kind` queued to `email`."""
         ...
 
-    def dead_letter(self, consumer: str, record: Any, error: str) -> None:
-        """Send an input record to its dead-letter topic through the outbox."""
+    async def cancel(self, refused: Mapping[int, str], reason: str) -> list[str]:
+        """Cancel these mails and mark their pending deliveries skipped with the
+        recipient's status; the alerts that had one."""
         ...
 
-    async def now(self) -> datetime: ...
+    async def defer(self, mail_ids: Sequence[int], until: datetime) -> None:
+        """Hold these mails (and show their deliveries waiting) until `until`."""
+        ...
 
-    async def send_limit(self, account_id: str, default: int) -> int: ...
+
+class LimitRepository(Protocol):
+    """The accounts' sending limits and what each window has used (A8); the service's
+    default limit and window length are bound in."""
+
+    async def current_window(self) -> Window:
+        """The sending window now is in, by the store's clock (every replica the same)."""
+        ...
+
+    async def send_limit(self, account_id: str) -> int:
+        """The account's own limit per window, else the service's."""
+        ...
+
+    async def set_send_limit(self, account_id: str, value: int) -> None: ...
 
     async def lock_window(self, account_id: str, start: datetime) -> int:
         """Mails counted in the account's window so far, its counter locked until commit."""
@@ -193,6 +223,53 @@ class AlertStore(FlowStore, RecipientStore, Protocol):
 
     async def count_sent(self, account_id: str, start: datetime, n: int) -> None: ...
 
-    async def defer(self, mail_ids: Sequence[int], until: datetime) -> None:
-        """Hold these mails (and show their deliveries waiting) until `until`."""
+
+class MailComposer(Protocol):
+    """The dispatcher's mails, with the links and Message-IDs its settings sign and name
+    (A3–A5, W3)."""
+
+    # The sender of a confirmation nobody asked from a known address (C12), and of one
+    # an operator re-sends when no sender is known (A4).
+    default_from: str
+    operator_from: str
+
+    def confirmation(
+        self,
+        account_id: str,
+        recipient: Recipient,
+        from_email: str,
+        pages: PageSettings | None,
+        renewal: str = "",
+    ) -> Message:
+        """The mail whose button confirms `recipient` at their current generation."""
+        ...
+
+    def alert(
+        self,
+        request: AlertRequested,
+        recipient: Recipient,
+        language: str | None,
+        parts: tuple[str, str, str],
+    ) -> Message:
+        """One recipient's copy of an alert rendered as `parts`, with their own
+        unsubscribe link."""
+        ...
+
+
+class AlertWork(Outbox, MailOutbox, Protocol):
+    """Everything the use cases read, write and publish, in one transaction: the
+    repositories, the mail composer, the privacy store (P1), and `publish`,
+    `dead_letter`, `queue_mail` (`shared.ports`)."""
+
+    flows: FlowRepository
+    recipients: RecipientRepository
+    accounts: AccountRepository
+    alerts: AlertRepository
+    mails: MailRepository
+    limits: LimitRepository
+    compose: MailComposer
+    privacy: PrivacyStore
+
+    def subject_hashes(self, email: str | None, phone_number: str | None) -> list[str]:
+        """Who triggered an alert, as the keyed hashes it is kept as (P1)."""
         ...

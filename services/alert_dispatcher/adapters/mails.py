@@ -1,4 +1,6 @@
-"""The mails the dispatcher sends: recipient confirmations and alerts (A3–A5)."""
+"""The mails the dispatcher sends: recipient confirmations and alerts (A3–A5). `AlertMails`
+is the use cases' `ports.MailComposer`: these functions with the service's settings (link
+signing key, public URL, Message-ID domain) bound in."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ from email.message import Message
 from html import escape
 from urllib.parse import quote
 
-from services.alert_dispatcher.domain.templates import render
+from services.alert_dispatcher.domain.recipients import Recipient
+from services.alert_dispatcher.domain.templates import rendered
 from shared.contracts import AlertRequested
 from shared.links import sign
 from shared.mail import compose, message_id
@@ -74,19 +77,6 @@ def confirmation(
     )
 
 
-def rendered(request: AlertRequested) -> tuple[str, str, str]:
-    """(subject, text, html) of an alert: the same for every recipient, so rendered once.
-    Raises TemplateBudgetExceeded for a template over its budget (A7)."""
-    action = request.action
-    profile = request.profile.model_dump()
-    metric = request.trigger_type == "metric"
-    return (
-        render(action.subject, profile, request.event, html=False, metric_flow=metric),
-        render(action.body, profile, request.event, html=False, metric_flow=metric),
-        render(action.body, profile, request.event, html=True, metric_flow=metric),
-    )
-
-
 def alert(
     settings: Settings,
     request: AlertRequested,
@@ -123,3 +113,36 @@ def alert(
         msg_id=message_id("alert", request.alert_id, email, domain=settings.mail_domain),
         unsubscribe_url=unsubscribe,
     )
+
+
+class AlertMails:
+    """`ports.MailComposer` over `settings`."""
+
+    default_from = DEFAULT_FROM
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.operator_from = settings.smtp_username or "alerts@localhost"
+
+    def confirmation(
+        self,
+        account_id: str,
+        recipient: Recipient,
+        from_email: str,
+        pages: PageSettings | None,
+        renewal: str = "",
+    ) -> Message:
+        r = recipient
+        return confirmation(
+            self._settings, account_id, r.email, r.generation, from_email, pages, renewal, r.mail_to
+        )
+
+    def alert(
+        self,
+        request: AlertRequested,
+        recipient: Recipient,
+        language: str | None,
+        parts: tuple[str, str, str],
+    ) -> Message:
+        r = recipient
+        return alert(self._settings, request, r.email, r.generation, language, parts, r.mail_to)

@@ -1,7 +1,9 @@
-"""The dispatcher's tables on PostgreSQL: flow versions and alert actions, recipients,
-alerts and their per-recipient deliveries, the sending-limit counters. Every write goes
-through one unit of work, outcomes included (its outbox), so what a use case does
-commits or rolls back as a whole. Implements `ports.AlertStore`."""
+"""The dispatcher's repositories on PostgreSQL (`ports.FlowRepository` and the others):
+flow versions and alert actions, recipients, account settings, alerts and their
+per-recipient deliveries, queued mails, the sending-limit counters. Each works on the
+connection of one transaction (`adapters.unit_of_work.PostgresAlertWork` binds them all
+to the batch's), so what a use case does commits or rolls back as a whole, outbox
+included."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
+from services.alert_dispatcher.domain.limits import Window, window_at
 from services.alert_dispatcher.domain.recipients import Recipient, recipient_key
 from services.alert_dispatcher.ports import (
     ActionKey,
@@ -18,29 +23,22 @@ from services.alert_dispatcher.ports import (
     NewAlert,
     SendingAlert,
 )
-from shared.contracts import AlertOutcome, topics
+from shared.contracts import AlertOutcome
 from shared.db import mail_queue
-from shared.db.uow import UnitOfWork
-from shared.messaging.batches import dead_letter
 from shared.pages import accounts as page_accounts
 from shared.pages.accounts import PageSettings
-from shared.ports import OutgoingMail, QueuedMail
+from shared.ports import QueuedMail
 
 
-class PostgresAlertStore:
-    """`AlertStore` over the unit of work `uow` (its connection is in the service's
-    schema)."""
+class _OnConnection:
+    """A repository on one transaction's connection (in the service's schema)."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
 
-    @property
-    def _conn(self) -> Any:
-        return self._uow.conn
 
-    # --- flows ---------------------------------------------------------------------------
-
-    async def delete_flow(self, account_id: str, flow_id: str) -> None:
+class PostgresFlows(_OnConnection):
+    async def delete(self, account_id: str, flow_id: str) -> None:
         await self._conn.execute(
             "UPDATE flow_versions SET deleted = true WHERE account_id = $1 AND flow_id = $2",
             account_id,
@@ -75,7 +73,7 @@ class PostgresAlertStore:
         )
         return newer is not None
 
-    async def flow_actions(self, account_id: str, flow_id: str) -> dict[str, set[str]]:
+    async def actions(self, account_id: str, flow_id: str) -> dict[str, set[str]]:
         rows = await self._conn.fetch(
             "SELECT step_id, recipients FROM alert_actions WHERE account_id = $1 AND flow_id = $2",
             account_id,
@@ -118,9 +116,9 @@ class PostgresAlertStore:
             for r in rows
         }
 
-    # --- recipients ----------------------------------------------------------------------
 
-    async def recipients(
+class PostgresRecipients(_OnConnection):
+    async def find(
         self, account_id: str, emails: Sequence[str], *, lock: bool = False
     ) -> dict[str, Recipient]:
         rows = await self._conn.fetch(
@@ -134,7 +132,7 @@ class PostgresAlertStore:
             for r in rows
         }
 
-    async def save_recipient(self, account_id: str, recipient: Recipient) -> None:
+    async def save(self, account_id: str, recipient: Recipient) -> None:
         await self._conn.execute(
             "INSERT INTO recipients (account_id, email, status, generation, address)"
             " VALUES ($1, $2, $3, $4, $5)"
@@ -171,6 +169,25 @@ class PostgresAlertStore:
         )
         return Asked(row["at"], row["asked_from"]) if row else None
 
+    async def states(self, claimed: Sequence[QueuedMail]) -> dict[int, str]:
+        rows = await self._conn.fetch(
+            "SELECT m.id, CASE WHEN m.email = ANY(coalesce(a.recipients, ARRAY[m.email]))"
+            "   THEN coalesce(r.status, 'not registered') ELSE 'removed from the alert' END"
+            "   AS status"
+            " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, account_id, email)"
+            " LEFT JOIN recipients r ON r.account_id = m.account_id AND r.email = m.email"
+            " LEFT JOIN alert_deliveries d ON d.mail_id = m.id"
+            " LEFT JOIN alerts al ON al.alert_id = d.alert_id"
+            " LEFT JOIN alert_actions a ON a.account_id = al.account_id"
+            "   AND a.flow_id = al.flow_id AND a.step_id = al.step_id",
+            [m.id for m in claimed],
+            [m.account_id for m in claimed],
+            [recipient_key(m.rcpt_to) for m in claimed],
+        )
+        return {r["id"]: r["status"] for r in rows}
+
+
+class PostgresAccounts(_OnConnection):
     async def pages(self, accounts: Sequence[str]) -> dict[str, PageSettings]:
         return await page_accounts.load_many(self._conn, list(accounts))
 
@@ -178,20 +195,9 @@ class PostgresAlertStore:
         """W1: the account's page settings (checked by the caller)."""
         await page_accounts.save(self._conn, account_id, values)
 
-    async def set_send_limit(self, account_id: str, value: int) -> None:
-        """A8: the account's own sending limit per hour."""
-        await self._conn.execute(
-            "INSERT INTO account_limits (account_id, alert_send_limit_per_hour)"
-            " VALUES ($1, $2) ON CONFLICT (account_id) DO UPDATE SET"
-            " alert_send_limit_per_hour = EXCLUDED.alert_send_limit_per_hour,"
-            " updated_at = now()",
-            account_id,
-            value,
-        )
 
-    # --- alerts and their mails ----------------------------------------------------------
-
-    async def add_alerts(self, alerts: Sequence[NewAlert]) -> None:
+class PostgresAlerts(_OnConnection):
+    async def add(self, alerts: Sequence[NewAlert]) -> None:
         await self._conn.executemany(
             "INSERT INTO alerts (alert_id, account_id, flow_id, flow_version, step_id,"
             " profile_id, requested_at, subject_hashes, headers)"
@@ -222,12 +228,6 @@ class PostgresAlertStore:
             [(d.alert_id, d.email, d.mail_id, d.status, d.error) for d in deliveries],
         )
 
-    async def queue_mails(self, mails: Sequence[OutgoingMail]) -> dict[str, int]:
-        return await mail_queue.enqueue_many(self._conn, mails)
-
-    async def last_sender(self, account_id: str, email: str, kind: str) -> str | None:
-        return await mail_queue.last_sender(self._conn, account_id, email, kind)
-
     async def finish_deliveries(self, answered: Sequence[QueuedMail]) -> list[str]:
         if not answered:
             return []
@@ -239,38 +239,6 @@ class PostgresAlertStore:
             [m.id for m in answered],
             [m.status for m in answered],
             [m.error for m in answered],
-        )
-        return [r["alert_id"] for r in rows]
-
-    async def recipient_states(self, claimed: Sequence[QueuedMail]) -> dict[int, str]:
-        rows = await self._conn.fetch(
-            "SELECT m.id, CASE WHEN m.email = ANY(coalesce(a.recipients, ARRAY[m.email]))"
-            "   THEN coalesce(r.status, 'not registered') ELSE 'removed from the alert' END"
-            "   AS status"
-            " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, account_id, email)"
-            " LEFT JOIN recipients r ON r.account_id = m.account_id AND r.email = m.email"
-            " LEFT JOIN alert_deliveries d ON d.mail_id = m.id"
-            " LEFT JOIN alerts al ON al.alert_id = d.alert_id"
-            " LEFT JOIN alert_actions a ON a.account_id = al.account_id"
-            "   AND a.flow_id = al.flow_id AND a.step_id = al.step_id",
-            [m.id for m in claimed],
-            [m.account_id for m in claimed],
-            [recipient_key(m.rcpt_to) for m in claimed],
-        )
-        return {r["id"]: r["status"] for r in rows}
-
-    async def skip_mails(self, refused: Mapping[int, str], reason: str) -> list[str]:
-        if not refused:
-            return []
-        ids = list(refused)
-        await mail_queue.cancel(self._conn, ids, reason)
-        rows = await self._conn.fetch(
-            "UPDATE alert_deliveries d SET status = 'skipped', completed_at = now(),"
-            " error = 'recipient ' || m.status || ' at send time'"
-            " FROM unnest($1::bigint[], $2::text[]) AS m(id, status)"
-            " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id",
-            ids,
-            [refused[i] for i in ids],
         )
         return [r["alert_id"] for r in rows]
 
@@ -295,7 +263,7 @@ class PostgresAlertStore:
             out.setdefault(d["alert_id"], {})[d["email"]] = d["status"]
         return out
 
-    async def complete_alerts(self, outcomes: Sequence[AlertOutcome]) -> None:
+    async def complete(self, outcomes: Sequence[AlertOutcome]) -> None:
         if not outcomes:
             return
         await self._conn.executemany(
@@ -304,26 +272,34 @@ class PostgresAlertStore:
             [(o.alert_id, o.reason, o.type) for o in outcomes],
         )
 
-    def publish_outcome(
-        self, outcome: AlertOutcome, headers: Mapping[str, str] | None = None
-    ) -> None:
-        self._uow.publish(topics.ALERT_OUTCOMES, outcome.profile_id, outcome, headers)
 
-    def dead_letter(self, consumer: str, record: Any, error: str) -> None:
-        dead_letter(self._uow, consumer, record, error)
+class PostgresLimits(_OnConnection):
+    def __init__(self, conn: asyncpg.Connection, default_limit: int, window_s: int) -> None:
+        super().__init__(conn)
+        self._default = default_limit
+        self._window_s = window_s
 
-    # --- the sending limit (A8) ----------------------------------------------------------
+    async def current_window(self) -> Window:
+        """By the database's clock: every replica counts windows by the same time."""
+        return window_at(await self._conn.fetchval("SELECT now()"), self._window_s)
 
-    async def now(self) -> datetime:
-        """The database's clock: every replica counts windows by the same time."""
-        return await self._conn.fetchval("SELECT now()")
-
-    async def send_limit(self, account_id: str, default: int) -> int:
+    async def send_limit(self, account_id: str) -> int:
         value = await self._conn.fetchval(
             "SELECT alert_send_limit_per_hour FROM account_limits WHERE account_id = $1",
             account_id,
         )
-        return default if value is None else int(value)
+        return self._default if value is None else int(value)
+
+    async def set_send_limit(self, account_id: str, value: int) -> None:
+        """A8: the account's own sending limit per hour."""
+        await self._conn.execute(
+            "INSERT INTO account_limits (account_id, alert_send_limit_per_hour)"
+            " VALUES ($1, $2) ON CONFLICT (account_id) DO UPDATE SET"
+            " alert_send_limit_per_hour = EXCLUDED.alert_send_limit_per_hour,"
+            " updated_at = now()",
+            account_id,
+            value,
+        )
 
     async def lock_window(self, account_id: str, start: datetime) -> int:
         """Replicas admitting mails of the same account take turns on this row."""
@@ -349,6 +325,26 @@ class PostgresAlertStore:
             start,
             n,
         )
+
+
+class PostgresMails(_OnConnection):
+    async def last_sender(self, account_id: str, email: str, kind: str) -> str | None:
+        return await mail_queue.last_sender(self._conn, account_id, email, kind)
+
+    async def cancel(self, refused: Mapping[int, str], reason: str) -> list[str]:
+        if not refused:
+            return []
+        ids = list(refused)
+        await mail_queue.cancel(self._conn, ids, reason)
+        rows = await self._conn.fetch(
+            "UPDATE alert_deliveries d SET status = 'skipped', completed_at = now(),"
+            " error = 'recipient ' || m.status || ' at send time'"
+            " FROM unnest($1::bigint[], $2::text[]) AS m(id, status)"
+            " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id",
+            ids,
+            [refused[i] for i in ids],
+        )
+        return [r["alert_id"] for r in rows]
 
     async def defer(self, mail_ids: Sequence[int], until: datetime) -> None:
         if not mail_ids:

@@ -9,9 +9,10 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from shared.contracts import AlertRequested
 from shared.templates import BudgetSandbox, TemplateBudgetExceeded, render_capped
 
-__all__ = ["TemplateBudgetExceeded", "render"]
+__all__ = ["TemplateBudgetExceeded", "render", "rendered"]
 
 _html = BudgetSandbox(autoescape=True)
 _text = BudgetSandbox(autoescape=False)
@@ -48,3 +49,16 @@ def render(
         raise
     except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError):
         return source
+
+
+def rendered(request: AlertRequested) -> tuple[str, str, str]:
+    """(subject, text, html) of an alert: the same for every recipient, so rendered once.
+    Raises TemplateBudgetExceeded for a template over its budget (A7)."""
+    action = request.action
+    profile = request.profile.model_dump()
+    metric = request.trigger_type == "metric"
+    return (
+        render(action.subject, profile, request.event, html=False, metric_flow=metric),
+        render(action.body, profile, request.event, html=False, metric_flow=metric),
+        render(action.body, profile, request.event, html=True, metric_flow=metric),
+    )

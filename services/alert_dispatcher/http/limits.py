@@ -3,12 +3,15 @@ later window."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.alert_dispatcher.adapters import queries
-from services.alert_dispatcher.adapters.repository import PostgresAlertStore
-from services.alert_dispatcher.delivery import ALERT
+from services.alert_dispatcher.handlers import ALERT
+from services.alert_dispatcher.ports import AlertWork
+from shared.db.uow import UnitOfWork
 from shared.http import error
 from shared.runtime import Runtime
 
@@ -33,7 +36,9 @@ async def _new_limit(request: Request) -> int | Response:
     return value
 
 
-async def limits(rt: Runtime, request: Request, account: str) -> Response:
+async def limits(
+    rt: Runtime, work: Callable[[UnitOfWork], AlertWork], request: Request, account: str
+) -> Response:
     """The account's alert sending limit per hour and the alert mails waiting for a later
     window (A8); PUT sets the limit."""
     if request.method == "PUT":
@@ -41,7 +46,7 @@ async def limits(rt: Runtime, request: Request, account: str) -> Response:
         if isinstance(value, Response):
             return value
         async with rt.db.uow() as uow:
-            await PostgresAlertStore(uow).set_send_limit(account, value)
+            await work(uow).limits.set_send_limit(account, value)
             await uow.commit()
     async with rt.db.pool.acquire() as conn:
         own = await queries.own_send_limit(conn, account)

@@ -4,6 +4,7 @@ POST to the `List-Unsubscribe` URL. An expired confirm link offers a new mail.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -14,13 +15,14 @@ from starlette.routing import Route
 
 from services.alert_dispatcher import handlers
 from services.alert_dispatcher.adapters import mails, queries
-from services.alert_dispatcher.adapters.repository import PostgresAlertStore
 from services.alert_dispatcher.domain.recipients import (
     on_confirm,
     on_unsubscribe,
     recipient_key,
 )
+from services.alert_dispatcher.ports import AlertWork
 from shared.contracts import utcnow
+from shared.db.uow import UnitOfWork
 from shared.links import InvalidToken, verify
 from shared.pages import Brand, gettext, language_of, page, stylesheet_route, texts
 from shared.pages.accounts import PageSettings
@@ -38,8 +40,9 @@ async def form_action(request: Request) -> str | None:
 
 
 class LinkPages:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, work: Callable[[UnitOfWork], AlertWork]) -> None:
         self._rt = rt
+        self._work = work
         self._secret = rt.settings.link_keys
         self._ttl = timedelta(days=rt.settings.confirm_link_ttl_days)
         self._days = f"{rt.settings.confirm_link_ttl_days:g}"
@@ -101,9 +104,9 @@ class LinkPages:
             return await self.invalid(request)
         account, email, gen = got
         async with self._rt.db.uow() as uow:
-            store = PostgresAlertStore(uow)
-            current = (await store.recipients(account, [email])).get(email)
-            asked = await store.asked(account, email)
+            recipients = self._work(uow).recipients
+            current = (await recipients.find(account, [email])).get(email)
+            asked = await recipients.asked(account, email)
         peek = on_confirm(current, gen).outcome
         if peek == "unknown":
             return await self.invalid(request)
@@ -125,7 +128,7 @@ class LinkPages:
                 email=email,
             )
         async with self._rt.db.uow() as uow:
-            result = await handlers.click(PostgresAlertStore(uow), account, email, gen, on_confirm)
+            result = await handlers.click(self._work(uow), account, email, gen, on_confirm)
             await uow.commit()
         return await self._confirmed(request, account, result.outcome)
 
@@ -146,9 +149,7 @@ class LinkPages:
         """C12: an expired confirm link says so and offers a new mail; its button sends it."""
         if renew:
             async with self._rt.db.uow() as uow:
-                await handlers.renew_confirmation(
-                    PostgresAlertStore(uow), self._rt.settings, account, email, now
-                )
+                await handlers.renew_confirmation(self._work(uow), account, email, now)
                 await uow.commit()
             return await self.show(request, account, 202, texts.RENEWED_TITLE, texts.RENEWED_TEXT)
         return await self.show(
@@ -180,8 +181,7 @@ class LinkPages:
                 action="unsubscribe",
             )
         async with self._rt.db.uow() as uow:
-            store = PostgresAlertStore(uow)
-            result = await handlers.click(store, account, email, gen, on_unsubscribe)
+            result = await handlers.click(self._work(uow), account, email, gen, on_unsubscribe)
             await uow.commit()
         if result.outcome == "unknown":
             return await self.invalid(request)

@@ -3,11 +3,14 @@ accent colour, support address, language)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.alert_dispatcher.adapters import queries
-from services.alert_dispatcher.adapters.repository import PostgresAlertStore
+from services.alert_dispatcher.ports import AlertWork
+from shared.db.uow import UnitOfWork
 from shared.http import error
 from shared.pages import accounts as page_accounts
 from shared.runtime import Runtime
@@ -16,7 +19,9 @@ from shared.runtime import Runtime
 NOT_HERE = {"list_names", "optout_confirmation_email"}
 
 
-async def page_settings(rt: Runtime, request: Request, account: str) -> Response:
+async def page_settings(
+    rt: Runtime, work: Callable[[UnitOfWork], AlertWork], request: Request, account: str
+) -> Response:
     """How the account's recipient pages and mails look and speak (W1); PUT sets the
     fields it gives, null clears one."""
     if request.method == "PUT":
@@ -31,7 +36,7 @@ async def page_settings(rt: Runtime, request: Request, account: str) -> Response
         if problems := page_accounts.errors(body):
             return error(422, "; ".join(problems))
         async with rt.db.uow() as uow:
-            await PostgresAlertStore(uow).save_pages(account, body)
+            await work(uow).accounts.save_pages(account, body)
             await uow.commit()
     async with rt.db.pool.acquire() as conn:
         view = (await queries.pages(conn, account)).view()

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 
 from services.alert_dispatcher.adapters.privacy import AlertPrivacy
-from services.alert_dispatcher.adapters.repository import PostgresAlertStore
+from services.alert_dispatcher.bootstrap import bootstrap
 from services.alert_dispatcher.ports import NewAlert
 from shared.contracts import PrivacyRequest, topics
 from shared.privacy import hash_secret, subject_hashes
@@ -80,7 +80,7 @@ async def test_p1_p2_alerts_are_found_and_erased_by_any_spelling(stack) -> None:
     privacy = AlertPrivacy(SETTINGS)
     async with migrated_database(stack.dsn, "alert_dispatcher") as db:
         async with db.uow() as uow:
-            await PostgresAlertStore(uow).add_alerts(
+            await bootstrap(SETTINGS)(uow).alerts.add(
                 [
                     NewAlert(a, "acme", "nps", 1, "alert", f"p-{a}", datetime.now(UTC), h)
                     for a, h in stored.items()

@@ -1,6 +1,7 @@
-"""One contract for `ports.AlertStore`, run against the in-memory store that the unit
-tests use and the PostgreSQL store that the service uses, so the fake cannot drift from
-what the database does."""
+"""One contract for the repositories of `ports.AlertWork` (and its `queue_mail` and
+`publish`), run against the in-memory work that the unit tests use and the PostgreSQL
+work that the service uses, both made by `bootstrap`, so the fake cannot drift from what
+the database does."""
 
 from __future__ import annotations
 
@@ -14,16 +15,20 @@ from typing import Any
 
 import pytest
 
-from services.alert_dispatcher.adapters.memory import MemoryAlertStore
-from services.alert_dispatcher.adapters.repository import PostgresAlertStore
+from services.alert_dispatcher.adapters.memory import MemoryAlertWork, MemoryTables
+from services.alert_dispatcher.bootstrap import bootstrap
+from services.alert_dispatcher.domain.limits import Window
 from services.alert_dispatcher.domain.recipients import Recipient
 from services.alert_dispatcher.ports import ActionKey, AlertAction, Delivery, NewAlert
 from shared.contracts import AlertOutcome, topics
 from shared.db import Database
 from shared.db.migrations import migration_files
 from shared.ports import OutgoingMail, QueuedMail
+from shared.settings import Settings
 
 A = "acme"
+# The service's default sending limit, bound into both works as the service binds it.
+SETTINGS = Settings(alert_send_limit_per_hour=50, alert_send_window_s=3600)
 
 
 @dataclass
@@ -41,8 +46,9 @@ def backend(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 async def h(backend: Any) -> AsyncIterator[Harness]:
     if backend is None:
-        memory = MemoryAlertStore()
-        yield Harness(memory, lambda: [(t, k) for t, k, _ in memory.outbox])
+        tables = MemoryTables()
+        work = bootstrap(SETTINGS, MemoryAlertWork)(tables)
+        yield Harness(work, lambda: [(t, k) for t, k, _, _ in tables.outbox])
         return
     stack = backend
     db = Database(stack.dsn, f"t_{uuid.uuid4().hex[:8]}", 2)
@@ -53,7 +59,7 @@ async def h(backend: Any) -> AsyncIterator[Harness]:
     try:
         async with db.uow() as uow:  # rolled back at the end
             yield Harness(
-                PostgresAlertStore(uow),
+                bootstrap(SETTINGS)(uow),
                 lambda: [(t, k.decode() if k else None) for t, k, _, _ in uow._outbox],
             )
     finally:
@@ -79,69 +85,69 @@ def _claimed(mail_id: int, rcpt: str, **answer: Any) -> QueuedMail:
 
 async def test_recipients_are_saved_read_in_order_and_unknown_ones_absent(h: Harness) -> None:
     s = h.store
-    await s.save_recipient(A, Recipient("b@acme.test", "unconfirmed", 1))
-    await s.save_recipient(A, Recipient("a@acme.test", "unconfirmed", 1))
-    await s.save_recipient(A, Recipient("a@acme.test", "confirmed", 2))
-    got = await s.recipients(A, ["b@acme.test", "a@acme.test", "x@acme.test"], lock=True)
+    await s.recipients.save(A, Recipient("b@acme.test", "unconfirmed", 1))
+    await s.recipients.save(A, Recipient("a@acme.test", "unconfirmed", 1))
+    await s.recipients.save(A, Recipient("a@acme.test", "confirmed", 2))
+    got = await s.recipients.find(A, ["b@acme.test", "a@acme.test", "x@acme.test"], lock=True)
     assert list(got) == ["a@acme.test", "b@acme.test"]
     assert got["a@acme.test"] == Recipient("a@acme.test", "confirmed", 2)
-    assert await s.recipients("other", ["a@acme.test"]) == {}
+    assert await s.recipients.find("other", ["a@acme.test"]) == {}
 
 
 async def test_asked_is_none_for_strangers_and_keeps_the_last_sender(h: Harness) -> None:
     s = h.store
-    assert await s.asked(A, "a@acme.test") is None
-    await s.mark_asked(A, "a@acme.test", "x@acme.test")  # nobody to mark
-    assert await s.asked(A, "a@acme.test") is None
-    await s.save_recipient(A, Recipient("a@acme.test", "unconfirmed", 1))
-    assert (await s.asked(A, "a@acme.test")).sender is None
-    await s.mark_asked(A, "a@acme.test", "team@acme.test")
-    await s.save_recipient(A, Recipient("a@acme.test", "confirmed", 1))
-    assert (await s.asked(A, "a@acme.test")).sender == "team@acme.test"
+    assert await s.recipients.asked(A, "a@acme.test") is None
+    await s.recipients.mark_asked(A, "a@acme.test", "x@acme.test")  # nobody to mark
+    assert await s.recipients.asked(A, "a@acme.test") is None
+    await s.recipients.save(A, Recipient("a@acme.test", "unconfirmed", 1))
+    assert (await s.recipients.asked(A, "a@acme.test")).sender is None
+    await s.recipients.mark_asked(A, "a@acme.test", "team@acme.test")
+    await s.recipients.save(A, Recipient("a@acme.test", "confirmed", 1))
+    assert (await s.recipients.asked(A, "a@acme.test")).sender == "team@acme.test"
 
 
 async def test_only_a_newer_version_is_taken_and_delete_clears_actions(h: Harness) -> None:
     s = h.store
-    assert await s.take_version(A, "nps", 2)
-    assert not await s.take_version(A, "nps", 2)
-    assert not await s.take_version(A, "nps", 1)
-    await s.replace_actions(A, "nps", 2, [AlertAction("x", "live", ["a@acme.test"])])
-    await s.delete_flow(A, "nps")
-    assert await s.flow_actions(A, "nps") == {}
-    assert await s.take_version(A, "nps", 3)
+    assert await s.flows.take_version(A, "nps", 2)
+    assert not await s.flows.take_version(A, "nps", 2)
+    assert not await s.flows.take_version(A, "nps", 1)
+    await s.flows.replace_actions(A, "nps", 2, [AlertAction("x", "live", ["a@acme.test"])])
+    await s.flows.delete(A, "nps")
+    assert await s.flows.actions(A, "nps") == {}
+    assert await s.flows.take_version(A, "nps", 3)
 
 
 async def test_replace_actions_drops_steps_no_longer_listed(h: Harness) -> None:
     s = h.store
-    await s.replace_actions(
+    await s.flows.replace_actions(
         A,
         "nps",
         1,
         [AlertAction("x", "live", ["a@acme.test"]), AlertAction("y", "manual", ["b@acme.test"])],
     )
-    await s.replace_actions(A, "nps", 2, [AlertAction("y", "live", ["c@acme.test"])])
-    assert await s.flow_actions(A, "nps") == {"y": {"c@acme.test"}}
+    await s.flows.replace_actions(A, "nps", 2, [AlertAction("y", "live", ["c@acme.test"])])
+    assert await s.flows.actions(A, "nps") == {"y": {"c@acme.test"}}
     keys = {ActionKey(A, "nps", "x"), ActionKey(A, "nps", "y")}
-    assert await s.action_recipients(keys) == {ActionKey(A, "nps", "y"): {"c@acme.test"}}
-    assert await s.action_recipients(set()) == {}
+    assert await s.flows.action_recipients(keys) == {ActionKey(A, "nps", "y"): {"c@acme.test"}}
+    assert await s.flows.action_recipients(set()) == {}
 
 
 async def test_a_mail_is_queued_once_per_dedupe_key(h: Harness) -> None:
     s = h.store
-    first = await s.queue_mails([_mail("k1", "a@acme.test"), _mail("k2", "a@acme.test")])
-    again = await s.queue_mails([_mail("k1", "a@acme.test"), _mail("k3", "a@acme.test")])
+    first = await s.queue_mail([_mail("k1", "a@acme.test"), _mail("k2", "a@acme.test")])
+    again = await s.queue_mail([_mail("k1", "a@acme.test"), _mail("k3", "a@acme.test")])
     assert set(first) == {"k1", "k2"} and set(again) == {"k3"}
     assert len({*first.values(), *again.values()}) == 3
-    await s.queue_mails([_mail("c1", "a@acme.test", "conf", "old@acme.test")])
-    await s.queue_mails([_mail("c2", "a@acme.test", "conf", "new@acme.test")])
-    assert await s.last_sender(A, "a@acme.test", "conf") == "new@acme.test"
-    assert await s.last_sender(A, "b@acme.test", "conf") is None
+    await s.queue_mail([_mail("c1", "a@acme.test", "conf", "old@acme.test")])
+    await s.queue_mail([_mail("c2", "a@acme.test", "conf", "new@acme.test")])
+    assert await s.mails.last_sender(A, "a@acme.test", "conf") == "new@acme.test"
+    assert await s.mails.last_sender(A, "b@acme.test", "conf") is None
 
 
 async def _two_deliveries(s: Any) -> dict[str, int]:
-    ids = await s.queue_mails([_mail("m-a", "a@acme.test"), _mail("m-b", "b@acme.test")])
-    await s.add_alerts([_alert("al-1"), _alert("al-1")])
-    await s.add_deliveries(
+    ids = await s.queue_mail([_mail("m-a", "a@acme.test"), _mail("m-b", "b@acme.test")])
+    await s.alerts.add([_alert("al-1"), _alert("al-1")])
+    await s.alerts.add_deliveries(
         [
             Delivery("al-1", "a@acme.test", ids["m-a"], "pending"),
             Delivery("al-1", "b@acme.test", ids["m-b"], "pending"),
@@ -155,46 +161,46 @@ async def test_a_delivery_is_finished_once(h: Harness) -> None:
     s = h.store
     ids = await _two_deliveries(s)
     done = _claimed(ids["m-a"], "a@acme.test", status="failed", error="550")
-    assert await s.finish_deliveries([done]) == ["al-1"]
-    assert await s.finish_deliveries([done]) == []
-    assert await s.delivery_statuses(["al-1"]) == {
+    assert await s.alerts.finish_deliveries([done]) == ["al-1"]
+    assert await s.alerts.finish_deliveries([done]) == []
+    assert await s.alerts.delivery_statuses(["al-1"]) == {
         "al-1": {"a@acme.test": "failed", "b@acme.test": "pending", "c@acme.test": "skipped"}
     }
 
 
 async def test_an_alert_completes_once_and_then_is_no_longer_sending(h: Harness) -> None:
     s = h.store
-    await s.add_alerts([_alert("al-1"), _alert("al-2")])
-    sending = await s.lock_sending(["al-2", "al-1", "al-1", "al-9"])
+    await s.alerts.add([_alert("al-1"), _alert("al-2")])
+    sending = await s.alerts.lock_sending(["al-2", "al-1", "al-1", "al-9"])
     assert [a.alert_id for a in sending] == ["al-1", "al-2"]
     assert sending[0].profile_id == "p-1" and sending[0].step_id == "alert"
     out = AlertOutcome(
         type="skipped", alert_id="al-1", account_id=A, flow_id="nps", step_id="alert",
         profile_id="p-1", reason="r",
     )  # fmt: skip
-    await s.complete_alerts([out])
-    await s.complete_alerts([out.model_copy(update={"type": "sent"})])
-    assert [a.alert_id for a in await s.lock_sending(["al-1", "al-2"])] == ["al-2"]
-    s.publish_outcome(out)
+    await s.alerts.complete([out])
+    await s.alerts.complete([out.model_copy(update={"type": "sent"})])
+    assert [a.alert_id for a in await s.alerts.lock_sending(["al-1", "al-2"])] == ["al-2"]
+    s.publish(topics.ALERT_OUTCOMES, out.profile_id, out)
     assert h.published() == [(topics.ALERT_OUTCOMES, "p-1")]
 
 
 async def test_x4_a_sending_alert_comes_back_with_the_trace_of_its_request(h: Harness) -> None:
     s = h.store
     trace = {"correlation_id": "c-1", "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
-    await s.add_alerts([replace(_alert("al-1"), trace=trace), _alert("al-2")])
-    sending = {a.alert_id: a.trace for a in await s.lock_sending(["al-1", "al-2"])}
+    await s.alerts.add([replace(_alert("al-1"), trace=trace), _alert("al-2")])
+    sending = {a.alert_id: a.trace for a in await s.alerts.lock_sending(["al-1", "al-2"])}
     assert sending == {"al-1": trace, "al-2": None}
 
 
 async def test_recipient_states_at_send_time(h: Harness) -> None:
     s = h.store
-    await s.replace_actions(A, "nps", 1, [AlertAction("alert", "live", ["a@acme.test"])])
-    await s.save_recipient(A, Recipient("a@acme.test", "confirmed", 1))
-    await s.save_recipient(A, Recipient("b@acme.test", "disabled", 1))
+    await s.flows.replace_actions(A, "nps", 1, [AlertAction("alert", "live", ["a@acme.test"])])
+    await s.recipients.save(A, Recipient("a@acme.test", "confirmed", 1))
+    await s.recipients.save(A, Recipient("b@acme.test", "disabled", 1))
     ids = await _two_deliveries(s)
-    loose = await s.queue_mails([_mail("m-x", "b@acme.test"), _mail("m-y", "z@acme.test")])
-    states = await s.recipient_states(
+    loose = await s.queue_mail([_mail("m-x", "b@acme.test"), _mail("m-y", "z@acme.test")])
+    states = await s.recipients.states(
         [
             _claimed(ids["m-a"], "A@acme.test"),
             _claimed(ids["m-b"], "b@acme.test"),
@@ -213,31 +219,31 @@ async def test_recipient_states_at_send_time(h: Harness) -> None:
 async def test_skipped_mails_skip_their_pending_delivery_with_the_status(h: Harness) -> None:
     s = h.store
     ids = await _two_deliveries(s)
-    assert await s.skip_mails({ids["m-b"]: "disabled"}, "recipient not confirmed") == ["al-1"]
-    assert await s.skip_mails({ids["m-b"]: "disabled"}, "recipient not confirmed") == []
-    assert (await s.delivery_statuses(["al-1"]))["al-1"]["b@acme.test"] == "skipped"
-    assert await s.skip_mails({}, "x") == []
+    assert await s.mails.cancel({ids["m-b"]: "disabled"}, "recipient not confirmed") == ["al-1"]
+    assert await s.mails.cancel({ids["m-b"]: "disabled"}, "recipient not confirmed") == []
+    assert (await s.alerts.delivery_statuses(["al-1"]))["al-1"]["b@acme.test"] == "skipped"
+    assert await s.mails.cancel({}, "x") == []
 
 
 async def test_sending_limit_and_window_counter(h: Harness) -> None:
     s = h.store
-    assert await s.send_limit(A, 50) == 50
-    await s.set_send_limit(A, 7)
-    assert await s.send_limit(A, 50) == 7
+    assert await s.limits.send_limit(A) == 50
+    await s.limits.set_send_limit(A, 7)
+    assert await s.limits.send_limit(A) == 7
     start = datetime(2025, 1, 6, 10, tzinfo=UTC)
-    assert await s.lock_window(A, start) == 0
-    await s.count_sent(A, start, 3)
-    assert await s.lock_window(A, start) == 3
-    assert isinstance(await s.now(), datetime)
+    assert await s.limits.lock_window(A, start) == 0
+    await s.limits.count_sent(A, start, 3)
+    assert await s.limits.lock_window(A, start) == 3
+    assert isinstance(await s.limits.current_window(), Window)
     ids = await _two_deliveries(s)
-    await s.defer([ids["m-a"]], start)
-    await s.defer([], start)
+    await s.mails.defer([ids["m-a"]], start)
+    await s.mails.defer([], start)
 
 
 async def test_page_settings_of_accounts_that_set_some(h: Harness) -> None:
     s = h.store
-    await s.save_pages(A, {"display_name": "Acme", "language": "de"})
-    got = await s.pages([A, "other"])
+    await s.accounts.save_pages(A, {"display_name": "Acme", "language": "de"})
+    got = await s.accounts.pages([A, "other"])
     assert list(got) == [A]
     assert (got[A].display_name, got[A].language) == ("Acme", "de")
 
@@ -247,9 +253,9 @@ async def test_i1_a_recipient_keeps_the_spelling_to_mail_and_a_save_without_one_
 ) -> None:
     s = h.store
     key = "lead@xn--bcher-kva.de"
-    await s.save_recipient(A, Recipient(key, "unconfirmed", 1, "Lead@xn--bcher-kva.de"))
-    await s.save_recipient(A, Recipient(key, "confirmed", 1))
-    got = (await s.recipients(A, [key]))[key]
+    await s.recipients.save(A, Recipient(key, "unconfirmed", 1, "Lead@xn--bcher-kva.de"))
+    await s.recipients.save(A, Recipient(key, "confirmed", 1))
+    got = (await s.recipients.find(A, [key]))[key]
     assert (got.status, got.address, got.mail_to) == (
         "confirmed",
         "Lead@xn--bcher-kva.de",
@@ -261,14 +267,14 @@ async def test_i1_recipient_states_at_send_time_read_any_spelling_of_the_recipie
     h: Harness,
 ) -> None:
     s = h.store
-    await s.save_recipient(A, Recipient("lead@xn--bcher-kva.de", "disabled", 1))
-    queued = await s.queue_mails(
+    await s.recipients.save(A, Recipient("lead@xn--bcher-kva.de", "disabled", 1))
+    queued = await s.queue_mail(
         [
             _mail("m-nfd", unicodedata.normalize("NFD", "LEAD@Bücher.de")),
             _mail("m-p", "Lead@xn--bcher-kva.de"),
         ]
     )
-    states = await s.recipient_states(
+    states = await s.recipients.states(
         [
             _claimed(i, m)
             for m, i in (

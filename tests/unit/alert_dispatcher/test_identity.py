@@ -1,4 +1,4 @@
-"""I1 and X2 in the dispatcher's use cases over the in-memory store: a recipient's opt-in
+"""I1 and X2 in the dispatcher's use cases over the in-memory work: a recipient's opt-in
 is one per account and address however the address is spelled; mails go to the spelling
 the flow wrote; derived ids cannot collide."""
 
@@ -8,24 +8,25 @@ import unicodedata
 
 from hypothesis import HealthCheck, example, given, settings
 
-from services.alert_dispatcher import app, delivery, handlers
-from services.alert_dispatcher.adapters.memory import MemoryAlertStore
-from services.alert_dispatcher.delivery import ALERT, CONFIRMATION
+from services.alert_dispatcher import handlers
+from services.alert_dispatcher.adapters.memory import MemoryAlertWork
 from services.alert_dispatcher.domain.recipients import (
     alert_addresses,
     on_confirm,
     on_unsubscribe,
     recipient_key,
 )
+from services.alert_dispatcher.handlers import ALERT, CONFIRMATION
 from shared.contracts import PrivacyRequest
+from shared.privacy_requests import message_id
 from tests.unit.alert_dispatcher.test_handlers import (
     ACCT,
-    SETTINGS,
     _dispatch,
     _flow,
     _queued,
     _request,
     _save,
+    _work,
 )
 from tests.unit.suppression.spellings import spellings
 
@@ -35,14 +36,14 @@ PUNY = "lead@xn--bcher-kva.de"
 KEY = "lead@xn--bcher-kva.de"
 
 
-def _mails(store: MemoryAlertStore, kind: str) -> list:
-    return [m for m in store.mails.values() if m.kind == kind]
+def _mails(work: MemoryAlertWork, kind: str) -> list:
+    return [m for m in work.tables.mails.values() if m.kind == kind]
 
 
-async def _click(store: MemoryAlertStore, spelling: str, decide) -> None:
+async def _click(work: MemoryAlertWork, spelling: str, decide) -> None:
     # A link binds the key; one minted before keys were normal forms binds a spelling.
-    current = (await store.recipients(ACCT, [recipient_key(spelling)])).get(KEY)
-    await handlers.click(store, ACCT, recipient_key(spelling), current.generation, decide)
+    current = (await work.recipients.find(ACCT, [recipient_key(spelling)])).get(KEY)
+    await handlers.click(work, ACCT, recipient_key(spelling), current.generation, decide)
 
 
 def test_i1_every_spelling_of_an_address_is_one_recipient_mailed_as_first_written() -> None:
@@ -51,46 +52,46 @@ def test_i1_every_spelling_of_an_address_is_one_recipient_mailed_as_first_writte
 
 
 async def test_i1_spellings_in_one_flow_are_one_recipient_with_one_confirmation() -> None:
-    store = MemoryAlertStore()
-    await _save(store, _flow([PUNY.replace("lead", "Lead"), NFC, NFD]))
-    (mail,) = _mails(store, CONFIRMATION)
+    work = _work()
+    await _save(work, _flow([PUNY.replace("lead", "Lead"), NFC, NFD]))
+    (mail,) = _mails(work, CONFIRMATION)
     assert mail.rcpt_to == "Lead@xn--bcher-kva.de"  # local part as written
-    assert list(store.people) == [(ACCT, KEY)]
+    assert list(work.tables.people) == [(ACCT, KEY)]
 
 
 async def test_i1_a_confirmed_recipient_is_not_asked_again_under_another_spelling() -> None:
-    store = MemoryAlertStore()
-    await _save(store, _flow([NFC]))
-    await _click(store, NFD, on_confirm)
-    await _save(store, _flow([PUNY], version=2, id="other"))
-    assert len(_mails(store, CONFIRMATION)) == 1
-    await _dispatch(store, _request([PUNY.upper()]))
-    (alert,) = _mails(store, ALERT)
+    work = _work()
+    await _save(work, _flow([NFC]))
+    await _click(work, NFD, on_confirm)
+    await _save(work, _flow([PUNY], version=2, id="other"))
+    assert len(_mails(work, CONFIRMATION)) == 1
+    await _dispatch(work, _request([PUNY.upper()]))
+    (alert,) = _mails(work, ALERT)
     assert alert.rcpt_to == "LEAD@xn--bcher-kva.de" and alert.message["To"] == alert.rcpt_to
 
 
 async def test_i1_unsubscribed_under_one_spelling_is_not_mailed_under_another() -> None:
-    store = MemoryAlertStore()
-    await _save(store, _flow([NFC]))
-    await _click(store, NFC, on_confirm)
-    await _dispatch(store, _request([NFD]))  # queued while confirmed
-    await _click(store, PUNY, on_unsubscribe)
-    admitted = await delivery.admit(store, _queued(store), SETTINGS)
+    work = _work()
+    await _save(work, _flow([NFC]))
+    await _click(work, NFC, on_confirm)
+    await _dispatch(work, _request([NFD]))  # queued while confirmed
+    await _click(work, PUNY, on_unsubscribe)
+    admitted = await handlers.admit(work, _queued(work))
     assert admitted == set()  # refused at send time, whatever spelling the mail has
-    await _dispatch(store, _request([f" {PUNY} "]))
-    assert [m.status for m in _mails(store, ALERT)] == ["cancelled"]
+    await _dispatch(work, _request([f" {PUNY} "]))
+    assert [m.status for m in _mails(work, ALERT)] == ["cancelled"]
 
 
 async def test_x2_dedupe_keys_of_colliding_parts_differ() -> None:
-    store = MemoryAlertStore()
-    await _save(store, _flow(["a@acme.test", "b@acme.test"]))
-    await _click_all(store, "a@acme.test", "b@acme.test")
+    work = _work()
+    await _save(work, _flow(["a@acme.test", "b@acme.test"]))
+    await _click_all(work, "a@acme.test", "b@acme.test")
     one, two = _request(["a@acme.test"]), _request(["b@acme.test"])
     one = one.model_copy(update={"alert_id": "x:b@acme.test"})
     two = two.model_copy(update={"alert_id": "x"})
     # "alert:" + "x:b@acme.test" + ":a@acme.test" vs "alert:" + "x" + ":b@acme.test:..."
-    await _dispatch(store, one, two)
-    keys = [m.dedupe_key for m in _mails(store, ALERT)]
+    await _dispatch(work, one, two)
+    keys = [m.dedupe_key for m in _mails(work, ALERT)]
     assert len(keys) == len(set(keys)) == 2
 
 
@@ -107,13 +108,13 @@ def test_x2_privacy_inbox_ids_of_colliding_account_and_request_ids_differ() -> N
         )
         for a, r in (("a:b", "c"), ("a", "b:c"))
     )
-    assert app.privacy_message_id(one) != app.privacy_message_id(two)
+    assert message_id(one) != message_id(two)
 
 
-async def _click_all(store: MemoryAlertStore, *emails: str) -> None:
+async def _click_all(work: MemoryAlertWork, *emails: str) -> None:
     for e in emails:
-        current = (await store.recipients(ACCT, [e]))[e]
-        await handlers.click(store, ACCT, e, current.generation, on_confirm)
+        current = (await work.recipients.find(ACCT, [e]))[e]
+        await handlers.click(work, ACCT, e, current.generation, on_confirm)
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
@@ -124,16 +125,16 @@ async def test_i1_an_opt_in_or_opt_out_under_one_spelling_holds_under_every_othe
 ) -> None:
     """Added under one spelling, confirmed through a second, re-listed under a third: one
     recipient, asked once, mailed; unsubscribed through the second: never mailed."""
-    store = MemoryAlertStore()
-    await _save(store, _flow([names[0]]))
+    work = _work()
+    await _save(work, _flow([names[0]]))
     key = recipient_key(names[0])
-    generation = (await store.recipients(ACCT, [key]))[key].generation
-    await handlers.click(store, ACCT, recipient_key(names[1]), generation, on_confirm)
-    await _save(store, _flow([names[2]], version=2, id="other"))
-    assert len(_mails(store, CONFIRMATION)) == 1
-    await _dispatch(store, _request([names[2]]))
-    assert len(_queued(store)) == 1
-    await handlers.click(store, ACCT, recipient_key(names[1]), generation, on_unsubscribe)
-    assert await delivery.admit(store, _queued(store), SETTINGS) == set()
-    await _dispatch(store, _request([names[0]]))
-    assert [m.status for m in _mails(store, ALERT)] == ["cancelled"]
+    generation = (await work.recipients.find(ACCT, [key]))[key].generation
+    await handlers.click(work, ACCT, recipient_key(names[1]), generation, on_confirm)
+    await _save(work, _flow([names[2]], version=2, id="other"))
+    assert len(_mails(work, CONFIRMATION)) == 1
+    await _dispatch(work, _request([names[2]]))
+    assert len(_queued(work)) == 1
+    await handlers.click(work, ACCT, recipient_key(names[1]), generation, on_unsubscribe)
+    assert await handlers.admit(work, _queued(work)) == set()
+    await _dispatch(work, _request([names[0]]))
+    assert [m.status for m in _mails(work, ALERT)] == ["cancelled"]
