@@ -131,6 +131,22 @@ async def test_f3_due_timers_are_claimed_once_in_due_order_with_their_run(
     assert await repo.claim_due_timers(10, "r1") == []
 
 
+async def test_f3_a_timer_set_aside_is_not_claimed_again(repo: FlowRepository, acct: str) -> None:
+    """The scheduler sets aside the earliest due delay whose walk keeps raising; the
+    next pass claims the others, and nothing is left to set aside."""
+    runs = [a_run(acct, f"e-{i}") for i in range(2)]
+    await repo.insert_runs(runs)
+    await repo.add_timers(
+        [
+            Timer(runs[0].run_id, "wait", NOW - timedelta(days=2)),
+            Timer(runs[1].run_id, "wait", NOW - timedelta(days=1)),
+        ]
+    )
+    assert await repo.fail_next_due_timer("r1", "RuntimeError: boom") is True
+    assert [t.run_id for t in await repo.claim_due_timers(10, "r1")] == [runs[1].run_id]
+    assert await repo.fail_next_due_timer("r1", "RuntimeError: boom") is False
+
+
 def _held(run: Run) -> HeldReview:
     return HeldReview(
         f"{run.run_id}:alert",
