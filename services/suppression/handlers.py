@@ -1,17 +1,18 @@
-"""The suppression service's use cases, each `handle(batch, work)` over its one port, the
-unit of work of `ports.py`: apply suppression commands (S1, S4, S5), learn from consent
-changes (S5, C11), publishing the full list in force on every change (S6), and answer
-privacy requests (P1–P3)."""
+"""The suppression service's use cases, each `async def on_<input>(batch, work)` over its
+one port, the unit of work of `ports.py`: apply suppression commands (S1, S4, S5), learn
+from consent changes (S5, C11), publishing the full list in force on every change (S6),
+and answer privacy requests (P1–P3). What the messages say is mapped to and from the
+domain in `domain/messages.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from services.suppression.domain.messages import change_messages, command_of
 from services.suppression.domain.rules import (
     LIFTING_EVENTS,
-    Command,
     Outcome,
     SuppressionState,
     addresses,
@@ -21,15 +22,7 @@ from services.suppression.domain.rules import (
     on_consent_change,
 )
 from services.suppression.ports import HistoryRow, Key, Stored, SuppressionWork
-from shared.contracts import (
-    ConsentChanged,
-    PrivacyRequest,
-    Profile,
-    SuppressionChanged,
-    SuppressionCommand,
-    topics,
-    utcnow,
-)
+from shared.contracts import ConsentChanged, PrivacyRequest, SuppressionCommand, topics, utcnow
 from shared.domain.identity import derived_id
 from shared.domain.profiles import merged_profile
 from shared.privacy_requests import handle
@@ -95,35 +88,6 @@ class _Locked:
         await self.work.history.append(self.history)
 
 
-def change_messages(
-    account_id: str,
-    profile_id: str,
-    profile: dict[str, Any],
-    change_ids: Sequence[str],
-    outcome: Outcome,
-    now: datetime,
-) -> list[SuppressionChanged]:
-    """The `suppression-changes` messages of one decided command (S6): one per change,
-    each with every suppression in force after it, and an id stable under redelivery."""
-    in_force = [s.to_json() for s in outcome.state.suppressions]
-    return [
-        SuppressionChanged(
-            type=change.type,  # type: ignore[arg-type]
-            change_id=change_id,
-            account_id=account_id,
-            profile_id=profile_id,
-            profile=Profile.model_validate(profile),
-            channel=change.channel,  # type: ignore[arg-type]
-            reason=change.reason,
-            list_id=change.list_id,
-            suppressions=in_force,
-            occurred_at=now,
-            reported_at=change.at,
-        )
-        for change_id, change in zip(change_ids, outcome.changes, strict=True)
-    ]
-
-
 async def on_commands(batch: list[Received[SuppressionCommand]], work: SuppressionWork) -> None:
     """`suppression-commands`: S1, S4, S5; a rule violation is dead-lettered with its
     reason. I1: the command's address (its email, or for an SMS suppression its number)
@@ -168,7 +132,7 @@ async def on_commands(batch: list[Received[SuppressionCommand]], work: Suppressi
             ]
             carriers[new].add(key)
             pending.apply(key, c.command_id, inherit(row.state, carried), "inherited")
-        cmd = Command(c.action, c.reason, c.occurred_at, c.channel, c.list_id)
+        cmd = command_of(c)
         own = decide(row.state, cmd, limit)
         if own.rejection is not None:
             work.dead_letter(COMMANDS, item.record, own.rejection)
