@@ -1,5 +1,18 @@
 """The published contracts: a JSON Schema per payload and an AsyncAPI 3 document per
-service, generated from the pydantic models in `shared.contracts`.
+service, both generated from the code.
+
+**AsyncAPI.** Each service is built as it runs (`services.<name>.app.build`) on throwaway
+secrets; nothing connects. FastStream's AsyncAPI Python API then describes what the
+service declared on its broker (`shared.messaging.edge`): the topics it subscribes to
+and publishes, with their payload models. Which service reads or writes which topic, in
+which consumer group, comes from that code alone. What the code does not say of a topic
+(what its key is, one line on what a record means) is beside the topic's name in
+`shared.contracts.topics.ABOUT`. FastStream's document is then adjusted where it is not
+what a Kafka client of ours needs; `for_kafka_clients` lists each step and its reason.
+
+**JSON Schema.** One file per payload of those topics, plus the dead letter (X1) and the
+consent receipt (C15, served over HTTP and in exports), in the payload's direction:
+what we accept from producers (input topics) or what we emit to consumers.
 
 The topics and payloads are the product's public interface, so the generated files are
 committed (`deploy/contracts/`) and a test fails when they differ from what the code
@@ -13,27 +26,46 @@ project key their parsing on it.
 
 from __future__ import annotations
 
+import copy
+import functools
+import importlib
 import json
+import secrets
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from faststream.specification import AsyncAPI
+from pydantic import BaseModel, SecretStr
 
-from shared.contracts import inputs, outputs, privacy, receipts, topics
-from shared.contracts.flows import FlowDefinition
+from shared.contracts import outputs, receipts, topics
+from shared.health import Health
+from shared.messaging.edge import KafkaEdge
+from shared.runtime import Runtime
+from shared.settings import Settings
 
 Direction = Literal["input", "output"]
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "deploy" / "contracts"
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DIR = ROOT / "deploy" / "contracts"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# Every service is a package with a composition root `app.py` (SPEC "Architecture").
+SERVICES: tuple[str, ...] = tuple(
+    sorted(p.parent.name for p in (ROOT / "services").glob("*/app.py"))
+)
+
+SERVER = "kafka"
+SERVER_HOST = "kafka:9092"
+KAFKA_BINDING = "0.4.0"  # the Kafka binding version FastStream writes
 
 
 @dataclass(frozen=True)
 class TopicContract:
-    """One topic: its payload, who writes it, and what its key is."""
+    """One topic as the code declares it: its payload model, and what `topics.ABOUT`
+    adds (the record key, one line on what a record means)."""
 
     topic: str
     model: type[BaseModel]
@@ -42,158 +74,79 @@ class TopicContract:
     description: str
 
 
-TOPICS: tuple[TopicContract, ...] = (
-    TopicContract(
-        topics.PROFILE_EVENTS,
-        inputs.ProfileEvent,
-        "input",
-        "profile_id",
-        "Something a profile did; may enter the profile into metric flows.",
-    ),
-    TopicContract(
-        topics.CONSENT_COMMANDS,
-        inputs.ConsentCommand,
-        "input",
-        "profile_id",
-        "A request to subscribe, unsubscribe or re-subscribe a profile.",
-    ),
-    TopicContract(
-        topics.SUPPRESSION_COMMANDS,
-        inputs.SuppressionCommand,
-        "input",
-        "profile_id",
-        "A request to suppress or unsuppress a profile, or a bounce/delivery report.",
-    ),
-    TopicContract(
-        topics.SMS_INBOUND,
-        inputs.SmsInbound,
-        "input",
-        "phone number",
-        "A text message a profile sent; keywords change SMS consent.",
-    ),
-    TopicContract(
-        topics.FLOW_DEFINITIONS,
-        FlowDefinition,
-        "input",
-        "account_id:flow_id",
-        "A saved flow (compacted topic). A null value under the key deletes the flow;"
-        " a higher version replaces a lower one.",
-    ),
-    TopicContract(
-        topics.REVIEW_DECISIONS,
-        inputs.ReviewDecision,
-        "input",
-        "alert_id",
-        "An operator's decision on an alert held in manual review.",
-    ),
-    TopicContract(
-        topics.CONSENT_CHANGES,
-        outputs.ConsentChanged,
-        "output",
-        "profile_id",
-        "A subscription event with the profile's full consent state after it.",
-    ),
-    TopicContract(
-        topics.SUPPRESSION_CHANGES,
-        outputs.SuppressionChanged,
-        "output",
-        "profile_id",
-        "A change of a profile's suppressions, with every suppression in force.",
-    ),
-    TopicContract(
-        topics.SMS_OUTBOUND,
-        outputs.SmsOutbound,
-        "output",
-        "phone number",
-        "A reply to an inbound SMS keyword, for the SMS gateway to send.",
-    ),
-    TopicContract(
-        topics.ALERT_REQUESTS,
-        outputs.AlertRequested,
-        "output",
-        "profile_id",
-        "An internal alert to send, with the alert action as the flow version saved it.",
-    ),
-    TopicContract(
-        topics.MESSAGE_REQUESTS,
-        outputs.MessageRequested,
-        "output",
-        "profile_id",
-        "A consent-checked email or SMS to the profile itself.",
-    ),
-    TopicContract(
-        topics.FLOW_ACTIVITY,
-        outputs.FlowActivity,
-        "output",
-        "profile_id",
-        "What happened to a profile at a flow step.",
-    ),
-    TopicContract(
-        topics.ALERT_OUTCOMES,
-        outputs.AlertOutcome,
-        "output",
-        "profile_id",
-        "The result of one internal alert: sent, skipped (with reason) or failed.",
-    ),
-    TopicContract(
-        topics.PRIVACY_REQUESTS,
-        privacy.PrivacyRequest,
-        "input",
-        "profile_id (or the email or phone number named)",
-        "A data-subject request: export or erase what is held about a person (P1).",
-    ),
-    TopicContract(
-        topics.PRIVACY_RESULTS,
-        privacy.PrivacyResult,
-        "output",
-        "request_id",
-        "One service's part of a data-subject request: the export, or what was erased.",
-    ),
-)
-BY_TOPIC = {t.topic: t for t in TOPICS}
-
-# SPEC "Architecture": what each service consumes and produces (besides SMTP mail).
-SERVICES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "consent": (
-        (
-            topics.CONSENT_COMMANDS,
-            topics.SMS_INBOUND,
-            topics.SUPPRESSION_CHANGES,
-            topics.PRIVACY_REQUESTS,
-            topics.PRIVACY_RESULTS,
-        ),
-        (topics.CONSENT_CHANGES, topics.SMS_OUTBOUND, topics.PRIVACY_RESULTS),
-    ),
-    "suppression": (
-        (topics.SUPPRESSION_COMMANDS, topics.CONSENT_CHANGES, topics.PRIVACY_REQUESTS),
-        (topics.SUPPRESSION_CHANGES, topics.PRIVACY_RESULTS),
-    ),
-    "flow_executor": (
-        (
-            topics.FLOW_DEFINITIONS,
-            topics.PROFILE_EVENTS,
-            topics.CONSENT_CHANGES,
-            topics.SUPPRESSION_CHANGES,
-            topics.REVIEW_DECISIONS,
-            topics.PRIVACY_REQUESTS,
-        ),
-        (
-            topics.ALERT_REQUESTS,
-            topics.MESSAGE_REQUESTS,
-            topics.FLOW_ACTIVITY,
-            topics.PRIVACY_RESULTS,
-        ),
-    ),
-    "alert_dispatcher": (
-        (topics.FLOW_DEFINITIONS, topics.ALERT_REQUESTS, topics.PRIVACY_REQUESTS),
-        (topics.ALERT_OUTCOMES, topics.PRIVACY_RESULTS),
-    ),
-}
+# --- the services, built as they run ----------------------------------------------------
 
 
-def group_id(service: str, topic: str) -> str:
-    """The consumer group a service reads `topic` in: its replicas share the partitions."""
-    return f"consentflow.{service}.{topic}"
+@functools.cache
+def built(service: str) -> KafkaEdge:
+    """The Kafka edge of `service` after its `build(rt)`: its FastStream broker with every
+    subscriber and publisher declared. The settings are fixed here, not read from the
+    environment, so that the documents do not depend on who generates them: no topic or
+    group prefix, the compose stack's broker address, throwaway secrets (a service starts
+    only with secrets of its own, X6)."""
+    settings = Settings(
+        link_secret=SecretStr(secrets.token_hex(32)),
+        privacy_hash_secret=SecretStr(secrets.token_hex(32)),
+        kafka_bootstrap_servers=SERVER_HOST,
+        kafka_security_protocol="PLAINTEXT",
+        kafka_topic_prefix="",
+        kafka_group_prefix="",
+    )
+    rt = Runtime(service, settings, Health())
+    importlib.import_module(f"services.{service}.app").build(rt)
+    return rt.kafka
+
+
+def consumed(service: str) -> dict[str, type[BaseModel]]:
+    """Topic -> payload model of every topic `service` subscribes to, from the type its
+    FastStream handler takes (`list[Payload]`, one batch)."""
+    found: dict[str, type[BaseModel]] = {}
+    for sub in built(service).subscriptions:
+        assert sub.subscriber is not None
+        sub.subscriber.schema()  # FastStream reads the handler's signature here
+        (param,) = sub.subscriber.calls[0].dependant.flat_params
+        (found[sub.topic],) = get_args(param.field_type)
+    return found
+
+
+def produced(service: str) -> dict[str, type[BaseModel]]:
+    """Topic -> payload model of every topic `service` declares a publisher for."""
+    return {
+        p.specification.config.topic: p.specification.config.schema_
+        for p in built(service).broker.publishers
+    }
+
+
+@functools.cache
+def topic_contracts() -> dict[str, TopicContract]:
+    """Every topic a service reads or writes, with its payload. Refuses two services that
+    disagree on a topic's payload: a topic carries one contract."""
+    models: dict[str, type[BaseModel]] = {}
+    for service in SERVICES:
+        for topic, model in (consumed(service) | produced(service)).items():
+            if models.setdefault(topic, model) is not model:
+                raise TypeError(f"{topic}: {models[topic].__name__} and {model.__name__}")
+    return {
+        topic: TopicContract(
+            topic,
+            model,
+            "input" if topic in topics.INPUT_TOPICS else "output",
+            topics.about(topic).key,
+            topics.about(topic).description,
+        )
+        for topic in topics.INPUT_TOPICS + topics.OUTPUT_TOPICS
+        if (model := models.get(topic)) is not None
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # `BY_TOPIC` (topic -> TopicContract) is computed on first use: it builds the services.
+    if name == "BY_TOPIC":
+        return topic_contracts()
+    raise AttributeError(name)
+
+
+# --- JSON Schema per payload ------------------------------------------------------------
 
 
 def _mode(direction: Direction) -> Literal["validation", "serialization"]:
@@ -203,7 +156,7 @@ def _mode(direction: Direction) -> Literal["validation", "serialization"]:
 
 def _payloads() -> list[tuple[type[BaseModel], Direction]]:
     seen: dict[type[BaseModel], Direction] = {}
-    for t in TOPICS:
+    for t in topic_contracts().values():
         seen.setdefault(t.model, t.direction)
     seen[outputs.DeadLetter] = "output"
     seen[receipts.ConsentReceipt] = "output"  # C15: served over HTTP and in exports
@@ -234,108 +187,185 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     }
 
 
-def _message(contract: TopicContract, model: type[BaseModel]) -> dict[str, Any]:
-    name = model.__name__
-    return {
-        "name": name,
-        "title": name,
-        "summary": (model.__doc__ or "").strip().splitlines()[0],
-        "contentType": "application/json",
-        "payload": {"$ref": f"#/components/schemas/{name}"},
-        "bindings": {
-            "kafka": {
-                "key": {"type": "string", "description": f"The {contract.key}."},
-                "bindingVersion": "0.5.0",
-            }
-        },
-    }
+# --- AsyncAPI per service ---------------------------------------------------------------
+
+
+def faststream_document(service: str, version: str = "1") -> dict[str, Any]:
+    """What FastStream's AsyncAPI Python API says of the service's broker, as is.
+
+    FastStream keys a channel and its operation by the endpoint's title, and the edge
+    titles a topic's subscriber and its publisher alike (the topic): for a topic a
+    service both reads and writes (the consent service and `privacy-results`) the second
+    would replace the first. On this throwaway broker each publisher is retitled
+    `<topic>:send` first, and any "overwrite" FastStream still warns of is an error."""
+    broker = built(service).broker
+    for publisher in broker.publishers:
+        config = publisher.specification.config
+        config.title_ = f"{config.topic}:send"
+    factory = AsyncAPI(
+        broker,
+        title=f"consentflow {service.replace('_', '-')}",
+        version=version,
+        description="Generated from the service's FastStream subscribers and publishers;"
+        " the payloads are the pydantic models in shared/contracts, and every payload"
+        " carries `schema_version`, raised on a breaking change.",
+        schema_version="3.0.0",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        document: dict[str, Any] = factory.to_specification().to_jsonable()
+    return document
 
 
 def asyncapi(service: str, version: str = "1") -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of one service: the topics it reads (in its consumer
-    groups), the topics it writes, and the dead-letter topics of what it reads (X1)."""
-    consumes, produces = SERVICES[service]
+    """The published AsyncAPI 3.0 document of one service."""
+    return for_kafka_clients(faststream_document(service, version), built(service))
+
+
+def _id(topic: str) -> str:
+    # Channel and operation ids allow neither `.` nor `-` everywhere; these are the ids
+    # the documents have always had, so generated clients keep their names.
+    return topic.replace(".", "_").replace("-", "_")
+
+
+def _at(document: dict[str, Any], ref: str) -> Any:
+    node: Any = document
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _message(name: str, schema: dict[str, Any], correlation: Any) -> dict[str, Any]:
+    # What a code generator names the message by, and its model's first paragraph.
+    summary = " ".join((schema.get("description") or name).split("\n\n")[0].split())
+    return {
+        "name": name,
+        "title": name,
+        "summary": summary,
+        **({"correlationId": correlation} if correlation else {}),
+        "payload": {"$ref": f"#/components/schemas/{name}"},
+    }
+
+
+def for_kafka_clients(fs: dict[str, Any], edge: KafkaEdge) -> dict[str, Any]:
+    """FastStream's document of a service, adjusted where a Kafka client needs more or
+    other than what it says (the topics, actions and payload schemas are FastStream's):
+
+    1. **One record, one payload.** Our subscribers are batch subscribers: the handler
+       takes `list[Payload]`, so FastStream describes the message as an array. A Kafka
+       record carries one payload; the message refers to it, the array schema goes.
+    2. **One channel per topic, messages named after their payload.** FastStream makes a
+       channel per endpoint and names messages after endpoints (`<topic>:SubscribeMessage`);
+       a topic the service reads and writes is one channel with two operations
+       (`receive_<topic>`, `send_<topic>`), and its message is the payload's name.
+    3. **The record key and the topic's description**, from `topics.ABOUT`: FastStream
+       knows neither (a producer must key by the profile to keep a profile's records in
+       order). What the code says of an endpoint stays, on its operation, as one line.
+       Operations come in one order (reads, then writes, in `topics` order): FastStream
+       keeps endpoints in weak sets, whose order changes from run to run.
+    4. **The consumer group** of each subscription, as the Kafka operation binding
+       `groupId`: FastStream writes no operation bindings, and an outside consumer must
+       not join a service's group.
+    5. **Dead-letter topics** (X1): each subscription publishes what it cannot accept to
+       `<topic>.dlq` through the outbox, not through a declared publisher, so FastStream
+       does not see them.
+    6. **The server**: FastStream names its one server `development` and describes it
+       with the broker's description; it is the service's cluster, set by the `KAFKA_*`
+       settings, whose prefixes change every topic and group name.
+    7. **Discriminators** in AsyncAPI's form (`asyncapi_schema`)."""
+    groups = {s.topic: s.subscriber.group_id for s in edge.subscriptions if s.subscriber}
+    schemas: dict[str, Any] = dict(fs["components"]["schemas"])
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    wanted: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = []
+    correlation: Any = None  # where FastStream says a record's correlation id is
 
-    def channel(topic: str, model: type[BaseModel], contract: TopicContract, text: str) -> str:
-        cid = topic.replace(".", "_").replace("-", "_")
-        messages[model.__name__] = _message(contract, model)
-        mode = _mode(contract.direction if model is contract.model else "output")
-        if (model, mode) not in wanted:
-            wanted.append((model, mode))
-        channels[cid] = {
-            "address": topic,
-            "description": text,
-            "messages": {model.__name__: {"$ref": f"#/components/messages/{model.__name__}"}},
-            "bindings": {"kafka": {"topic": topic, "bindingVersion": "0.5.0"}},
-        }
-        return cid
-
-    for topic in consumes:
-        c = BY_TOPIC[topic]
-        cid = channel(topic, c.model, c, c.description)
-        operations[f"receive_{cid}"] = {
-            "action": "receive",
-            "channel": {"$ref": f"#/channels/{cid}"},
-            "messages": [{"$ref": f"#/channels/{cid}/messages/{c.model.__name__}"}],
-            "bindings": {
-                "kafka": {
-                    "groupId": {"type": "string", "enum": [group_id(service, topic)]},
-                    "bindingVersion": "0.5.0",
-                }
+    def channel(topic: str, name: str, action: str, extra: dict[str, Any]) -> None:
+        cid = _id(topic)
+        about = topics.about(topic)
+        found = channels.setdefault(
+            cid,
+            {
+                "address": topic,
+                "description": about.description,
+                "servers": [{"$ref": f"#/servers/{SERVER}"}],
+                "messages": {},
+                "bindings": {"kafka": {"topic": topic, "bindingVersion": KAFKA_BINDING}},
             },
-        }
-    for topic in produces:
-        c = BY_TOPIC[topic]
-        cid = channel(topic, c.model, c, c.description)
-        operations[f"send_{cid}"] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{cid}"},
-            "messages": [{"$ref": f"#/channels/{cid}/messages/{c.model.__name__}"}],
-        }
-    for topic in consumes:
-        c = BY_TOPIC[topic]
-        dead = topics.dlq(topic)
-        cid = channel(
-            dead,
-            outputs.DeadLetter,
-            c,
-            f"Messages from {topic} that could not be accepted, with the original"
-            " bytes (base64), the error and the source offset (X1).",
         )
-        operations[f"send_{cid}"] = {
-            "action": "send",
+        found["messages"][name] = {"$ref": f"#/components/messages/{name}"}
+        key = {
+            "kafka": {
+                "key": {"type": "string", "description": f"The {about.key}."},
+                "bindingVersion": KAFKA_BINDING,
+            }
+        }
+        if messages[name].setdefault("bindings", key) != key:
+            raise ValueError(f"{name} is keyed differently on two topics")
+        operations[f"{action}_{cid}"] = {
+            "action": action,
             "channel": {"$ref": f"#/channels/{cid}"},
-            "messages": [{"$ref": f"#/channels/{cid}/messages/DeadLetter"}],
+            "messages": [{"$ref": f"#/channels/{cid}/messages/{name}"}],
+            **extra,
         }
 
-    _, defs = models_json_schema(wanted, ref_template="#/components/schemas/{model}")
-    return {
-        "asyncapi": "3.0.0",
-        "info": {
-            "title": f"consentflow {service.replace('_', '-')}",
-            "version": version,
-            "description": "Generated from the pydantic models in shared/contracts; every"
-            " payload carries `schema_version`, raised on a breaking change.",
-        },
-        "defaultContentType": "application/json",
-        "servers": {
-            "kafka": {
-                "host": "kafka:9092",
-                "protocol": "kafka",
-                "description": "Set by KAFKA_BOOTSTRAP_SERVERS.",
+    def order(op: dict[str, Any]) -> tuple[bool, int]:
+        # FastStream keeps endpoints in weak sets, so its order varies between runs.
+        address = _at(fs, op["channel"]["$ref"])["address"]
+        return op["action"] != "receive", topics.ALL_TOPICS.index(address)
+
+    for op in sorted(fs["operations"].values(), key=order):
+        endpoint = _at(fs, op["channel"]["$ref"])
+        topic = endpoint["address"]
+        (mref,) = op["messages"]
+        message = copy.deepcopy(_at(fs, _at(fs, mref["$ref"])["$ref"]))
+        name = message["payload"]["$ref"].rsplit("/", 1)[1]
+        if op["action"] == "receive" and schemas[name].get("type") == "array":  # step 1
+            name = schemas.pop(name)["items"]["$ref"].rsplit("/", 1)[1]
+        correlation = message["correlationId"]
+        messages.setdefault(name, _message(name, schemas[name], correlation))  # step 2
+        text = " ".join(endpoint.get("description", "").split())
+        described = {"description": text} if text else {}
+        grouped: dict[str, Any] = {}
+        if op["action"] == "receive":  # step 4
+            grouped["bindings"] = {
+                "kafka": {
+                    "groupId": {
+                        "type": "string",
+                        "enum": [groups[topic]],
+                        "description": "With KAFKA_GROUP_PREFIX before it, if set.",
+                    },
+                    "bindingVersion": KAFKA_BINDING,
+                }
             }
-        },
+        channel(topic, name, op["action"], described | grouped)
+
+    dead = outputs.DeadLetter  # step 5
+    body = dead.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(body.pop("$defs", {}))
+    schemas[dead.__name__] = body
+    # A dead letter carries the trace headers of the record it was made from.
+    messages[dead.__name__] = _message(dead.__name__, body, correlation)
+    for topic in sorted(groups, key=topics.ALL_TOPICS.index):
+        channel(topics.dlq(topic), dead.__name__, "send", {})
+
+    (server,) = fs["servers"].values()  # step 6
+    server["description"] = (
+        "The cluster named by KAFKA_BOOTSTRAP_SERVERS. KAFKA_TOPIC_PREFIX, if set, is put"
+        " before every topic name, KAFKA_GROUP_PREFIX before every consumer group."
+    )
+    return {
+        "asyncapi": fs["asyncapi"],
+        "info": fs["info"],
+        "defaultContentType": fs["defaultContentType"],
+        "servers": {SERVER: server},
         "channels": channels,
         "operations": operations,
         "components": {
             "messages": dict(sorted(messages.items())),
             "schemas": {
-                name: asyncapi_schema(schema)
-                for name, schema in sorted(defs.get("$defs", {}).items())
+                name: asyncapi_schema(schema)  # step 7
+                for name, schema in sorted(schemas.items())
             },
         },
     }
@@ -357,11 +387,16 @@ def asyncapi_schema(node: Any) -> Any:
     return out
 
 
+def asyncapi_path(service: str) -> str:
+    """Where a service's document is published, under the contracts folder."""
+    return f"asyncapi/{service.replace('_', '-')}.asyncapi.json"
+
+
 def documents() -> dict[str, dict[str, Any]]:
     """Every generated file, relative path -> JSON document."""
     docs = json_schemas()
     for service in SERVICES:
-        docs[f"asyncapi/{service.replace('_', '-')}.asyncapi.json"] = asyncapi(service)
+        docs[asyncapi_path(service)] = asyncapi(service)
     return docs
 
 

@@ -14,7 +14,8 @@ import pytest
 from aiokafka import ConsumerRecord
 from pydantic import SecretStr, create_model
 
-from shared.contracts import ConsentChanged, ConsentCommand, topics
+from shared.contracts import ConsentChanged, ConsentCommand, DeadLetter, topics
+from shared.health import Health
 from shared.messaging.batches import dead_letter
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -78,35 +79,100 @@ def _refs(node: Any) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("service", sorted(contracts.SERVICES))
+def _operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(action, topic) -> operation of an AsyncAPI document."""
+    found = {}
+    for op in doc["operations"].values():
+        channel = doc["channels"][op["channel"]["$ref"].rsplit("/", 1)[1]]
+        found[(op["action"], channel["address"])] = op
+    return found
+
+
+def _published(service: str) -> dict[str, Any]:
+    return _committed(contracts.asyncapi_path(service))
+
+
+@pytest.mark.parametrize("service", contracts.SERVICES)
 def test_asyncapi_documents_resolve_and_cover_the_service(service: str) -> None:
-    doc = _committed(f"asyncapi/{service.replace('_', '-')}.asyncapi.json")
+    """Every reference resolves, and the operations are exactly what the service's code
+    declares: a receive per subscription, a send per publisher (a topic it both reads and
+    writes keeps both) and a send to the dead-letter topic of each topic it reads (X1)."""
+    doc = _published(service)
     assert doc["asyncapi"].startswith("3.")
     for ref in _refs(doc):
         node: Any = doc
         for part in ref.removeprefix("#/").split("/"):
             node = node[part]
-    consumes, produces = contracts.SERVICES[service]
-    addresses = {c["address"] for c in doc["channels"].values()}
-    assert set(consumes) | set(produces) | {topics.dlq(t) for t in consumes} == addresses
+    consumes, produces = contracts.consumed(service), contracts.produced(service)
+    assert set(_operations(doc)) == (
+        {("receive", t) for t in consumes}
+        | {("send", t) for t in produces}
+        | {("send", topics.dlq(t)) for t in consumes}
+    )
 
 
-@pytest.mark.parametrize("service", sorted(contracts.SERVICES))
+@pytest.mark.parametrize("service", contracts.SERVICES)
+def test_a_record_carries_one_payload_keyed_as_documented(service: str) -> None:
+    """A batch subscriber's handler takes a list, but each record is one payload: the
+    message of every operation is the topic's payload model (DeadLetter on `.dlq`), with
+    the record key `topics.ABOUT` names."""
+    doc = _published(service)
+    code = contracts.consumed(service) | contracts.produced(service)
+    for (_, topic), op in _operations(doc).items():
+        (message_ref,) = op["messages"]
+        channel = doc["channels"][op["channel"]["$ref"].rsplit("/", 1)[1]]
+        name = message_ref["$ref"].rsplit("/", 1)[1]
+        message = doc["components"]["messages"][name]
+        model = code.get(topic, DeadLetter)
+        assert channel["messages"][name]["$ref"] == f"#/components/messages/{model.__name__}"
+        assert message["payload"] == {"$ref": f"#/components/schemas/{model.__name__}"}
+        assert doc["components"]["schemas"][model.__name__].get("type") == "object"
+        key = message["bindings"]["kafka"]["key"]["description"]
+        assert key == f"The {topics.about(topic).key}."
+
+
+@pytest.mark.parametrize("service", contracts.SERVICES)
+def test_asyncapi_payloads_are_the_published_json_schemas(service: str) -> None:
+    """FastStream's schema of a payload and the JSON Schema file say the same."""
+    doc = _published(service)
+    schemas = doc["components"]["schemas"]
+    for rel, schema in contracts.json_schemas().items():
+        name = schema["title"]
+        if name not in schemas:
+            continue
+        text = json.dumps(schema).replace('"#/$defs/', '"#/components/schemas/')
+        expected = contracts.asyncapi_schema(json.loads(text))
+        defs = expected.pop("$defs", {})
+        for key in ("$schema", "$id", "x-direction"):
+            expected.pop(key)
+        assert schemas[name] == expected, rel
+        for nested, body in defs.items():
+            assert schemas[nested] == body, f"{rel}: {nested}"
+
+
+@pytest.mark.parametrize("service", contracts.SERVICES)
 def test_services_subscribe_only_to_their_published_topics(service: str) -> None:
-    """What `build(rt)` subscribes to is in the service's AsyncAPI document, in the
-    consumer group the document names."""
+    """What `build(rt)` subscribes to is in the service's published AsyncAPI document, in
+    the consumer group the document names, and every receive there is a subscription.
+    Group names stay `consentflow.<service>.<topic>`: a renamed group would start over
+    from the earliest retained offset."""
     import importlib
 
     # A service starts only with secrets of its own (X6); these are throwaway ones.
     keys = {k: SecretStr(secrets.token_hex(32)) for k in ("link_secret", "privacy_hash_secret")}
-    rt = Runtime(service, Settings(**keys))
+    rt = Runtime(service, Settings(**keys, kafka_group_prefix=""), Health())
     importlib.import_module(f"services.{service}.app").build(rt)
-    consumes, _ = contracts.SERVICES[service]
+    receives = {
+        topic: op["bindings"]["kafka"]["groupId"]["enum"]
+        for (action, topic), op in _operations(_published(service)).items()
+        if action == "receive"
+    }
     assert rt.kafka.subscriptions
+    assert {s.topic for s in rt.kafka.subscriptions} == set(receives)
     for sub in rt.kafka.subscriptions:
-        assert sub.topic in consumes, f"{service} reads {sub.topic}, missing from its contract"
         assert sub.subscriber is not None
-        assert sub.subscriber.group_id == contracts.group_id(service, sub.topic)
+        assert receives[sub.topic] == [sub.subscriber.group_id]
+        assert sub.subscriber.group_id == f"consentflow.{service}.{sub.topic}"
 
 
 def test_x1_dead_letter_matches_its_published_schema() -> None:
