@@ -19,11 +19,7 @@ class FlowUnitOfWork(TransactionWork):
     def __init__(self, uow: UnitOfWork, secret: str | None = None) -> None:
         super().__init__(uow)
         repository = PostgresFlowRepository(uow.conn)
-        self.flows = repository
-        self.runs = repository
-        self.reviews = repository
-        self.profiles = repository
-        self.sending = repository
-        self.erasures = repository
+        self.flows = self.runs = self.reviews = repository
+        self.profiles = self.sending = self.erasures = repository
         self.privacy = BoundPrivacy(FlowPrivacy(secret), uow.conn)
         self.secret = secret

@@ -29,7 +29,7 @@ from services.flow_executor.ports import (
 from shared.contracts import FlowActivity, MessageRequested, ProfileEvent, utcnow
 from shared.db.pool import create_pool
 from shared.received import Received, Trace
-from tests.unit.flow_executor.fakes import InMemoryFlowRepository
+from tests.unit.flow_executor.fakes import InMemoryFlowRepository, OneRepository
 from tests.unit.flow_executor.flows import alert, event, flow
 
 NOW = utcnow()
@@ -359,32 +359,12 @@ async def test_c17_the_receipt_of_the_newest_change_per_slot_is_in_the_walk_stat
 
 
 @dataclass
-class _Batch:
+class _Batch(OneRepository):
     """`ports.FlowWork` on one PostgreSQL transaction, keeping what it publishes."""
 
     flows: PostgresFlowRepository
     secret: str | None = None
     published: list[Any] = field(default_factory=list)
-
-    @property
-    def runs(self) -> PostgresFlowRepository:
-        return self.flows
-
-    @property
-    def reviews(self) -> PostgresFlowRepository:
-        return self.flows
-
-    @property
-    def profiles(self) -> PostgresFlowRepository:
-        return self.flows
-
-    @property
-    def sending(self) -> PostgresFlowRepository:
-        return self.flows
-
-    @property
-    def erasures(self) -> PostgresFlowRepository:
-        return self.flows
 
     def publish(self, topic: str, key: str | None, message: Any, headers: Any = None) -> None:
         self.published.append(message)

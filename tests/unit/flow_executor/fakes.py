@@ -360,8 +360,35 @@ class InMemoryFlowRepository:
             self.resubscriptions[key] = r.at if old is None else max(old, r.at)
 
 
+class OneRepository:
+    """Every concern of `ports.FlowWork` (runs, reviews, profiles, sending, erasures)
+    served by the one repository in `flows`, as `adapters.unit_of_work` binds it."""
+
+    flows: Any
+
+    @property
+    def runs(self) -> Any:
+        return self.flows
+
+    @property
+    def reviews(self) -> Any:
+        return self.flows
+
+    @property
+    def profiles(self) -> Any:
+        return self.flows
+
+    @property
+    def sending(self) -> Any:
+        return self.flows
+
+    @property
+    def erasures(self) -> Any:
+        return self.flows
+
+
 @dataclass
-class FakeWork:
+class FakeWork(OneRepository):
     """`ports.FlowWork` over the in-memory repository (`flows`, which serves every
     concern of the port, as the PostgreSQL one does): what a batch published, and what
     it dead-lettered, in order. Nothing is rolled back: tests look at one batch. It has
@@ -374,26 +401,6 @@ class FakeWork:
     dead_letters: list[tuple[str, Any, str]] = field(default_factory=list)
     # The headers asked for with each message published (None: the batch's own).
     headers: list[tuple[str, Message, Mapping[str, str] | None]] = field(default_factory=list)
-
-    @property
-    def runs(self) -> InMemoryFlowRepository:
-        return self.flows
-
-    @property
-    def reviews(self) -> InMemoryFlowRepository:
-        return self.flows
-
-    @property
-    def profiles(self) -> InMemoryFlowRepository:
-        return self.flows
-
-    @property
-    def sending(self) -> InMemoryFlowRepository:
-        return self.flows
-
-    @property
-    def erasures(self) -> InMemoryFlowRepository:
-        return self.flows
 
     def publish(
         self,
