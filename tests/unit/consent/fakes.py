@@ -7,7 +7,7 @@ in-memory repository and the PostgreSQL one."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -287,3 +287,14 @@ class FakeWork:
                 self.repo.mails[mail.dedupe_key] = mail
                 queued[mail.dedupe_key] = len(self.repo.mails)
         return queued
+
+
+def bootstrap(
+    settings: Settings,
+    repo: InMemoryConsentRepository | None = None,
+    outbox: FakeOutbox | None = None,
+) -> Callable[[Any], FakeWork]:
+    """The fakes bound as `services.consent.bootstrap.bootstrap` binds the real adapters:
+    a work factory, here one work over the same in-memory state whatever the transaction."""
+    work = FakeWork(repo or InMemoryConsentRepository(), outbox or FakeOutbox(), settings)
+    return lambda _uow: work
