@@ -13,7 +13,13 @@ and function, so the message is the to-do list:
   hold SQL too);
 - no function in `services/` is longer than 60 lines;
 - `tools/` (the `consentflow` command, the demo, the contract generator) is not code
-  the services share: neither `shared/` nor `services/` imports it.
+  the services share: neither `shared/` nor `services/` imports it;
+- use cases (`services/*/handlers.py`, and the privacy use case the services share)
+  reach the world only through their unit of work: they import no adapter, no
+  `shared.db`, no `shared.messaging`, no FastStream, aiokafka or asyncpg (and neither
+  does a domain);
+- every service declares its Kafka subscribers and publishers in one module,
+  `services/<name>/entrypoints/kafka.py`, and only there.
 """
 
 from __future__ import annotations
@@ -270,6 +276,51 @@ def test_shared_and_services_do_not_import_tools() -> None:
         if within(module, "tools")
     ]
     fail_with("shared/ or services/ imports tools/", offenders)
+
+
+# What a use case must not import: the adapters behind its unit of work.
+ADAPTER_MODULES = ("shared.db", "shared.messaging", "faststream", "aiokafka", "asyncpg")
+
+
+def use_case_files() -> Iterator[Path]:
+    for service in SERVICES:
+        yield ROOT / "services" / service / "handlers.py"
+    yield ROOT / "shared" / "privacy_requests.py"
+
+
+def test_use_cases_import_no_adapters() -> None:
+    """handlers.py and domain/ see the world through their work: no adapters, no
+    `shared.db`, no `shared.messaging`, no FastStream, aiokafka or asyncpg."""
+    offenders = []
+    for path in [*use_case_files(), *domain_files()]:
+        for line, module in imports(path):
+            adapters = within(module, "services") and ".adapters." in f"{module}."
+            if adapters or any(within(module, m) for m in ADAPTER_MODULES):
+                offenders.append(f"{rel(path)}:{line} imports {module}")
+    fail_with("a use case imports an adapter", offenders)
+
+
+def test_kafka_is_declared_in_one_module_per_service() -> None:
+    """`services/<name>/entrypoints/kafka.py` declares the service's subscribers and
+    publishers; no other module of the service calls `subscribe` or `publishes`."""
+    offenders, declared = [], set()
+    for service in SERVICES:
+        home = ROOT / "services" / service / "entrypoints" / "kafka.py"
+        for path in python_files(f"services/{service}"):
+            for node in ast.walk(tree(path)):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("subscribe", "publishes")
+                ):
+                    if path == home:
+                        declared.add(service)
+                    else:
+                        offenders.append(f"{rel(path)}:{node.lineno} {node.func.attr}(...)")
+    missing = [
+        f"services/{s}/entrypoints/kafka.py:0 missing" for s in SERVICES if s not in declared
+    ]
+    fail_with("Kafka declared outside entrypoints/kafka.py", offenders + missing)
 
 
 def test_the_checks_see_the_tree() -> None:
