@@ -208,7 +208,8 @@ class LimitRepository(Protocol):
     default limit and window length are bound in."""
 
     async def current_window(self) -> Window:
-        """The sending window now is in, by the store's clock (every replica the same)."""
+        """The sending window the store's clock is in now (every replica reads the same
+        clock)."""
         ...
 
     async def send_limit(self, account_id: str) -> int:

@@ -14,7 +14,14 @@ from services.alert_dispatcher.bootstrap import bootstrap
 from services.alert_dispatcher.domain.outcomes import ALL_REFUSED, NO_CONFIRMED
 from services.alert_dispatcher.domain.recipients import Recipient, on_confirm, on_unsubscribe
 from services.alert_dispatcher.handlers import ALERT, CONFIRMATION
-from shared.contracts import AlertContent, AlertRequested, FlowDefinition, Profile
+from shared import privacy_requests
+from shared.contracts import (
+    AlertContent,
+    AlertRequested,
+    FlowDefinition,
+    PrivacyRequest,
+    Profile,
+)
 from shared.contracts.flows import FlowDeleted
 from shared.db.mail_queue import QueuedMail
 from shared.received import Received, Trace
@@ -381,3 +388,32 @@ async def test_x4_an_outcome_recorded_at_once_carries_its_own_requests_trace() -
         reqs[0].alert_id: {"correlation_id": "c-0"},
         reqs[1].alert_id: {"correlation_id": "c-1"},
     }
+
+
+# --- P1, P2: privacy requests through the same work ----------------------------------------
+
+
+def _privacy(action: str, **named: Any) -> PrivacyRequest:
+    return PrivacyRequest.model_validate(
+        {
+            "request_id": uuid.uuid4().hex,
+            "account_id": ACCT,
+            "action": action,
+            "requested_at": "2026-01-01T00:00:00Z",
+            **named,
+        }
+    )
+
+
+async def test_p1_p2_a_persons_alerts_are_found_by_address_exported_and_erased() -> None:
+    work = _work()
+    req = await _one_alert_queued(work, "lead@acme.test")
+    await privacy_requests.handle([_received(_privacy("export", email="ADA@example.test"))], work)
+    (_, _, export, _) = work.tables.outbox[-1]
+    assert export.profile_ids == ["p-1"]
+    assert [a["alert_id"] for a in export.data["alerts"]] == [req.alert_id]
+    await privacy_requests.handle([_received(_privacy("erase", profile_id="p-1"))], work)
+    (_, _, erased, _) = work.tables.outbox[-1]
+    assert erased.erased == {"mail_queue": 1, "alert_deliveries": 1, "alerts": 1, "outbox": 0}
+    assert work.tables.alerts[req.alert_id].status == "skipped"
+    assert [m.status for m in work.tables.mails.values() if m.kind == ALERT] == ["cancelled"]
