@@ -396,11 +396,13 @@ class KafkaEdge:
         return edge
 
     def publishes(self, topic: str, payload: type[BaseModel], description: str = "") -> None:
-        """Declare that this service produces `payload` on `topic` (through its outbox)."""
+        """Declare that this service produces `payload` on `topic` (through its outbox).
+        Titled apart from a subscriber of the same topic: FastStream keys its document's
+        endpoints by title and would keep only one of the two."""
         self.broker.publisher(
             self.settings.kafka_topic(topic),
             schema=payload,
-            title=topic,
+            title=f"{topic}:send",
             description=description or (payload.__doc__ or "").strip().split("\n\n")[0],
         )
 
