@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from services.alert_dispatcher.adapters.privacy import AlertPrivacy
 from services.alert_dispatcher.bootstrap import bootstrap
 from services.alert_dispatcher.ports import NewAlert
+from shared import privacy_requests
 from shared.contracts import PrivacyRequest, topics
 from shared.privacy import hash_secret, subject_hashes
+from shared.received import Received, Trace
 from shared.settings import Settings
 from tests.component.alert_dispatcher.conftest import (
     alerts_to,
@@ -114,3 +116,28 @@ def _request(action: str, **named: str) -> PrivacyRequest:
             **named,
         }
     )
+
+
+async def test_p1_p2_a_privacy_request_is_answered_through_the_dispatchers_work(stack) -> None:
+    """The `privacy-requests` subscriber's path on PostgreSQL: the same work as every
+    other use case of the dispatcher, its privacy SQL and outbox on one transaction."""
+    secret = hash_secret(SETTINGS)
+    async with migrated_database(stack.dsn, "alert_dispatcher") as db:
+        async with db.uow() as uow:
+            work = bootstrap(SETTINGS)(uow)
+            await work.alerts.add(
+                [
+                    NewAlert(
+                        "al-1", "acme", "nps", 1, "alert", "p-1", datetime.now(UTC),
+                        subject_hashes(secret, "Ada@Example.test", None),
+                    )
+                ]
+            )  # fmt: skip
+            erase = _request("erase", email="ada@example.test")
+            await privacy_requests.handle([Received(erase, None, Trace("c-1"))], work)  # type: ignore[arg-type]
+            published = [(topic, key) for topic, key, _, _ in uow._outbox]
+            await uow.commit()
+        async with db.pool.acquire() as conn:
+            status = await conn.fetchval("SELECT status FROM alerts WHERE alert_id = 'al-1'")
+    assert published == [(topics.PRIVACY_RESULTS, erase.request_id.encode())]
+    assert status == "skipped"
