@@ -29,18 +29,16 @@ from pydantic import SecretStr
 
 from services.alert_dispatcher import handlers as dispatcher
 from services.alert_dispatcher.adapters.privacy import AlertPrivacy
-from services.alert_dispatcher.adapters.repository import PostgresAlertStore
+from services.alert_dispatcher.bootstrap import bootstrap as dispatcher_work
 from services.alert_dispatcher.domain.recipients import Recipient
 from services.consent import handlers
-from services.consent.adapters.privacy import ConsentPrivacy, PostgresPrivacyLedger
-from services.consent.adapters.repository import PostgresConsentRepository
+from services.consent.bootstrap import bootstrap as consent_work
 from services.flow_executor import handlers as executor
-from services.flow_executor.adapters.mapping import DefinitionRecord
 from services.flow_executor.adapters.privacy import FlowPrivacy
 from services.flow_executor.adapters.unit_of_work import FlowUnitOfWork
+from services.flow_executor.domain.messages import DefinitionRecord
 from services.suppression import handlers as suppression
-from services.suppression.adapters.privacy import SuppressionPrivacy
-from services.suppression.adapters.repository import PostgresSuppressionRepository
+from services.suppression.bootstrap import bootstrap as suppression_work
 from shared.contracts import (
     AlertRequested,
     ConsentCommand,
@@ -149,17 +147,14 @@ def suppression_commands(pid: str, person: dict[str, Any]) -> list[SuppressionCo
 async def store_consent(db: Database, pid: str, person: dict[str, Any]) -> None:
     async with db.uow() as uow:
         items = [received(c, topics.CONSENT_COMMANDS) for c in consent_commands(pid, person)]
-        await handlers.on_commands(PostgresConsentRepository(uow), uow, items, SETTINGS)
+        await handlers.on_commands(items, consent_work(SETTINGS)(uow))
         await uow.commit()
 
 
 async def erase_consent(db: Database, request: PrivacyRequest) -> None:
     async with db.uow() as uow:
         await handlers.on_privacy_requests(
-            uow,
-            PostgresPrivacyLedger(uow),
-            ConsentPrivacy(hash_secret(SETTINGS)),
-            [received(request, topics.PRIVACY_REQUESTS)],
+            [received(request, topics.PRIVACY_REQUESTS)], consent_work(SETTINGS)(uow)
         )
         await uow.commit()
 
@@ -169,14 +164,14 @@ async def store_suppressions(db: Database, pid: str, person: dict[str, Any]) -> 
         items = [
             received(c, topics.SUPPRESSION_COMMANDS) for c in suppression_commands(pid, person)
         ]
-        await suppression.on_commands(PostgresSuppressionRepository(uow), uow, items, SETTINGS)
+        await suppression.on_commands(items, suppression_work(SETTINGS)(uow))
         await uow.commit()
 
 
 async def erase_suppressions(db: Database, request: PrivacyRequest) -> None:
     async with db.uow() as uow:
         await suppression.on_privacy_requests(
-            uow, SuppressionPrivacy(), [received(request, topics.PRIVACY_REQUESTS)]
+            [received(request, topics.PRIVACY_REQUESTS)], suppression_work(SETTINGS)(uow)
         )
         await uow.commit()
 
@@ -225,9 +220,9 @@ async def store_runs(db: Database, pid: str, person: dict[str, Any]) -> None:
     async with db.uow() as uow:
         work = FlowUnitOfWork(uow, hash_secret(SETTINGS))
         definition = DefinitionRecord(nps_flow(), "0:0:x")
-        await executor.save_definitions(work, [received_as(definition, nps_flow())])
+        await executor.save_definitions([received_as(definition, nps_flow())], work)
         await executor.enter_from_events(
-            work, [received(nps_event(pid, person), topics.PROFILE_EVENTS)]
+            [received(nps_event(pid, person), topics.PROFILE_EVENTS)], work
         )
         await uow.commit()
 
@@ -251,11 +246,11 @@ async def store_alerts(db: Database, pid: str, person: dict[str, Any]) -> None:
         }
     )
     async with db.uow() as uow:
-        store = PostgresAlertStore(uow)
+        work = dispatcher_work(SETTINGS)(uow)
         flow = received(nps_flow(), topics.FLOW_DEFINITIONS)
-        await dispatcher.save_definitions(store, [flow], SETTINGS)
-        await store.save_recipient(ACCOUNT, Recipient("lead@acme.test", "confirmed", 1))
-        await dispatcher.dispatch(store, [received(request, topics.ALERT_REQUESTS)], SETTINGS)
+        await dispatcher.save_definitions([flow], work)
+        await work.recipients.save(ACCOUNT, Recipient("lead@acme.test", "confirmed", 1))
+        await dispatcher.dispatch([received(request, topics.ALERT_REQUESTS)], work)
         await uow.commit()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from services.alert_dispatcher.domain.templates import render
-from services.flow_executor.adapters.mapping import alert_request
+from services.flow_executor.domain.messages import alert_request
 from services.flow_executor.domain.runs import Run
 from services.flow_executor.domain.triggers import event_context
 from shared.contracts import AlertRequested, FlowDefinition, ProfileEvent, topics
