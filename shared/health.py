@@ -1,5 +1,6 @@
-"""Readiness of a service's moving parts (X8): its Kafka consumers and its background
-loops (outbox relay, mail worker, delay scheduler, LISTEN loops).
+"""Readiness of a service's moving parts (X8), in one registry: its Kafka consumers (which
+the edge reports into) and its background loops (outbox relay, mail worker, delay
+scheduler, LISTEN loops, which call `report_progress` / `report_trouble`).
 
 Each part registers a named `Component` and reports into it as it works: `ok()` after a
 pass or batch that made progress or found nothing to do, `failed(reason)` when a pass
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Gauge
 
-from shared.loop_health import add_listener
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 COMPONENT_UP = Gauge(
     "consentflow_component_ready",
@@ -137,13 +140,25 @@ class Health:
 HEALTH = Health()
 
 
-def _from_loop_reports(loop: str, reason: str | None) -> None:
-    # Background loops report every pass and their trouble through `shared.loop_health`.
+# --- background loops ----------------------------------------------------------------
+# A loop never dies from one item: it fails or dead-letters that item and goes on. What
+# it cannot get past (the database or broker gone, the same error on every pass) it
+# reports with the reason; every pass that goes through reports as progress, idle passes
+# included, so a loop that hangs without raising shows as stalled.
+
+
+def report_trouble(loop: str, reason: str) -> None:
+    """`loop` could not make progress this pass, because of `reason` (logged once per
+    reason; `/readyz` names it until the next pass goes through)."""
     component = HEALTH.register(loop, kind="loop", stall_s=HEALTH.loop_stall_s)
-    if reason is None:
-        component.ok()
-    else:
-        component.failed(reason)
+    if component.error != reason[:500]:
+        log.error("background loop cannot make progress", loop=loop, reason=reason)
+    component.failed(reason)
 
 
-add_listener(_from_loop_reports)
+def report_progress(loop: str) -> None:
+    """`loop` completed a pass; clears an earlier report (logged only then)."""
+    component = HEALTH.register(loop, kind="loop", stall_s=HEALTH.loop_stall_s)
+    if component.error is not None:
+        log.info("background loop moving again", loop=loop)
+    component.ok()

@@ -34,8 +34,8 @@ from shared.db.errors import DB_ERRORS
 from shared.db.mail_queue import QueuedMail
 from shared.db.notify import listen_forever
 from shared.db.uow import UnitOfWork
+from shared.health import report_progress, report_trouble
 from shared.logging import get_logger
-from shared.loop_health import report_progress, report_trouble
 from shared.mail import SmtpSender
 from shared.metrics import MAILS
 

@@ -17,8 +17,8 @@ from services.flow_executor.ports import FlowWork
 from shared.db import Database
 from shared.db.errors import DB_ERRORS
 from shared.db.uow import UnitOfWork
+from shared.health import report_progress, report_trouble
 from shared.logging import get_logger
-from shared.loop_health import report_progress, report_trouble
 
 log = get_logger(__name__)
 

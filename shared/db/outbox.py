@@ -22,9 +22,9 @@ from shared.contracts.outputs import DeadLetter
 from shared.contracts.topics import dlq
 from shared.db.notify import listen_forever
 from shared.db.uow import notify_channel
+from shared.health import report_progress, report_trouble
 from shared.limits import kept_original
 from shared.logging import get_logger
-from shared.loop_health import report_progress, report_trouble
 from shared.metrics import OUTBOX_PUBLISHED
 
 log = get_logger(__name__)

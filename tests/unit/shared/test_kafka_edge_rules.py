@@ -151,8 +151,7 @@ def test_x8_a_loop_that_hangs_without_raising_turns_stalled() -> None:
     """Every pass of a background loop reports, idle ones included; a loop that reports
     nothing for the stall time hangs (a query to a frozen server never returns), and
     readiness names it until its next pass."""
-    from shared.health import HEALTH
-    from shared.loop_health import report_progress
+    from shared.health import HEALTH, report_progress
 
     before = HEALTH.loop_stall_s
     HEALTH.loop_stall_s = 5.0
