@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from services.suppression import handlers
 from services.suppression.ports import SuppressionWork
+from shared import privacy_requests
 from shared.contracts import (
     ConsentChanged,
     PrivacyRequest,
@@ -28,11 +29,6 @@ from shared.messaging.edge import KafkaEdge
 def command_message_id(command: SuppressionCommand) -> str:
     """The inbox id of a command: one per account and command id (X2)."""
     return derived_id(command.account_id, command.command_id)
-
-
-def privacy_message_id(request: PrivacyRequest) -> str:
-    """The inbox id of a privacy request: one per account and request id (X2)."""
-    return derived_id(request.account_id, request.request_id)
 
 
 def change_message_id(change: ConsentChanged) -> str:
@@ -77,7 +73,7 @@ def declare(kafka: KafkaEdge, work: Callable[[UnitOfWork], SuppressionWork]) -> 
         PrivacyRequest,
         handlers.on_privacy_requests,
         consumer=handlers.PRIVACY,
-        message_id=privacy_message_id,
+        message_id=privacy_requests.message_id,
         description="Export or erase what the service holds about a person (P1–P3).",
         work=work,
     )

@@ -16,6 +16,7 @@ from services.suppression import handlers
 from services.suppression.entrypoints import kafka
 from services.suppression.ports import Key
 from shared.contracts import PrivacyRequest, SuppressionCommand, topics
+from shared.privacy_requests import message_id
 from tests.unit.suppression.fakes import FakeSuppressionWork
 from tests.unit.suppression.spellings import PHONE_SPELLINGS, spellings
 from tests.unit.suppression.test_handlers import T0, fresh, received
@@ -182,7 +183,7 @@ def test_x2_inbox_ids_of_colliding_account_and_request_ids_differ() -> None:
         )
         for a, r in (("a:b", "c"), ("a", "b:c"))
     ]
-    assert kafka.privacy_message_id(requests[0]) != kafka.privacy_message_id(requests[1])
+    assert message_id(requests[0]) != message_id(requests[1])
 
 
 # --- every spelling (hypothesis) ---------------------------------------------------------
