@@ -219,6 +219,11 @@ OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
             query=(_limit(1000, 10_000), Param("after", "The `next_after` of the last page.")),
         ),
         ("GET", ACCOUNT + "/consent/settings"): Op(ok=(200, "The account's settings.")),
+        ("GET", ACCOUNT + "/profiles"): Op(
+            ok=(200, "The matching profiles (id, email, phone number), at most 50."),
+            query=(Param("q", "A profile id, or an email or phone number in any spelling."),),
+            errors=((422, "No search text."),),
+        ),
         ("PUT", ACCOUNT + "/consent/settings"): Op(
             ok=(200, "The account's settings after the change."),
             body=_settings_body(
@@ -256,6 +261,10 @@ OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
         ("POST", PROFILE + "/suppressions/{action}"): SUPPRESSION_ACT,
     },
     "flow_executor": {
+        ("GET", ACCOUNT + "/flows"): Op(
+            ok=(200, "A page of the account's flows with their steps; `next_after` continues."),
+            query=(_limit(50, 200), Param("after", "The `next_after` of the last page.")),
+        ),
         ("GET", ACCOUNT + "/flows/{flow_id}/activity"): Op(
             ok=(200, "Per step: scheduled, in review, executed, skipped by reason."),
             query=(_limit(100, 1000),),

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.flow_executor import handlers
+from services.flow_executor import flow_list, handlers
 from services.flow_executor.adapters import mapping, read_model
 from services.flow_executor.adapters.privacy import FlowPrivacy
 from services.flow_executor.adapters.repository import PostgresFlowRepository, receipts_in_force
@@ -295,6 +295,7 @@ def decide_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
         decision = request.path_params["decision"]
         if decision not in ("approve", "reject"):
             return error(404, "not found")
+        by = rt.auth.actor(request) or f"api:{account}"  # C2: the key's name (W4)
         async with rt.db.uow() as uow:
             held = await read_model.run_of_review(uow.conn, alert_id)
             if held is None or held["account_id"] != account:
@@ -303,7 +304,7 @@ def decide_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
                 return error(409, f"alert already {held['status']}")
             result = await handlers.decide_reviews(
                 FlowUnitOfWork(uow, hash_secret(rt.settings)),
-                [ReviewDecision(alert_id=alert_id, decision=decision, by=f"api:{account}")],
+                [ReviewDecision(alert_id=alert_id, decision=decision, by=by)],
             )
             await uow.commit()
         if alert_id not in result:
@@ -408,6 +409,7 @@ def sending_settings_endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Resp
 def api_routes(rt: Runtime) -> list[Route]:
     """The executor's HTTP API under `/accounts/{account_id}/` (an account's key)."""
     return [
+        Route("/accounts/{account_id}/flows", flow_list.endpoint(rt)),
         Route("/accounts/{account_id}/flows/{flow_id}/activity", activity_endpoint(rt)),
         Route("/accounts/{account_id}/reviews", reviews_endpoint(rt)),
         Route(

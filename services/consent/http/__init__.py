@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.consent.http import consent, links, privacy, reports, settings, suppressions
+from services.consent.http.profile_search import find as find_profiles
 from shared.runtime import Runtime
 
 Handler = Callable[[Runtime, Request, str], Awaitable[Response]]
@@ -44,6 +45,7 @@ TABLE: list[tuple[str, Handler, list[str]]] = [
     (BASE + "/consent/settings", settings.account_settings, ["GET", "PUT"]),
     (BASE + "/privacy-requests", privacy.file, ["POST"]),
     (BASE + "/privacy-requests/{request_id}", privacy.status, ["GET"]),
+    (BASE + "/profiles", find_profiles, ["GET"]),
 ]
 
 
