@@ -91,14 +91,20 @@ async def form_of(request: Request) -> dict[str, str]:
         return cached
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
-        raise Refused(413, "the form is too large")
+        raise Refused(413, N_("the form is too large"))
     fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
     request.state.form = fields
     return fields
 
 
+def N_(message: str) -> str:
+    """Marks the console's own words for `pybabel extract -k N_`; translated when shown."""
+    return message
+
+
 class Refused(Exception):
-    """A request the console answers with a page and nothing changed (403, 404...)."""
+    """A request the console answers with a page and nothing changed (403, 404...). Its
+    reason is the API's own words, or the console's marked with `N_` (translated)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -187,8 +193,9 @@ class Console:
         )
 
     def refused(self, request: Request, session: Session | None, exc: Refused) -> HTMLResponse:
+        reason = translations(language_of(request)).gettext(exc.reason)
         return self.page(
-            request, "error.html", session, status=exc.status, reason=exc.reason, error=exc
+            request, "error.html", session, status=exc.status, reason=reason, error=exc
         )
 
 
@@ -207,13 +214,13 @@ def signed_in(console: Console, screen: Screen, changes: bool = False) -> Callab
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse("/sign-in?" + urlencode({"next": target}), 303)
             return console.refused(
-                request, None, Refused(403, "not signed in: sign in, then try again")
+                request, None, Refused(403, N_("not signed in: sign in, then try again"))
             )
         try:
             if changes:
                 form = await form_of(request)
                 if not sessions.same_token(form.get("csrf"), session.csrf):
-                    raise Refused(403, "the form did not carry this session's token")
+                    raise Refused(403, N_("the form did not carry this session's token"))
             return await screen(console, request, session)
         except Refused as exc:
             return console.refused(request, session, exc)

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from console.app import Console, Refused, form_of
+from console.app import N_, Console, Refused, form_of
 from console.sessions import Session
 from shared.api_client import ApiError, quote
 
@@ -97,7 +97,7 @@ async def flow(c: Console, request: Request, s: Session) -> Response:
     activity = await optional(c.get(s, "flow_executor", f"/flows/{quote(flow_id)}/activity"))
     alerts = await optional(c.get(s, "alert_dispatcher", f"/flows/{quote(flow_id)}/alerts"))
     if activity is None and alerts is None:
-        raise Refused(404, "no such flow in this account")
+        raise Refused(404, N_("no such flow in this account"))
     actions = {a["step_id"]: a for a in (alerts or {}).get("alert_actions", [])}
     return c.page(
         request,
@@ -180,7 +180,7 @@ async def alert(c: Console, request: Request, s: Session) -> Response:
         None,
     )
     if found is None and held is None:
-        raise Refused(404, "no such alert in this alert action")
+        raise Refused(404, N_("no such alert in this alert action"))
     return c.page(
         request,
         "alert.html",
@@ -206,7 +206,7 @@ async def decide(c: Console, request: Request, s: Session) -> Response:
     """Approve or reject a held alert, as the session's key (C2)."""
     alert_id, decision = request.path_params["alert_id"], request.path_params["decision"]
     if decision not in ("approve", "reject"):
-        raise Refused(404, "not found")
+        raise Refused(404, N_("not found"))
     form = await form_of(request)
     await c.api(s, "flow_executor", "POST", f"/reviews/{quote(alert_id)}/{decision}")
     kind = "approved" if decision == "approve" else "rejected"
@@ -283,7 +283,7 @@ async def profile_page(
     history = (await c.get(s, "consent", base + "/consent/history"))["history"]
     suppression = await optional(c.get(s, "suppression", base + "/suppressions"))
     if consent is None and suppression is None and not history:
-        raise Refused(404, "no profile with this id in this account")
+        raise Refused(404, N_("no profile with this id in this account"))
     receipts = (await c.get(s, "consent", base + "/consent/receipts"))["receipts"]
     verdict = await c.get(s, "consent", base + "/consent/verify") if receipts else None
     q = request.query_params
@@ -323,7 +323,7 @@ async def consent_act(c: Console, request: Request, s: Session) -> Response:
     form = {k: v.strip() for k, v in (await form_of(request)).items() if k != "csrf"}
     action = form.get("action", "")
     if action not in CONSENT_ACTS:
-        raise Refused(422, "choose subscribe, unsubscribe or resubscribe")
+        raise Refused(422, N_("choose subscribe, unsubscribe or resubscribe"))
     channel = form.get("channel", "email")
     body: dict[str, Any] = {"channel": channel, "method": "manual"}
     if channel.startswith("sms"):
@@ -356,7 +356,7 @@ async def suppression_act(c: Console, request: Request, s: Session) -> Response:
     form = {k: v.strip() for k, v in (await form_of(request)).items() if k != "csrf"}
     action = form.get("action", "")
     if action not in ("suppress", "unsuppress"):
-        raise Refused(422, "choose suppress or unsuppress")
+        raise Refused(422, N_("choose suppress or unsuppress"))
     body = {"reason": form.get("reason") or "manual", "channel": form.get("channel") or "email"}
     if form.get("list_id"):
         body["list_id"] = form["list_id"]

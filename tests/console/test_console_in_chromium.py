@@ -64,8 +64,10 @@ async def shot(page: Any, name: str) -> None:
 
 
 async def new_page(browser: Any, locale: str = "en-GB", viewport: dict | None = None) -> Any:
+    # The console's Content-Security-Policy allows no inline script: axe-core is injected
+    # as one, so the browser is told to let it in.
     context = await browser.new_context(
-        locale=locale, viewport=viewport or DESKTOP, timezone_id="America/Chicago"
+        locale=locale, viewport=viewport or DESKTOP, timezone_id="America/Chicago", bypass_csp=True
     )
     return await context.new_page()
 
