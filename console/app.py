@@ -342,6 +342,8 @@ async def home(console: Console, request: Request) -> Response:
 
 
 async def healthz(_: Request) -> Response:
+    """Liveness and readiness: the console keeps nothing that could be unready (the
+    services it calls answer for themselves)."""
     return JSONResponse({"status": "ok"})
 
 
@@ -374,6 +376,7 @@ def create_app(settings: ConsoleSettings, console: Console | None = None) -> Sta
     routes = [
         Route("/", public(home)),
         Route("/healthz", healthz),
+        Route("/readyz", healthz),
         Route("/assets/timezone.js", timezone_script),
         stylesheet_route(),
         Route("/sign-in", public(sign_in_form), methods=["GET"]),
@@ -388,17 +391,19 @@ def create_app(settings: ConsoleSettings, console: Console | None = None) -> Sta
     return app
 
 
-def serve() -> int:
-    """Run the console with uvicorn (`python -m console`, `consentflow console`)."""
+def serve(settings: ConsoleSettings | None = None) -> int:
+    """Run the console with uvicorn (`python -m console`, `consentflow console`); 2 when a
+    setting is missing or wrong (named on standard error)."""
     import sys
 
     import uvicorn
 
-    try:
-        settings = ConsoleSettings.from_env()
-    except ConsoleRefused as exc:
-        print(f"console: {exc}", file=sys.stderr)
-        return 2
+    if settings is None:
+        try:
+            settings = ConsoleSettings.from_env()
+        except ConsoleRefused as exc:
+            print(f"console: {exc}", file=sys.stderr)
+            return 2
     print(f"consentflow console on http://{settings.host}:{settings.port}/", flush=True)
     uvicorn.run(
         create_app(settings),
