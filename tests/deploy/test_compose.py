@@ -162,3 +162,6 @@ def test_w4_the_console_runs_on_its_own_over_the_services_apis(resolved: dict) -
     assert "/healthz" in " ".join(console["healthcheck"]["test"])
     assert console["read_only"] is True
     assert console["ports"][0]["published"] == "8090"
+    # The one image carries it: its package, templates and catalogues.
+    assert "!console/" in (ROOT / ".dockerignore").read_text()
+    assert "COPY console ./console" in (ROOT / "Dockerfile").read_text()
