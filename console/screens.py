@@ -99,11 +99,13 @@ async def flow(c: Console, request: Request, s: Session) -> Response:
     if activity is None and alerts is None:
         raise Refused(404, N_("no such flow in this account"))
     actions = {a["step_id"]: a for a in (alerts or {}).get("alert_actions", [])}
+    listed = (await c.get(s, "flow_executor", "/flows", flow_id=flow_id, limit=1))["flows"]
     return c.page(
         request,
         "flow.html",
         s,
         flow_id=flow_id,
+        name=listed[0]["name"] if listed else None,
         activity=activity or {"steps": {}},
         alerts=alerts,
         actions=actions,
@@ -370,6 +372,26 @@ async def suppression_act(c: Console, request: Request, s: Session) -> Response:
     return done(s, "accepted", action, f"/profiles/{quote(profile_id)}#suppressions")
 
 
+OPT_OUT_LEVELS = ("group", "client", "user")
+
+
+async def opt_outs(c: Console, request: Request, s: Session) -> Response:
+    """The account's email opt-outs by level (C10), as Concep's activity view lists them:
+    group, client, user; a page at a time."""
+    level = request.query_params.get("level", "")
+    if level not in OPT_OUT_LEVELS:
+        level = ""
+    try:
+        number = max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        number = 1
+    offset = (number - 1) * PER_PAGE
+    data = await c.get(s, "consent", "/opt-outs", level=level, limit=PER_PAGE, offset=offset)
+    pages = max(1, -(-data["total"] // PER_PAGE))
+    page = Page(data["opt_outs"], min(number, pages), pages, data["total"])
+    return c.page(request, "opt_outs.html", s, level=level, levels=OPT_OUT_LEVELS, opt_outs=page)
+
+
 async def dead_letters(c: Console, request: Request, s: Session) -> Response:
     """Dead letters (X1) are records on Kafka topics: no service serves them over HTTP,
     and the console reaches nothing but the HTTP APIs; the screen says where to read
@@ -391,5 +413,6 @@ ROUTES: list[tuple[str, Any, list[str]]] = [
     ("/profiles/{profile_id}", profile, ["GET"]),
     ("/profiles/{profile_id}/consent", consent_act, ["POST"]),
     ("/profiles/{profile_id}/suppressions", suppression_act, ["POST"]),
+    ("/opt-outs", opt_outs, ["GET"]),
     ("/dead-letters", dead_letters, ["GET"]),
 ]

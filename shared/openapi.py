@@ -224,6 +224,15 @@ OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
             query=(Param("q", "A profile id, or an email or phone number in any spelling."),),
             errors=((422, "No search text."),),
         ),
+        ("GET", ACCOUNT + "/opt-outs"): Op(
+            ok=(200, "Email opt-outs in force by level, newest first, with the total."),
+            query=(
+                Param("level", "Only this level.", {"enum": ["group", "client", "user"]}),
+                _limit(50, 200),
+                Param("offset", "How many to skip.", {"type": "integer", "minimum": 0}),
+            ),
+            errors=((422, "An unknown level."),),
+        ),
         ("PUT", ACCOUNT + "/consent/settings"): Op(
             ok=(200, "The account's settings after the change."),
             body=_settings_body(
@@ -263,7 +272,11 @@ OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
     "flow_executor": {
         ("GET", ACCOUNT + "/flows"): Op(
             ok=(200, "A page of the account's flows with their steps; `next_after` continues."),
-            query=(_limit(50, 200), Param("after", "The `next_after` of the last page.")),
+            query=(
+                _limit(50, 200),
+                Param("after", "The `next_after` of the last page."),
+                Param("flow_id", "Only this flow."),
+            ),
         ),
         ("GET", ACCOUNT + "/flows/{flow_id}/activity"): Op(
             ok=(200, "Per step: scheduled, in review, executed, skipped by reason."),

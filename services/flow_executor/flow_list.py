@@ -43,14 +43,15 @@ def flow_view(row: Any) -> dict[str, Any]:
 def endpoint(rt: Runtime) -> Callable[[Request], Awaitable[Response]]:
     async def list_flows(request: Request, account: str) -> Response:
         """The account's flows in id order (`limit`, default 50; `after` continues from
-        the previous page's `next_after`)."""
+        the previous page's `next_after`; `flow_id` answers that one flow only)."""
         try:
             limit = max(1, min(MOST, int(request.query_params.get("limit", "50"))))
         except ValueError:
             limit = 50
         after = request.query_params.get("after", "")
         async with rt.db.pool.acquire() as conn:
-            rows = await flow_list.flows(conn, account, after, limit)
+            only = request.query_params.get("flow_id") or None
+            rows = await flow_list.flows(conn, account, after, limit, only)
         flows = [flow_view(r) for r in rows]
         return JSONResponse(
             {

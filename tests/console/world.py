@@ -82,8 +82,11 @@ def _event(account: str, pid: str, email: str, metric: str, first: str) -> dict[
     }
 
 
-def _consent(account: str, pid: str, email: str, action: str, method: str) -> dict[str, Any]:
+def _consent(
+    account: str, pid: str, email: str, action: str, method: str, scope: dict | None = None
+) -> dict[str, Any]:
     return {
+        **({"scope": scope} if scope else {}),
         "command_id": uuid.uuid4().hex,
         "account_id": account,
         "profile": {"id": pid, "email": email, "first_name": "Ada"},
@@ -154,6 +157,24 @@ async def build(stack: Any, kafka: Kafka, account: str, key: str) -> World:
             return status == f"{want}d"
 
         await eventually(applied, timeout_s=30)
+    # Opt-outs at each level (C10): Eve from the group, Bob from one store, Cyd from one
+    # of its senders.
+    scoped = {
+        f"eve-{run}": None,
+        f"bob-{run}": {"level": "client", "client_id": "Boulder store"},
+        f"cyd-{run}": {"level": "user", "client_id": "Boulder store", "user_id": "Sam"},
+    }
+    for pid, scope in scoped.items():
+        email = f"{pid.split('-')[0]}.{run}@example.com"
+        cmd = _consent(account, pid, email, "unsubscribe", "preference_center", scope)
+        await kafka.send(topics.CONSENT_COMMANDS, pid, cmd)
+
+    async def opted_out() -> bool:
+        path = f"/accounts/{account}/opt-outs"
+        _, body = await api(stack, key, "consent", "GET", path)
+        return {o["profile_id"] for o in body["opt_outs"]} >= set(scoped)
+
+    await eventually(opted_out, timeout_s=30)
     # Former colleague: gets one alert, then stops alerts with the mail's link (A4).
     dan = f"dan-{run}"
     cancel = _event(account, dan, f"dan.{run}@example.com", "Cancelled Subscription", "Dan")

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.consent.http import consent, links, privacy, reports, settings, suppressions
+from services.consent.http.opt_outs import list_opt_outs
 from services.consent.http.profile_search import find as find_profiles
 from shared.runtime import Runtime
 
@@ -46,6 +47,7 @@ TABLE: list[tuple[str, Handler, list[str]]] = [
     (BASE + "/privacy-requests", privacy.file, ["POST"]),
     (BASE + "/privacy-requests/{request_id}", privacy.status, ["GET"]),
     (BASE + "/profiles", find_profiles, ["GET"]),
+    (BASE + "/opt-outs", list_opt_outs, ["GET"]),
 ]
 
 

@@ -10,10 +10,14 @@ import asyncpg
 _FLOWS = (
     "SELECT flow_id, version, deleted, updated_at, definition->>'name' AS name,"
     " definition->'steps' AS steps, definition->'trigger' AS trigger"
-    " FROM flows WHERE account_id = $1 AND flow_id > $2 ORDER BY flow_id LIMIT $3"
+    " FROM flows WHERE account_id = $1 AND flow_id > $2"
+    " AND ($4::text IS NULL OR flow_id = $4) ORDER BY flow_id LIMIT $3"
 )
 
 
-async def flows(conn: asyncpg.Connection, account_id: str, after: str, limit: int) -> list[Any]:
-    """A page of the account's flows in id order, starting after `after`."""
-    return await conn.fetch(_FLOWS, account_id, after, limit)
+async def flows(
+    conn: asyncpg.Connection, account_id: str, after: str, limit: int, only: str | None = None
+) -> list[Any]:
+    """A page of the account's flows in id order, starting after `after` (only the flow
+    `only` when given)."""
+    return await conn.fetch(_FLOWS, account_id, after, limit, only)
