@@ -273,6 +273,13 @@ SCREENS = [
         "/flows/night-desk/alerts/night?status=skipped",
         {"en": "Skipped: no confirmed recipients", "de": "keine bestätigten Empfänger"},
     ),
+    ("alert-held", "/flows/nps/alerts/review/{held}", {"en": "Approve", "de": "Freigeben"}),
+    (
+        "alert-skipped-detail",
+        "/flows/night-desk/alerts/night/{skipped}",
+        {"en": "Skipped: no confirmed recipients", "de": "keine bestätigten Empfänger"},
+    ),
+    ("alert-sent", "/flows/churn/alerts/churn-alert/{sent}", {"en": "Sent", "de": "Gesendet"}),
     ("reviews", "/reviews", {"en": "Review queue", "de": "Prüfwarteschlange"}),
     ("recipients", "/recipients", {"en": "Alert recipients", "de": "Empfänger"}),
     ("activity", "/activity", {"en": "Recipient activity", "de": "Empfängeraktivität"}),
@@ -312,9 +319,24 @@ async def test_w6_every_screen_passes_axe_on_desktop_and_phone_in_english_and_ge
         await fits(page, f"sign-in {variant}")
         if variant in SHOT_VARIANTS:
             await shot(page, f"sign-in-{variant}")
+        # A wrong key: the plain error on the sign-in page.
+        await page.fill("#account", world.account)
+        await page.fill("#key", "not-the-key-of-anyone")
+        await page.click("form.stack button[type=submit]")
+        await page.wait_for_selector("#signin-error")
+        await axe(page, f"sign-in refused {variant}")
+        await fits(page, f"sign-in refused {variant}")
+        if variant in SHOT_VARIANTS:
+            await shot(page, f"sign-in-refused-{variant}")
         await sign_in(page, console, world.account, world.key)
+        ids = {
+            "profile": world.profile,
+            "held": quote(world.held[f"cyd-{world.run}"], safe=""),
+            "skipped": quote(world.skipped_alert, safe=""),
+            "sent": quote(world.sent_alert, safe=""),
+        }
         for name, path, want in SCREENS:
-            await page.goto(console.url + path.format(profile=world.profile))
+            await page.goto(console.url + path.format(**ids))
             assert await page.get_attribute("html", "lang") == lang
             assert want[lang] in await page.inner_text("main"), (name, variant)
             await axe(page, f"{name} {variant}")

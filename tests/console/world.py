@@ -31,6 +31,8 @@ class World:
     profile: str
     held: dict[str, str] = field(default_factory=dict)  # profile id -> held alert id
     run: str = ""
+    skipped_alert: str = ""  # a night-desk alert: no confirmed recipients
+    sent_alert: str = ""  # the churn alert the former colleague received
 
 
 def _link(mail: Any, path: str) -> str:
@@ -211,4 +213,9 @@ async def build(stack: Any, kafka: Kafka, account: str, key: str) -> World:
         return statuses.get(w.gone) == "disabled" and night["totals"].get("skipped") == 3
 
     await eventually(settled, timeout_s=30)
+    base = f"/accounts/{account}/alerts"
+    _, night = await api(stack, key, "alert_dispatcher", "GET", f"{base}/night-desk/night")
+    _, churn = await api(stack, key, "alert_dispatcher", "GET", f"{base}/churn/churn-alert")
+    w.skipped_alert = night["alerts"][0]["alert_id"]
+    w.sent_alert = next(a["alert_id"] for a in churn["alerts"] if a["status"] == "sent")
     return w
