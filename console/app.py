@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -252,8 +253,18 @@ async def sign_in_form(console: Console, request: Request) -> Response:
     return sign_in_page(console, request, 200)
 
 
-def sign_in_page(console: Console, request: Request, status: int, error: str = "") -> Response:
+def header_safe(name: str) -> str:
+    """The operator's name as an HTTP header carries it (`X-Actor`, Latin-1): control
+    characters dropped, any other character outside Latin-1 shown as `?`."""
+    kept = (ch for ch in unicodedata.normalize("NFC", name) if ch.isprintable())
+    return "".join(ch if ord(ch) < 256 else "?" for ch in kept).strip()
+
+
+def sign_in_page(
+    console: Console, request: Request, status: int, error: str = "", account: str = ""
+) -> Response:
     token = secrets.token_urlsafe(24)
+    posted = getattr(request.state, "form", None) or {}  # a refused sign-in's own form
     response = console.page(
         request,
         "sign_in.html",
@@ -261,8 +272,8 @@ def sign_in_page(console: Console, request: Request, status: int, error: str = "
         status=status,
         signin_token=token,
         error=error,
-        account=request.query_params.get("account") or console.settings.account,
-        next=safe_next(request.query_params.get("next")),
+        account=account or request.query_params.get("account") or console.settings.account,
+        next=safe_next(request.query_params.get("next") or posted.get("next")),
         default_zone=console.settings.timezone,
     )
     signed = sessions.sign(console.settings.secret, token, "sign-in")
@@ -284,7 +295,7 @@ async def sign_in(console: Console, request: Request) -> Response:
         return sign_in_page(console, request, 403, "expired")
     account = str(form.get("account") or "").strip()
     key = str(form.get("key") or "").strip()
-    actor = str(form.get("name") or "").strip()[:80] or None
+    actor = header_safe(str(form.get("name") or ""))[:80] or None
     zone = str(form.get("timezone") or "").strip() or console.settings.timezone
     try:
         ZoneInfo(zone)
@@ -293,16 +304,16 @@ async def sign_in(console: Console, request: Request) -> Response:
     address = request.client.host if request.client else "?"
     client = ApiClient(console.settings.urls, key, timeout=console.settings.api_timeout)
     try:
-        if not account or not key:
-            raise ApiError("flow_executor", "missing", 401)
+        if not account or not key or not (key.isascii() and key.isprintable()):
+            raise ApiError("flow_executor", "missing or malformed", 401)
         await run_in_threadpool(
             client.call, "flow_executor", "GET", f"/accounts/{quote(account)}/reviews?limit=1"
         )
     except ApiError as exc:
         if exc.status in (401, 404):  # unknown key, or a key of another account
             await console.sleep(console.throttle.failed(address))
-            return sign_in_page(console, request, 401, "wrong")
-        return sign_in_page(console, request, 503, "unreachable")
+            return sign_in_page(console, request, 401, "wrong", account)
+        return sign_in_page(console, request, 503, "unreachable", account)
     console.throttle.succeeded(address)
     session = console.store.open(account, key, actor, zone)
     await remember_brand(console, session)

@@ -244,7 +244,7 @@ cli.add_command(
 
 
 @cli.command(
-    short_help="Run the operator console (a web application) against the four services.",
+    short_help="Serve the operator console (a web application).",
     help="Serve the operator console (W4): sign in with an account's API key to see flows,"
     " alert recipients and activity, the review queue and profiles' consent, and act on"
     " them through the services' HTTP APIs. Reads the services' addresses from"

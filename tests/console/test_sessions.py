@@ -227,6 +227,20 @@ def test_w4_a_forged_session_cookie_opens_nothing(client, calls) -> None:
     assert client.post("/reviews/a-1/approve", data={"csrf": "x"}).status_code == 403
 
 
+def test_w4_c2_an_operator_name_of_any_script_or_with_control_characters_signs_in(
+    client, calls
+) -> None:
+    assert sign_in(client, "acme", "key-acme-0123456789", "Łukasz\r\nX-Evil: 1").status_code == 303
+    client.post("/reviews/a-1/approve", data={"csrf": csrf_of(client)})
+    assert calls[-1][3] == "?ukaszX-Evil: 1"  # one header value: nothing injected
+
+
+def test_w4_a_key_that_no_header_can_carry_is_a_wrong_key(client, calls, waits) -> None:
+    r = sign_in(client, "acme", "kéy-acme-0123456789")
+    assert r.status_code == 401 and 'value="acme"' in r.text  # the account stays filled in
+    assert waits == [0.5]
+
+
 def test_w4_sign_in_goes_back_only_to_a_page_of_the_console(client, calls) -> None:
     form = client.get("/sign-in?next=//evil.example/x").text
     assert 'name="next" value="/flows"' in form
