@@ -13,18 +13,12 @@ from starlette.responses import RedirectResponse, Response
 from console.app import N_, Console, Refused, form_of
 from console.sessions import Session
 from shared.api_client import ApiError, quote
+from shared.contracts import topics
+from shared.dead_letters_http import SERVED_BY
 
 PER_PAGE = 20
 # The input topics whose dead letters an operator replays (X1), in the order of the spec.
-INPUT_TOPICS = (
-    "profile-events",
-    "consent-commands",
-    "suppression-commands",
-    "sms-inbound",
-    "flow-definitions",
-    "review-decisions",
-    "privacy-requests",
-)
+INPUT_TOPICS = topics.INPUT_TOPICS
 
 
 @dataclass(frozen=True)
@@ -392,11 +386,47 @@ async def opt_outs(c: Console, request: Request, s: Session) -> Response:
     return c.page(request, "opt_outs.html", s, level=level, levels=OPT_OUT_LEVELS, opt_outs=page)
 
 
+def service_of(topic: str) -> str | None:
+    """The service that serves `topic`'s dead letters (one that consumes it)."""
+    return next((svc for svc, served in SERVED_BY.items() if topic in served), None)
+
+
 async def dead_letters(c: Console, request: Request, s: Session) -> Response:
-    """Dead letters (X1) are records on Kafka topics: no service serves them over HTTP,
-    and the console reaches nothing but the HTTP APIs; the screen says where to read
-    and replay them."""
+    """The input topics whose dead letters (X1) the services serve, each a link."""
     return c.page(request, "dead_letters.html", s, topics=INPUT_TOPICS)
+
+
+async def topic_dead_letters(c: Console, request: Request, s: Session) -> Response:
+    """The account's dead letters of one topic with their reasons, newest first, and
+    the replay button."""
+    topic = request.path_params["topic"]
+    service = service_of(topic)
+    if service is None:
+        raise Refused(404, N_("no such topic"))
+    data = await c.get(s, service, f"/dead-letters/{quote(topic)}")
+    letters = list(reversed(data["dead_letters"]))
+    waiting = sum(1 for x in letters if x["replayable"] and not x["replayed"])
+    return c.page(
+        request,
+        "topic_dead_letters.html",
+        s,
+        topic=topic,
+        letters=page_of(letters, request),
+        waiting=waiting,
+    )
+
+
+async def replay(c: Console, request: Request, s: Session) -> Response:
+    """Re-publish the account's dead letters of a topic, each once (after a fix)."""
+    topic = request.path_params["topic"]
+    service = service_of(topic)
+    if service is None:
+        raise Refused(404, N_("no such topic"))
+    done_ = await c.api(s, service, "POST", f"/dead-letters/{quote(topic)}/replay")
+    counts = (
+        f"{len(done_['replayed'])}/{len(done_['already_replayed'])}/{len(done_['not_replayable'])}"
+    )
+    return done(s, "replayed", counts, f"/dead-letters/{quote(topic)}")
 
 
 ROUTES: list[tuple[str, Any, list[str]]] = [
@@ -415,4 +445,6 @@ ROUTES: list[tuple[str, Any, list[str]]] = [
     ("/profiles/{profile_id}/suppressions", suppression_act, ["POST"]),
     ("/opt-outs", opt_outs, ["GET"]),
     ("/dead-letters", dead_letters, ["GET"]),
+    ("/dead-letters/{topic}", topic_dead_letters, ["GET"]),
+    ("/dead-letters/{topic}/replay", replay, ["POST"]),
 ]

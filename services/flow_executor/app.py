@@ -38,6 +38,7 @@ from shared.contracts import (
 )
 from shared.db.errors import DB_ERRORS
 from shared.db.uow import UnitOfWork
+from shared.dead_letters_http import dead_letter_routes
 from shared.domain import reachability as reach
 from shared.http import error, iso
 from shared.kafka import json_parser
@@ -426,4 +427,5 @@ def api_routes(rt: Runtime) -> list[Route]:
             sending_settings_endpoint(rt),
             methods=["GET", "PUT"],
         ),
+        *dead_letter_routes(rt, "flow_executor"),
     ]

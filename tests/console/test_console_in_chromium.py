@@ -205,6 +205,34 @@ async def test_w5_flow_alert_recipients_approval_sent_and_skipped_reason(
     await page.context.close()
 
 
+async def test_w5_x1_dead_letters_with_their_reasons_and_replay(
+    console, browser, world: World, accounts, services
+) -> None:
+    page = await new_page(browser)
+    await sign_in(page, console, world.account, world.key)
+    await page.click("nav >> text=Dead letters")
+    await page.click("main >> text=consent-commands")
+    await page.wait_for_url(re.compile("/dead-letters/consent-commands$"))
+    table = await page.inner_text("main table")
+    assert "teleport" in table and "action" in table  # the message and the reason
+    await page.click("text=Replay 1 dead letters")
+    await page.wait_for_selector("text=Replayed 1 dead letters to their topic")
+
+    async def failed_again() -> bool:  # the same message, refused again: a new letter
+        path = f"/accounts/{world.account}/dead-letters/consent-commands"
+        _, body = await api(services, world.key, "consent", "GET", path)
+        return [x["replayed"] for x in body["dead_letters"]] == [True, False]
+
+    await eventually(failed_again, timeout_s=30, interval_s=0.5)
+    await page.context.close()
+    # Another account sees none of them.
+    other = await new_page(browser)
+    await sign_in(other, console, accounts.theirs, accounts.their_key)
+    await other.goto(console.url + "/dead-letters/consent-commands")
+    assert "No dead letter" in await other.inner_text("main")
+    await other.context.close()
+
+
 def _cookie(jar: list[dict[str, Any]], name: str) -> str:
     return next(c["value"] for c in jar if c["name"] == name)
 
@@ -292,7 +320,12 @@ SCREENS = [
         {"en": "a message may", "de": "Nachricht"},
     ),
     ("opt-outs", "/opt-outs", {"en": "Opt-outs by level", "de": "Abmeldungen nach Ebene"}),
-    ("dead-letters", "/dead-letters", {"en": "consentflow dlq list", "de": "consentflow dlq"}),
+    (
+        "dead-letters-topic",
+        "/dead-letters/consent-commands",
+        {"en": "teleport", "de": "teleport"},
+    ),
+    ("dead-letters", "/dead-letters", {"en": "consent-commands", "de": "consent-commands"}),
     ("not-found", "/flows/no-such-flow", {"en": "Not found", "de": "Nicht gefunden"}),
 ]
 if SHOTS:

@@ -213,6 +213,16 @@ async def build(stack: Any, kafka: Kafka, account: str, key: str) -> World:
         return statuses.get(w.gone) == "disabled" and night["totals"].get("skipped") == 3
 
     await eventually(settled, timeout_s=30)
+    # A command its contract refuses (X1): dead-lettered with the reason.
+    broken = {**_consent(account, w.profile, w.email, "subscribe", "form"), "action": "teleport"}
+    await kafka.send(topics.CONSENT_COMMANDS, w.profile, broken)
+
+    async def dead() -> bool:
+        path = f"/accounts/{account}/dead-letters/consent-commands"
+        code, body = await api(stack, key, "consent", "GET", path)
+        return code == 200 and len(body["dead_letters"]) == 1
+
+    await eventually(dead, timeout_s=30, interval_s=0.5)
     base = f"/accounts/{account}/alerts"
     _, night = await api(stack, key, "alert_dispatcher", "GET", f"{base}/night-desk/night")
     _, churn = await api(stack, key, "alert_dispatcher", "GET", f"{base}/churn/churn-alert")

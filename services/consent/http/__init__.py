@@ -24,6 +24,7 @@ from starlette.routing import Route
 from services.consent.http import consent, links, privacy, reports, settings, suppressions
 from services.consent.http.opt_outs import list_opt_outs
 from services.consent.http.profile_search import find as find_profiles
+from shared.dead_letters_http import dead_letter_routes
 from shared.runtime import Runtime
 
 Handler = Callable[[Runtime, Request, str], Awaitable[Response]]
@@ -54,7 +55,8 @@ TABLE: list[tuple[str, Handler, list[str]]] = [
 def routes(rt: Runtime, guarded: Guard) -> list[Route]:
     """Every route of the table, each handler given the runtime and the account whose
     key `guarded` checked."""
-    return [Route(path, guarded(_bound(rt, fn)), methods=methods) for path, fn, methods in TABLE]
+    table = [Route(path, guarded(_bound(rt, fn)), methods=methods) for path, fn, methods in TABLE]
+    return table + dead_letter_routes(rt, "consent")
 
 
 def _bound(rt: Runtime, fn: Handler) -> Callable[[Request, str], Awaitable[Response]]:
