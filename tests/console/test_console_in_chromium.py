@@ -105,6 +105,10 @@ async def test_w4_w5_c11_profile_by_upper_case_email_consent_history_and_resubsc
     await page.wait_for_url(re.compile(f"/profiles/{world.profile}$"))
     consent = await page.inner_text("#consent + .table-wrap")
     assert "Email marketing" in consent and "Unsubscribed" in consent
+    # The same person by another spelling of her number (I1).
+    spelled = f"+1 ({world.phone[2:5]}) {world.phone[5:8]}-{world.phone[8:]}"
+    await page.goto(f"{console.url}/profiles?q={quote(spelled, safe='')}")
+    await page.wait_for_url(re.compile(f"/profiles/{world.profile}$"))
     history = await page.inner_text("#history + .table-wrap")
     assert "Signup form" in history and "Link in a mail" in history
 

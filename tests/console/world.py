@@ -29,6 +29,7 @@ class World:
     nobody: str
     email: str
     profile: str
+    phone: str
     held: dict[str, str] = field(default_factory=dict)  # profile id -> held alert id
     run: str = ""
     skipped_alert: str = ""  # a night-desk alert: no confirmed recipients
@@ -85,13 +86,20 @@ def _event(account: str, pid: str, email: str, metric: str, first: str) -> dict[
 
 
 def _consent(
-    account: str, pid: str, email: str, action: str, method: str, scope: dict | None = None
+    account: str,
+    pid: str,
+    email: str,
+    action: str,
+    method: str,
+    scope: dict | None = None,
+    phone: str | None = None,
 ) -> dict[str, Any]:
+    profile = {"id": pid, "email": email, "first_name": "Ada"}
     return {
         **({"scope": scope} if scope else {}),
         "command_id": uuid.uuid4().hex,
         "account_id": account,
-        "profile": {"id": pid, "email": email, "first_name": "Ada"},
+        "profile": {**profile, **({"phone_number": phone} if phone else {})},
         "action": action,
         "channel": "email",
         "method": method,
@@ -122,6 +130,7 @@ async def build(stack: Any, kafka: Kafka, account: str, key: str) -> World:
         nobody=f"nightshift-{run}@alpenglow.test",
         email=f"ada.lovelace.{run}@example.com",
         profile=f"ada-{run}",
+        phone=f"+1212555{int(run, 16) % 10_000:04d}",
         run=run,
     )
     status, _ = await api(
@@ -149,7 +158,7 @@ async def build(stack: Any, kafka: Kafka, account: str, key: str) -> World:
     await kafka.send(topics.FLOW_DEFINITIONS, f"{account}:churn", flows[2])
     # Ada subscribed through a form, then left through a link: an opt-out (C11).
     for action, method in (("subscribe", "form"), ("unsubscribe", "link")):
-        cmd = _consent(account, w.profile, w.email, action, method)
+        cmd = _consent(account, w.profile, w.email, action, method, phone=w.phone)
         await kafka.send(topics.CONSENT_COMMANDS, w.profile, cmd)
 
         async def applied(want: str = action) -> bool:
