@@ -219,7 +219,7 @@ async def test_w5_x1_dead_letters_with_their_reasons_and_replay(
     await page.wait_for_url(re.compile("/dead-letters/consent-commands$"))
     table = await page.inner_text("main table")
     assert "teleport" in table and "action" in table  # the message and the reason
-    await page.click("text=Replay 1 dead letters")
+    await page.click("text=Replay 1 dead letter")
     await page.wait_for_selector("text=Replayed 1 dead letters to their topic")
 
     async def failed_again() -> bool:  # the same message, refused again: a new letter
