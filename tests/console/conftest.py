@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,7 +20,7 @@ from typing import Any
 import pytest
 
 from shared.devstack import EmbeddedStack
-from shared.devstack.stack import free_port
+from shared.devstack.stack import ServiceProcess, free_port
 from tests.browser.conftest import ARGS, CHROMIUM, _missing
 
 HERE = Path(__file__).resolve().parent
@@ -73,63 +69,32 @@ def services(stack: EmbeddedStack, accounts: Accounts) -> Iterator[EmbeddedStack
         stack.stop_services()
 
 
-@dataclass
-class ConsoleProcess:
-    """`python -m console` against the stack's services."""
-
-    url: str
-    proc: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
-def start_console(stack: EmbeddedStack, **env: str) -> ConsoleProcess:
-    port = free_port()
+def start_console(stack: EmbeddedStack, **env: str) -> ServiceProcess:
+    """`python -m console` against the stack's services, ready to answer."""
     urls = {
         f"CONSENTFLOW_{name.upper()}_API_URL": svc.base_url for name, svc in stack.services.items()
     }
-    log = (stack.root / "logs" / f"console-{port}.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "console"],
-        env={
-            **os.environ,
-            **urls,
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": str(port),
-            "CONSOLE_SECRET": secrets.token_hex(32),
-            "CONSOLE_TIMEZONE": "Europe/Berlin",
-            **env,
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    console = ConsoleProcess(f"http://127.0.0.1:{port}", proc)
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the console exited; see {log.name}")
-        try:
-            with urllib.request.urlopen(console.url + "/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return console
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            console.stop()
-            raise TimeoutError(f"the console did not answer in 30 s; see {log.name}")
-        time.sleep(0.1)
+    settings = {
+        **urls,
+        "HTTP_HOST": "127.0.0.1",
+        "CONSOLE_SECRET": secrets.token_hex(32),
+        "CONSOLE_TIMEZONE": "Europe/Berlin",
+        **env,
+    }
+    port = free_port()
+    log = stack.root / "logs" / f"console-{port}.log"
+    console = ServiceProcess("console", settings, log, port, module="console")
+    console.start()
+    try:
+        console.wait_ready(timeout_s=30)
+    except BaseException:
+        console.stop()
+        raise
+    return console
 
 
 @pytest.fixture(scope="module")
-def console(services: EmbeddedStack, accounts: Accounts) -> Iterator[ConsoleProcess]:
+def console(services: EmbeddedStack, accounts: Accounts) -> Iterator[ServiceProcess]:
     c = start_console(services, CONSENTFLOW_ACCOUNT=accounts.ours)
     try:
         yield c

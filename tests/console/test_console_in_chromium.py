@@ -73,7 +73,7 @@ async def new_page(browser: Any, locale: str = "en-GB", viewport: dict | None = 
 
 
 async def sign_in(page: Any, console: Any, account: str, key: str, name: str = OPERATOR) -> None:
-    await page.goto(console.url + "/sign-in")
+    await page.goto(console.base_url + "/sign-in")
     await page.fill("#account", account)
     await page.fill("#key", key)
     await page.fill("#name", name)
@@ -107,7 +107,7 @@ async def test_w4_w5_c11_profile_by_upper_case_email_consent_history_and_resubsc
     assert "Email marketing" in consent and "Unsubscribed" in consent
     # The same person by another spelling of her number (I1).
     spelled = f"+1 ({world.phone[2:5]}) {world.phone[5:8]}-{world.phone[8:]}"
-    await page.goto(f"{console.url}/profiles?q={quote(spelled, safe='')}")
+    await page.goto(f"{console.base_url}/profiles?q={quote(spelled, safe='')}")
     await page.wait_for_url(re.compile(f"/profiles/{world.profile}$"))
     history = await page.inner_text("#history + .table-wrap")
     assert "Signup form" in history and "Link in a mail" in history
@@ -172,7 +172,7 @@ async def test_w5_flow_alert_recipients_approval_sent_and_skipped_reason(
     alert_id = world.held[world.profile]
     await page.click(f"[aria-label='Approve alert {alert_id}']")
     await page.wait_for_selector(f"text=Approved: alert {alert_id}")
-    alert_url = f"{console.url}/flows/nps/alerts/review/{quote(alert_id, safe='')}"
+    alert_url = f"{console.base_url}/flows/nps/alerts/review/{quote(alert_id, safe='')}"
 
     async def sent() -> bool:
         await page.goto(alert_url)
@@ -202,7 +202,7 @@ async def test_w5_flow_alert_recipients_approval_sent_and_skipped_reason(
     assert f"eve-{world.run}" in await page.inner_text("main table")
 
     # A skipped alert and its reason (A5).
-    await page.goto(console.url + "/flows/night-desk/alerts/night?status=skipped")
+    await page.goto(console.base_url + "/flows/night-desk/alerts/night?status=skipped")
     body = await page.inner_text("main")
     assert "Skipped: no confirmed recipients" in body
     await page.click("text=Sign out")
@@ -232,7 +232,7 @@ async def test_w5_x1_dead_letters_with_their_reasons_and_replay(
     # Another account sees none of them.
     other = await new_page(browser)
     await sign_in(other, console, accounts.theirs, accounts.their_key)
-    await other.goto(console.url + "/dead-letters/consent-commands")
+    await other.goto(console.base_url + "/dead-letters/consent-commands")
     assert "No dead letter" in await other.inner_text("main")
     await other.context.close()
 
@@ -254,7 +254,7 @@ async def test_w4_forged_and_cross_account_requests_change_nothing(
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     csrf = await page.get_attribute("form.signout input[name=csrf]", "value")
     ours = {"consentflow_console": cookie["value"]}
-    async with httpx.AsyncClient(base_url=console.url, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=console.base_url, timeout=30) as c:
         # No CSRF token, or another one: refused, nothing changes.
         r = await c.post(approve, cookies=ours, data={})
         assert r.status_code == 403
@@ -274,11 +274,11 @@ async def test_w4_forged_and_cross_account_requests_change_nothing(
     # Signed in as the other account: our data is not there (the API's 404).
     other = await new_page(browser)
     await sign_in(other, console, accounts.theirs, accounts.their_key)
-    await other.goto(f"{console.url}/profiles/{world.profile}")
+    await other.goto(f"{console.base_url}/profiles/{world.profile}")
     assert "Not found" in await other.inner_text("h1")
     their_csrf = await other.get_attribute("form.signout input[name=csrf]", "value")
     their_cookie = _cookie(await other.context.cookies(), "consentflow_console")
-    async with httpx.AsyncClient(base_url=console.url, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=console.base_url, timeout=30) as c:
         r = await c.post(
             approve, cookies={"consentflow_console": their_cookie}, data={"csrf": their_csrf}
         )
@@ -287,7 +287,7 @@ async def test_w4_forged_and_cross_account_requests_change_nothing(
     # Sign out; the same cookie and token, replayed, open nothing.
     await page.click("text=Sign out")
     await page.wait_for_url(re.compile("/sign-in"))
-    async with httpx.AsyncClient(base_url=console.url, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=console.base_url, timeout=30) as c:
         r = await c.get("/flows", cookies=ours)
         assert r.status_code == 303 and r.headers["location"].startswith("/sign-in")
         r = await c.post(approve, cookies=ours, data={"csrf": csrf})
@@ -350,7 +350,7 @@ async def test_w6_every_screen_passes_axe_on_desktop_and_phone_in_english_and_ge
     }.items():
         page = await new_page(browser, locale, viewport)
         lang = locale[:2]
-        await page.goto(console.url + "/sign-in")
+        await page.goto(console.base_url + "/sign-in")
         assert await page.get_attribute("html", "lang") == lang
         await axe(page, f"sign-in {variant}")
         await fits(page, f"sign-in {variant}")
@@ -373,7 +373,7 @@ async def test_w6_every_screen_passes_axe_on_desktop_and_phone_in_english_and_ge
             "sent": quote(world.sent_alert, safe=""),
         }
         for name, path, want in SCREENS:
-            await page.goto(console.url + path.format(**ids))
+            await page.goto(console.base_url + path.format(**ids))
             assert await page.get_attribute("html", "lang") == lang
             assert want[lang] in await page.inner_text("main"), (name, variant)
             await axe(page, f"{name} {variant}")
@@ -398,7 +398,7 @@ async def test_w6_keyboard_only_sign_in_and_approval(
     console, browser, world: World, services
 ) -> None:
     page = await new_page(browser, "en-GB", PHONE)
-    await page.goto(console.url + "/sign-in")
+    await page.goto(console.base_url + "/sign-in")
     await _tab_to(page, "el.id === 'account'")
     await page.keyboard.press("Control+A")
     await page.keyboard.type(world.account)
