@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for the four services and the `consentflow` jobs (migrate, topics).
+# One image for the four services, the operator console and the `consentflow` jobs
+# (migrate, topics).
 #   docker build -t consentflow .
 #   docker run --rm consentflow python -m services.consent
 
@@ -10,14 +11,16 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Dependencies first, so a code change does not reinstall them.
 COPY pyproject.toml README.md* ./
-RUN mkdir -p shared services tools \
- && touch shared/__init__.py services/__init__.py tools/__init__.py \
+RUN mkdir -p shared services tools console \
+ && touch shared/__init__.py services/__init__.py tools/__init__.py console/__init__.py \
  && pip install . \
  && pip uninstall -y consentflow
 COPY shared ./shared
 COPY services ./services
 # tools/: the `consentflow` command (migrate and topics run from this image).
 COPY tools ./tools
+# console/: the operator console (`python -m console`), templates and catalogues with it.
+COPY console ./console
 RUN pip install --no-deps . \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 

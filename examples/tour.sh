@@ -30,3 +30,9 @@ consentflow tail message-requests --from-beginning -n 1 --timeout 30
 get "$CONSENTFLOW_FLOW_EXECUTOR_API_URL" flows/nps/activity
 consentflow reviews list
 consentflow consent explain ada --channel sms --purpose transactional
+
+# the same in a browser: the operator console, which `consentflow dev` runs at the address
+# it printed (`consentflow console` runs one against the services named above); sign in
+# with the account and its key, then open the review queue to approve or reject the alert
+consentflow console --check
+curl -sf "$CONSENTFLOW_CONSOLE_URL/sign-in" | grep -o 'Sign in to the console'

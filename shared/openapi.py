@@ -28,6 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from shared.contracts import ConsentCommand, PrivacyRequest, SuppressionCommand
+from shared.messaging.dead_letters_http import SERVED_BY
 from shared.operator import OPERATOR_ACTS, SUPPRESSION_ACTIONS
 from shared.pages import STYLESHEET_PATH
 
@@ -158,8 +159,29 @@ SUPPRESSION_ACT = Op(
 
 ACCOUNT = "/accounts/{account_id}"
 PROFILE = ACCOUNT + "/profiles/{profile_id}"
+
+
+def _dead_letters(service: str) -> dict[tuple[str, str], Op]:
+    """The dead-letter routes a service serves for its input topics (X1)."""
+    served = (("topic", SERVED_BY[service]),)
+    refused = ((404, "A topic whose dead letters another service keeps."),)
+    return {
+        ("GET", ACCOUNT + "/dead-letters/{topic}"): Op(
+            ok=(200, "The account's dead letters of the topic, oldest first, with reasons."),
+            path=served,
+            errors=refused,
+        ),
+        ("POST", ACCOUNT + "/dead-letters/{topic}/replay"): Op(
+            ok=(200, "What was replayed, replayed before, or cannot be replayed."),
+            path=served,
+            errors=refused,
+        ),
+    }
+
+
 OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
     "consent": {
+        **_dead_letters("consent"),
         ("GET", PROFILE + "/consent"): Op(
             query=WHERE, errors=((404, "No such profile."),), schema="ProfileConsent"
         ),
@@ -219,6 +241,20 @@ OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
             query=(_limit(1000, 10_000), Param("after", "The `next_after` of the last page.")),
         ),
         ("GET", ACCOUNT + "/consent/settings"): Op(ok=(200, "The account's settings.")),
+        ("GET", ACCOUNT + "/profiles"): Op(
+            ok=(200, "The matching profiles (id, email, phone number), at most 50."),
+            query=(Param("q", "A profile id, or an email or phone number in any spelling."),),
+            errors=((422, "No search text."),),
+        ),
+        ("GET", ACCOUNT + "/opt-outs"): Op(
+            ok=(200, "Email opt-outs in force by level, newest first, with the total."),
+            query=(
+                Param("level", "Only this level.", {"enum": ["group", "client", "user"]}),
+                _limit(50, 200),
+                Param("offset", "How many to skip.", {"type": "integer", "minimum": 0}),
+            ),
+            errors=((422, "An unknown level."),),
+        ),
         ("PUT", ACCOUNT + "/consent/settings"): Op(
             ok=(200, "The account's settings after the change."),
             body=_settings_body(
@@ -249,6 +285,7 @@ OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
         ("POST", "/links/consent/preferences"): PAGE_POST,
     },
     "suppression": {
+        **_dead_letters("suppression"),
         ("GET", PROFILE + "/suppressions"): Op(
             ok=(200, "Suppressions in force, soft-bounce count and history."),
             errors=((404, "No such profile."),),
@@ -256,6 +293,15 @@ OPERATIONS: dict[str, dict[tuple[str, str], Op]] = {
         ("POST", PROFILE + "/suppressions/{action}"): SUPPRESSION_ACT,
     },
     "flow_executor": {
+        **_dead_letters("flow_executor"),
+        ("GET", ACCOUNT + "/flows"): Op(
+            ok=(200, "A page of the account's flows with their steps; `next_after` continues."),
+            query=(
+                _limit(50, 200),
+                Param("after", "The `next_after` of the last page."),
+                Param("flow_id", "Only this flow."),
+            ),
+        ),
         ("GET", ACCOUNT + "/flows/{flow_id}/activity"): Op(
             ok=(200, "Per step: scheduled, in review, executed, skipped by reason."),
             query=(_limit(100, 1000),),

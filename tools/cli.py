@@ -87,16 +87,19 @@ def dev(var: str, partitions: int, account: str) -> None:
     stack = EmbeddedStack(Path(var), partitions=partitions)
     click.echo("starting the embedded stack …")
     stack.start()
+    console = None
     try:
         stack.start_services()
+        console = _start_console(stack, account)
         click.echo(f"Kafka (Tansu)   {stack.broker.bootstrap}")
         click.echo(f"PostgreSQL      {stack.dsn}")
         click.echo(f"SMTP capture    127.0.0.1:{stack.smtp.port} → {stack.smtp.mail_dir}/*.eml")
         for name, svc in stack.services.items():
             click.echo(f"{name:<15} {svc.base_url}  (logs: {svc.log_path})")
+        click.echo(f"console         {console.base_url}  (sign in: {account} and its key)")
         click.echo(f"API keys        {stack.api_keys}")
         env_file = stack.root / "dev.env"
-        lines = export_lines(dev_environment(stack, account))
+        lines = export_lines({**dev_environment(stack, account), CONSOLE_URL_VAR: console.base_url})
         env_file.write_text("\n".join(lines) + "\n")
         click.echo(f"\nIn another shell, for the other commands (or `. {env_file}`):")
         click.echo("\n".join(lines))
@@ -105,7 +108,28 @@ def dev(var: str, partitions: int, account: str) -> None:
     finally:
         click.echo("stopping …")
         (stack.root / "dev.env").unlink(missing_ok=True)  # `consentflow env`: none runs
+        if console is not None:
+            console.stop()
         stack.stop()
+
+
+CONSOLE_URL_VAR = "CONSENTFLOW_CONSOLE_URL"
+
+
+def _start_console(stack: Any, account: str) -> Any:
+    """The operator console beside the dev stack's services, on a free loopback port."""
+    from tools.devstack.stack import ServiceProcess, free_port
+
+    env = {
+        **{var: stack.services[name].base_url for name, var in SERVICE_URL_VARS.items()},
+        "CONSENTFLOW_ACCOUNT": account,
+    }
+    port = free_port()
+    log = stack.root / "logs" / "console.log"
+    console = ServiceProcess("console", env, log, port, module="console")
+    console.start()
+    console.wait_ready()
+    return console
 
 
 def _wait_for_stop(stack: Any) -> None:
@@ -217,6 +241,42 @@ cli.add_command(
         hidden=True,
     )
 )
+
+
+@cli.command(
+    short_help="Serve the operator console (a web application).",
+    help="Serve the operator console (W4): sign in with an account's API key to see flows,"
+    " alert recipients and activity, the review queue and profiles' consent, and act on"
+    " them through the services' HTTP APIs. Reads the services' addresses from"
+    " CONSENTFLOW_<SERVICE>_API_URL (or CONSENTFLOW_API_URL), as the operator commands do;"
+    " CONSOLE_SECRET (32 bytes or more) signs its sessions (generated when unset: sessions"
+    " then end with the process). --check checks the settings and that the four services"
+    " answer, then exits.",
+)
+@click.option("--host", default=None, help="Address to listen on [env HTTP_HOST; 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [env HTTP_PORT; 8090].")
+@click.option("--check", is_flag=True, help="Check the settings and the services, then exit.")
+def console(host: str | None, port: int | None, check: bool) -> None:
+    from console.app import serve
+    from console.settings import ConsoleRefused, ConsoleSettings
+
+    overrides = {k: str(v) for k, v in (("HTTP_HOST", host), ("HTTP_PORT", port)) if v}
+    try:
+        settings = ConsoleSettings.from_env({**os.environ, **overrides})
+    except ConsoleRefused as exc:
+        raise click.UsageError(str(exc)) from None
+    if check:
+        down = [f"{n} at {u}" for n, u in settings.urls.items() if not _answers(u)]
+        if down:
+            raise click.ClickException(f"not answering: {', '.join(down)}")
+        click.echo(
+            "the four services answer; `consentflow console` would serve the console on"
+            f" http://{settings.host}:{settings.port}/"
+        )
+        return
+    code = serve(settings)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 @cli.command(

@@ -20,15 +20,13 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-SERVICES = ("consent", "suppression", "flow_executor", "alert_dispatcher")
+from shared import api_client
 
 
 class ApiError(click.ClickException):
@@ -50,44 +48,29 @@ class UnknownProfile(click.ClickException):
 
 def base_url(service: str) -> str:
     """The base URL of `service` from the environment (see the module docstring)."""
-    specific = os.environ.get(f"CONSENTFLOW_{service.upper()}_API_URL")
-    url = specific or os.environ.get("CONSENTFLOW_API_URL")
+    url = api_client.service_urls().get(service)
     if not url:
         raise click.UsageError(
-            f"set CONSENTFLOW_{service.upper()}_API_URL (or CONSENTFLOW_API_URL) to the"
+            f"set {api_client.url_variable(service)} (or CONSENTFLOW_API_URL) to the"
             f" {service.replace('_', '-')} service's address"
         )
-    return url.rstrip("/")
+    return url
 
 
 def call(service: str, method: str, path: str, body: Any = None) -> Any:
-    """One API call; returns the decoded JSON answer or raises ApiError."""
+    """One API call through the shared client (shared/api_client.py); returns the
+    decoded JSON answer or raises ApiError."""
     key = os.environ.get("CONSENTFLOW_API_KEY")
     if not key:
         raise click.UsageError("set CONSENTFLOW_API_KEY to the account's API key")
-    req = urllib.request.Request(
-        base_url(service) + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
+    client = api_client.ApiClient({service: base_url(service)}, key)
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            raw = r.read()
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            reason = json.loads(raw).get("error", raw.decode(errors="replace"))
-        except (ValueError, AttributeError):
-            reason = raw.decode(errors="replace")
-        raise ApiError(f"{service}: HTTP {exc.code}: {reason}", exc.code) from None
-    except OSError as exc:
-        raise ApiError(f"{service} at {base_url(service)} is unreachable: {exc}") from None
-    return json.loads(raw) if raw else None
+        return client.call(service, method, path, body)
+    except api_client.ApiError as exc:
+        raise ApiError(str(exc), exc.status) from None
 
 
-def quote(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
+quote = api_client.quote
 
 
 # --- output ------------------------------------------------------------------------
@@ -447,7 +430,7 @@ def _settings() -> Any:
 
 def _dead_letters_of(reading: Any) -> Any:
     """Run a read of dead letters; an unknown topic is one line and exit 1."""
-    from tools.dlq import NoSuchTopic
+    from shared.messaging.dead_letters import NoSuchTopic
 
     try:
         return asyncio.run(reading)
@@ -470,7 +453,7 @@ def dlq_list(
     to_offset: int | None,
     as_json: bool,
 ) -> None:
-    from tools.dlq import dead_letters
+    from shared.messaging.dead_letters import dead_letters
 
     letters = _dead_letters_of(dead_letters(_settings(), topic, partition, from_offset, to_offset))
     rows = [
@@ -508,7 +491,7 @@ def dlq_replay(
     to_offset: int | None,
     as_json: bool,
 ) -> None:
-    from tools.dlq import replay
+    from shared.messaging.dead_letters import replay
 
     report = _dead_letters_of(replay(_settings(), topic, partition, from_offset, to_offset))
     data = {

@@ -146,3 +146,22 @@ def test_every_setting_is_documented() -> None:
     text = (ROOT / "docs" / "operations.md").read_text()
     missing = [n.upper() for n in Settings.model_fields if f"`{n.upper()}`" not in text]
     assert not missing, f"add to the configuration reference in docs/operations.md: {missing}"
+
+
+def test_w4_the_console_runs_on_its_own_over_the_services_apis(resolved: dict) -> None:
+    console = resolved["services"]["console"]
+    assert console["command"] == ["python", "-m", "console"]
+    env = console["environment"]
+    for name in SERVICES:
+        var = f"CONSENTFLOW_{SERVICES[name].upper()}_API_URL"
+        assert env[var] == f"http://{name}:8080"
+    # Only the APIs: no database, no broker, none of the services' secrets.
+    assert not {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "API_KEYS", "LINK_SECRET"} & set(env)
+    deps = {k: v["condition"] for k, v in console["depends_on"].items()}
+    assert deps == dict.fromkeys(SERVICES, "service_healthy")
+    assert "/healthz" in " ".join(console["healthcheck"]["test"])
+    assert console["read_only"] is True
+    assert console["ports"][0]["published"] == "8090"
+    # The one image carries it: its package, templates and catalogues.
+    assert "!console/" in (ROOT / ".dockerignore").read_text()
+    assert "COPY console ./console" in (ROOT / "Dockerfile").read_text()

@@ -84,6 +84,7 @@ def test_deployments_probe_and_run_locked_down(overlay: str) -> None:
         "suppression",
         "flow-executor",
         "alert-dispatcher",
+        "console",
     }
     for dep in deployments:
         pod = dep["spec"]["template"]["spec"]
@@ -94,7 +95,13 @@ def test_deployments_probe_and_run_locked_down(overlay: str) -> None:
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["resources"]["requests"] and container["resources"]["limits"]
         refs = {next(iter(r)) for r in container["envFrom"]}
-        assert refs == {"configMapRef", "secretRef"}
+        # The console holds none of the services' secrets (database, link, API keys).
+        want = (
+            {"configMapRef"}
+            if dep["metadata"]["name"] == "console"
+            else {"configMapRef", "secretRef"}
+        )
+        assert refs == want
     kinds = {d["kind"] for d in docs}
     assert {
         "Service",
@@ -122,3 +129,34 @@ def test_prod_declares_every_topic_for_strimzi() -> None:
     for name in topics.COMPACTED_TOPICS:
         assert declared[name]["spec"]["config"]["cleanup.policy"] == "compact"
     assert not [d for d in docs if d["kind"] == "Job" and "topics" in d["metadata"]["name"]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_w4_the_console_runs_on_its_own_over_the_services_apis(overlay: str) -> None:
+    docs = _resources(overlay)
+    (dep,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "console"]
+    assert dep["spec"]["replicas"] == 1  # its sessions live in the process
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "console"]
+    env = {e["name"]: e for e in container["env"]}
+    for service in ("consent", "suppression", "flow-executor", "alert-dispatcher"):
+        var = f"CONSENTFLOW_{service.upper().replace('-', '_')}_API_URL"
+        assert env[var]["value"] == f"http://{service}"
+    secret = env["CONSOLE_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert secret["optional"] is True and secret["key"] == "CONSOLE_SECRET"
+    assert not [e for e in container["env"] if e["name"] in ("DATABASE_URL", "API_KEYS")]
+    assert [v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]] == ["tmp"]
+    services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+    assert "console" in services
+    (policy,) = [
+        d
+        for d in docs
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("console")
+    ]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "console"}
+    assert policy["spec"]["egress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert not [
+        d
+        for d in docs
+        if d["kind"] == "HorizontalPodAutoscaler" and "console" in d["metadata"]["name"]
+    ]

@@ -110,7 +110,7 @@ def test_running_the_program_itself(services) -> None:
         [sys.executable, "-m", "tools.cli", "--help"], capture_output=True, text=True, check=True
     )
     listed = re.findall(r"^  (\S+)\s", top.stdout.split("Commands:")[1], re.M)
-    expected = {"dev", "demo", "env", "migrate", "topics", "tail", "publish", *GROUPS}
+    expected = {"dev", "demo", "env", "migrate", "topics", "tail", "publish", "console", *GROUPS}
     assert set(listed) == expected, top.stdout
     assert ".py" not in top.stdout and "tools/" not in top.stdout
 

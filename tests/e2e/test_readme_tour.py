@@ -120,6 +120,9 @@ def test_the_readme_tour_runs_as_pasted(tmp_path_factory: pytest.TempPathFactory
         assert steps["alert"]["in_review"]["count"] == 1, said
         assert re.search(r"^\S+:alert\s+nps\s+alert\s+ada\s", tour.stdout, re.M), said
         assert "ada on sms_transactional: may receive" in tour.stdout, said
+        # the operator console: its settings check, and its sign-in page served
+        assert "the four services answer" in tour.stdout, said
+        assert "Sign in to the console" in tour.stdout, said
         assert "Traceback" not in tour.stderr, said
     finally:
         code = stop(dev)

@@ -36,13 +36,14 @@ MAIL_DOMAIN = "mail.consentflow.test"
 
 @dataclass
 class ServiceProcess:
-    """One service run as `python -m services.<name>`."""
+    """One service run as `python -m services.<name>` (or as `python -m <module>`)."""
 
     name: str
     env: dict[str, str]
     log_path: Path
     http_port: int
     proc: subprocess.Popen[bytes] | None = None
+    module: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -52,7 +53,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
+            [sys.executable, "-m", self.module or f"services.{self.name}"],
             env={**os.environ, **self.env, "HTTP_PORT": str(self.http_port)},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -24,6 +24,9 @@ from starlette.routing import Route
 
 from services.consent.bootstrap import WorkFactory
 from services.consent.http import consent, links, privacy, reports, settings, suppressions
+from services.consent.http.opt_outs import list_opt_outs
+from services.consent.http.profile_search import find as find_profiles
+from shared.messaging.dead_letters_http import dead_letter_routes
 from shared.runtime import Runtime
 
 Handler = Callable[[Runtime, Request, str], Awaitable[Response]]
@@ -54,16 +57,20 @@ TABLE: list[tuple[str, Handler | WithWork, list[str]]] = [
     (BASE + "/consent/settings", settings.account_settings, ["GET", "PUT"]),
     (BASE + "/privacy-requests", privacy.file, ["POST"]),
     (BASE + "/privacy-requests/{request_id}", privacy.status, ["GET"]),
+    (BASE + "/profiles", find_profiles, ["GET"]),
+    (BASE + "/opt-outs", list_opt_outs, ["GET"]),
 ]
 
 
 def routes(rt: Runtime, guarded: Guard, work: WorkFactory) -> list[Route]:
     """Every route of the table, each handler given the runtime (and `work`, where it
-    runs a use case) and the account whose key `guarded` checked."""
-    return [
+    runs a use case) and the account whose key `guarded` checked; then the dead letters
+    of the topics the service consumes."""
+    table = [
         Route(path, guarded(_bound(rt, work, entry)), methods=methods)
         for path, entry, methods in TABLE
     ]
+    return table + dead_letter_routes(rt, "consent")
 
 
 def _bound(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from services.flow_executor.bootstrap import Executor
-from services.flow_executor.http import activity, reachability, reviews, sending_settings
+from services.flow_executor.http import activity, flows, reachability, reviews, sending_settings
+from shared.messaging.dead_letters_http import dead_letter_routes
 from shared.runtime import Runtime
 
 ACCOUNT = "/accounts/{account_id}"
@@ -15,6 +16,7 @@ ACCOUNT = "/accounts/{account_id}"
 def routes(rt: Runtime, executor: Executor) -> list[Route]:
     """Every route of the executor's API."""
     return [
+        Route(ACCOUNT + "/flows", flows.endpoint(rt)),
         Route(ACCOUNT + "/flows/{flow_id}/activity", activity.endpoint(rt)),
         Route(ACCOUNT + "/reviews", reviews.list_endpoint(rt)),
         Route(
@@ -31,4 +33,5 @@ def routes(rt: Runtime, executor: Executor) -> list[Route]:
             sending_settings.endpoint(rt, executor),
             methods=["GET", "PUT"],
         ),
+        *dead_letter_routes(rt, "flow_executor"),
     ]

@@ -54,9 +54,11 @@ def decide_endpoint(rt: Runtime, executor: Executor) -> Callable[[Request], Awai
                 return error(404, "no such alert in review")
             if held["status"] != "in_review":
                 return error(409, f"alert already {held['status']}")
+            # C2: recorded as the key's name (and the operator it names), not the account.
+            by = rt.auth.actor(request) or f"api:{account}"
             result = await handlers.decide_reviews(
                 executor.work(uow),
-                [ReviewDecision(alert_id=alert_id, decision=decision, by=f"api:{account}")],
+                [ReviewDecision(alert_id=alert_id, decision=decision, by=by)],
             )
             await uow.commit()
         if alert_id not in result:

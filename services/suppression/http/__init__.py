@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from services.suppression.http import actions, profile
+from shared.messaging.dead_letters_http import dead_letter_routes
 from shared.runtime import Runtime
 
 PROFILE = "/accounts/{account_id}/profiles/{profile_id}/suppressions"
@@ -15,4 +16,5 @@ def routes(rt: Runtime) -> list[Route]:
     return [
         Route(PROFILE, profile.endpoint(rt), methods=["GET"]),
         Route(PROFILE + "/{action}", actions.endpoint(rt), methods=["POST"]),
+        *dead_letter_routes(rt, "suppression"),
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -177,11 +178,15 @@ async def replay(
     partition: int | None = None,
     start: int | None = None,
     end: int | None = None,
+    only: Callable[[Letter], bool] | None = None,
 ) -> ReplayReport:
     """Re-publish each dead letter in range not replayed before to its source topic,
-    with its original key and bytes, and record it (see the module docstring)."""
+    with its original key and bytes, and record it (see the module docstring). `only`
+    narrows the letters (an account's own, for the HTTP API)."""
     dlq_topic = settings.kafka_topic(topics.dlq(topic))
     letters = await dead_letters(settings, topic, partition, start, end)
+    if only is not None:
+        letters = [x for x in letters if only(x)]
     report = ReplayReport([], [], [])
     todo = []
     for item in letters:
