@@ -28,6 +28,7 @@ from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.unit.consent.fakes import bootstrap
 from tests.unit.consent.test_handlers import ACCOUNT, SINGLE, received
+from tests.unit.recorded_edge import Recorded
 
 GROUPS = {
     topics.CONSENT_COMMANDS: "consent.consent-commands",
@@ -36,20 +37,6 @@ GROUPS = {
     topics.PRIVACY_REQUESTS: "consent.privacy-requests",
     topics.PRIVACY_RESULTS: "consent.privacy-results",
 }
-
-
-class Recorded:
-    """A stand-in for the `KafkaEdge`: what was declared on it."""
-
-    def __init__(self) -> None:
-        self.subscribed: dict[str, dict[str, Any]] = {}
-        self.published: dict[str, type] = {}
-
-    def subscribe(self, topic: str, payload: type, use_case: Any, **kw: Any) -> None:
-        self.subscribed[topic] = {"payload": payload, "use_case": use_case, **kw}
-
-    def publishes(self, topic: str, payload: type, description: str = "") -> None:
-        self.published[topic] = payload
 
 
 def declared() -> tuple[Recorded, Any]:

@@ -5,8 +5,6 @@ and says what the service does with its topic (the AsyncAPI document shows it)."
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.suppression import handlers
 from services.suppression.app import build
 from services.suppression.entrypoints import kafka
@@ -14,6 +12,7 @@ from shared.contracts import PrivacyResult, SuppressionChanged, topics
 from shared.health import Health
 from shared.runtime import Runtime
 from shared.settings import Settings
+from tests.unit.recorded_edge import Recorded
 from tests.unit.suppression.fakes import bootstrap
 
 GROUPS = {
@@ -21,21 +20,6 @@ GROUPS = {
     topics.CONSENT_CHANGES: "suppression.consent-changes",
     topics.PRIVACY_REQUESTS: "suppression.privacy-requests",
 }
-
-
-class Recorded:
-    """A stand-in for the `KafkaEdge`: what was declared on it."""
-
-    def __init__(self) -> None:
-        self.subscribed: dict[str, dict[str, Any]] = {}
-        self.published: dict[str, type] = {}
-
-    def subscribe(self, topic: str, payload: type, use_case: Any, **kw: Any) -> None:
-        self.subscribed[topic] = {"payload": payload, "use_case": use_case, **kw}
-
-    def publishes(self, topic: str, payload: type, description: str = "") -> None:
-        assert description
-        self.published[topic] = payload
 
 
 def test_the_consumer_groups_and_use_cases_are_those_the_service_always_had() -> None:
@@ -52,6 +36,7 @@ def test_the_consumer_groups_and_use_cases_are_those_the_service_always_had() ->
         topics.SUPPRESSION_CHANGES: SuppressionChanged,
         topics.PRIVACY_RESULTS: PrivacyResult,
     }
+    assert all(edge.publisher_descriptions.values())
 
 
 def test_x2_inbox_ids_are_unique_per_account() -> None:
