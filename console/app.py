@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime
-from babel.support import NullTranslations, Translations
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from babel.support import NullTranslations
+from jinja2 import Environment
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -29,7 +29,14 @@ from console import sessions
 from console.sessions import Session, SessionStore, SignInThrottle
 from console.settings import ConsoleRefused, ConsoleSettings
 from shared.api_client import ApiClient, ApiError, quote
-from shared.pages import DEFAULT_LANGUAGE, STYLESHEET_PATH, Brand, language_of, stylesheet_route
+from shared.pages import (
+    STYLESHEET_PATH,
+    Brand,
+    catalogue,
+    language_of,
+    stylesheet_route,
+    template_environment,
+)
 
 HERE = Path(__file__).parent
 SECURITY_HEADERS = {
@@ -47,9 +54,7 @@ SECURITY_HEADERS = {
 @functools.cache
 def translations(lang: str) -> NullTranslations:
     """The console's compiled catalogue for `lang` (English is the source language)."""
-    if lang == DEFAULT_LANGUAGE:
-        return NullTranslations()
-    return Translations.load(str(HERE / "locale"), [lang], domain="messages")
+    return catalogue(HERE / "locale", lang)
 
 
 def when(value: Any, lang: str, zone: str) -> str:
@@ -70,15 +75,7 @@ def when(value: Any, lang: str, zone: str) -> str:
 @functools.cache
 def environment(lang: str) -> Environment:
     """One Jinja2 environment per language, escaping HTML, with gettext installed."""
-    env = Environment(
-        loader=FileSystemLoader(str(HERE / "templates")),
-        autoescape=select_autoescape(["html"]),
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
-    return env
+    return template_environment(HERE / "templates", translations(lang))
 
 
 MAX_FORM_BYTES = 64 * 1024

@@ -87,26 +87,38 @@ def negotiate(accept_language: str | None, account_language: str | None = None) 
     return DEFAULT_LANGUAGE
 
 
-@functools.cache
-def translations(lang: str) -> NullTranslations:
-    """The compiled catalogue for `lang` (English is the source language)."""
+def catalogue(locale_dir: Path, lang: str) -> NullTranslations:
+    """The compiled gettext catalogue for `lang` under `locale_dir` (English is the
+    source language: no catalogue)."""
     if lang == DEFAULT_LANGUAGE:
         return NullTranslations()
-    return Translations.load(str(HERE / "locale"), [lang], domain="messages")
+    return Translations.load(str(locale_dir), [lang], domain="messages")
 
 
-@functools.cache
-def environment(lang: str) -> Environment:
-    """One Jinja2 environment per language, escaping HTML and with gettext installed."""
+def template_environment(templates_dir: Path, translations: NullTranslations) -> Environment:
+    """A Jinja2 environment over `templates_dir`, escaping HTML, with `translations`
+    installed for `{% trans %}` and `_()`: the pages' and the console's alike."""
     env = Environment(
-        loader=FileSystemLoader(str(HERE / "templates")),
+        loader=FileSystemLoader(str(templates_dir)),
         autoescape=select_autoescape(["html"]),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     return env
+
+
+@functools.cache
+def translations(lang: str) -> NullTranslations:
+    """The pages' compiled catalogue for `lang`."""
+    return catalogue(HERE / "locale", lang)
+
+
+@functools.cache
+def environment(lang: str) -> Environment:
+    """One Jinja2 environment per language for the pages and mails."""
+    return template_environment(HERE / "templates", translations(lang))
 
 
 def gettext(lang: str, message: str, **values: Any) -> str:
