@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +57,21 @@ def _missing() -> str | None:
     return f"browser tests need {' and '.join(missing)}: install with `{INSTALL}`"
 
 
-def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+def skip_without_browser(items: list[Any], needs_browser: Callable[[Path], bool]) -> None:
+    """Skip the collected tests that need the browser when it is missing, saying how to
+    install it; with `CONSENTFLOW_REQUIRE_BROWSER=1` (CI) refuse to run instead."""
     why = _missing()
     if why is None:
         return
     if os.environ.get("CONSENTFLOW_REQUIRE_BROWSER") == "1":
         raise pytest.UsageError(why)
     for item in items:
-        if HERE in Path(str(item.fspath)).parents:
+        if needs_browser(Path(str(item.fspath))):
             item.add_marker(pytest.mark.skip(reason=why))
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    skip_without_browser(items, lambda path: HERE in path.parents)
 
 
 def headers(account: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ open nothing of the first (X5, W6)."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARGS, CHROMIUM, _missing
+from tests.browser.conftest import ARGS, CHROMIUM, skip_without_browser
 from tools.devstack import EmbeddedStack
 from tools.devstack.stack import ServiceProcess, free_port
 
@@ -28,14 +27,7 @@ BROWSER_TESTS = ("test_console_in_chromium.py",)
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
-    why = _missing()
-    if why is None:
-        return
-    if os.environ.get("CONSENTFLOW_REQUIRE_BROWSER") == "1":
-        raise pytest.UsageError(why)
-    for item in items:
-        if Path(str(item.fspath)).name in BROWSER_TESTS:
-            item.add_marker(pytest.mark.skip(reason=why))
+    skip_without_browser(items, lambda path: path.name in BROWSER_TESTS)
 
 
 @dataclass(frozen=True)
