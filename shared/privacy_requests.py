@@ -15,9 +15,7 @@ from typing import Any, Protocol
 from shared.contracts import PrivacyRequest, PrivacyResult, topics, utcnow
 from shared.domain.identity import derived_id
 from shared.ports import Outbox
-from shared.privacy import hash_secret
 from shared.received import Received
-from shared.settings import Settings
 
 
 class PrivacyStore(Protocol):
@@ -112,8 +110,3 @@ def result(
         erased=erased,
         completed_at=utcnow(),
     )
-
-
-def secret(settings: Settings) -> str:
-    """The hash key, for stores that match addresses by their keyed hash."""
-    return hash_secret(settings)

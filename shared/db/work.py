@@ -86,12 +86,3 @@ class BoundPrivacy:
             v.encode() for v in (request.email, request.phone_number) if v
         ]
         return await outbox_erasure.delete_unpublished(self.conn, keys, topics.PRIVACY_RESULTS)
-
-
-class PrivacyTransaction(TransactionWork):
-    """The unit of work of a service whose privacy requests need nothing but its privacy
-    SQL (`shared.privacy_requests.handle`)."""
-
-    def __init__(self, uow: UnitOfWork, sql: ConnectionPrivacy) -> None:
-        super().__init__(uow)
-        self.privacy = BoundPrivacy(sql, uow.conn)

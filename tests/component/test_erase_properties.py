@@ -18,6 +18,7 @@ import email
 import email.policy
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,13 +29,11 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from services.alert_dispatcher import handlers as dispatcher
-from services.alert_dispatcher.adapters.privacy import AlertPrivacy
 from services.alert_dispatcher.bootstrap import bootstrap as dispatcher_work
 from services.alert_dispatcher.domain.recipients import Recipient
 from services.consent import handlers
 from services.consent.bootstrap import bootstrap as consent_work
 from services.flow_executor import handlers as executor
-from services.flow_executor.adapters.privacy import FlowPrivacy
 from services.flow_executor.adapters.unit_of_work import FlowUnitOfWork
 from services.flow_executor.domain.messages import DefinitionRecord
 from services.suppression import handlers as suppression
@@ -49,7 +48,6 @@ from shared.contracts import (
     topics,
 )
 from shared.db import Database
-from shared.db.work import PrivacyTransaction
 from shared.privacy import hash_secret
 from shared.privacy_requests import handle
 from shared.received import Received, Trace
@@ -254,11 +252,12 @@ async def store_alerts(db: Database, pid: str, person: dict[str, Any]) -> None:
         await uow.commit()
 
 
-def erase_with(privacy: Any):
+def erase_with(work: Callable[[Any], Any]):
+    """Erase through the service's own work (its privacy SQL on the transaction)."""
+
     async def erase(db: Database, request: PrivacyRequest) -> None:
         async with db.uow() as uow:
-            batch = [received(request, topics.PRIVACY_REQUESTS)]
-            await handle(batch, PrivacyTransaction(uow, privacy))
+            await handle([received(request, topics.PRIVACY_REQUESTS)], work(uow))
             await uow.commit()
 
     return erase
@@ -267,8 +266,11 @@ def erase_with(privacy: Any):
 SERVICES = {
     "consent": (store_consent, erase_consent),
     "suppression": (store_suppressions, erase_suppressions),
-    "flow_executor": (store_runs, erase_with(FlowPrivacy(hash_secret(SETTINGS)))),
-    "alert_dispatcher": (store_alerts, erase_with(AlertPrivacy(SETTINGS))),
+    "flow_executor": (
+        store_runs,
+        erase_with(lambda uow: FlowUnitOfWork(uow, hash_secret(SETTINGS))),
+    ),
+    "alert_dispatcher": (store_alerts, erase_with(dispatcher_work(SETTINGS))),
 }
 
 
