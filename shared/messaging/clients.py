@@ -18,7 +18,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
@@ -69,21 +69,24 @@ def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(settings: Settings, group_id: str, client_id: str) -> AIOKafkaConsumer:
-    """A consumer in `group_id` that commits only what it was told to (after the batch's
-    transaction commits) and starts new groups at the beginning of the topic."""
-    return AIOKafkaConsumer(
-        **connection_options(settings),
-        client_id=client_id,
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        request_timeout_ms=max(settings.kafka_request_timeout_ms, 40_000),
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+def consumer_request_timeout_ms(settings: Settings) -> int:
+    """A consumer's request timeout: at least 40 s, above the group's session timeout,
+    as the client requires."""
+    return max(settings.kafka_request_timeout_ms, 40_000)
+
+
+def group_consumer_options(settings: Settings) -> dict[str, Any]:
+    """How every consumer group of the services reads (their FastStream subscribers): new
+    groups start at the beginning of the topic, with the session, heartbeat and fetch
+    wait of the settings and up to 4 MiB per partition and fetch. Committing is the
+    subscriber's acknowledgement policy, after the batch's transaction commits."""
+    return {
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+    }
 
 
 def make_admin(settings: Settings) -> AIOKafkaAdminClient:

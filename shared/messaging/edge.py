@@ -64,7 +64,11 @@ from shared.messaging.batches import (
     dead_letter_reference,
     json_parser,
 )
-from shared.messaging.clients import broker_security
+from shared.messaging.clients import (
+    broker_security,
+    consumer_request_timeout_ms,
+    group_consumer_options,
+)
 from shared.messaging.headers import CARRIED
 from shared.metrics import CONSUMER_LAG, LAST_BATCH
 from shared.settings import Settings
@@ -101,7 +105,7 @@ def make_broker(
         settings.kafka_bootstrap_servers,
         security=broker_security(settings),
         client_id=f"consentflow-{name}",
-        request_timeout_ms=max(settings.kafka_request_timeout_ms, 40_000),
+        request_timeout_ms=consumer_request_timeout_ms(settings),
         apply_types=False,
         logger=None,
         graceful_timeout=30.0,
@@ -368,11 +372,7 @@ class KafkaEdge:
             group_id=settings.kafka_group(group or batch.name),
             max_records=settings.kafka_max_batch_records,
             batch_timeout_ms=settings.kafka_batch_timeout_ms,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **group_consumer_options(settings),
             listener=_Assignment(component),
             ack_policy=AckPolicy.NACK_ON_ERROR,
             parser=edge.parse,
