@@ -10,6 +10,7 @@ screenshots in docs/architecture.md."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -99,14 +100,21 @@ def _screenshot_folder() -> None:
         Path(shots).mkdir(parents=True, exist_ok=True)
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
+@contextlib.asynccontextmanager
+async def launched_chromium() -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright; closed on the way out."""
     from playwright.async_api import async_playwright
 
-    _screenshot_folder()
     async with async_playwright() as p:
         b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             yield b
         finally:
             await b.close()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    _screenshot_folder()
+    async with launched_chromium() as b:
+        yield b

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARGS, CHROMIUM, skip_without_browser
+from tests.browser.conftest import launched_chromium, skip_without_browser
 from tools.devstack import EmbeddedStack
 from tools.devstack.stack import ServiceProcess, free_port
 
@@ -96,11 +96,5 @@ def console(services: EmbeddedStack, accounts: Accounts) -> Iterator[ServiceProc
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with launched_chromium() as b:
+        yield b
