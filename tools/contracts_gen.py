@@ -35,7 +35,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, SecretStr
@@ -98,15 +98,9 @@ def built(service: str) -> KafkaEdge:
 
 
 def consumed(service: str) -> dict[str, type[BaseModel]]:
-    """Topic -> payload model of every topic `service` subscribes to, from the type its
-    FastStream handler takes (`list[Payload]`, one batch)."""
-    found: dict[str, type[BaseModel]] = {}
-    for sub in built(service).subscriptions:
-        assert sub.subscriber is not None
-        sub.subscriber.schema()  # FastStream reads the handler's signature here
-        (param,) = sub.subscriber.calls[0].dependant.flat_params
-        (found[sub.topic],) = get_args(param.field_type)
-    return found
+    """Topic -> payload model of every topic `service` subscribes to, as it declared it
+    (the type its FastStream handler takes a batch of)."""
+    return {sub.topic: sub.payload for sub in built(service).subscriptions}
 
 
 def produced(service: str) -> dict[str, type[BaseModel]]:

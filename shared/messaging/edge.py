@@ -179,10 +179,17 @@ class Subscription:
     and the readiness component it reports into."""
 
     def __init__(
-        self, settings: Settings, topic: str, batch: BatchApplier, component: Component
+        self,
+        settings: Settings,
+        topic: str,
+        payload: type[BaseModel],
+        batch: BatchApplier,
+        component: Component,
     ) -> None:
         self.settings = settings
         self.topic = topic
+        # What one record of the topic carries (its handler takes a batch of these).
+        self.payload = payload
         self.batch = batch
         self.name = batch.name
         self.component = component
@@ -364,7 +371,7 @@ class KafkaEdge:
             stall_s=settings.kafka_stall_s,
             grace_s=settings.kafka_partition_grace_s,
         )
-        edge = Subscription(settings, topic, batch, component)
+        edge = Subscription(settings, topic, payload, batch, component)
         edge.traced = bool(self.broker.middlewares)
         subscriber = self.broker.subscriber(
             settings.kafka_topic(topic),
