@@ -6,6 +6,8 @@ messaging adapters (`shared.messaging`)."""
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -17,6 +19,16 @@ M = TypeVar("M")
 CORRELATION_ID = "correlation_id"
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
+
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count()
+
+
+def new_correlation_id() -> str:
+    """A new correlation id (32 hex digits, like a W3C trace id): a random prefix drawn
+    once per process and a counter. As unique as a random id, without drawing from the
+    system's random source for every record that comes without one."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 class Rejected(Exception):
@@ -44,13 +56,31 @@ class Trace:
         return out
 
 
-@dataclass(frozen=True, slots=True)
 class Received(Generic[M]):
-    """A parsed message with where it came from."""
+    """A parsed message with where it came from, and the trace it carries.
 
-    message: M
-    record: ConsumerRecord
-    trace: Trace
+    The trace is read at the edge only from a record that carried headers (they are
+    checked there, X1); a record without any gets its correlation id the first time
+    something asks for it: most records cause no output, and making an id for each
+    was a measurable share of a batch's cost."""
+
+    __slots__ = ("_trace", "message", "record")
+
+    def __init__(self, message: M, record: ConsumerRecord, trace: Trace | None = None) -> None:
+        self.message = message
+        self.record = record
+        self._trace = trace
+
+    @property
+    def trace(self) -> Trace:
+        if self._trace is None:
+            self._trace = Trace(new_correlation_id(), generated=True)
+        return self._trace
+
+    @property
+    def carries_trace(self) -> bool:
+        """Whether the producer sent a correlation id or trace context with it."""
+        return self._trace is not None and not self._trace.generated
 
     @property
     def key(self) -> str | None:
@@ -60,3 +90,6 @@ class Received(Generic[M]):
     @property
     def correlation_id(self) -> str:
         return self.trace.correlation_id
+
+    def __repr__(self) -> str:
+        return f"Received({self.message!r}, trace={self._trace!r})"

@@ -75,12 +75,18 @@ def _publish_activity(
         work.publish(topics.FLOW_ACTIVITY, a.profile_id, messages.activity_message(a), headers)
 
 
-def _traces_by(items: Sequence[Received[Any]], key: Callable[[Any], str]) -> dict[str, InputTrace]:
-    """The trace of each input, by the id its runs are entered under (the first copy of
-    a repeated input, as `first_of_each` keeps the first run)."""
+def _traces_by(
+    items: Sequence[Received[Any]], key: Callable[[Any], str], entries: Sequence[Run]
+) -> dict[str, InputTrace]:
+    """The trace of each input that starts one of `entries`, by the id its runs are
+    entered under (the first copy of a repeated input, as `first_of_each` keeps the
+    first run). Only those: a trace is made up for an input that carried none when it
+    is first asked for, and most inputs start nothing."""
+    wanted = {r.event_id for r in entries}
     traces: dict[str, InputTrace] = {}
     for item in items:
-        traces.setdefault(key(item.message), item.trace)
+        if (k := key(item.message)) in wanted:
+            traces.setdefault(k, item.trace)
     return traces
 
 
@@ -219,7 +225,7 @@ async def enter_from_events(batch: list[Received[ProfileEvent]], work: FlowWork)
     await work.profiles.upsert_profiles(messages.event_profiles(events, flows, utcnow()))
     entries = event_entries(candidates, flows, known)
     if entries:
-        await _enter(work, entries, _traces_by(batch, lambda e: e.event_id))
+        await _enter(work, entries, _traces_by(batch, lambda e: e.event_id, entries))
 
 
 async def on_consent_changes(batch: list[Received[ConsentChanged]], work: FlowWork) -> None:
@@ -238,7 +244,7 @@ async def on_consent_changes(batch: list[Received[ConsentChanged]], work: FlowWo
     await work.profiles.upsert_profiles(messages.change_profiles(changes, flows))
     entries = list_entries(changes, flows, known)
     if entries:
-        await _enter(work, entries, _traces_by(batch, lambda c: c.change_id))
+        await _enter(work, entries, _traces_by(batch, lambda c: c.change_id, entries))
 
 
 async def _note_resubscribed(work: FlowWork, changes: Sequence[ConsentChanged]) -> None:

@@ -12,9 +12,9 @@ Leaving the block without `commit()` rolls back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import asyncpg
 
@@ -25,7 +25,7 @@ from shared.db.batches import copy_rows
 from shared.limits import MAX_OUTPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
 from shared.messaging.headers import REQUEST_TRACE
-from shared.received import Trace
+from shared.received import Received, Trace
 
 log = get_logger(__name__)
 
@@ -33,6 +33,17 @@ log = get_logger(__name__)
 def notify_channel(schema: str) -> str:
     """The LISTEN/NOTIFY channel that wakes `schema`'s outbox relay."""
     return f"outbox_{schema}"
+
+
+def _shared_trace(inputs: Sequence[Received[Any]]) -> Trace | None:
+    """The one trace all `inputs` carry, if they share one. Traces made up here are each
+    new, so two inputs that carried none never share one (and none is made to find so)."""
+    if len(inputs) == 1:
+        return inputs[0].trace
+    if not inputs or not all(i.carries_trace for i in inputs):
+        return None
+    first = inputs[0].trace
+    return first if all(i.trace == first for i in inputs) else None
 
 
 class UnitOfWork:
@@ -43,19 +54,34 @@ class UnitOfWork:
         self.conn: asyncpg.Connection = None  # type: ignore[assignment]
         self._tx: asyncpg.transaction.Transaction | None = None
         self._committed = False
-        # Traces to carry to outputs (correlation id, trace context), by message key.
-        self._carried: Mapping[str | None, Trace] = {}
+        # The inputs whose traces outputs carry (correlation id, trace context), and
+        # the same by message key once an output asks.
+        self._inputs: Sequence[Received[Any]] = ()
+        self._carried: dict[str | None, Received[Any]] | None = None
         # Opened while serving an HTTP request: its outputs carry the request's trace.
         self._carried_default: Trace | None = REQUEST_TRACE.get()
 
-    def carry(self, traces: Mapping[str | None, Trace]) -> None:
-        """Traces of the inputs being applied, by their key: an output published with
-        the same key (outputs about a profile are keyed by its id, as the inputs are)
-        carries its headers. When all inputs share one trace, every output carries it.
-        Headers are made per output, not per input: most inputs cause none."""
-        self._carried = traces
-        distinct = set(traces.values())
-        self._carried_default = next(iter(distinct)) if len(distinct) == 1 else None
+    def carry(self, inputs: Sequence[Received[Any]]) -> None:
+        """The inputs being applied: an output published with the key of one of them
+        (outputs about a profile are keyed by its id, as the inputs are) carries its
+        trace; per key, a trace the producer sent wins over one made up here. When all
+        inputs share one trace, every output carries it. Looked up per output, when it
+        is published, not per input: most inputs cause none."""
+        self._inputs = inputs
+        self._carried = None
+
+    def _carried_trace(self, key: str | None) -> Trace | None:
+        if self._carried is None:
+            by_key: dict[str | None, Received[Any]] = {}
+            for item in self._inputs:
+                seen = by_key.get(k := item.key)
+                if seen is None or item.carries_trace or not seen.carries_trace:
+                    by_key[k] = item
+            self._carried = by_key
+            if by_key:  # else the HTTP request's trace, if any, stays the default
+                self._carried_default = _shared_trace(list(by_key.values()))
+        item = self._carried.get(key)
+        return item.trace if item is not None else self._carried_default
 
     async def __aenter__(self) -> Self:
         self.conn = await self._pool.acquire()
@@ -91,7 +117,7 @@ class UnitOfWork:
         `headers` it carries those of the input it answers (see `carry`)."""
         value = message.to_bytes() if isinstance(message, Message) else message
         if headers is None:
-            trace = self._carried.get(key, self._carried_default)
+            trace = self._carried_trace(key)
             headers = trace.headers() if trace is not None else None
         if value is not None and (problem := too_large(len(value), MAX_OUTPUT_BYTES)):
             # The broker would refuse it and the relay would hold it (and everything

@@ -121,6 +121,14 @@ def json_parser(model: type[BaseModel]) -> Callable[[ConsumerRecord], Any]:
     return parse
 
 
+def _log_ids(good: list[Received[Any]]) -> dict[str, Any]:
+    """The correlation ids a batch's log lines carry (X4): the one all its records share,
+    or the first 20 (the rest are on the outputs they cause)."""
+    if len(good) == 1 or all(i.carries_trace and i.trace == good[0].trace for i in good):
+        return {"correlation_id": good[0].correlation_id}
+    return {"correlation_ids": list(dict.fromkeys(i.correlation_id for i in good[:20]))}
+
+
 BatchHandler = Callable[[list[Received[Any]], Any], Awaitable[None]]
 """A use case as every consumer runs it: `handle(batch, work)`, the batch's parsed records
 and the service's unit of work (`BatchApplier.work` makes it from the transaction)."""
@@ -166,7 +174,8 @@ class BatchApplier:
                 bad.append((record, problem))
                 continue
             try:
-                trace = read_trace(record, self.name)
+                # A record without headers has nothing to check or carry yet (Received).
+                trace = read_trace(record, self.name) if record.headers else None
                 good.append(Received(self.parse(record), record, trace))
             except (ValidationError, ValueError, UnicodeDecodeError, Rejected, BadHeaders) as exc:
                 bad.append((record, describe_error(exc)))
@@ -224,16 +233,7 @@ class BatchApplier:
                     DUPLICATES.labels(self.name).inc(len(good) - len(kept))
                 good = kept
             if good:
-                # Per key, a trace the producer sent wins over one made up here.
-                ordered = sorted(good, key=lambda item: not item.trace.generated)
-                uow.carry({item.key: item.trace for item in ordered})
-                ids = list(dict.fromkeys(item.correlation_id for item in good))
-                with structlog.contextvars.bound_contextvars(
-                    **(
-                        {"correlation_id": ids[0]}
-                        if len(ids) == 1
-                        else {"correlation_ids": ids[:20]}
-                    )
-                ):
+                uow.carry(good)
+                with structlog.contextvars.bound_contextvars(**_log_ids(good)):
                     await self.handler(good, self.work(uow))
             await uow.commit()

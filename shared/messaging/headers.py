@@ -16,15 +16,19 @@ dropped (the W3C rule: restart the trace, don't fail the request).
 
 from __future__ import annotations
 
-import itertools
-import secrets
 from collections.abc import Iterable
 from contextvars import ContextVar
 
 from aiokafka import ConsumerRecord
 
 from shared.metrics import BAD_HEADERS
-from shared.received import CORRELATION_ID, TRACEPARENT, TRACESTATE, Trace
+from shared.received import (
+    CORRELATION_ID,
+    TRACEPARENT,
+    TRACESTATE,
+    Trace,
+    new_correlation_id,
+)
 
 CARRIED = (CORRELATION_ID, TRACEPARENT, TRACESTATE)
 
@@ -66,17 +70,6 @@ def valid_traceparent(value: str) -> bool:
         and trace_id != "0" * 32
         and parent_id != "0" * 16
     )
-
-
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNTER = itertools.count()
-
-
-def new_correlation_id() -> str:
-    """A new correlation id (32 hex digits, like a W3C trace id): a random prefix drawn
-    once per process and a counter. As unique as a random id, without drawing from the
-    system's random source for every record that comes without one."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 def read_trace(record: ConsumerRecord, consumer: str = "") -> Trace:

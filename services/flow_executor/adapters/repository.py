@@ -61,6 +61,22 @@ def receipts_in_force(stored: Any) -> dict[str, str | None]:
     return {slot: (entry or {}).get("receipt_id") for slot, entry in (stored or {}).items()}
 
 
+_MERGED_PROFILE = (
+    "(CASE WHEN profiles.seen_at <= EXCLUDED.seen_at THEN"
+    "   profiles.profile || jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
+    "   || jsonb_build_object('properties',"
+    "      coalesce(profiles.profile -> 'properties', '{}'::jsonb)"
+    "      || coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb))"
+    " ELSE jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
+    "   || jsonb_strip_nulls(profiles.profile - 'properties')"
+    "   || jsonb_build_object('properties',"
+    "      coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb)"
+    "      || coalesce(profiles.profile -> 'properties', '{}'::jsonb)) END)"
+)
+"""F3: the stored profile with newer data's fields (or only the unknown fields of older
+data) merged in; custom properties merge key by key."""
+
+
 def flow_of(row: asyncpg.Record) -> FlowDefinition:
     """The definition stored in a `flows` row."""
     # Parsing a definition costs more than the query; versions are immutable, so cache them.
@@ -358,24 +374,21 @@ class PostgresFlowRepository:
         """Merge profile data (a dict or its JSON text) by its time: newer fields given
         replace older ones, custom properties are merged key by key; data older than
         what is stored only fills what is not known yet (a consent change that names no
-        first name must not leave a profile without the one an earlier event gave)."""
+        first name must not leave a profile without the one an earlier event gave).
+
+        A row is written only when the merge changes it or the data is newer than the
+        stored time (which later merges are ordered by): most events repeat the profile
+        as stored, and then cost a lookup, not a row."""
         for batch in rounds(rows, _by_profile):
             await self.conn.execute(
                 "INSERT INTO profiles (account_id, profile_id, profile, seen_at)"
                 " SELECT a, p, j::jsonb, t FROM unnest($1::text[], $2::text[], $3::text[],"
                 " $4::timestamptz[]) AS u(a, p, j, t)"
                 " ON CONFLICT (account_id, profile_id) DO UPDATE"
-                " SET profile = CASE WHEN profiles.seen_at <= EXCLUDED.seen_at THEN"
-                "   profiles.profile || jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
-                "   || jsonb_build_object('properties',"
-                "      coalesce(profiles.profile -> 'properties', '{}'::jsonb)"
-                "      || coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb))"
-                " ELSE jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
-                "   || jsonb_strip_nulls(profiles.profile - 'properties')"
-                "   || jsonb_build_object('properties',"
-                "      coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb)"
-                "      || coalesce(profiles.profile -> 'properties', '{}'::jsonb)) END,"
-                " seen_at = greatest(profiles.seen_at, EXCLUDED.seen_at)",
+                f" SET profile = {_MERGED_PROFILE},"
+                " seen_at = greatest(profiles.seen_at, EXCLUDED.seen_at)"
+                " WHERE profiles.seen_at < EXCLUDED.seen_at"
+                f" OR profiles.profile IS DISTINCT FROM {_MERGED_PROFILE}",
                 *_fact_columns(batch),
             )
 

@@ -71,3 +71,16 @@ def evaluate(condition: Condition, context: Mapping[str, Any], default_root: str
     return _compare(
         condition.op, lookup(condition.property, context, default_root), condition.value
     )
+
+
+def reads_person(condition: Condition, default_root: str = "event") -> bool:
+    """Whether `condition` looks at the profile (a `person.` path, or a bare name where
+    bare names mean the profile): if not, it can be decided on the event alone."""
+    if isinstance(condition, AllOf):
+        return any(reads_person(c, default_root) for c in condition.all)
+    if isinstance(condition, AnyOf):
+        return any(reads_person(c, default_root) for c in condition.any)
+    root, _, rest = condition.property.partition(".")
+    if root not in ("event", "person") or not rest:
+        root = default_root
+    return root == "person"

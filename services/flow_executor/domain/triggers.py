@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.flow_executor.domain.conditions import evaluate
+from services.flow_executor.domain.conditions import evaluate, reads_person
 from services.flow_executor.domain.walker import passes_profile_filter
 from shared.contracts import ConsentChanged, FlowDefinition, ProfileEvent
 
@@ -43,12 +43,25 @@ def list_context(change: ConsentChanged, person: Mapping[str, Any] | None = None
 
 
 def may_enter(flows: Iterable[FlowDefinition], event: ProfileEvent) -> bool:
-    """Whether any of `flows` is triggered by this event's metric (before its filters,
-    which need the stored profile). Most events are of metrics no flow listens to: they
-    need no profile read (F2)."""
+    """Whether this event may enter any of `flows`, decided on the event alone: a flow
+    triggered by its metric whose trigger filter either passes on the event's own
+    properties or reads the profile (then `metric_flows` decides, with the stored
+    profile). Most events are of metrics no flow listens to, or fail a filter on the
+    event alone (a score above a threshold): they need no profile read and no run (F2)."""
     if event.historical_import:
         return False
-    return any(f.trigger.type == "metric" and f.trigger.metric == event.metric for f in flows)
+    context: dict[str, Any] | None = None
+    for flow in flows:
+        trigger = flow.trigger
+        if trigger.type != "metric" or trigger.metric != event.metric:
+            continue
+        if trigger.filter is None or reads_person(trigger.filter):
+            return True
+        if context is None:
+            context = {"event": event.properties}
+        if evaluate(trigger.filter, context):
+            return True
+    return False
 
 
 def metric_flows(

@@ -236,6 +236,33 @@ async def test_f3_profiles_merge_newest_fields_and_properties_key_by_key(
     assert (await repo.walk_state([key]))[key].profile["first_name"] == "Adele"
 
 
+async def test_f3_a_profile_is_written_only_when_the_merge_changes_it_or_is_newer(
+    pool, acct: str
+) -> None:
+    """Most events repeat the profile as stored: they cost a lookup, not a row (the
+    row's `xmin` is the transaction that last wrote it). Newer data, or older data that
+    fills an unknown field, is still written."""
+    ada = {"id": "p-1", "email": "a@x.test", "properties": {"a": 1}}
+
+    async def write(value: Any, at) -> int:
+        async with pool.acquire() as conn:
+            await PostgresFlowRepository(conn).upsert_profiles([Observed(acct, "p-1", value, at)])
+            return int(
+                await conn.fetchval(
+                    "SELECT xmin::text FROM profiles WHERE account_id = $1 AND profile_id = 'p-1'",
+                    acct,
+                )
+            )
+
+    first = await write(ada, NOW)
+    assert await write(ada, NOW) == first  # the same data at the same time
+    assert await write({**ada, "properties": {}}, NOW) == first  # nothing new in it
+    assert await write({**ada, "email": "old@x.test"}, NOW - timedelta(days=1)) == first
+    filled = await write({"id": "p-1", "first_name": "Ada"}, NOW - timedelta(days=1))
+    assert filled != first  # older, but fills what was unknown
+    assert await write(ada, NOW + timedelta(seconds=1)) != filled  # newer: the time moves
+
+
 async def test_f7_consent_and_suppressions_keep_the_newest(repo: FlowRepository, acct: str) -> None:
     key = (acct, "p-1")
     await repo.save_consent([Observed(acct, "p-1", {"email": {"status": "unsubscribed"}}, NOW)])

@@ -56,6 +56,95 @@ def test_f3_entry_filter_sees_the_merged_profile_the_executor_keeps() -> None:
 METRICS = ("Left NPS Score", "Placed Order", "Viewed Page")
 
 
+PATHS = ("score", "event.score", "person.vip", "person.first_name", "tier")
+
+
+def _predicates() -> st.SearchStrategy[dict]:
+    return st.builds(
+        lambda path, op, value: {"property": path, "op": op, "value": value},
+        st.sampled_from(PATHS),
+        st.sampled_from(["eq", "ne", "lte", "gt", "exists", "in"]),
+        st.one_of(st.integers(0, 10), st.sampled_from(["Ada", True, [1, 3, "Ada"]])),
+    )
+
+
+CONDITIONS = st.recursive(
+    _predicates(),
+    lambda inner: st.one_of(
+        st.builds(lambda cs: {"all": cs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda cs: {"any": cs}, st.lists(inner, min_size=1, max_size=3)),
+    ),
+    max_leaves=5,
+)
+
+PEOPLE = st.fixed_dictionaries(
+    {},
+    optional={
+        "first_name": st.sampled_from(["Ada", "Grace"]),
+        "properties": st.dictionaries(
+            st.sampled_from(["vip", "tier", "score"]),
+            st.one_of(st.booleans(), st.integers(0, 10), st.sampled_from(["gold", "Ada"])),
+            max_size=3,
+        ),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    triggers=st.lists(
+        st.tuples(st.sampled_from(METRICS), st.one_of(st.none(), CONDITIONS)), max_size=3
+    ),
+    listed=st.booleans(),
+    metric=st.sampled_from(METRICS),
+    properties=st.dictionaries(
+        st.sampled_from(["score", "tier", "vip"]),
+        st.one_of(st.integers(0, 10), st.sampled_from(["gold", "Ada", True])),
+        max_size=3,
+    ),
+    historical=st.booleans(),
+    people=st.lists(PEOPLE, max_size=4),
+)
+def test_f2_an_event_may_enter_refuses_enters_nothing_whatever_the_profile(
+    triggers, listed, metric, properties, historical, people
+) -> None:
+    """F2, F3: the executor reads the stored profile only for events `may_enter` lets
+    through, and decides on the event alone where a trigger filter reads only the event.
+    That is sound only if every event it refuses enters no flow, whatever the profile it
+    would have been merged with (filters on the event, on the profile, on both)."""
+    flows = [
+        flow(
+            [alert()],
+            flow_id=f"f{i}",
+            trigger={"type": "metric", "metric": m, **({"filter": c} if c else {})},
+        )
+        for i, (m, c) in enumerate(triggers)
+    ]
+    if listed:
+        flows.append(flow([alert()], trigger={"type": "list", "list_id": "vip"}))
+    e = event(historical=historical).model_copy(update={"metric": metric, "properties": properties})
+    if not may_enter(flows, e):
+        for person in [None, *people]:
+            assert metric_flows(flows, e, person) == []
+    else:
+        assert any(f.trigger.type == "metric" and f.trigger.metric == metric for f in flows)
+
+
+def test_f2_a_filter_on_the_event_alone_is_decided_without_the_profile() -> None:
+    """An NPS score above the threshold enters nothing, so its profile is not read."""
+    assert may_enter([NPS], event(score=3))
+    assert not may_enter([NPS], event(score=9))
+    on_person = flow(
+        [alert()],
+        trigger={
+            "type": "metric",
+            "metric": "Left NPS Score",
+            "filter": {"property": "person.vip", "op": "eq", "value": True},
+        },
+    )
+    assert may_enter([on_person], event(score=9))  # needs the stored profile to decide
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     flow_metrics=st.lists(st.sampled_from(METRICS), max_size=3),
