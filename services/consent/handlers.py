@@ -25,6 +25,7 @@ from services.consent.domain.model import (
 )
 from services.consent.domain.receipts import Head, Personal, Receipt, applied, receipt
 from services.consent.domain.rules import decide, invalid, reject
+from services.consent.outputs import change_payload
 from services.consent.ports import (
     AccountSettings,
     Confirmation,
@@ -51,6 +52,7 @@ from shared.contracts import (
 )
 from shared.domain.identity import derived_id, email_identity
 from shared.domain.profiles import merged_profile
+from shared.metrics import DUPLICATES
 from shared.pages.accounts import PageSettings
 from shared.ports import OutgoingMail
 from shared.privacy import profile_hash, subject_hash, subject_hashes
@@ -116,42 +118,56 @@ def change_messages(
     now: datetime,
     receipt_id: str | None = None,
 ) -> list[ConsentChanged]:
-    """The `consent-changes` messages of one decided act (C9): one per event, each with
-    the full state after the act, and an id stable under redelivery (act id + event)."""
+    """The `consent-changes` messages of one decided act (C9) as models (the outbox
+    publishes the same documents as bytes: `outputs.change_payload`)."""
+    return [
+        ConsentChanged.model_validate(doc)
+        for doc in change_documents(account_id, profile_id, profile, act, outcome, now, receipt_id)
+    ]
+
+
+def change_documents(
+    account_id: str,
+    profile_id: str,
+    profile: dict[str, Any],
+    act: Act,
+    outcome: Outcome,
+    now: datetime,
+    receipt_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """The `consent-changes` messages of one decided act (C9), as documents: one per
+    event, each with the full state after the act, and an id stable under redelivery
+    (act id + event)."""
     if not outcome.events:
         return []
-    # Validated as one nested document: one call into pydantic per message instead of
-    # one per model (profile, state and its four channels), a fifth of building it.
     state = outcome.state.view()
     stamp = act.act_at if act.historical_import else now
     return [
-        ConsentChanged.model_validate(
-            {
-                "type": event.type,
-                # X2: one id per account, profile, act and event, unique by construction
-                # (two profiles that share a number each get their own change, C6).
-                "change_id": derived_id(
-                    account_id,
-                    profile_id,
-                    act.act_id,
-                    _short(event.type, event.list_id or "", event.scope or ""),
-                ),
-                "account_id": account_id,
-                "profile_id": profile_id,
-                "profile": profile,
-                "channel": event.channel,
-                "list_id": event.list_id,
-                "scope": event.scope,
-                "method": act.method,
-                "consented_at": stamp,
-                "historical_import": act.historical_import,
-                "evidence": act.evidence,
-                "state": state,
-                "occurred_at": now,
-                "act_at": act.act_at,
-                "receipt_id": receipt_id,
-            }
-        )
+        {
+            "type": event.type,
+            # X2: one id per account, profile, act and event, unique by construction
+            # (two profiles that share a number each get their own change, C6).
+            "change_id": derived_id(
+                account_id,
+                profile_id,
+                act.act_id,
+                _short(event.type, event.list_id or "", event.scope or ""),
+            ),
+            "account_id": account_id,
+            "profile_id": profile_id,
+            "profile": profile,
+            "channel": event.channel,
+            "list_id": event.list_id,
+            "scope": event.scope,
+            "method": act.method,
+            "consented_at": stamp,
+            "historical_import": act.historical_import,
+            "evidence": act.evidence,
+            "state": state,
+            "occurred_at": now,
+            "act_at": act.act_at,
+            "receipt_id": receipt_id,
+        }
         for event in outcome.events
     ]
 
@@ -216,6 +232,7 @@ async def apply_with_identities(
     requests: Sequence[Request],
     kept: Sequence[IdentityAct],
     now: datetime | None = None,
+    once: bool = False,
 ) -> list[tuple[Request, Outcome, bool]]:
     """Apply `requests` and acts of an address or number itself (`kept`: keywords), on
     one transaction. I1, C6: an opt-out holds for the address or number it was made for,
@@ -223,7 +240,10 @@ async def apply_with_identities(
     `kept`, and each opt-out among `requests`) is kept in the identity ledger and applied
     to every profile that carries the identity now, and every act of a profile first
     folds in the ledger of the identities the profile carries. Returns every applied
-    (request, outcome, whether it was one of `requests`), in order."""
+    (request, outcome, whether it was one of `requests`), in order.
+
+    With `once`, a request whose act id the audit trail already holds is left out (X2:
+    a redelivered command). Read under the locks, so a concurrent copy is seen."""
     if not requests and not kept:
         return []
     # Identities first (what the acts themselves name), then profiles: every batch
@@ -233,6 +253,9 @@ async def apply_with_identities(
     }
     await work.identities.lock_identities(locked)
     stored = await work.states.lock_states(r.key for r in requests)
+    if once and requests:
+        done = await work.states.recorded_acts((r.account_id, r.act.act_id) for r in requests)
+        requests = [r for r in requests if (r.account_id, r.act.act_id) not in done]
     widened = await _widen(work, requests, kept, stored, locked)
     extra = {r.key for r, _ in widened} - set(stored)
     if extra:
@@ -250,16 +273,17 @@ async def apply_with_identities(
         await work.receipts.receipt_heads({r.key for r in every}),
     )
     writes = _Writes()
-    done = [
+    applied = [
         (req, await _apply_one(work, req, loaded, writes, now), original)
         for req, original in widened
     ]
+    # The receipts first: each chain's new end is saved with its profile's state (C16).
+    await work.receipts.append_receipts(writes.receipts)
     await work.states.save_states({k: stored[k] for k in writes.touched})
     await work.states.append_history(writes.history)
-    await work.receipts.append_receipts(writes.receipts)
     fresh = await work.confirmations.add_confirmations(writes.confirmations)
     await work.queue_mail([m for cid, m in writes.mails.items() if cid in fresh])
-    return done
+    return applied
 
 
 def _number_of(req: Request, stored: Mapping[Key, Stored]) -> str | None:
@@ -406,9 +430,11 @@ async def _apply_one(
     row.profile = profile
     if outcome.confirmation is not None:
         _ask_confirmation(work, req, outcome, profile["email"], acct, loaded, writes)
-    changes = change_messages(req.account_id, req.profile_id, profile, req.act, outcome, now, rid)
-    for change in changes:
-        work.publish(topics.CONSENT_CHANGES, req.profile_id, change, headers=req.headers)
+    for doc in change_documents(
+        req.account_id, req.profile_id, profile, req.act, outcome, now, rid
+    ):
+        payload = change_payload(doc)
+        work.publish(topics.CONSENT_CHANGES, req.profile_id, payload, headers=req.headers)
     return outcome
 
 
@@ -563,20 +589,27 @@ async def queue_opt_out_confirmation(
 
 
 async def on_commands(batch: list[Received[ConsentCommand]], work: ConsentWork) -> None:
-    """`consent-commands`: C1–C11; a rule violation is dead-lettered with its reason."""
-    requests = [
-        Request(
-            i.message.account_id,
-            i.message.profile.id,
-            act_from_command(i.message),
-            i.message.profile.model_dump(),
+    """`consent-commands`: C1–C11; a rule violation is dead-lettered with its reason.
+
+    X2 without an inbox: a command is applied once per account and command id. A second
+    copy in the batch is dropped here; a copy of a command applied before is found in
+    the audit trail (`once`) or in the profile's act log (`decide`)."""
+    first: dict[tuple[str, str], Received[ConsentCommand]] = {}
+    for i in batch:
+        first.setdefault((i.message.account_id, i.message.command_id), i)
+    if len(first) < len(batch):
+        DUPLICATES.labels(COMMANDS).inc(len(batch) - len(first))
+    records = {}
+    for item in first.values():
+        cmd = item.message
+        req = Request(
+            cmd.account_id, cmd.profile.id, act_from_command(cmd), cmd.profile.model_dump()
         )
-        for i in batch
-    ]
-    outcomes = await apply_acts(work, requests)
-    for item, outcome in zip(batch, outcomes, strict=True):
-        if outcome.rejection is not None:
-            work.dead_letter(COMMANDS, item.record, outcome.rejection)
+        records[id(req)] = (req, item.record)
+    done = await apply_with_identities(work, [r for r, _ in records.values()], (), once=True)
+    for req, outcome, original in done:
+        if original and outcome.rejection is not None:
+            work.dead_letter(COMMANDS, records[id(req)][1], outcome.rejection)
 
 
 async def on_sms_inbound(batch: list[Received[SmsInbound]], work: ConsentWork) -> None:

@@ -143,10 +143,14 @@ class ProfileStates(Protocol):
     """Profiles' consent rows, their audit trail and attributes, within one transaction."""
 
     async def lock_states(self, keys: Iterable[Key]) -> dict[Key, Stored]:
-        """Every profile of `keys` (created empty when missing), locked until commit."""
+        """Every profile of `keys` (empty when missing), locked until commit."""
 
     async def save_states(self, states: Mapping[Key, Stored]) -> None:
-        """Write back states and profile attributes loaded with `lock_states`."""
+        """Write back states and profile attributes loaded with `lock_states` (a missing
+        profile's row is created here)."""
+
+    async def recorded_acts(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """X2: which (account, act id) pairs the audit trail already holds."""
 
     async def append_history(self, rows: Sequence[HistoryRow]) -> None:
         """Append to the audit trail, in order."""

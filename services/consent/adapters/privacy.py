@@ -231,6 +231,17 @@ async def _delete_rows(
     conn: asyncpg.Connection, account: str, profile_ids: list[str]
 ) -> dict[str, int]:
     out = {}
+    # C16: the end of each receipt chain outlives the consent row that kept it (the
+    # receipts stay, and a removed last receipt is still detected).
+    await conn.execute(
+        "INSERT INTO consent_receipt_heads (account_id, profile_id, sequence, hash)"
+        " SELECT account_id, profile_id, receipt_sequence, receipt_hash FROM consent_state"
+        " WHERE account_id = $1 AND profile_id = ANY($2::text[]) AND receipt_hash IS NOT NULL"
+        " ON CONFLICT (account_id, profile_id) DO UPDATE SET sequence = EXCLUDED.sequence,"
+        " hash = EXCLUDED.hash WHERE consent_receipt_heads.sequence < EXCLUDED.sequence",
+        account,
+        profile_ids,
+    )
     for table in ("confirmations", "consent_state", "suppression_view"):
         out[table] = affected(
             await conn.execute(

@@ -28,7 +28,8 @@ from services.consent.ports import (
     SuppressionList,
 )
 from shared.db.batches import columns, copy_rows
-from shared.db.locks import lock_all
+from shared.db.locks import lock_key
+from shared.db.rows import affected
 from shared.db.uow import UnitOfWork
 from shared.domain.identity import email_identity
 from shared.pages import accounts as page_accounts
@@ -38,6 +39,65 @@ CONFIRMATION_COLUMNS = (
     "confirmation_id, account_id, profile_id, channel, list_id, scope, method, email,"
     " requested_at, confirmed_at, evidence, notice, jurisdiction"
 )
+_STATE_ROWS = (
+    "json_to_recordset($1::text::json) AS u(a text, p text, state jsonb, profile jsonb,"
+    " email text, phone text, status text, at timestamptz, method text, key text,"
+    " seq integer, hash text)"
+)
+"""The consent rows `save_states` writes, sent as one JSON document (encoded in one
+call, where array parameters are checked element by element in Python)."""
+_STATE_COLUMNS = (
+    "account_id, profile_id, state, profile, email, phone_number, email_status,"
+    " email_consented_at, email_method, email_key, receipt_sequence, receipt_hash"
+)
+_STATE_VALUES = (
+    "SELECT u.a, u.p, u.state, u.profile, u.email, u.phone, u.status, u.at, u.method, u.key,"
+    f" u.seq, u.hash FROM {_STATE_ROWS} ORDER BY u.a, u.p"
+)
+UPDATE_STATES = (
+    "UPDATE consent_state s SET state = u.state, profile = u.profile, email = u.email,"
+    " phone_number = u.phone, email_status = u.status, email_consented_at = u.at,"
+    " email_method = u.method, email_key = u.key,"
+    " receipt_sequence = coalesce(u.seq, s.receipt_sequence),"
+    " receipt_hash = coalesce(u.hash, s.receipt_hash), updated_at = now()"
+    f" FROM {_STATE_ROWS} WHERE s.account_id = u.a AND s.profile_id = u.p"
+)
+CREATE_STATES = (
+    f"INSERT INTO consent_state ({_STATE_COLUMNS}) {_STATE_VALUES} ON CONFLICT DO NOTHING"
+)
+UPSERT_STATES = (
+    f"INSERT INTO consent_state AS s ({_STATE_COLUMNS}) {_STATE_VALUES}"
+    " ON CONFLICT (account_id, profile_id) DO UPDATE SET state = EXCLUDED.state,"
+    " profile = EXCLUDED.profile, email = EXCLUDED.email,"
+    " phone_number = EXCLUDED.phone_number, email_status = EXCLUDED.email_status,"
+    " email_consented_at = EXCLUDED.email_consented_at,"
+    " email_method = EXCLUDED.email_method, email_key = EXCLUDED.email_key,"
+    " receipt_sequence = coalesce(EXCLUDED.receipt_sequence, s.receipt_sequence),"
+    " receipt_hash = coalesce(EXCLUDED.receipt_hash, s.receipt_hash), updated_at = now()"
+)
+
+
+def _state_row(key: Key, stored: Stored, head: Head | None) -> dict[str, Any]:
+    """One consent row as `_STATE_ROWS` reads it: the state, the profile, the columns
+    the read side filters on (C14, I1) and the end of the receipt chain (C16)."""
+    state, profile = stored.state, stored.profile
+    email = state.slot("email")
+    return {
+        "a": key[0],
+        "p": key[1],
+        "state": state.to_json(),
+        "profile": profile,
+        "email": profile.get("email"),
+        "phone": state.phone_number,
+        "status": email.status,
+        "at": email.consented_at.isoformat() if email.consented_at else None,
+        "method": email.method,
+        "key": email_identity(profile.get("email")),
+        "seq": head.sequence if head and head.hash else None,
+        "hash": head.hash if head else None,
+    }
+
+
 RECEIPT_COLUMNS = (
     "account_id", "profile_id", "sequence", "receipt_id", "receipt", "hash", "personal",
 )  # fmt: skip
@@ -48,71 +108,83 @@ class PostgresConsentRepository:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
+        # The rows `lock_states` locked in this transaction: whether each existed, as
+        # loaded (and changed by the use case since), and each chain's end (C16).
+        self._loaded: dict[Key, bool] = {}
+        self._stored: dict[Key, Stored] = {}
+        self._heads: dict[Key, Head] = {}
 
     @property
     def conn(self) -> asyncpg.Connection:
         return self._uow.conn
 
     async def lock_states(self, keys: Iterable[Key]) -> dict[Key, Stored]:
-        """Create missing rows and lock every row of `keys` (in key order, so concurrent
-        batches and link clicks cannot deadlock) for the rest of the transaction."""
-        ordered = sorted(set(keys))
+        """Lock every existing row of `keys` (in key order, so concurrent batches and link
+        clicks cannot deadlock) for the rest of the transaction; a missing profile is
+        given empty and created by `save_states` (a row another transaction creates in
+        between is caught there). No row is written to take the locks."""
+        ordered = sorted(set(keys) - self._loaded.keys())
+        out = {k: self._stored[k] for k in set(keys) if k in self._stored}
         if not ordered:
-            return {}
-        accounts, profiles = [k[0] for k in ordered], [k[1] for k in ordered]
-        await self.conn.execute(
-            "INSERT INTO consent_state (account_id, profile_id)"
-            " SELECT a, p FROM unnest($1::text[], $2::text[]) AS k(a, p) ORDER BY a, p"
-            " ON CONFLICT DO NOTHING",
-            accounts,
-            profiles,
-        )
+            return out
         rows = await self.conn.fetch(
-            "SELECT s.account_id, s.profile_id, s.state, s.profile FROM consent_state s"
+            "SELECT s.account_id, s.profile_id, s.state, s.profile, s.receipt_sequence,"
+            " s.receipt_hash FROM consent_state s"
             " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
             " ON s.account_id = k.a AND s.profile_id = k.p"
             " ORDER BY s.account_id, s.profile_id FOR UPDATE OF s",
-            accounts,
-            profiles,
+            [k[0] for k in ordered],
+            [k[1] for k in ordered],
         )
-        return {
-            Key(r["account_id"], r["profile_id"]): Stored(
-                ProfileConsent.from_json(r["state"]), dict(r["profile"] or {})
-            )
-            for r in rows
-        }
+        found = {}
+        for r in rows:
+            key = Key(r["account_id"], r["profile_id"])
+            found[key] = Stored(ProfileConsent.from_json(r["state"]), dict(r["profile"] or {}))
+            self._heads[key] = Head(r["receipt_sequence"] or 0, r["receipt_hash"])
+        for key in ordered:
+            stored = found.get(key) or Stored(ProfileConsent(), {})
+            self._loaded[key] = key in found
+            self._stored[key] = out[key] = stored
+        return out
 
     async def save_states(self, states: Mapping[Key, Stored]) -> None:
-        if not states:
-            return
-        rows = []
-        for (account, profile_id), stored in states.items():
-            email = stored.state.slot("email")
-            rows.append(
-                (
-                    account,
-                    profile_id,
-                    json.dumps(stored.state.to_json()),
-                    json.dumps(stored.profile),
-                    stored.profile.get("email"),
-                    stored.state.phone_number,
-                    email.status,
-                    email.consented_at,
-                    email.method,
-                    email_identity(stored.profile.get("email")),
+        """Write back rows loaded with `lock_states`, with the end of each profile's
+        receipt chain (C16): the rows that existed are updated, the others created. A
+        row that another transaction created since `lock_states` saw none would be
+        overwritten blind, so the transaction is rolled back instead, to be retried."""
+        existing: list[dict[str, Any]] = []
+        created: list[dict[str, Any]] = []
+        upserted: list[dict[str, Any]] = []  # rows not loaded here: as they come
+        for key in sorted(states):
+            loaded = self._loaded.get(key)
+            row = _state_row(key, states[key], self._heads.get(key))
+            (upserted if loaded is None else existing if loaded else created).append(row)
+        if existing:
+            await self.conn.execute(UPDATE_STATES, json.dumps(existing))
+        if created:
+            status = await self.conn.execute(CREATE_STATES, json.dumps(created))
+            if affected(status) != len(created):
+                raise asyncpg.exceptions.SerializationError(
+                    "a consent row was created concurrently; the batch is retried"
                 )
-            )
-        await self.conn.execute(
-            "UPDATE consent_state s SET state = u.state::jsonb, profile = u.profile::jsonb,"
-            " email = u.email, phone_number = u.phone, email_status = u.status,"
-            " email_consented_at = u.consented_at, email_method = u.method,"
-            " email_key = u.email_key, updated_at = now()"
-            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-            " $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::text[])"
-            " AS u(a, p, state, profile, email, phone, status, consented_at, method, email_key)"
-            " WHERE s.account_id = u.a AND s.profile_id = u.p",
-            *columns(rows, 10),
+            for row in created:
+                self._loaded[Key(row["a"], row["p"])] = True
+        if upserted:
+            await self.conn.execute(UPSERT_STATES, json.dumps(upserted))
+
+    async def recorded_acts(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """X2: which (account, act id) pairs the audit trail already holds."""
+        wanted = sorted(set(pairs))
+        if not wanted:
+            return set()
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT h.account_id, h.act_id FROM consent_history h"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, i)"
+            " ON h.account_id = k.a AND h.act_id = k.i",
+            [p[0] for p in wanted],
+            [p[1] for p in wanted],
         )
+        return {(r["account_id"], r["act_id"]) for r in rows}
 
     async def append_history(self, rows: Sequence[HistoryRow]) -> None:
         if not rows:
@@ -197,7 +269,14 @@ class PostgresConsentRepository:
     async def lock_identities(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Transaction-level advisory locks, taken in one global order (no deadlock
         between two batches that lock identities only)."""
-        await lock_all(self.conn, (("identity", a, i) for a, i in pairs))
+        keys = sorted({lock_key("identity", a, i) for a, i in pairs})
+        if keys:
+            # One row back for the batch (`shared.db.locks.lock_all` returns one per key).
+            await self.conn.fetchval(
+                "SELECT count(pg_advisory_xact_lock(t.k)) FROM (SELECT k FROM"
+                " unnest($1::bigint[]) WITH ORDINALITY AS u(k, n) ORDER BY n) AS t",
+                keys,
+            )
 
     async def identity_acts(
         self, pairs: Iterable[tuple[str, str]]
@@ -309,19 +388,31 @@ class PostgresConsentRepository:
         await privacy.lift_erasure(self.conn, pairs)
 
     async def receipt_heads(self, keys: Iterable[Key]) -> dict[Key, Head]:
-        wanted = list(set(keys))
-        if not wanted:
-            return {}
-        rows = await self.conn.fetch(
-            "SELECT h.account_id, h.profile_id, h.sequence, h.hash FROM consent_receipt_heads h"
-            " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
-            " ON h.account_id = k.a AND h.profile_id = k.p",
-            [k[0] for k in wanted],
-            [k[1] for k in wanted],
-        )
-        return {Key(r["account_id"], r["profile_id"]): Head(r["sequence"], r["hash"]) for r in rows}
+        """C16: each chain's end: on the profile's consent row when `lock_states` loaded
+        it, or in the table of heads (a profile whose row is gone, or a head written
+        before the rows kept one); the one with the higher sequence."""
+        wanted = set(keys)
+        out = {k: h for k in wanted if (h := self._heads.get(k)) is not None and h.hash}
+        rest = sorted(k for k in wanted if not self._loaded.get(k))
+        if rest:
+            rows = await self.conn.fetch(
+                "SELECT h.account_id, h.profile_id, h.sequence, h.hash"
+                " FROM consent_receipt_heads h JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
+                " ON h.account_id = k.a AND h.profile_id = k.p",
+                [k[0] for k in rest],
+                [k[1] for k in rest],
+            )
+            for r in rows:
+                key = Key(r["account_id"], r["profile_id"])
+                if key not in out or out[key].sequence < r["sequence"]:
+                    out[key] = Head(r["sequence"], r["hash"])
+        # The older heads of rows loaded here are in the table until overwritten.
+        return out
 
     async def append_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """C15, C16: the receipts by COPY; each chain's new end goes on the profile's
+        consent row with its state (`save_states`, after this) when `lock_states`
+        loaded it, else into the table of heads."""
         if not receipts:
             return
         await copy_rows(
@@ -341,7 +432,15 @@ class PostgresConsentRepository:
                 for r in receipts
             ],
         )
-        heads = {(r.account_id, r.profile_id): (r.sequence, r.hash) for r in receipts}
+        heads = {}
+        for r in receipts:
+            key = Key(r.account_id, r.profile_id)
+            if key in self._loaded:
+                self._heads[key] = Head(r.sequence, r.hash)
+            else:
+                heads[key] = (r.sequence, r.hash)
+        if not heads:
+            return
         ordered = sorted(heads)  # lock order as in lock_states
         await self.conn.execute(
             "INSERT INTO consent_receipt_heads (account_id, profile_id, sequence, hash)"
@@ -370,9 +469,13 @@ async def receipt_chain(conn: asyncpg.Connection, key: Key) -> Chain:
         key.account_id,
         key.profile_id,
     )
+    # The end kept on the consent row or in the table of heads, the higher sequence.
     head = await conn.fetchrow(
-        "SELECT sequence, hash FROM consent_receipt_heads WHERE account_id = $1"
-        " AND profile_id = $2",
+        "SELECT sequence, hash FROM (SELECT receipt_sequence AS sequence,"
+        " receipt_hash AS hash FROM consent_state WHERE account_id = $1 AND profile_id = $2"
+        " AND receipt_hash IS NOT NULL UNION ALL SELECT sequence, hash"
+        " FROM consent_receipt_heads WHERE account_id = $1 AND profile_id = $2) h"
+        " ORDER BY sequence DESC LIMIT 1",
         key.account_id,
         key.profile_id,
     )
@@ -392,6 +495,8 @@ async def receipt_chain(conn: asyncpg.Connection, key: Key) -> Chain:
 async def receipt_profiles(conn: asyncpg.Connection, account_id: str) -> list[str]:
     rows = await conn.fetch(
         "SELECT profile_id FROM consent_receipt_heads WHERE account_id = $1"
+        " UNION SELECT profile_id FROM consent_state WHERE account_id = $1"
+        " AND receipt_hash IS NOT NULL"
         " UNION SELECT DISTINCT profile_id FROM consent_receipts WHERE account_id = $1"
         " ORDER BY 1",
         account_id,

@@ -1,5 +1,6 @@
 """Every topic the consent service reads and writes, declared on its Kafka edge: the
-subscribers (consumer groups, inbox ids, use cases) and the output topics its outbox
+subscribers (consumer groups, inbox ids where the use case does not dedupe itself, use
+cases) and the output topics its outbox
 publishes to. The AsyncAPI documents are generated from these declarations."""
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def declare(kafka: KafkaEdge, work: Callable[[UnitOfWork], ConsentWork]) -> None
         topics.CONSENT_COMMANDS,
         ConsentCommand,
         handlers.on_commands,
-        message_id=lambda c: derived_id(c.account_id, c.command_id),
+        # X2 without an inbox row per command: the use case applies each command id
+        # once (its audit trail and the profile's act log prove it was).
         consumer=handlers.COMMANDS,
         description="Apply consent acts (C1–C11), publish the changes (C9); a command"
         " that breaks a rule is dead-lettered with its reason.",

@@ -82,6 +82,10 @@ class InMemoryConsentRepository:
     async def append_history(self, rows: Sequence[HistoryRow]) -> None:
         self.history += rows
 
+    async def recorded_acts(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        held = {(h.account_id, h.entry.act_id) for h in self.history}
+        return {(a, i) for a, i in pairs if (a, i) in held}
+
     async def account_settings(self, accounts: Iterable[str]) -> dict[str, AccountSettings]:
         return {a: AccountSettings(**self.settings[a]) for a in set(accounts) if a in self.settings}
 
