@@ -5,7 +5,8 @@
     PostgreSQL writes committed) and on through the dispatcher to alert-outcomes;
 (c) consent commands through the consent service to consent-changes;
 (d) raw aiosmtplib send loop to the same capture server (ceiling for alert mail);
-plus event → outcome latency at fixed offered loads and peak RSS per service.
+plus event → outcome latency at fixed offered loads, peak RSS per service, and each main
+consumer's cost per message by stage (decode, decide, persist, publish; `bench.stages`).
 
 Each phase also says where the time goes: CPU seconds per 1,000 messages of every process
 (from its own CPU times), PostgreSQL statements and rows per batch (`pg_stat_statements`),
@@ -36,8 +37,9 @@ from typing import Any, ClassVar
 import psutil
 from aiokafka import AIOKafkaProducer
 
-from bench import costs, product
+from bench import costs, intake, product
 from bench.raw import kafka_ceiling, preload, smtp_ceiling
+from bench.stages import table as stage_table
 from shared.contracts import topics
 from shared.db.migrations import SERVICES
 from tools.devstack import EmbeddedStack, free_port
@@ -494,6 +496,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await follower.stop()
             await producer.stop()
+        results["stages"] = await _stages(stack.dsn, args)
         results["peak_rss_mb"] = {k2: v2 / 2**20 for k2, v2 in sampler.peak.items()}
         print(
             "peak RSS: "
@@ -506,6 +509,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         smtp.terminate()
         smtp.wait(10)
         stack.stop()
+
+
+async def _stages(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Each main consumer's cost per message by stage (decode, decide, persist, publish),
+    fed its input directly in this process (`bench.intake`, `bench.stages`)."""
+    found: dict[str, Any] = {}
+    for service, n in (("flow_executor", args.events), ("consent", args.consent)):
+        if not n:
+            continue
+        m = await intake.measure(service, dsn, min(n, 10000), args.batch, 2)
+        found[service] = {"us": m["stages_us"], "database": m["stages_database"]}
+        print(stage_table(service, m["stages_us"], m["stages_database"]), flush=True)
+    return found
 
 
 def plot(results: dict[str, Any], path: Path) -> None:

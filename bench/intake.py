@@ -26,6 +26,7 @@ import psutil
 from aiokafka import ConsumerRecord
 
 from bench import costs, product
+from bench.stages import Stages, split_database, table
 from services.consent import app as consent_app
 from services.flow_executor import app as executor_app
 from services.flow_executor.adapters import repository as repo
@@ -98,6 +99,7 @@ async def measure(
     rounds: int,
     unmatched: int = 0,
     settle: bool = True,
+    stages: bool = True,
 ) -> dict[str, Any]:
     rt = _Capture(
         service,
@@ -130,6 +132,9 @@ async def measure(
             await consumer.handle(records)
         if settle:  # as `Runtime.serve` does once the service has started
             heap.settle()
+        stage_cpu = Stages()
+        if stages:
+            stage_cpu.instrument(consumer)
         await costs.reset_statements(dsn)
         runs = []
         for batches in measured:
@@ -146,14 +151,30 @@ async def measure(
         conn2 = await asyncpg.connect(dsn)
         try:
             rows = await conn2.fetch(
-                "SELECT query, calls, rows FROM pg_stat_statements"
+                "SELECT query, calls, rows, total_exec_time AS ms FROM pg_stat_statements"
                 " WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC"
             )
         finally:
             await conn2.close()
         batches_n = rounds * len(_records(service, n, batch, "x"))
         best = min(runs, key=lambda x: x["service_cpu_s_per_1000"])
+        measured_n = rounds * n
+        database = split_database([dict(r) for r in rows])
+        exec_ms = sum(d["ms"] for d in database.values()) or 1.0
+        pg_us = 1e6 * sum(r["postgres_backend_cpu_s_per_1000"] for r in runs) / 1000 / len(runs)
         return {
+            "stages_us": {k: 1e6 * v / measured_n for k, v in stage_cpu.cpu.items()}
+            if stages
+            else {},
+            "stages_database": {
+                stage: {
+                    "rows": d["rows"] / measured_n,
+                    "statements_per_batch": d["statements"] / batches_n,
+                    # PostgreSQL's CPU per message, shared out by execution time.
+                    "pg_us": pg_us * d["ms"] / exec_ms,
+                }
+                for stage, d in database.items()
+            },
             "service": service,
             "messages": n,
             "batch": batch,
@@ -228,6 +249,8 @@ def main() -> None:
         f"{found['statements_per_batch']:.1f} statements and {found['rows_per_batch']:.0f}"
         f" rows per batch of {found['batch']}"
     )
+    if found["stages_us"]:
+        print(table(found["service"], found["stages_us"], found["stages_database"]))
     print(json.dumps(found["best"]))
 
 
