@@ -30,7 +30,7 @@ from services.consent.ports import (
     Stored,
     SuppressionList,
 )
-from shared.contracts import PrivacyRequest, PrivacyResult
+from shared.contracts import ConsentChanged, PrivacyRequest, PrivacyResult, topics
 from shared.domain.identity import email_identity
 from shared.messaging.batches import dead_letter
 from shared.pages import accounts as page_accounts
@@ -234,6 +234,9 @@ class FakeOutbox:
     headers: list[tuple[str, str | None, Any]] = field(default_factory=list)
 
     def publish(self, topic: str, key: str | None, message: Any, headers: Any = None) -> None:
+        if isinstance(message, bytes) and topic == topics.CONSENT_CHANGES:
+            # Published as the JSON bytes of the message: kept as a consumer reads it.
+            message = ConsentChanged.model_validate_json(message)
         self.published.append((topic, key, message))
         self.headers.append((topic, key, headers))
 
