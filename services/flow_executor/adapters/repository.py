@@ -62,19 +62,25 @@ def receipts_in_force(stored: Any) -> dict[str, str | None]:
 
 
 _MERGED_PROFILE = (
-    "(CASE WHEN profiles.seen_at <= EXCLUDED.seen_at THEN"
-    "   profiles.profile || jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
+    "(CASE WHEN profiles.seen_at <= {at} THEN"
+    "   profiles.profile || jsonb_strip_nulls({new} - 'properties')"
     "   || jsonb_build_object('properties',"
-    "      coalesce(profiles.profile -> 'properties', '{}'::jsonb)"
-    "      || coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb))"
-    " ELSE jsonb_strip_nulls(EXCLUDED.profile - 'properties')"
+    "      coalesce(profiles.profile -> 'properties', '{{}}'::jsonb)"
+    "      || coalesce({new} -> 'properties', '{{}}'::jsonb))"
+    " ELSE jsonb_strip_nulls({new} - 'properties')"
     "   || jsonb_strip_nulls(profiles.profile - 'properties')"
     "   || jsonb_build_object('properties',"
-    "      coalesce(EXCLUDED.profile -> 'properties', '{}'::jsonb)"
-    "      || coalesce(profiles.profile -> 'properties', '{}'::jsonb)) END)"
+    "      coalesce({new} -> 'properties', '{{}}'::jsonb)"
+    "      || coalesce(profiles.profile -> 'properties', '{{}}'::jsonb)) END)"
 )
 """F3: the stored profile with newer data's fields (or only the unknown fields of older
-data) merged in; custom properties merge key by key."""
+data) merged in; custom properties merge key by key. `{new}` and `{at}` name the data
+merged in and its time."""
+
+_CHANGES = "(profiles.seen_at < {at} OR profiles.profile IS DISTINCT FROM " + _MERGED_PROFILE + ")"
+"""Whether merging `{new}` (of time `{at}`) changes the stored row: the data, or the time
+later merges are ordered by."""
+_NEW, _AT = "EXCLUDED.profile", "EXCLUDED.seen_at"
 
 
 def flow_of(row: asyncpg.Record) -> FlowDefinition:
@@ -381,14 +387,23 @@ class PostgresFlowRepository:
         as stored, and then cost a lookup, not a row."""
         for batch in rounds(rows, _by_profile):
             await self.conn.execute(
-                "INSERT INTO profiles (account_id, profile_id, profile, seen_at)"
-                " SELECT a, p, j::jsonb, t FROM unnest($1::text[], $2::text[], $3::text[],"
-                " $4::timestamptz[]) AS u(a, p, j, t)"
+                # The join drops rows the merge would leave as they are without locking
+                # them; the update's own condition decides again on the locked row.
+                "WITH u AS (SELECT a, p, j::jsonb AS j, t FROM unnest($1::text[],"
+                " $2::text[], $3::text[], $4::timestamptz[]) AS x(a, p, j, t)),"
+                " changed AS (SELECT u.* FROM u LEFT JOIN profiles"
+                " ON profiles.account_id = u.a AND profiles.profile_id = u.p"
+                " WHERE profiles.profile_id IS NULL OR NOT (profiles.seen_at >= u.t"
+                # The same data again, not newer: nothing to merge (the common case,
+                # decided without computing the merge).
+                " AND profiles.profile = u.j)"
+                f" AND {_CHANGES.format(new='u.j', at='u.t')})"
+                " INSERT INTO profiles (account_id, profile_id, profile, seen_at)"
+                " SELECT a, p, j, t FROM changed"
                 " ON CONFLICT (account_id, profile_id) DO UPDATE"
-                f" SET profile = {_MERGED_PROFILE},"
+                f" SET profile = {_MERGED_PROFILE.format(new=_NEW, at=_AT)},"
                 " seen_at = greatest(profiles.seen_at, EXCLUDED.seen_at)"
-                " WHERE profiles.seen_at < EXCLUDED.seen_at"
-                f" OR profiles.profile IS DISTINCT FROM {_MERGED_PROFILE}",
+                f" WHERE {_CHANGES.format(new=_NEW, at=_AT)}",
                 *_fact_columns(batch),
             )
 
