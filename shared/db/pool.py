@@ -10,7 +10,15 @@ import json
 import asyncpg
 
 
+class JsonText(bytes):
+    """A JSON value already serialised (UTF-8): a `json`/`jsonb` parameter or COPY value
+    written as it is instead of encoded again. For values whose bytes are made anyway
+    (a receipt hashed over its canonical form, an output's payload)."""
+
+
 def _jsonb_out(value: object) -> bytes:
+    if type(value) is JsonText:
+        return b"\x01" + value
     return b"\x01" + json.dumps(value).encode()  # jsonb's binary form: version 1, text
 
 
@@ -24,6 +32,8 @@ def _json_in(data: bytes) -> object:
 
 
 def _json_out(value: object) -> bytes:
+    if type(value) is JsonText:
+        return bytes(value)
     return json.dumps(value).encode()
 
 

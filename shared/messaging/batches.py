@@ -6,7 +6,10 @@ Every hot consumer is a batch subscriber (measured: per-message awaited work run
 ~1.5k msgs/s, batches at 50k+). A batch is handled like this:
 
 1. each record is parsed on its own; a bad one is dead-lettered (X1) and the rest go on;
-2. the batch's ids are claimed in the inbox; redeliveries are dropped (X2);
+2. the batch's ids are claimed in the inbox; redeliveries are dropped (X2). A consumer
+   declared without `message_id` claims nothing here: its use case proves each effect
+   new itself, by a row its own tables already key by the message's id (the executor's
+   runs by event id, consent's history by command id), one row per message fewer;
 3. the service's handler applies the batch on one transaction and writes its outbox rows;
 4. the transaction commits, and only then are the offsets committed (ack after commit,
    by the subscriber's acknowledgement policy).
