@@ -34,6 +34,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any, ClassVar
 
+import asyncpg
 import psutil
 from aiokafka import AIOKafkaProducer
 
@@ -515,10 +516,17 @@ async def _stages(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     """Each main consumer's cost per message by stage (decode, decide, persist, publish),
     fed its input directly in this process (`bench.intake`, `bench.stages`)."""
     found: dict[str, Any] = {}
+    conn = await asyncpg.connect(dsn)
+    try:  # a role of its own: its statements are counted apart from the services'
+        await conn.execute(f'CREATE ROLE "{costs.role("intake")}" LOGIN SUPERUSER')
+    finally:
+        await conn.close()
     for service, n in (("flow_executor", args.events), ("consent", args.consent)):
         if not n:
             continue
-        m = await intake.measure(service, dsn, min(n, 10000), args.batch, 2)
+        m = await intake.measure(
+            service, costs.role_dsn(dsn, "intake"), min(n, 10000), args.batch, 2
+        )
         found[service] = {"us": m["stages_us"], "database": m["stages_database"]}
         print(stage_table(service, m["stages_us"], m["stages_database"]), flush=True)
     return found

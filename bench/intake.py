@@ -151,8 +151,11 @@ async def measure(
         conn2 = await asyncpg.connect(dsn)
         try:
             rows = await conn2.fetch(
+                # This role's only: on the bench's stack, the services run beside it.
                 "SELECT query, calls, rows, total_exec_time AS ms FROM pg_stat_statements"
-                " WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC"
+                " WHERE query NOT LIKE '%pg_stat_statements%'"
+                " AND userid = (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+                " ORDER BY calls DESC"
             )
         finally:
             await conn2.close()
