@@ -1,8 +1,8 @@
 """Composing and sending mail over SMTP (aiosmtplib), for every service that mails.
 
-One connection is kept open and reused; it is reopened after the server drops it. Every
-mail has a deterministic Message-ID (from what it is about and who it is for), so a
-mail resent after a crash can be recognised as the same mail by the receiving side.
+A sender keeps its connection open across mails and reopens it after the server drops
+it. Every mail has a deterministic Message-ID (from what it is about and who it is for),
+so a mail resent after a crash can be recognised as the same mail by the receiving side.
 """
 
 from __future__ import annotations
@@ -120,14 +120,33 @@ class SendResult:
     error: str | None = None
 
 
+# Failures that leave the connection unusable: it is closed and the next mail opens one.
+_LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError)
+# 421: the server is closing the connection (RFC 5321 3.8).
+_CLOSING = 421
+
+
+class _Unavailable(Exception):
+    """The relay refused the connection or the login."""
+
+
 class SmtpSender:
-    """A reused SMTP connection. `send` never raises: it classifies SMTP answers (2xx
-    ok, 5xx permanent, 4xx and lost connections transient, A9), and a mail the client
-    refuses to send (a malformed address, say) as permanently failed with the reason."""
+    """One SMTP connection to the relay, kept open across mails and batches and reopened
+    after the server dropped it or said it is closing (421).
+
+    `send` never raises: it classifies SMTP answers (2xx ok, 5xx permanent, 4xx and lost
+    connections transient, A9), and a mail the client refuses to send (a malformed
+    address, say) as permanently failed with the reason. The envelope is sent command by
+    command, so that a kept connection the server has dropped meanwhile is noticed at
+    `MAIL FROM`, before the server could have taken the mail: then the mail goes out at
+    once on a new connection instead of waiting for a retry. A refused envelope or mail
+    is reset (`RSET`) and the connection kept; only a lost connection or a 421 costs a
+    new one."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._client: aiosmtplib.SMTP | None = None
+        self.connects = 0  # connections opened so far (reuse shows in it)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self._settings
@@ -138,51 +157,77 @@ class SmtpSender:
             start_tls=s.smtp_starttls,
             use_tls=False,
         )
+        self.connects += 1
         await client.connect()
         if s.smtp_username:
             password = s.smtp_password.get_secret_value() if s.smtp_password else ""
             await client.login(s.smtp_username, password)
         return client
 
+    async def _open(self) -> aiosmtplib.SMTP:
+        self._drop()
+        try:
+            self._client = await self._connect()
+        except aiosmtplib.SMTPResponseException as exc:
+            # A refused greeting or login is the relay's state, not the mail's: retried.
+            self._drop()
+            raise _Unavailable(f"{exc.code} {exc.message}") from exc
+        return self._client
+
     async def send(self, mail_from: str, rcpt_to: str, content: bytes) -> SendResult:
         try:
-            if self._client is None or not self._client.is_connected:
-                self._client = await self._connect()
-            errors, _response = await self._client.sendmail(mail_from, [rcpt_to], content)
-            if errors:
-                code, text = next(iter(errors.values()))
-                return SendResult(False, permanent=code >= 500, error=f"{code} {text}")
+            kept = self._client is not None and self._client.is_connected
+            client = self._client if kept and self._client else await self._open()
+            try:
+                await client.mail(mail_from)
+            except _LOST:
+                if not kept:
+                    raise
+                # The kept connection was dropped while idle: nothing of this mail
+                # reached the server, so it goes out now on a new connection.
+                client = await self._open()
+                await client.mail(mail_from)
+            await client.rcpt(rcpt_to)
+            await client.data(content)
             return SendResult(True)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0] if exc.recipients else None
-            code = refused.code if refused else 550
-            return SendResult(False, permanent=code >= 500, error=str(exc))
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code >= 500:
+            if exc.code == _CLOSING:
+                self._drop()
+            else:
                 await self._reset()
-                return SendResult(False, permanent=True, error=f"{exc.code} {exc.message}")
-            await self.close()
-            return SendResult(False, error=f"{exc.code} {exc.message}")
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            await self.close()
+            error = f"{exc.code} {exc.message}"
+            return SendResult(False, permanent=exc.code >= 500, error=error)
+        except _Unavailable as exc:
+            return SendResult(False, error=str(exc))
+        except _LOST as exc:
+            self._drop()
             return SendResult(False, error=f"{type(exc).__name__}: {exc}")
-        except (ValueError, TypeError, UnicodeError) as exc:
+        except (ValueError, TypeError, UnicodeError, aiosmtplib.SMTPNotSupported) as exc:
             # The mail itself cannot be sent (an address the client refuses, a non-ASCII
             # address to a server without SMTPUTF8): it fails, and only it.
-            await self.close()
+            await self._reset()
             return SendResult(False, permanent=True, error=f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # one mail must never stop the worker
-            await self.close()
+            self._drop()
             return SendResult(False, error=f"{type(exc).__name__}: {exc}")
 
     async def _reset(self) -> None:
+        """End a refused transaction and keep the connection (or drop it if even that
+        fails)."""
         try:
             if self._client is not None and self._client.is_connected:
                 await self._client.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            await self.close()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            self._drop()
+
+    def _drop(self) -> None:
+        """Forget a connection that failed, without a `QUIT` that could only wait."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     async def close(self) -> None:
+        """Say goodbye (`QUIT`) and close, when the worker stops."""
         client, self._client = self._client, None
         if client is not None:
             try:

@@ -1,21 +1,36 @@
 """The worker that sends a service's mail queue (shared/db/mail_queue.py) over SMTP.
 
-The worker claims due mails with `FOR UPDATE SKIP LOCKED` and marks them `sending` in a
-committed transaction *before* talking to SMTP, then `sent` or `failed` after (A9):
+A few tasks share the work, so that each costs PostgreSQL few statements per mail:
 
-- 2xx: `sent`; 5xx: `failed` with the server's answer (permanent);
-- 4xx or a lost connection: back to `pending` with exponential backoff, up to a limit;
-- each result is marked the moment the server answers, so a crash between the SMTP
-  answer and that mark leaves only that one mail `sending`; after its lease runs out it
-  is sent again with the same Message-ID. That is the one remaining window for a
-  duplicate (documented in docs/operations.md and docs/rules.md).
+- the **claimer** claims due mails (`FOR UPDATE SKIP LOCKED`) with their envelopes and
+  marks them `sending` under a lease in one committed transaction, *before* anything is
+  said to SMTP, and puts them on one queue that every connection takes from: a claim is
+  spread over all connections, and a slow answer on one holds only the mail it is
+  sending. It claims again when the queue runs low or a new mail is notified;
+- one **lane** per SMTP connection (kept open across mails and claims, `SmtpSender`)
+  sends a mail and hands the answer to the writer: 2xx `sent`; 5xx `failed` with the
+  server's answer (permanent); 4xx or a lost connection back to `pending` with
+  exponential backoff, up to a limit (A9);
+- the **writer** records every answer that came in since its last write in one
+  autocommitted statement (durably committed: neither a crash of this process nor one
+  of PostgreSQL loses it), and keeps the leases of held mails from running out while a
+  slow server answers (another worker would claim and send them too);
+- the **finisher** runs the service's `on_final` hook for answered mails, a batch at a
+  time, in one transaction with marking them finalized.
+
+A lane does not give the server its next mail until the acceptance of its last one is
+written. So, as before answers were batched, a crash between a server's 2xx and its
+record leaves at most one mail per connection `sending`; after its lease runs out it is
+sent again with the same Message-ID. That is the one remaining window for a duplicate
+(documented in docs/operations.md and docs/rules.md). The writes of all connections
+share a statement: the lanes wait for one write together.
 
 A service takes part through `MailHooks`: `admit` runs in the unit of work that claims
 due mails (to hold mails back, e.g. the per-account sending limit, A8) and `on_final`
 once per finished mail, in the unit of work that marks it finalized (e.g. to publish an
-alert outcome; a crash before that runs it on the next pass). Both write their outputs
+alert outcome; a crash before that runs it on the next sweep). Both write their outputs
 through that unit of work, so they commit with it. Without hooks every claimed mail is
-sent and nothing more happens when it is done.
+sent and its answer written as final.
 """
 
 from __future__ import annotations
@@ -23,7 +38,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,7 +47,7 @@ import asyncpg
 
 from shared.db import mail_queue
 from shared.db.errors import DB_ERRORS
-from shared.db.mail_queue import QueuedMail
+from shared.db.mail_queue import Answer, Claimed, QueuedMail
 from shared.db.notify import listen_forever
 from shared.db.uow import UnitOfWork
 from shared.health import report_progress, report_trouble
@@ -58,6 +74,63 @@ class MailHooks(Protocol):
         ...
 
 
+class _Held:
+    """One pool connection a task keeps across its statements and transactions: handing
+    a connection back to the pool costs four reset statements each time. Lent to a
+    `UnitOfWork` as its pool (acquire gives the kept connection, release keeps it)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._conn: asyncpg.Connection | None = None
+
+    async def acquire(self) -> asyncpg.Connection:
+        if self._conn is not None and self._conn.is_closed():
+            await self.discard()
+        if self._conn is None:
+            self._conn = await self._pool.acquire()
+        return self._conn
+
+    async def release(self, conn: asyncpg.Connection) -> None:
+        """Kept for the next transaction."""
+
+    async def discard(self) -> None:
+        """Give up the connection after a failure; the next use takes a fresh one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if not conn.is_closed():
+                conn.terminate()
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)
+
+
+@dataclass(eq=False)
+class _InHand:
+    """A claimed mail until its answer is handed to the writer."""
+
+    claimed: Claimed
+    leased_until: float  # monotonic; the database's lease ends no earlier
+
+    @property
+    def mail(self) -> QueuedMail:
+        return self.claimed.mail
+
+
+@dataclass(eq=False)
+class _Pending:
+    """An answer waiting for the writer, and who waits for it to be written."""
+
+    answer: Answer
+    written: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class MailWorker:
     def __init__(
         self,
@@ -71,20 +144,38 @@ class MailWorker:
         base_backoff_s: float = 1.0,
         max_backoff_s: float = 300.0,
         idle_poll_s: float = 0.25,
-        finalize_every: int = 10,
+        finalize_every: int = 50,
+        finalize_delay_s: float = 0.1,
+        sweep_every_s: float = 5.0,
     ) -> None:
         self._db = db
         self._senders = list(senders)
         self._hooks = hooks
         self._batch_size = batch_size
         self._lease = lease
+        self._lease_s = lease.total_seconds()
         self._max_attempts = max_attempts
         self._base_backoff_s = base_backoff_s
         self._max_backoff_s = max_backoff_s
         self._idle_poll_s = idle_poll_s
+        # The finisher runs when this many mails are answered, when the worker has
+        # nothing else in hand, or when the oldest answer waited `finalize_delay_s`.
         self._finalize_every = finalize_every
-        self._wakes: list[asyncio.Event] = []
-        self._unmarked: dict[int, tuple[str, str | None]] = {}
+        self._finalize_delay_s = finalize_delay_s
+        self._sweep_every_s = sweep_every_s
+        # Readiness, per part: a part that keeps failing shows even while the others work.
+        self._health = {
+            part: f"mail.{db.schema}" + ("" if part == "claimer" else f".{part}")
+            for part in ("claimer", "writer", "finisher")
+        }
+        self._swept_at: float | None = None
+        self._queue: asyncio.Queue[_InHand] = asyncio.Queue()
+        self._held: dict[int, _InHand] = {}  # claimed, not yet answered
+        self._answers: list[_Pending] = []  # answered, not yet written
+        self._finished: dict[int, float] = {}  # written as final, hook not run: id -> when
+        self._wake_claimer = asyncio.Event()
+        self._wake_writer = asyncio.Event()
+        self._wake_finisher = asyncio.Event()
 
     @classmethod
     def from_settings(
@@ -102,89 +193,259 @@ class MailWorker:
             max_backoff_s=settings.mail_retry_max_s,
         )
 
-    async def _claim(self) -> list[QueuedMail]:
-        async with self._db.uow() as uow:
-            mails = await mail_queue.claim_due(uow.conn, self._batch_size)
-            if mails and self._hooks is not None:
-                admitted = await self._hooks.admit(uow, mails)
-                mails = [m for m in mails if m.id in admitted]
-            if mails:
-                await mail_queue.mark_sending(uow.conn, [m.id for m in mails], self._lease)
+    # --- running ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Send until cancelled (see the module docstring). Idle, the claimer sleeps
+        until a new mail is notified (or `idle_poll_s` passes: retries and deferred
+        mails fall due without a notification). When cancelled, answers already in hand
+        are still written (briefly), so that a stop does not send them again."""
+        claims, marks, finals = _Held(self._db.pool), _Held(self._db.pool), _Held(self._db.pool)
+        lanes = [asyncio.create_task(self._lane(sender)) for sender in self._senders]
+        others = [
+            asyncio.create_task(self._forever("claimer", claims, self._claim_pass)),
+            asyncio.create_task(self._forever("finisher", finals, self._finish_pass)),
+            asyncio.create_task(
+                listen_forever(self._db.pool, f"mail_{self._db.schema}", self._on_notify)
+            ),
+        ]
+        writer = asyncio.create_task(self._forever("writer", marks, self._write_pass))
+        try:
+            # Unlike gather, a cancelled wait leaves the tasks running: the writer must
+            # outlive the lanes to write their last answers.
+            done, _ = await asyncio.wait(
+                [*lanes, *others, writer], return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                task.result()
+            raise RuntimeError("a part of the mail worker ended")
+        finally:
+            for task in (*lanes, *others):
+                task.cancel()
+            await asyncio.gather(*lanes, *others, return_exceptions=True)
+            if self._answers and not writer.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(self._flushed(), 5.0)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            for held in (claims, marks, finals):
+                await held.close()
+            for sender in self._senders:
+                with contextlib.suppress(Exception):
+                    await sender.close()
+
+    async def _flushed(self) -> None:
+        while self._answers:
+            await asyncio.gather(*(p.written for p in list(self._answers)))
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wake_claimer.set()
+
+    async def _forever(
+        self, part: str, held: _Held, one_pass: Callable[[_Held], Awaitable[None]]
+    ) -> None:
+        """Run `one_pass` until cancelled, never dying of one failure: a database error
+        waits a second (the connection is replaced), anything else backs off; either is
+        reported to readiness until a pass goes through."""
+        failures = 0
+        while True:
+            try:
+                await one_pass(held)
+                failures = 0
+            except DB_ERRORS as exc:
+                await held.discard()
+                log.warning("mail worker failed; retrying", part=part, error=str(exc))
+                report_trouble(self._health[part], f"database: {exc}")
+                await asyncio.sleep(1.0)
+            except Exception as exc:
+                await held.discard()
+                failures += 1
+                log.exception("mail worker pass failed; retrying", part=part, error=repr(exc))
+                report_trouble(self._health[part], f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+
+    # --- claiming ----------------------------------------------------------------------
+
+    async def _claim_pass(self, held: _Held) -> None:
+        """Claim when the queue runs low (or is empty), then wait to be woken."""
+        self._wake_claimer.clear()
+        claimed = asked = 0
+        if self._queue.qsize() < len(self._senders):
+            asked = self._batch_size
+            claimed = await self._claim(held, asked)
+        report_progress(self._health["claimer"])
+        if claimed < asked or not asked:
+            # Nothing more is due (or the queue is full): sleep until woken.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_claimer.wait(), self._idle_poll_s)
+
+    async def _claim(self, held: _Held, limit: int) -> int:
+        """Claim up to `limit` due mails and queue those admitted; returns how many due
+        mails were found (admitted or not)."""
+        started = time.monotonic()
+        async with UnitOfWork(held, self._db.schema) as uow:  # type: ignore[arg-type]
+            found = await mail_queue.claim_due(uow.conn, limit)
+            claimed = found
+            if found and self._hooks is not None:
+                admitted = await self._hooks.admit(uow, [c.mail for c in found])
+                claimed = [c for c in found if c.mail.id in admitted]
+            if claimed:
+                await mail_queue.mark_sending(uow.conn, [c.mail.id for c in claimed], self._lease)
             await uow.commit()
-        return mails
+        for c in claimed:
+            item = _InHand(c, started + self._lease_s)
+            self._held[c.mail.id] = item
+            self._queue.put_nowait(item)
+        return len(found)
 
-    async def send_due(self, sender: SmtpSender | None = None) -> int:
-        """Send one batch of due mails; returns how many were attempted.
+    # --- sending -----------------------------------------------------------------------
 
-        Each mail's result is written the moment the server has answered (one small
-        autocommitted UPDATE, durably committed: neither a crash of this process nor one
-        of PostgreSQL loses a mark), so a crash resends at most the one mail in flight
-        (A9). Hooks run afterwards in `finalize()`."""
-        sender = sender or self._senders[0]
-        if self._unmarked:
-            async with self._db.pool.acquire() as conn:
-                for mail_id in list(self._unmarked):
-                    if mail_id in self._unmarked:
-                        await self._mark(conn, mail_id)
-        mails = await self._claim()
-        if not mails:
-            return 0
-        claimed_at = time.monotonic()
-        async with self._db.pool.acquire() as conn:
-            envelopes = await mail_queue.envelopes(conn, [m.id for m in mails])
-            unfinalized = 0
-            for n, mail in enumerate(mails):
-                if time.monotonic() - claimed_at > self._lease.total_seconds() / 2:
-                    # A slow server must not let the lease of the rest run out (another
-                    # worker would claim and send them too).
-                    await mail_queue.extend_lease(conn, [m.id for m in mails[n:]], self._lease)
-                    claimed_at = time.monotonic()
-                if await self._send_one(conn, sender, mail, envelopes[mail.id]):
-                    unfinalized += 1
-                    if unfinalized >= self._finalize_every:
-                        # Publish outcomes as mails finish, not only at the end of a claim.
-                        await self.finalize()
-                        unfinalized = 0
-        await self.finalize()
-        return len(mails)
+    async def _lane(self, sender: SmtpSender) -> None:
+        """Send queued mails over `sender`'s connection, one at a time."""
+        while True:
+            try:
+                await self._lane_run(sender)
+            except Exception as exc:
+                # `send` never raises; whatever else did must not stop this connection.
+                log.exception("mail lane failed; going on", error=repr(exc))
+                report_trouble(self._health["claimer"], f"lane: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(1.0)
 
-    async def _send_one(
-        self,
-        conn: asyncpg.Connection,
-        sender: SmtpSender,
-        mail: QueuedMail,
-        envelope: mail_queue.Envelope,
-    ) -> bool:
-        """Send one mail and write the answer; True when the mail is done for good."""
+    async def _lane_run(self, sender: SmtpSender) -> None:
+        last_sent: asyncio.Future[None] | None = None
+        while True:
+            if last_sent is not None:
+                # The server has our last mail: its acceptance is written before the
+                # server gets another one from this connection.
+                await asyncio.shield(last_sent)
+                last_sent = None
+            item = await self._queue.get()
+            if self._queue.qsize() < len(self._senders):
+                self._wake_claimer.set()
+            if time.monotonic() > item.leased_until - self._lease_s / 4:
+                # Its lease could run out while it is being sent (the writer could not
+                # extend it): left to be claimed again rather than risk two senders.
+                self._held.pop(item.mail.id, None)
+                continue
+            try:
+                answer = await self._send(sender, item)
+            finally:
+                self._held.pop(item.mail.id, None)
+            pending = _Pending(answer)
+            self._answers.append(pending)
+            self._wake_writer.set()
+            if answer.status == "sent":
+                last_sent = pending.written
+
+    async def _send(self, sender: SmtpSender, item: _InHand) -> Answer:
+        mail, envelope = item.mail, item.claimed.envelope
         result = await sender.send(envelope.mail_from, mail.rcpt_to, envelope.content)
+        attempt = mail.attempts + 1
         if result.ok:
             status, error = "sent", None
-        elif result.permanent or mail.attempts + 1 >= self._max_attempts:
+        elif result.permanent or attempt >= self._max_attempts:
             status, error = "failed", result.error
         else:
             status, error = "retry", result.error or "transient"
         MAILS.labels(mail.kind, status).inc()
+        delay = 0.0
         if status == "retry":
             delay = min(self._max_backoff_s, self._base_backoff_s * 2**mail.attempts)
-            await mail_queue.retry_later(conn, mail.id, delay, error)
-            return False
-        # Remember the answer until it is written: if the database is gone now, the mark
-        # is retried before anything else is claimed, so a database restart does not
-        # make this worker send the mail again.
-        self._unmarked[mail.id] = (status, error)
-        await self._mark(conn, mail.id)
-        return True
+        return Answer(mail.id, attempt, status, error, delay)
 
-    async def _mark(self, conn: asyncpg.Connection, mail_id: int) -> None:
-        """Write a remembered answer. Several send loops share `_unmarked`, so two may
-        write the same mark (`mark_answered` makes the second a no-op)."""
-        status, error = self._unmarked[mail_id]
-        await mail_queue.mark_answered(conn, mail_id, status, error)
-        self._unmarked.pop(mail_id, None)
+    # --- writing answers ---------------------------------------------------------------
+
+    async def _write_pass(self, held: _Held) -> None:
+        """Write every answer in hand in one statement (a failed write keeps them for
+        the next pass), and extend the leases that need it."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake_writer.wait(), min(1.0, self._lease_s / 4))
+        self._wake_writer.clear()
+        report_progress(self._health["writer"])
+        if not self._answers and not self._held:
+            return
+        conn = await held.acquire()
+        await self._extend_leases(conn)
+        batch = list(self._answers)
+        if not batch:
+            return
+        await mail_queue.write_answers(
+            conn, [p.answer for p in batch], finalized=self._hooks is None
+        )
+        del self._answers[: len(batch)]
+        now = time.monotonic()
+        for p in batch:
+            if not p.written.done():
+                p.written.set_result(None)
+            if self._hooks is not None and p.answer.status != "retry":
+                self._finished.setdefault(p.answer.mail_id, now)
+        if self._finished:
+            self._wake_finisher.set()
+
+    async def _extend_leases(self, conn: asyncpg.Connection) -> None:
+        now = time.monotonic()
+        due = [h for h in self._held.values() if h.leased_until - now < self._lease_s / 2]
+        if due:
+            await mail_queue.extend_lease(conn, [h.mail.id for h in due], self._lease)
+            for h in due:
+                h.leased_until = now + self._lease_s
+
+    # --- finishing ---------------------------------------------------------------------
+
+    async def _finish_pass(self, held: _Held) -> None:
+        """Run the hook for the answers written, when enough wait or the worker has
+        nothing else in hand; sweep for what a crash left now and then."""
+        self._wake_finisher.clear()
+        if self._swept_at is None or time.monotonic() - self._swept_at > self._sweep_every_s:
+            await self.finalize()  # first of all, what an earlier process left
+            self._swept_at = time.monotonic()
+        if self._finished and self._finish_now():
+            ids = list(self._finished)
+            await self._finish(held, ids)
+            for i in ids:
+                self._finished.pop(i, None)
+            report_progress(self._health["finisher"])
+            return
+        report_progress(self._health["finisher"])
+        timeout = self._finalize_delay_s if self._finished else 1.0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake_finisher.wait(), timeout)
+
+    def _finish_now(self) -> bool:
+        idle = not self._held and not self._answers
+        oldest = min(self._finished.values())
+        return (
+            idle
+            or len(self._finished) >= self._finalize_every
+            or time.monotonic() - oldest >= self._finalize_delay_s
+        )
+
+    async def _finish(self, held: _Held, ids: Sequence[int]) -> None:
+        """`on_final` for `ids` (those still unfinalized) in one transaction with marking
+        them finalized. If the hook raises, the transaction is rolled back and the mails
+        are finished one by one instead (`_finish_each`)."""
+        assert self._hooks is not None
+        try:
+            async with UnitOfWork(held, self._db.schema) as uow:  # type: ignore[arg-type]
+                done = await mail_queue.take_finished(uow.conn, ids)
+                if done:
+                    await self._hooks.on_final(uow, done)
+                await uow.commit()
+            return
+        except DB_ERRORS:
+            raise
+        except Exception as exc:
+            # One mail's hook must not hold back every other mail's outcome.
+            log.error("finishing mails failed; one at a time", error=repr(exc))
+        async with UnitOfWork(held, self._db.schema) as uow:  # type: ignore[arg-type]
+            done = await mail_queue.take_finished(uow.conn, ids)
+            await self._finish_each(uow, done)
+            await uow.commit()
 
     async def finalize(self, limit: int = 1000) -> int:
-        """Run `on_final` for mails marked sent or failed and not yet finalized, in one
-        transaction with marking them finalized. Also picks up what a crash left."""
+        """The sweep: run `on_final` for mails marked sent or failed and not yet
+        finalized, in one transaction with marking them finalized: what a crash (of
+        this process or another replica) left between an answer and its hook."""
         async with self._db.uow() as uow:
             done = await mail_queue.unfinalized(uow.conn, limit)
             if not done:
@@ -198,17 +459,13 @@ class MailWorker:
                     raise
                 except Exception as exc:
                     uow.rewind_outbox(mark)
-                    # One mail's hook must not hold back every other mail's outcome:
-                    # run them one by one, and set aside only those that still fail.
                     log.error("finishing mails failed; one at a time", error=repr(exc))
-                    done = await self._finalize_each(uow, done)
+                    await self._finish_each(uow, done)
             await mail_queue.mark_finalized(uow.conn, [m.id for m in done])
             await uow.commit()
         return len(done)
 
-    async def _finalize_each(
-        self, uow: UnitOfWork, mails: Sequence[QueuedMail]
-    ) -> list[QueuedMail]:
+    async def _finish_each(self, uow: UnitOfWork, mails: Sequence[QueuedMail]) -> None:
         """Run `on_final` per mail; a mail whose hook raises is marked finalized with the
         error kept in `last_error` and logged, so it never blocks the queue again."""
         assert self._hooks is not None
@@ -224,55 +481,3 @@ class MailWorker:
                 reason = f"finishing failed: {type(exc).__name__}: {exc}"[:2000]
                 log.error("mail could not be finished", mail_id=mail.id, error=reason)
                 await mail_queue.note_error(uow.conn, mail.id, reason)
-        return list(mails)
-
-    async def run(self) -> None:
-        """Send until cancelled, one loop per SMTP connection. The loops claim disjoint
-        mails (SKIP LOCKED), so a slow answer on one connection does not hold the rest.
-        Idle loops sleep until a new mail is notified (or a second passes: retries and
-        deferred mails fall due without a notification)."""
-        loops = asyncio.gather(*(self._loop(sender) for sender in self._senders))
-        listening = asyncio.create_task(
-            listen_forever(self._db.pool, f"mail_{self._db.schema}", self._on_notify)
-        )
-        try:
-            await loops
-        finally:
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
-
-    def _on_notify(self, *_args: object) -> None:
-        for wake in self._wakes:
-            wake.set()
-
-    async def _loop(self, sender: SmtpSender) -> None:
-        wake = asyncio.Event()
-        self._wakes.append(wake)
-        failures = 0
-        try:
-            while True:
-                wake.clear()  # before claiming: a mail queued from now on wakes this loop
-                try:
-                    sent = await self.send_due(sender) or await self.finalize()
-                    failures = 0
-                    report_progress(f"mail.{self._db.schema}")
-                except DB_ERRORS as exc:
-                    log.warning("mail worker failed; retrying", error=str(exc))
-                    report_trouble(f"mail.{self._db.schema}", f"database: {exc}")
-                    await asyncio.sleep(1.0)
-                    continue
-                except Exception as exc:
-                    # Never die: a failure here stopped confirmation mail for every
-                    # account. Log it, back off, try again; readiness hears of it.
-                    failures += 1
-                    log.exception("mail worker pass failed; retrying", error=repr(exc))
-                    report_trouble(f"mail.{self._db.schema}", f"{type(exc).__name__}: {exc}")
-                    await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
-                    continue
-                if sent == 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self._idle_poll_s)
-        finally:
-            with contextlib.suppress(Exception):
-                await sender.close()

@@ -5,7 +5,9 @@ Mails are queued in the same transaction as the state change that asks for them 
 outbox), under a dedupe key, so a redelivered request never queues a mail twice. A mail
 goes `pending` → `sending` (claimed, under a lease) → `sent` / `failed` (the server's
 answer), or back to `pending` to retry; `cancelled` when a service holds it back for
-good. `finalized` says the service's hook has seen the final answer.
+good. `finalized` says the service's hook has seen the final answer. The worker writes
+answers and finishes mails in batches (`write_answers`, `take_finished`): one statement
+for many mails.
 """
 
 from __future__ import annotations
@@ -56,16 +58,32 @@ async def enqueue_many(conn: asyncpg.Connection, mails: Sequence[OutgoingMail]) 
 # --- the worker's side -------------------------------------------------------------------
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int) -> list[QueuedMail]:
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A mail the worker holds under its lease, with what it needs to send it."""
+
+    mail: QueuedMail
+    envelope: Envelope
+
+
+async def claim_due(conn: asyncpg.Connection, limit: int) -> list[Claimed]:
     """Lock up to `limit` due mails (pending, or sending with a lease run out) that no
-    other worker holds; the caller's transaction keeps them."""
+    other worker holds, with their envelopes; the caller's transaction keeps them."""
     rows = await conn.fetch(
-        "SELECT id, dedupe_key, kind, account_id, rcpt_to, attempts FROM mail_queue"
-        " WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()"
+        "SELECT id, dedupe_key, kind, account_id, rcpt_to, attempts, mail_from, content"
+        " FROM mail_queue WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()"
         " ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
         limit,
     )
-    return [QueuedMail(**dict(r)) for r in rows]
+    return [
+        Claimed(
+            QueuedMail(
+                r["id"], r["dedupe_key"], r["kind"], r["account_id"], r["rcpt_to"], r["attempts"]
+            ),
+            Envelope(r["mail_from"], r["content"]),
+        )
+        for r in rows
+    ]
 
 
 async def mark_sending(conn: asyncpg.Connection, ids: Sequence[int], lease: timedelta) -> None:
@@ -78,13 +96,6 @@ async def mark_sending(conn: asyncpg.Connection, ids: Sequence[int], lease: time
     )
 
 
-async def envelopes(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, Envelope]:
-    rows = await conn.fetch(
-        "SELECT id, mail_from, content FROM mail_queue WHERE id = ANY($1::bigint[])", list(ids)
-    )
-    return {r["id"]: Envelope(r["mail_from"], r["content"]) for r in rows}
-
-
 async def extend_lease(conn: asyncpg.Connection, ids: Sequence[int], lease: timedelta) -> None:
     await conn.execute(
         "UPDATE mail_queue SET next_attempt_at = now() + $2::interval"
@@ -94,39 +105,68 @@ async def extend_lease(conn: asyncpg.Connection, ids: Sequence[int], lease: time
     )
 
 
-async def retry_later(
-    conn: asyncpg.Connection, mail_id: int, delay_s: float, error: str | None
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What became of one attempt: `sent`, `failed` (for good) or `retry` after
+    `delay_s`. `attempt` is the mail's attempt count as this attempt's claim left it."""
+
+    mail_id: int
+    attempt: int
+    status: str
+    error: str | None = None
+    delay_s: float = 0.0
+
+
+async def write_answers(
+    conn: asyncpg.Connection, answers: Sequence[Answer], *, finalized: bool
 ) -> None:
+    """Record a batch of answers in one statement: `sent` / `failed` (with `finalized`:
+    False when a service's hook still has to see them), `retry` back to `pending` after
+    its delay. Only a mail still `sending` under the same attempt changes, so writing an
+    answer twice is a no-op, and so is a late answer for a mail whose lease ran out and
+    that another worker claimed since."""
+    if not answers:
+        return
     await conn.execute(
-        "UPDATE mail_queue SET status = 'pending', last_error = $3,"
-        " next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
-        mail_id,
-        delay_s,
-        error,
+        "UPDATE mail_queue q SET"
+        " status = CASE WHEN a.status = 'retry' THEN 'pending' ELSE a.status END,"
+        " last_error = a.error,"
+        " finalized = CASE WHEN a.status = 'retry' THEN q.finalized ELSE $6 END,"
+        " sent_at = CASE WHEN a.status = 'sent' THEN now()"
+        "                WHEN a.status = 'failed' THEN NULL ELSE q.sent_at END,"
+        " next_attempt_at = CASE WHEN a.status = 'retry'"
+        "   THEN now() + make_interval(secs => a.delay) ELSE q.next_attempt_at END"
+        " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::float8[])"
+        "   AS a(id, attempt, status, error, delay)"
+        " WHERE q.id = a.id AND q.status = 'sending' AND q.attempts = a.attempt",
+        [a.mail_id for a in answers],
+        [a.attempt for a in answers],
+        [a.status for a in answers],
+        [a.error for a in answers],
+        [a.delay_s for a in answers],
+        finalized,
     )
 
 
-async def mark_answered(
-    conn: asyncpg.Connection, mail_id: int, status: str, error: str | None
-) -> None:
-    """Record the server's final answer (`sent` or `failed`). Only a mail still `sending`
-    changes, so writing the same mark twice is a no-op instead of un-finalizing a mail
-    whose outcome is out."""
-    await conn.execute(
-        "UPDATE mail_queue SET status = $2, last_error = $3, finalized = false,"
-        " sent_at = CASE WHEN $2 = 'sent' THEN now() END"
-        " WHERE id = $1 AND status = 'sending'",
-        mail_id,
-        status,
-        error,
+_FINISHED = "id, dedupe_key, kind, account_id, rcpt_to, attempts, status, last_error AS error"
+
+
+async def take_finished(conn: asyncpg.Connection, ids: Sequence[int]) -> list[QueuedMail]:
+    """Mark finalized those of `ids` that are answered and not finalized yet, and return
+    them (locked, by id): the worker's own answers, finished in its transaction. A mail
+    another transaction is finishing right now is waited for and then left out."""
+    rows = await conn.fetch(
+        f"UPDATE mail_queue SET finalized = true WHERE id = ANY($1::bigint[])"
+        f" AND NOT finalized AND status IN ('sent', 'failed') RETURNING {_FINISHED}",
+        list(ids),
     )
+    return sorted((QueuedMail(**dict(r)) for r in rows), key=lambda m: m.id)
 
 
 async def unfinalized(conn: asyncpg.Connection, limit: int) -> list[QueuedMail]:
     """Lock mails answered but not yet seen by the service's hook."""
     rows = await conn.fetch(
-        "SELECT id, dedupe_key, kind, account_id, rcpt_to, attempts, status,"
-        " last_error AS error FROM mail_queue WHERE NOT finalized"
+        f"SELECT {_FINISHED} FROM mail_queue WHERE NOT finalized"
         " AND status IN ('sent', 'failed') ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         limit,
     )

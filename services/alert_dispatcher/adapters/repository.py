@@ -198,34 +198,49 @@ class PostgresAccounts(_OnConnection):
 
 class PostgresAlerts(_OnConnection):
     async def add(self, alerts: Sequence[NewAlert]) -> None:
-        await self._conn.executemany(
+        """One statement for the batch (`executemany` would be one per alert). The
+        subject hashes and trace headers of the batch travel as one JSON array each,
+        read by position: `unnest` flattens arrays of arrays."""
+        if not alerts:
+            return
+        await self._conn.execute(
             "INSERT INTO alerts (alert_id, account_id, flow_id, flow_version, step_id,"
             " profile_id, requested_at, subject_hashes, headers)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) ON CONFLICT DO NOTHING",
-            [
-                (
-                    a.alert_id,
-                    a.account_id,
-                    a.flow_id,
-                    a.flow_version,
-                    a.step_id,
-                    a.profile_id,
-                    a.requested_at,
-                    a.subject_hashes,
-                    dict(a.trace) if a.trace is not None else None,
-                )
-                for a in alerts
-            ],
+            " SELECT a.alert_id, a.account_id, a.flow_id, a.flow_version, a.step_id,"
+            " a.profile_id, a.requested_at,"
+            " ARRAY(SELECT jsonb_array_elements_text($8::jsonb -> (a.n::int - 1))),"
+            " nullif($9::jsonb -> (a.n::int - 1), 'null'::jsonb)"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],"
+            " $6::text[], $7::timestamptz[]) WITH ORDINALITY"
+            " AS a(alert_id, account_id, flow_id, flow_version, step_id, profile_id,"
+            " requested_at, n)"
+            " ON CONFLICT DO NOTHING",
+            [a.alert_id for a in alerts],
+            [a.account_id for a in alerts],
+            [a.flow_id for a in alerts],
+            [a.flow_version for a in alerts],
+            [a.step_id for a in alerts],
+            [a.profile_id for a in alerts],
+            [a.requested_at for a in alerts],
+            [list(a.subject_hashes) for a in alerts],
+            [dict(a.trace) if a.trace is not None else None for a in alerts],
         )
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        await self._conn.executemany(
+        await self._conn.execute(
             "INSERT INTO alert_deliveries (alert_id, email, mail_id, status, error, completed_at)"
-            " VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'pending' THEN NULL ELSE now() END)"
+            " SELECT d.alert_id, d.email, d.mail_id, d.status, d.error,"
+            " CASE WHEN d.status = 'pending' THEN NULL ELSE now() END"
+            " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
+            " AS d(alert_id, email, mail_id, status, error)"
             " ON CONFLICT DO NOTHING",
-            [(d.alert_id, d.email, d.mail_id, d.status, d.error) for d in deliveries],
+            [d.alert_id for d in deliveries],
+            [d.email for d in deliveries],
+            [d.mail_id for d in deliveries],
+            [d.status for d in deliveries],
+            [d.error for d in deliveries],
         )
 
     async def finish_deliveries(self, answered: Sequence[QueuedMail]) -> list[str]:
@@ -264,12 +279,18 @@ class PostgresAlerts(_OnConnection):
         return out
 
     async def complete(self, outcomes: Sequence[AlertOutcome]) -> None:
+        """One statement for the batch; an alert named twice keeps its first outcome (as
+        one statement per outcome did: the second found it no longer `sending`)."""
         if not outcomes:
             return
-        await self._conn.executemany(
-            "UPDATE alerts SET status = $3, reason = $2, completed_at = now()"
-            " WHERE alert_id = $1 AND status = 'sending'",
-            [(o.alert_id, o.reason, o.type) for o in outcomes],
+        outcomes = list({o.alert_id: o for o in reversed(outcomes)}.values())
+        await self._conn.execute(
+            "UPDATE alerts a SET status = o.status, reason = o.reason, completed_at = now()"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) AS o(alert_id, reason, status)"
+            " WHERE a.alert_id = o.alert_id AND a.status = 'sending'",
+            [o.alert_id for o in outcomes],
+            [o.reason for o in outcomes],
+            [o.type for o in outcomes],
         )
 
 
