@@ -5,12 +5,14 @@ Read-side queries of the HTTP API are in `queries.py`."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple
 from typing import Any
 
 import asyncpg
+from pydantic_core import to_json
 
 from services.consent.adapters import privacy
 from services.consent.domain.model import Act, ProfileConsent
@@ -45,7 +47,8 @@ _STATE_ROWS = (
     " seq integer, hash text)"
 )
 """The consent rows `save_states` writes, sent as one JSON document (encoded in one
-call, where array parameters are checked element by element in Python)."""
+call, by pydantic's JSON writer, where array parameters are checked element by element in
+Python)."""
 _STATE_COLUMNS = (
     "account_id, profile_id, state, profile, email, phone_number, email_status,"
     " email_consented_at, email_method, email_key, receipt_sequence, receipt_hash"
@@ -98,9 +101,45 @@ def _state_row(key: Key, stored: Stored, head: Head | None) -> dict[str, Any]:
     }
 
 
+def _json_text(value: Any) -> str:
+    """`value` as JSON text for a `$n::text::json` parameter. Non-finite numbers are
+    written as `NaN`/`Infinity`, as `json.dumps` wrote them (PostgreSQL refuses them)."""
+    return to_json(value).decode()
+
+
 RECEIPT_COLUMNS = (
-    "account_id", "profile_id", "sequence", "receipt_id", "receipt", "hash", "personal",
+    "account_id", "profile_id", "sequence", "receipt_id", "hash", "personal", "receipt",
 )  # fmt: skip
+_COPY_TEXT = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _copy_field(value: str | None) -> bytes:
+    """A value in COPY's text format: `\\N` for null, else backslash, newline, carriage
+    return and tab escaped."""
+    return b"\\N" if value is None else value.translate(_COPY_TEXT).encode()
+
+
+def _receipt_line(r: Receipt) -> bytes:
+    """C15: one receipt as a line of COPY text, in the order of `RECEIPT_COLUMNS`, with
+    the body's canonical bytes (the ones hashed) as they are: a body is encoded once.
+    JSON text holds no raw newline, carriage return or tab, so only its backslashes are
+    escaped."""
+    body = r.canonical if r.canonical is not None else to_json(r.body)
+    personal = to_json(r.personal).replace(b"\\", b"\\\\") if r.personal else b"\\N"
+    return (
+        b"\t".join(
+            (
+                _copy_field(r.account_id),
+                _copy_field(r.profile_id),
+                b"%d" % r.sequence,
+                _copy_field(r.receipt_id),
+                _copy_field(r.hash),
+                personal,
+                body.replace(b"\\", b"\\\\"),
+            )
+        )
+        + b"\n"
+    )
 
 
 class PostgresConsentRepository:
@@ -160,9 +199,9 @@ class PostgresConsentRepository:
             row = _state_row(key, states[key], self._heads.get(key))
             (upserted if loaded is None else existing if loaded else created).append(row)
         if existing:
-            await self.conn.execute(UPDATE_STATES, json.dumps(existing))
+            await self.conn.execute(UPDATE_STATES, _json_text(existing))
         if created:
-            status = await self.conn.execute(CREATE_STATES, json.dumps(created))
+            status = await self.conn.execute(CREATE_STATES, _json_text(created))
             if affected(status) != len(created):
                 raise asyncpg.exceptions.SerializationError(
                     "a consent row was created concurrently; the batch is retried"
@@ -170,7 +209,7 @@ class PostgresConsentRepository:
             for row in created:
                 self._loaded[Key(row["a"], row["p"])] = True
         if upserted:
-            await self.conn.execute(UPSERT_STATES, json.dumps(upserted))
+            await self.conn.execute(UPSERT_STATES, _json_text(upserted))
 
     async def recorded_acts(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """X2: which (account, act id) pairs the audit trail already holds."""
@@ -410,27 +449,17 @@ class PostgresConsentRepository:
         return out
 
     async def append_receipts(self, receipts: Sequence[Receipt]) -> None:
-        """C15, C16: the receipts by COPY; each chain's new end goes on the profile's
+        """C15, C16: the receipts by COPY, in order; each chain's new end goes on the profile's
         consent row with its state (`save_states`, after this) when `lock_states`
         loaded it, else into the table of heads."""
         if not receipts:
             return
-        await copy_rows(
-            self.conn,
+        # COPY in text format (binary COPY would encode each body again as jsonb).
+        await self.conn.copy_to_table(
             "consent_receipts",
-            RECEIPT_COLUMNS,
-            [
-                (
-                    r.account_id,
-                    r.profile_id,
-                    r.sequence,
-                    r.receipt_id,
-                    dict(r.body),
-                    r.hash,
-                    dict(r.personal) if r.personal else None,
-                )
-                for r in receipts
-            ],
+            source=io.BytesIO(b"".join(_receipt_line(r) for r in receipts)),
+            columns=list(RECEIPT_COLUMNS),
+            format="text",
         )
         heads = {}
         for r in receipts:

@@ -236,3 +236,38 @@ async def test_c15_p3_the_export_carries_receipts_with_their_personal_values(
     first = exported["receipts"][0]
     assert first["personal"]["evidence"] == EVIDENCE and first["hash"]
     assert first["notice"] == "https://acme.example/privacy#v3" and first["jurisdiction"] == "EU"
+
+
+async def test_c15_c16_receipts_keep_every_character_as_written(db: Database) -> None:
+    """The receipts are written by COPY in text format: ids, notice, actor and evidence
+    with tabs, newlines, backslashes, quotes, `\\N` and non-ASCII text come back as
+    written, in order, and the chain verifies."""
+    awkward = 'a\tb\nc\\N\\d"e\r\u00e9\u2028\U0001f600 '
+    pid = f"p{awkward}x"
+    commands = [
+        ConsentCommand.model_validate(
+            {
+                "command_id": f"c{i}{awkward}",
+                "account_id": A,
+                "profile": {"id": pid, "email": EMAIL, "phone_number": PHONE},
+                "action": "unsubscribe" if i % 2 == 0 else "resubscribe",
+                "channel": "push",
+                "evidence": f"form {awkward}",
+                "notice": f"https://acme.example/{awkward}",
+                "actor": awkward,
+                "consented_at": T0 + timedelta(seconds=i),
+            }
+        )
+        for i in range(4)
+    ]
+    await apply(db, commands, batch=4)
+    async with db.pool.acquire() as conn:
+        chain = await receipt_chain(conn, Key(A, pid))
+    assert [r.sequence for r in chain.receipts] == [1, 2, 3, 4]
+    assert [r.body["act_id"] for r in chain.receipts] == [c.command_id for c in commands]
+    assert {r.body["notice"] for r in chain.receipts} == {commands[0].notice}
+    assert {r.body["actor"] for r in chain.receipts} == {awkward}
+    assert {r.personal["evidence"] for r in chain.receipts} == {commands[0].evidence}
+    assert all(r.profile_id == pid and digest(r.body) == r.hash for r in chain.receipts)
+    got = verify(pid, chain.receipts, chain.head, chain.history, keyed)
+    assert got.ok and got.receipts == 4, got.to_json()

@@ -24,6 +24,7 @@ from services.consent.domain.receipts import (
     digest,
     fast_canonical,
     in_force,
+    sorted_canonical,
     verify,
 )
 from services.consent.pages.confirm import _confirm_act
@@ -171,6 +172,35 @@ def test_c16_the_fast_canonical_form_is_the_rfc8785_form_of_a_receipt_body(body)
     assert fast_canonical(body) == rfc8785.dumps(body)
 
 
+def _sorted(value: Any) -> Any:
+    """`value` with every object's keys in sorted order, as `receipt` builds a body."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.dictionaries(
+        st.text(st.characters(max_codepoint=127), max_size=8),
+        VALUE | st.lists(VALUE, max_size=3) | st.dictionaries(st.sampled_from("abcXYZ_"), VALUE),
+        max_size=8,
+    )
+)
+def test_c16_a_sorted_body_is_written_in_its_rfc8785_form(body) -> None:
+    assert sorted_canonical(_sorted(body)) == rfc8785.dumps(body)
+
+
+def _keys_sorted(value: Any) -> bool:
+    if isinstance(value, dict):
+        return list(value) == sorted(value) and all(_keys_sorted(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_keys_sorted(v) for v in value)
+    return True
+
+
 async def _three(repo: InMemoryConsentRepository) -> list[Receipt]:
     t0 = datetime.now(UTC) - timedelta(hours=1)
     for n, action in enumerate(("subscribe", "unsubscribe", "resubscribe")):
@@ -268,6 +298,8 @@ def check_chains_verify_and_explain_agrees(repo: InMemoryConsentRepository, pids
         chain = asyncio.run(repo.receipt_chain(key))
         got = verify(pid, chain.receipts, chain.head, chain.history, keyed)
         assert got.ok, got.to_json()
+        for r in chain.receipts:  # C16: each body hashed in the form `verify` recomputes
+            assert _keys_sorted(r.body) and r.canonical == canonical(r.body)
         state = repo.rows[key].state
         for channel, purpose, list_id in QUERIES:
             answer = explain(state, sups, chain.receipts, channel, purpose, list_id)
