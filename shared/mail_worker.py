@@ -105,6 +105,8 @@ class _Held:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            if not conn.is_closed() and conn.is_in_transaction():
+                conn.terminate()  # stopped mid-transaction: nothing of it may commit
             with contextlib.suppress(Exception):
                 await self._pool.release(conn)
 
@@ -397,7 +399,7 @@ class MailWorker:
         nothing else in hand; sweep for what a crash left now and then."""
         self._wake_finisher.clear()
         if self._swept_at is None or time.monotonic() - self._swept_at > self._sweep_every_s:
-            await self.finalize()  # first of all, what an earlier process left
+            await self.finalize(held=held)  # first of all, what an earlier process left
             self._swept_at = time.monotonic()
         if self._finished and self._finish_now():
             ids = list(self._finished)
@@ -442,11 +444,13 @@ class MailWorker:
             await self._finish_each(uow, done)
             await uow.commit()
 
-    async def finalize(self, limit: int = 1000) -> int:
+    async def finalize(self, limit: int = 1000, *, held: _Held | None = None) -> int:
         """The sweep: run `on_final` for mails marked sent or failed and not yet
         finalized, in one transaction with marking them finalized: what a crash (of
-        this process or another replica) left between an answer and its hook."""
-        async with self._db.uow() as uow:
+        this process or another replica) left between an answer and its hook. On the
+        finisher's kept connection when it sweeps, else on one from the pool."""
+        pool = held if held is not None else self._db.pool
+        async with UnitOfWork(pool, self._db.schema) as uow:  # type: ignore[arg-type]
             done = await mail_queue.unfinalized(uow.conn, limit)
             if not done:
                 return 0
