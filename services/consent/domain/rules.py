@@ -320,10 +320,78 @@ def fold(log: Iterable[Logged]) -> tuple[ProfileConsent, dict[str, Outcome]]:
 
 
 def decide(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outcome:
-    """What `act`, received `now`, does to `state` (X2, X3): see the module docstring."""
+    """What `act`, received `now`, does to `state` (X2, X3): see the module docstring.
+    The first act of a profile nothing has touched yet (most acts: a new profile's
+    subscribe) is decided by `_first_act`, which gives what `decide_in_order` gives."""
+    if _untouched(state):
+        act = effective(act, now)
+        fresh = _first_act(act, policy, now)
+        if fresh is not None:
+            return fresh
+        return _decide(state, act, policy, now)
+    return decide_in_order(state, act, policy, now)
+
+
+def _untouched(state: ProfileConsent) -> bool:
+    """No act has touched the profile: no slot, no logged act, no number (cheap checks:
+    comparing with an empty state would read a long act log)."""
+    return (
+        not state.slots
+        and not len(state.log)
+        and state.phone_number is None
+        and state.phone_version is None
+        and not state.opted_out_numbers
+    )
+
+
+def _first_act(act: Act, policy: Policy, now: datetime) -> Outcome | None:
+    """`step` and `decide` for the first act on an untouched profile, built directly: the
+    common case (a valid subscribe that applies at once, or an opt-out, of a channel, a
+    list or push) without the intermediate states. None for every other case (rejected,
+    pending confirmation, scoped, nothing to change), which the general path decides.
+    `tests/unit/consent/test_first_act.py` holds the two equal for every act."""
+    if invalid(act) is not None or act.scope != "group":
+        return None
+    number = normalize_phone(act.phone_number)
+    if act.channel == "sms" and number is None:
+        return None
+    if act.action == "unsubscribe":
+        status: Status = "unsubscribed"
+    elif (
+        act.confirmed or act.historical_import or (act.action == "resubscribe" and act.has_evidence)
+    ):
+        status = "subscribed"
+    elif act.channel == "email" and policy.email_double_opt_in:
+        return None  # C8: a confirmation to ask for
+    else:
+        status = "subscribed"
+    version = act.version
+    stamp = act.act_at if act.historical_import else now  # C4
+    slots: dict[str, Slot] = {}
+    history: list[HistoryEntry] = []
+    events: list[Event] = []
+    for key in targets(act):
+        phone = number if key in SMS_SLOTS else None
+        slots[key] = Slot(status, stamp, act.method, phone, version)
+        history.append(_entry(key, act, "applied", status, stamp, phone))
+        for event in _event(key, status, act):
+            if event not in events:
+                events.append(event)
+    state = ProfileConsent(
+        slots, number, version if number is not None else None, ActLog([Logged(act, now, policy)])
+    )
+    return Outcome(state, tuple(events), tuple(history))
+
+
+def decide_in_order(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outcome:
+    """`decide` without the shortcut for an untouched profile: the general path."""
     if state.log.has_act(act.act_id):
         return Outcome(state)  # X2: the same act again changes nothing
-    act = effective(act, now)
+    return _decide(state, effective(act, now), policy, now)
+
+
+def _decide(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outcome:
+    """`decide` of an act already made effective (X3) and not logged before (X2)."""
     logged = Logged(act, now, policy)
     # C6: SMS consent follows the phone number, which any act may carry; such an act is
     # late when older than any act of the profile.
