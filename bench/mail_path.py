@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import shutil
 import socket
@@ -261,7 +262,7 @@ class Bench:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), 0.05)
                 woken.clear()
-                now = time.perf_counter()
+                now = time.time()
                 rows = await reader.fetch(
                     f"DELETE FROM {SCHEMA}.outbox WHERE topic = $1 RETURNING value",
                     topics.ALERT_OUTCOMES,
@@ -283,7 +284,7 @@ class Bench:
                 tick += 1
                 due = min(total, int(rate * 0.01 * tick))
                 if due > i:
-                    now = time.perf_counter()
+                    now = time.time()
                     for j in range(i, due):
                         fed[f"{tag}-{j}"] = now
                     await self.consumer.handle(_records(tag, i, due - i))
@@ -299,6 +300,9 @@ class Bench:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
             await listener.close()
+        try:
+            steps = await self._steps(reader, tag, fed, seen)
+        finally:
             await reader.close()
         lat = [seen[a] - t for a, t in fed.items() if a in seen]
         return {
@@ -307,7 +311,39 @@ class Bench:
             "outcomes": len(lat),
             "cpu_s_per_1000": round(1000 * cpu / total, 3),
             **{f"{k}_ms": round(v * 1000, 1) for k, v in percentiles(lat).items()},
+            "steps_p50_p99_ms": steps,
         }
+
+    @staticmethod
+    async def _steps(
+        conn: asyncpg.Connection, tag: str, fed: dict[str, float], seen: dict[str, float]
+    ) -> dict[str, list[float]]:
+        """Where an alert's time goes, by the times the database recorded: fed → its
+        mails queued (the consumer's transaction), → the last of them written as sent,
+        → the alert completed (the hook's transaction began), → its outcome seen."""
+        rows = await conn.fetch(
+            f"SELECT a.alert_id, extract(epoch FROM min(m.created_at)) AS queued,"
+            f" extract(epoch FROM max(m.sent_at)) AS sent,"
+            f" extract(epoch FROM a.completed_at) AS completed"
+            f" FROM {SCHEMA}.alerts a JOIN {SCHEMA}.alert_deliveries d USING (alert_id)"
+            f" JOIN {SCHEMA}.mail_queue m ON m.id = d.mail_id"
+            f" WHERE a.alert_id LIKE $1 GROUP BY a.alert_id, a.completed_at",
+            f"{tag}-%",
+        )
+        parts: dict[str, list[float]] = {"queued": [], "sent": [], "completed": [], "seen": []}
+        for r in rows:
+            a = r["alert_id"]
+            if a not in seen or None in (r["queued"], r["sent"], r["completed"]):
+                continue
+            marks = [fed[a], float(r["queued"]), float(r["sent"]), float(r["completed"]), seen[a]]
+            for name, (t0, t1) in zip(parts, itertools.pairwise(marks), strict=True):
+                parts[name].append(t1 - t0)
+        out = {}
+        for name, values in parts.items():
+            if values:
+                pct = percentiles(values)
+                out[name] = [round(pct["p50"] * 1000, 1), round(pct["p99"] * 1000, 1)]
+        return out
 
 
 def _smtp_server(port: int, mail_dir: Path) -> subprocess.Popen[bytes]:
@@ -415,7 +451,8 @@ def main() -> None:
     for c in found["latency"]:
         print(
             f"latency at {c['rate']:g} alerts/s: p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms"
-            f" ({c['outcomes']}/{c['alerts']} outcomes, CPU {c['cpu_s_per_1000']} s/1000)"
+            f" ({c['outcomes']}/{c['alerts']} outcomes, CPU {c['cpu_s_per_1000']} s/1000);"
+            f" steps p50/p99 ms: {c['steps_p50_p99_ms']}"
         )
     last = found["rounds"][-1]
     print("mail path statements per alert (last round):")

@@ -112,11 +112,19 @@ class _Held:
 
 
 @dataclass(eq=False)
+class _Claim:
+    """The mails of one claim not answered yet (or answered, not yet written)."""
+
+    open: int
+
+
+@dataclass(eq=False)
 class _InHand:
     """A claimed mail until its answer is handed to the writer."""
 
     claimed: Claimed
     leased_until: float  # monotonic; the database's lease ends no earlier
+    claim: _Claim
 
     @property
     def mail(self) -> QueuedMail:
@@ -128,6 +136,7 @@ class _Pending:
     """An answer waiting for the writer, and who waits for it to be written."""
 
     answer: Answer
+    claim: _Claim
     written: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -146,7 +155,7 @@ class MailWorker:
         base_backoff_s: float = 1.0,
         max_backoff_s: float = 300.0,
         idle_poll_s: float = 0.25,
-        finalize_every: int = 50,
+        finalize_every: int = 200,
         finalize_delay_s: float = 0.1,
         sweep_every_s: float = 5.0,
     ) -> None:
@@ -160,8 +169,10 @@ class MailWorker:
         self._base_backoff_s = base_backoff_s
         self._max_backoff_s = max_backoff_s
         self._idle_poll_s = idle_poll_s
-        # The finisher runs when this many mails are answered, when the worker has
-        # nothing else in hand, or when the oldest answer waited `finalize_delay_s`.
+        # The finisher runs when every mail of a claim is answered (the claim's alerts
+        # are done together: one finishing per claim under load, at once when light),
+        # when the worker has nothing else in hand, when `finalize_every` answers wait
+        # or the oldest waited `finalize_delay_s` (a claim held up by a slow answer).
         self._finalize_every = finalize_every
         self._finalize_delay_s = finalize_delay_s
         self._sweep_every_s = sweep_every_s
@@ -175,6 +186,7 @@ class MailWorker:
         self._held: dict[int, _InHand] = {}  # claimed, not yet answered
         self._answers: list[_Pending] = []  # answered, not yet written
         self._finished: dict[int, float] = {}  # written as final, hook not run: id -> when
+        self._claims_done = False  # a claim was answered in full since the last finishing
         self._wake_claimer = asyncio.Event()
         self._wake_writer = asyncio.Event()
         self._wake_finisher = asyncio.Event()
@@ -294,8 +306,9 @@ class MailWorker:
             if claimed:
                 await mail_queue.mark_sending(uow.conn, [c.mail.id for c in claimed], self._lease)
             await uow.commit()
+        claim = _Claim(len(claimed))
         for c in claimed:
-            item = _InHand(c, started + self._lease_s)
+            item = _InHand(c, started + self._lease_s, claim)
             self._held[c.mail.id] = item
             self._queue.put_nowait(item)
         return len(found)
@@ -328,12 +341,13 @@ class MailWorker:
                 # Its lease could run out while it is being sent (the writer could not
                 # extend it): left to be claimed again rather than risk two senders.
                 self._held.pop(item.mail.id, None)
+                item.claim.open -= 1
                 continue
             try:
                 answer = await self._send(sender, item)
             finally:
                 self._held.pop(item.mail.id, None)
-            pending = _Pending(answer)
+            pending = _Pending(answer, item.claim)
             self._answers.append(pending)
             self._wake_writer.set()
             if answer.status == "sent":
@@ -379,6 +393,8 @@ class MailWorker:
         for p in batch:
             if not p.written.done():
                 p.written.set_result(None)
+            p.claim.open -= 1
+            self._claims_done |= p.claim.open <= 0
             if self._hooks is not None and p.answer.status != "retry":
                 self._finished.setdefault(p.answer.mail_id, now)
         if self._finished:
@@ -402,6 +418,7 @@ class MailWorker:
             await self.finalize(held=held)  # first of all, what an earlier process left
             self._swept_at = time.monotonic()
         if self._finished and self._finish_now():
+            self._claims_done = False
             ids = list(self._finished)
             await self._finish(held, ids)
             for i in ids:
@@ -418,6 +435,7 @@ class MailWorker:
         oldest = min(self._finished.values())
         return (
             idle
+            or self._claims_done
             or len(self._finished) >= self._finalize_every
             or time.monotonic() - oldest >= self._finalize_delay_s
         )
