@@ -5,7 +5,6 @@ Every consumer's use case is `async def on_<topic>(batch, work)`."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from services.consent.domain.model import (
 )
 from services.consent.domain.receipts import Head, Personal, Receipt, applied, receipt
 from services.consent.domain.rules import decide, invalid, reject
-from services.consent.outputs import change_payload
+from services.consent.outputs import change_id, change_payloads, short_digest
 from services.consent.ports import (
     AccountSettings,
     Confirmation,
@@ -142,17 +141,11 @@ def change_documents(
         return []
     state = outcome.state.view()
     stamp = act.act_at if act.historical_import else now
+    prefix = derived_id(account_id, profile_id, act.act_id)
     return [
         {
             "type": event.type,
-            # X2: one id per account, profile, act and event, unique by construction
-            # (two profiles that share a number each get their own change, C6).
-            "change_id": derived_id(
-                account_id,
-                profile_id,
-                act.act_id,
-                _short(event.type, event.list_id or "", event.scope or ""),
-            ),
+            "change_id": change_id(prefix, event),
             "account_id": account_id,
             "profile_id": profile_id,
             "profile": profile,
@@ -185,14 +178,6 @@ def _merge(profile: dict[str, Any], incoming: dict[str, Any] | None, profile_id:
     return merged
 
 
-def _short(*parts: str) -> str:
-    """A short digest of `parts`, distinct for distinct part lists (X2): `%` and the
-    separator are escaped in each part (parts without them digest as they always did,
-    so ids of acts already handled stay the same)."""
-    escaped = (p.replace("%", "%25").replace("\x1f", "%1F") for p in parts)
-    return hashlib.sha256("\x1f".join(escaped).encode()).hexdigest()[:24]
-
-
 @dataclass
 class _Loaded:
     """What a batch of acts reads once, before deciding each act."""
@@ -203,6 +188,10 @@ class _Loaded:
     erased: dict[int, list[str]]
     pages: dict[str, PageSettings]
     heads: dict[Key, Head] = field(default_factory=dict)  # C16: each chain's end so far
+    # Each subscribe's profile with what it brings (`_merge`), by request, as `_erased`
+    # made it from the stored profile: `_apply_one` takes it when the profile is still
+    # that one (no act before it in the batch changed it).
+    merged: dict[int, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -264,13 +253,15 @@ async def apply_with_identities(
     # Stamped after the rows are locked: a profile's events then carry `occurred_at` in
     # commit order, which read models keeping "the newest state" rely on (F7).
     now = now or utcnow()
+    merged: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     loaded = _Loaded(
         stored,
         await work.accounts.account_settings(r.account_id for r in every),
         await work.suppressions.suppressions(r.key for r in every),
-        await _erased(work, every, stored),
+        await _erased(work, every, stored, merged),
         await work.accounts.page_settings(r.account_id for r in every),
         await work.receipts.receipt_heads({r.key for r in every}),
+        merged=merged,
     )
     writes = _Writes()
     applied = [
@@ -391,7 +382,9 @@ async def _apply_one(
     """Decide one act on the state left by the acts before it in the batch."""
     row = loaded.stored[req.key]
     acct = loaded.prefs.get(req.account_id, AccountSettings())
-    profile = _merge(row.profile, req.profile, req.profile_id)
+    base, profile = loaded.merged.get(id(req)) or (None, None)
+    if base is not row.profile or profile is None:
+        profile = _merge(row.profile, req.profile, req.profile_id)
     held = loaded.erased.get(id(req), [])
     if held and req.act.action != "unsubscribe":
         if not req.act.has_evidence:
@@ -414,7 +407,9 @@ async def _apply_one(
     # A rejected or stale act is kept too (log and history, C11, X3): no event, no mail.
     row.state = outcome.state
     writes.touched.add(req.key)
-    made = _receipt(req, outcome, profile, loaded, writes, options.hash_secret, now)
+    # X2: the ids of what the act makes (receipt, changes) all start with this.
+    prefix = derived_id(req.account_id, req.profile_id, req.act.act_id)
+    made = _receipt(req, outcome, profile, loaded, writes, options.hash_secret, now, prefix)
     rid = made.receipt_id if made else None
     writes.history += [
         HistoryRow(req.account_id, req.profile_id, h, rid if h.result == "applied" else None)
@@ -430,10 +425,9 @@ async def _apply_one(
     row.profile = profile
     if outcome.confirmation is not None:
         _ask_confirmation(work, req, outcome, profile["email"], acct, loaded, writes)
-    for doc in change_documents(
-        req.account_id, req.profile_id, profile, req.act, outcome, now, rid
+    for payload in change_payloads(
+        prefix, req.account_id, req.profile_id, profile, req.act, outcome, now, rid
     ):
-        payload = change_payload(doc)
         work.publish(topics.CONSENT_CHANGES, req.profile_id, payload, headers=req.headers)
     return outcome
 
@@ -446,6 +440,7 @@ def _receipt(
     writes: _Writes,
     secret: str,
     now: datetime,
+    prefix: str,
 ) -> Receipt | None:
     """C15, C16: the receipt of an applied act for this profile (none for a stale,
     rejected, held or pending act: their history rows say what happened), the next link
@@ -468,6 +463,7 @@ def _receipt(
         head=loaded.heads.get(req.key, Head()),
         recorded_at=now,
         keyed=lambda kind, value: subject_hash(secret, kind, value),
+        receipt_id=f"{prefix}:receipt",
     )
     loaded.heads[req.key] = Head(made.sequence, made.hash)
     writes.receipts.append(made)
@@ -486,7 +482,7 @@ def _ask_confirmation(
     """C8: a pending confirmation and its mail (queued only if the confirmation is new)."""
     c = outcome.confirmation
     assert c is not None
-    cid = _short(req.account_id, req.profile_id, req.act.act_id)
+    cid = short_digest(req.account_id, req.profile_id, req.act.act_id)
     pending = Confirmation(
         cid, req.account_id, req.profile_id, c.channel, c.list_id, c.scope,
         req.act.method, email, evidence=req.act.evidence, notice=req.act.notice,
@@ -497,15 +493,22 @@ def _ask_confirmation(
 
 
 async def _erased(
-    work: ConsentWork, requests: Sequence[Request], stored: dict[Key, Stored]
+    work: ConsentWork,
+    requests: Sequence[Request],
+    stored: dict[Key, Stored],
+    merged_out: dict[int, tuple[dict[str, Any], dict[str, Any]]],
 ) -> dict[int, list[str]]:
-    """The erased-address hashes each subscribe request matches (P2), by request."""
+    """The erased-address hashes each subscribe request matches (P2), by request; the
+    profiles merged for it are kept in `merged_out` (by request, with the profile merged
+    into)."""
     secret = work.options.hash_secret
     wanted: dict[int, list[str]] = {}
     for req in requests:
         if req.act.action == "unsubscribe":
             continue
-        merged = _merge(stored[req.key].profile, req.profile, req.profile_id)
+        base = stored[req.key].profile
+        merged = _merge(base, req.profile, req.profile_id)
+        merged_out[id(req)] = (base, merged)
         # P2: held by any spelling of the erased address or number (I1), and by the
         # erased profile id itself.
         wanted[id(req)] = [
@@ -561,7 +564,7 @@ async def renew_confirmation(work: ConsentWork, confirmation_id: str, now: datet
     old = await work.confirmations.confirmation(confirmation_id)
     if old is None or old.confirmed_at is not None:
         return False
-    fresh_id = _short(confirmation_id, "renewed", now.date().isoformat())
+    fresh_id = short_digest(confirmation_id, "renewed", now.date().isoformat())
     renewed = replace(old, confirmation_id=fresh_id, requested_at=None, confirmed_at=None)
     if fresh_id not in await work.confirmations.add_confirmations([renewed]):
         return True  # already renewed today: that mail is on its way

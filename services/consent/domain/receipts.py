@@ -119,6 +119,9 @@ def receipt_id(account_id: str, profile_id: str, act_id: str) -> str:
     return derived_id(account_id, profile_id, act_id, "receipt")
 
 
+make_receipt_id = receipt_id  # `receipt`'s parameter of that name hides the function
+
+
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 
@@ -153,9 +156,11 @@ def receipt(
     head: Head,
     recorded_at: datetime,
     keyed: Hasher,
+    receipt_id: str | None = None,
 ) -> Receipt:
     """C15: the receipt of one applied act (`entries`: its applied history rows) for
-    one profile, the next link after `head` (C16)."""
+    one profile, the next link after `head` (C16). `receipt_id`: the id `receipt_id`
+    gives, when the caller has it already."""
     # Every object's keys in sorted order: the body is its own canonical form's order
     # (`sorted_canonical`).
     body = {
@@ -173,7 +178,7 @@ def receipt(
         "notice": act.notice,
         "previous_hash": head.hash,
         "purposes": [_purpose(e, act) for e in entries],
-        "receipt_id": receipt_id(account_id, profile_id, act.act_id),
+        "receipt_id": receipt_id or make_receipt_id(account_id, profile_id, act.act_id),
         "recorded_at": _iso(recorded_at),
         "schema_version": 1,
         "sequence": head.sequence + 1,
