@@ -15,7 +15,7 @@ import asyncpg
 from pydantic_core import to_json
 
 from services.consent.adapters import privacy
-from services.consent.domain.model import Act, ProfileConsent
+from services.consent.domain.model import Act, ProfileConsent, iso
 from services.consent.domain.receipts import Head, HistoryLink, Receipt
 from services.consent.ports import (
     SETTING_FIELDS,
@@ -93,7 +93,7 @@ def _state_row(key: Key, stored: Stored, head: Head | None) -> dict[str, Any]:
         "email": profile.get("email"),
         "phone": state.phone_number,
         "status": email.status,
-        "at": email.consented_at.isoformat() if email.consented_at else None,
+        "at": iso(email.consented_at) if email.consented_at else None,
         "method": email.method,
         "key": email_identity(profile.get("email")),
         "seq": head.sequence if head and head.hash else None,

@@ -45,8 +45,26 @@ def version_rank(action: str) -> int:
     return OPT_OUT_RANK if action == "unsubscribe" else OPT_IN_RANK
 
 
+_ISO: dict[int, tuple[datetime, str]] = {}
+
+
+def iso(at: datetime) -> str:
+    """`at.isoformat()`, remembered for the few datetimes written many times over: an
+    act's time and the time a batch was received are written in a profile's slots, its
+    act log and its receipt. By the object itself (held here, so its id is not reused
+    while remembered); a few dozen at most."""
+    hit = _ISO.get(id(at))
+    if hit is not None and hit[0] is at:
+        return hit[1]
+    text = at.isoformat()
+    if len(_ISO) >= 64:
+        _ISO.clear()
+    _ISO[id(at)] = (at, text)
+    return text
+
+
 def version_to_json(version: Version | None) -> list[Any] | None:
-    return [version[0].isoformat(), version[2], version[1]] if version else None
+    return [iso(version[0]), version[2], version[1]] if version else None
 
 
 def version_from_json(data: Any) -> Version | None:
@@ -97,12 +115,13 @@ class Slot:
     version: Version | None = None
 
     def to_json(self) -> dict[str, Any]:
+        version = self.version
         return {
             "status": self.status,
-            "consented_at": self.consented_at.isoformat() if self.consented_at else None,
+            "consented_at": iso(self.consented_at) if self.consented_at else None,
             "method": self.method,
             "phone_number": self.phone_number,
-            "version": version_to_json(self.version),
+            "version": [iso(version[0]), version[2], version[1]] if version else None,
         }
 
     @classmethod
@@ -165,8 +184,9 @@ class ProfileConsent:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        slots = self.slots
         return {
-            "slots": {k: s.to_json() for k, s in sorted(self.slots.items())},
+            "slots": {k: slots[k].to_json() for k in sorted(slots)},
             "phone_number": self.phone_number,
             "phone_version": version_to_json(self.phone_version),
             "log": self.log.to_json(),
@@ -275,19 +295,43 @@ class Act:
 
     def to_json(self) -> dict[str, Any]:
         """The act as logged: fields at their default are left out (the log is read and
-        written whole by every act of the profile, so its size is paid on each)."""
+        written whole by every act of the profile, so its size is paid on each). Field
+        by field, in the order of `_ACT_DEFAULTS` (`tests/unit/consent/test_state_json.py`
+        holds it equal to writing every field that differs from its default)."""
         out: dict[str, Any] = {
             "act_id": self.act_id,
             "action": self.action,
             "channel": self.channel,
-            "act_at": self.act_at.isoformat(),
+            "act_at": iso(self.act_at),
         }
-        for name, default in _ACT_DEFAULTS:
-            value = getattr(self, name)
-            if value != default:
-                out[name] = value
+        if self.purpose != "marketing":
+            out["purpose"] = self.purpose
+        if self.list_id is not None:
+            out["list_id"] = self.list_id
+        if self.scope != "group":
+            out["scope"] = self.scope
+        if self.method != "api":
+            out["method"] = self.method
+        if self.evidence is not None:
+            out["evidence"] = self.evidence
+        if self.historical_import:
+            out["historical_import"] = self.historical_import
+        if self.phone_number is not None:
+            out["phone_number"] = self.phone_number
+        if self.confirmed:
+            out["confirmed"] = self.confirmed
+        if self.clicked:
+            out["clicked"] = self.clicked
+        if self.actor is not None:
+            out["actor"] = self.actor
+        if self.number_only:
+            out["number_only"] = self.number_only
+        if self.notice is not None:
+            out["notice"] = self.notice
+        if self.jurisdiction is not None:
+            out["jurisdiction"] = self.jurisdiction
         if self.claimed_at is not None:
-            out["claimed_at"] = self.claimed_at.isoformat()
+            out["claimed_at"] = iso(self.claimed_at)
         return out
 
     @classmethod
@@ -334,7 +378,7 @@ class Logged:
     def to_json(self) -> dict[str, Any]:
         return {
             "act": self.act.to_json(),
-            "received_at": self.received_at.isoformat(),
+            "received_at": iso(self.received_at),
             "doi": self.policy.email_double_opt_in,
             "manual": self.policy.manually_suppressed,
             "spam": self.policy.spam_suppressed,

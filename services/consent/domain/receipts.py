@@ -21,7 +21,7 @@ from typing import Any
 import rfc8785
 from pydantic_core import to_json
 
-from services.consent.domain.model import SMS_SLOTS, Act, HistoryEntry, slot_channel
+from services.consent.domain.model import SMS_SLOTS, Act, HistoryEntry, iso, slot_channel
 from shared.contracts.receipts import RECEIPT_VERSION
 from shared.domain.identity import derived_id
 
@@ -123,7 +123,7 @@ make_receipt_id = receipt_id  # `receipt`'s parameter of that name hides the fun
 
 
 def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
+    return iso(at) if at else None
 
 
 def _purpose(entry: HistoryEntry, act: Act) -> dict[str, Any]:
