@@ -5,7 +5,6 @@ Read-side queries of the HTTP API are in `queries.py`."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple
@@ -31,6 +30,7 @@ from services.consent.ports import (
 )
 from shared.db.batches import columns, copy_rows
 from shared.db.locks import lock_key
+from shared.db.pool import JsonText
 from shared.db.rows import affected
 from shared.db.uow import UnitOfWork
 from shared.domain.identity import email_identity
@@ -110,35 +110,21 @@ def _json_text(value: Any) -> str:
 RECEIPT_COLUMNS = (
     "account_id", "profile_id", "sequence", "receipt_id", "hash", "personal", "receipt",
 )  # fmt: skip
-_COPY_TEXT = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
-def _copy_field(value: str | None) -> bytes:
-    """A value in COPY's text format: `\\N` for null, else backslash, newline, carriage
-    return and tab escaped."""
-    return b"\\N" if value is None else value.translate(_COPY_TEXT).encode()
-
-
-def _receipt_line(r: Receipt) -> bytes:
-    """C15: one receipt as a line of COPY text, in the order of `RECEIPT_COLUMNS`, with
-    the body's canonical bytes (the ones hashed) as they are: a body is encoded once.
-    JSON text holds no raw newline, carriage return or tab, so only its backslashes are
-    escaped."""
+def _receipt_row(r: Receipt) -> tuple[Any, ...]:
+    """C15: one receipt in the order of `RECEIPT_COLUMNS`, for binary COPY, with the
+    body's canonical bytes (the ones hashed) passed as they are (`JsonText`): a body is
+    encoded once."""
     body = r.canonical if r.canonical is not None else to_json(r.body)
-    personal = to_json(r.personal).replace(b"\\", b"\\\\") if r.personal else b"\\N"
     return (
-        b"\t".join(
-            (
-                _copy_field(r.account_id),
-                _copy_field(r.profile_id),
-                b"%d" % r.sequence,
-                _copy_field(r.receipt_id),
-                _copy_field(r.hash),
-                personal,
-                body.replace(b"\\", b"\\\\"),
-            )
-        )
-        + b"\n"
+        r.account_id,
+        r.profile_id,
+        r.sequence,
+        r.receipt_id,
+        r.hash,
+        JsonText(to_json(r.personal)) if r.personal else None,
+        JsonText(body),
     )
 
 
@@ -454,12 +440,8 @@ class PostgresConsentRepository:
         loaded it, else into the table of heads."""
         if not receipts:
             return
-        # COPY in text format (binary COPY would encode each body again as jsonb).
-        await self.conn.copy_to_table(
-            "consent_receipts",
-            source=io.BytesIO(b"".join(_receipt_line(r) for r in receipts)),
-            columns=list(RECEIPT_COLUMNS),
-            format="text",
+        await copy_rows(
+            self.conn, "consent_receipts", RECEIPT_COLUMNS, [_receipt_row(r) for r in receipts]
         )
         heads = {}
         for r in receipts:
