@@ -237,15 +237,16 @@ async def apply_with_identities(
         return []
     # Identities first (what the acts themselves name), then profiles: every batch
     # takes its locks in that order.
+    named = {id(r): _identities(r, {}) for r in requests}
     locked = {(k.account_id, k.identity) for k in kept} | {
-        (r.account_id, key) for r in requests for key in _identities(r, {})
+        (r.account_id, key) for r in requests for key in named[id(r)]
     }
     await work.identities.lock_identities(locked)
     stored = await work.states.lock_states(r.key for r in requests)
     if once and requests:
         done = await work.states.recorded_acts((r.account_id, r.act.act_id) for r in requests)
         requests = [r for r in requests if (r.account_id, r.act.act_id) not in done]
-    widened = await _widen(work, requests, kept, stored, locked)
+    widened = await _widen(work, requests, kept, stored, locked, named)
     extra = {r.key for r, _ in widened} - set(stored)
     if extra:
         stored |= await work.states.lock_states(extra)
@@ -300,6 +301,22 @@ def _identities(req: Request, stored: Mapping[Key, Stored]) -> list[str]:
     ]
 
 
+def _carried(
+    req: Request, stored: Mapping[Key, Stored], named: Mapping[int, list[str]]
+) -> list[str]:
+    """`_identities(req, stored)`, taken from `named` (each request's `_identities(req,
+    {})`, what the act itself names) when the stored row adds nothing to it: a number
+    only when the act brings none, an address only when the request brings none (a new
+    profile: every subscribe of a new person)."""
+    row = stored.get(req.key)
+    if row is None or (
+        (req.act.phone_number or row.state.phone_number is None)
+        and ((req.profile or {}).get("email") or not row.profile.get("email"))
+    ):
+        return named[id(req)]
+    return _identities(req, stored)
+
+
 def _kept_for(req: Request, stored: Mapping[Key, Stored]) -> list[IdentityAct]:
     """What an opt-out leaves in the ledger (I1, C6): an SMS opt-out for its number, as
     the number's act; an email opt-out for the address, without the profile's number."""
@@ -321,12 +338,13 @@ async def _widen(
     kept: Sequence[IdentityAct],
     stored: Mapping[Key, Stored],
     locked: set[tuple[str, str]],
+    named: Mapping[int, list[str]],
 ) -> list[tuple[Request, bool]]:
     """The requests with what I1 and C6 add: before each act, the ledger of what its
     profile carries (acts the profile already has are skipped by `decide`, X2); after
     them, each new ledger act for every profile that carries its identity now. The new
-    ledger acts are kept."""
-    about = [_identities(r, stored) for r in requests]
+    ledger acts are kept. `named`: each request's `_identities(req, {})`."""
+    about = [_carried(r, stored, named) for r in requests]
     # What only the stored profiles name (their number or address) is locked now.
     await work.identities.lock_identities(
         {(r.account_id, key) for r, keys in zip(requests, about, strict=True) for key in keys}
