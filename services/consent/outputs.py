@@ -96,7 +96,7 @@ def state_payload(state: ProfileConsent) -> dict[str, Any]:
     for key in CHANNEL_SLOTS:
         slot = slots.get(key)
         out[key] = _UNTOUCHED[key] if slot is None else _channel(slot, key in SMS_SLOTS)
-    if all(k in _UNTOUCHED for k in slots):
+    if slots.keys() <= _UNTOUCHED.keys():  # the channels only
         out["lists"] = {}
         out["opt_outs"] = ["group"] if out["email"]["status"] == "unsubscribed" else []
     else:
