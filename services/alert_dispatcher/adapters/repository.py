@@ -323,17 +323,14 @@ class PostgresLimits(_OnConnection):
         )
 
     async def lock_window(self, account_id: str, start: datetime) -> int:
-        """Replicas admitting mails of the same account take turns on this row."""
-        await self._conn.execute(
-            "INSERT INTO send_windows (account_id, window_start) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING",
-            account_id,
-            start,
-        )
+        """Replicas admitting mails of the same account take turns on this row: the
+        upsert creates it or locks it (a conflict's update takes the row lock) and
+        returns what it counts, in one statement."""
         return int(
             await self._conn.fetchval(
-                "SELECT sent FROM send_windows WHERE account_id = $1 AND window_start = $2"
-                " FOR UPDATE",
+                "INSERT INTO send_windows (account_id, window_start) VALUES ($1, $2)"
+                " ON CONFLICT (account_id, window_start) DO UPDATE SET sent = send_windows.sent"
+                " RETURNING sent",
                 account_id,
                 start,
             )

@@ -206,8 +206,8 @@ async def test_a9_answers_of_several_connections_are_written_in_one_statement(
 
     async def spy(conn: Any, answers: Sequence[Any], *, finalized: bool) -> None:
         if not writes:
-            # Hold the first write until the other connections have answers waiting:
-            # the next write must then take them all at once.
+            # Hold the first write until every connection has an answer in hand: the
+            # answers the first write did not take go together in the second.
             await eventually(lambda: _ready(len(worker._answers) >= 4), 10, 0.01)
         writes.append(len(answers))
         await real(conn, answers, finalized=finalized)
@@ -217,7 +217,7 @@ async def test_a9_answers_of_several_connections_are_written_in_one_statement(
     async with running(worker):
         rows = await _all(db, "sent", 12)
     assert sum(writes) == 12 and len(writes) < 12
-    assert max(writes) >= 3, writes
+    assert max(writes[:2]) >= 2, writes  # four answers in two writes
     assert all(r["attempts"] == 1 and r["finalized"] for r in rows)
     assert handler.ids() == Counter({f"<{account}-{i}@mail.test>": 1 for i in range(len(ids))})
 
@@ -243,11 +243,13 @@ async def test_a9_a_connection_gives_the_relay_no_mail_before_its_last_acceptanc
     await _queue(db, _mails(10, account))
     worker = _worker(db, port, connections=3)
     async with running(worker):
-        # Every connection has an accepted mail waiting to be written ...
-        await eventually(lambda: _ready(len(worker._answers) == 3), 10, 0.01)
-        # ... and, with all three waiting for that, nothing more went out.
-        assert len(handler.taken) == 3
-        release.set()
+        try:
+            # Every connection has an accepted mail waiting to be written ...
+            await eventually(lambda: _ready(len(worker._answers) == 3), 10, 0.01)
+            # ... and, with all three waiting for that, nothing more went out.
+            assert len(handler.taken) == 3
+        finally:
+            release.set()
         await _all(db, "sent", 10)
     assert len(handler.taken) == 10 and set(handler.ids().values()) == {1}
 
