@@ -340,18 +340,23 @@ class MailWorker:
             if time.monotonic() > item.leased_until - self._lease_s / 4:
                 # Its lease could run out while it is being sent (the writer could not
                 # extend it): left to be claimed again rather than risk two senders.
-                self._held.pop(item.mail.id, None)
+                self._let_go(item)
                 item.claim.open -= 1
                 continue
             try:
                 answer = await self._send(sender, item)
             finally:
-                self._held.pop(item.mail.id, None)
+                self._let_go(item)
             pending = _Pending(answer, item.claim)
             self._answers.append(pending)
             self._wake_writer.set()
             if answer.status == "sent":
                 last_sent = pending.written
+
+    def _let_go(self, item: _InHand) -> None:
+        """No longer held (a later claim of the same mail may be: it stays)."""
+        if self._held.get(item.mail.id) is item:
+            del self._held[item.mail.id]
 
     async def _send(self, sender: SmtpSender, item: _InHand) -> Answer:
         mail, envelope = item.mail, item.claimed.envelope
@@ -377,13 +382,14 @@ class MailWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake_writer.wait(), min(1.0, self._lease_s / 4))
         self._wake_writer.clear()
-        report_progress(self._health["writer"])
         if not self._answers and not self._held:
+            report_progress(self._health["writer"])
             return
         conn = await held.acquire()
         await self._extend_leases(conn)
         batch = list(self._answers)
         if not batch:
+            report_progress(self._health["writer"])
             return
         await mail_queue.write_answers(
             conn, [p.answer for p in batch], finalized=self._hooks is None
@@ -399,6 +405,7 @@ class MailWorker:
                 self._finished.setdefault(p.answer.mail_id, now)
         if self._finished:
             self._wake_finisher.set()
+        report_progress(self._health["writer"])
 
     async def _extend_leases(self, conn: asyncpg.Connection) -> None:
         now = time.monotonic()
