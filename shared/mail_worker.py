@@ -84,7 +84,7 @@ class _Held:
         self._conn: asyncpg.Connection | None = None
 
     async def acquire(self) -> asyncpg.Connection:
-        if self._conn is not None and self._conn.is_closed():
+        if self._conn is not None and not _usable(self._conn):
             await self.discard()
         if self._conn is None:
             self._conn = await self._pool.acquire()
@@ -97,7 +97,7 @@ class _Held:
         """Give up the connection after a failure; the next use takes a fresh one."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            if not conn.is_closed():
+            if _usable(conn):
                 conn.terminate()
             with contextlib.suppress(Exception):
                 await self._pool.release(conn)
@@ -105,10 +105,20 @@ class _Held:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            if not conn.is_closed() and conn.is_in_transaction():
-                conn.terminate()  # stopped mid-transaction: nothing of it may commit
+            with contextlib.suppress(asyncpg.InterfaceError):
+                if _usable(conn) and conn.is_in_transaction():
+                    conn.terminate()  # stopped mid-transaction: nothing of it may commit
             with contextlib.suppress(Exception):
                 await self._pool.release(conn)
+
+
+def _usable(conn: asyncpg.Connection) -> bool:
+    """Open and still ours: after the server went away the pool takes a lost
+    connection back by itself, and then every call on it raises."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 @dataclass(eq=False)

@@ -371,3 +371,40 @@ async def test_a9_each_answered_mail_is_finished_once_in_batches(db, relay, acco
     assert sorted(seen) == sorted(ids.values())  # each once
     assert len(hooks.finished) < 20  # several per transaction
     assert Counter(r["status"] for r in rows) == {"sent": 19, "failed": 1}
+
+
+async def test_a9_the_worker_goes_on_when_the_database_drops_its_connections(
+    db, relay, account
+) -> None:
+    """As in a PostgreSQL restart: every connection of the service is cut. The worker
+    takes new ones and goes on; nothing is sent twice."""
+    handler, port = relay
+    mails = _mails(8, account)
+    worker = _worker(db, port, connections=2)
+    task = asyncio.create_task(worker.run())
+    try:
+        await _queue(db, mails[:4])
+        await _all(db, "sent", 4)
+        admin = await asyncpg.connect(db.dsn)
+        try:
+            cut = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                f"consentflow-{db.schema}",
+            )
+        finally:
+            await admin.close()
+        assert cut >= 3  # the worker's kept connections and its LISTEN
+        fresh = await asyncpg.connect(db.dsn, server_settings={"search_path": db.schema})
+        try:
+            await mail_queue.enqueue_many(fresh, mails[4:])
+        finally:
+            await fresh.close()
+        rows = await _all(db, "sent", 8)
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert all(r["attempts"] == 1 for r in rows)
+    assert len(handler.ids()) == 8 and set(handler.ids().values()) == {1}
