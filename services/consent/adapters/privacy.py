@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 
-from services.consent.adapters.pairs import json_pairs, pairs_param
 from services.consent.domain.model import ProfileConsent, normalize_phone
 from services.consent.ports import identity_key
 from shared.contracts import PrivacyRequest, PrivacyResult
@@ -303,9 +302,10 @@ async def erased_hashes(
         return set()
     rows = await conn.fetch(
         "SELECT e.account_id, e.subject_hash FROM erased_subjects e"
-        f" JOIN {json_pairs('k', 'a', 'h')}"
+        " JOIN unnest($1::text[], $2::text[]) AS k(a, h)"
         " ON e.account_id = k.a AND e.subject_hash = k.h",
-        pairs_param(account_hashes),
+        [a for a, _ in account_hashes],
+        [h for _, h in account_hashes],
     )
     return {(r["account_id"], r["subject_hash"]) for r in rows}
 

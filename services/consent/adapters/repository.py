@@ -14,7 +14,6 @@ import asyncpg
 from pydantic_core import to_json
 
 from services.consent.adapters import privacy
-from services.consent.adapters.pairs import json_pairs, pairs_param
 from services.consent.domain.model import Act, ProfileConsent, iso
 from services.consent.domain.receipts import Head, HistoryLink, Receipt
 from services.consent.ports import (
@@ -156,10 +155,11 @@ class PostgresConsentRepository:
         rows = await self.conn.fetch(
             "SELECT s.account_id, s.profile_id, s.state, s.profile, s.receipt_sequence,"
             " s.receipt_hash FROM consent_state s"
-            f" JOIN {json_pairs('k', 'a', 'p')}"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
             " ON s.account_id = k.a AND s.profile_id = k.p"
             " ORDER BY s.account_id, s.profile_id FOR UPDATE OF s",
-            pairs_param(ordered),
+            [k[0] for k in ordered],
+            [k[1] for k in ordered],
         )
         found = {}
         for r in rows:
@@ -204,9 +204,10 @@ class PostgresConsentRepository:
             return set()
         rows = await self.conn.fetch(
             "SELECT DISTINCT h.account_id, h.act_id FROM consent_history h"
-            f" JOIN {json_pairs('k', 'a', 'i')}"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, i)"
             " ON h.account_id = k.a AND h.act_id = k.i",
-            pairs_param(wanted),
+            [p[0] for p in wanted],
+            [p[1] for p in wanted],
         )
         return {(r["account_id"], r["act_id"]) for r in rows}
 
@@ -254,9 +255,10 @@ class PostgresConsentRepository:
             return {}
         rows = await self.conn.fetch(
             "SELECT v.account_id, v.profile_id, v.suppressions FROM suppression_view v"
-            f" JOIN {json_pairs('k', 'a', 'p')}"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
             " ON v.account_id = k.a AND v.profile_id = k.p",
-            pairs_param(wanted),
+            [k[0] for k in wanted],
+            [k[1] for k in wanted],
         )
         return {Key(r["account_id"], r["profile_id"]): list(r["suppressions"]) for r in rows}
 
@@ -310,9 +312,10 @@ class PostgresConsentRepository:
             return {}
         rows = await self.conn.fetch(
             "SELECT n.account_id, n.identity, n.act::text AS act FROM identity_acts n"
-            f" JOIN {json_pairs('k', 'a', 'i')}"
+            " JOIN unnest($1::text[], $2::text[]) AS k(a, i)"
             " ON n.account_id = k.a AND n.identity = k.i",
-            pairs_param(wanted),
+            [p[0] for p in wanted],
+            [p[1] for p in wanted],
         )
         out: dict[tuple[str, str], list[Act]] = {}
         for r in rows:
@@ -419,9 +422,10 @@ class PostgresConsentRepository:
         if rest:
             rows = await self.conn.fetch(
                 "SELECT h.account_id, h.profile_id, h.sequence, h.hash"
-                f" FROM consent_receipt_heads h JOIN {json_pairs('k', 'a', 'p')}"
+                " FROM consent_receipt_heads h JOIN unnest($1::text[], $2::text[]) AS k(a, p)"
                 " ON h.account_id = k.a AND h.profile_id = k.p",
-                pairs_param(rest),
+                [k[0] for k in rest],
+                [k[1] for k in rest],
             )
             for r in rows:
                 key = Key(r["account_id"], r["profile_id"])
