@@ -77,7 +77,8 @@ class MailHooks(Protocol):
 class _Held:
     """One pool connection a task keeps across its statements and transactions: handing
     a connection back to the pool costs four reset statements each time. Lent to a
-    `UnitOfWork` as its pool (acquire gives the kept connection, release keeps it)."""
+    `UnitOfWork` as its `uow.Connections` (acquire gives the kept connection, release
+    keeps it)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -307,7 +308,7 @@ class MailWorker:
         """Claim up to `limit` due mails and queue those admitted; returns how many due
         mails were found (admitted or not)."""
         started = time.monotonic()
-        async with UnitOfWork(held, self._db.schema) as uow:  # type: ignore[arg-type]
+        async with UnitOfWork(held, self._db.schema) as uow:
             found = await mail_queue.claim_due(uow.conn, limit)
             claimed = found
             if found and self._hooks is not None:
@@ -463,7 +464,7 @@ class MailWorker:
         are finished one by one instead (`_finish_each`)."""
         assert self._hooks is not None
         try:
-            async with UnitOfWork(held, self._db.schema) as uow:  # type: ignore[arg-type]
+            async with UnitOfWork(held, self._db.schema) as uow:
                 done = await mail_queue.take_finished(uow.conn, ids)
                 if done:
                     await self._hooks.on_final(uow, done)
@@ -474,7 +475,7 @@ class MailWorker:
         except Exception as exc:
             # One mail's hook must not hold back every other mail's outcome.
             log.error("finishing mails failed; one at a time", error=repr(exc))
-        async with UnitOfWork(held, self._db.schema) as uow:  # type: ignore[arg-type]
+        async with UnitOfWork(held, self._db.schema) as uow:
             done = await mail_queue.take_finished(uow.conn, ids)
             await self._finish_each(uow, done)
             await uow.commit()
@@ -485,7 +486,7 @@ class MailWorker:
         this process or another replica) left between an answer and its hook. On the
         finisher's kept connection when it sweeps, else on one from the pool."""
         pool = held if held is not None else self._db.pool
-        async with UnitOfWork(pool, self._db.schema) as uow:  # type: ignore[arg-type]
+        async with UnitOfWork(pool, self._db.schema) as uow:
             done = await mail_queue.unfinalized(uow.conn, limit)
             if not done:
                 return 0

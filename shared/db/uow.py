@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import asyncpg
 
@@ -46,8 +46,18 @@ def _shared_trace(inputs: Sequence[Received[Any]]) -> Trace | None:
     return first if all(i.trace == first for i in inputs) else None
 
 
+class Connections(Protocol):
+    """Where a unit of work takes its connection from and gives it back: a pool, or a
+    loop's one kept connection (the mail worker's, which a pool would reset with four
+    statements on every release)."""
+
+    async def acquire(self) -> asyncpg.Connection: ...
+
+    async def release(self, conn: asyncpg.Connection) -> Any: ...
+
+
 class UnitOfWork:
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: Connections | asyncpg.Pool, schema: str) -> None:
         self._pool = pool
         self._schema = schema
         self._outbox: list[tuple[str, bytes | None, bytes | None, dict[str, str]]] = []
