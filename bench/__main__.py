@@ -110,6 +110,9 @@ def _outcomes_in(follower: product.Follower, alert_ids: Any) -> int:
 
 CLAIM = "INSERT INTO processed_messages"  # once per batch of a consumer with an inbox
 LIVE_FLOWS = "FROM flows WHERE account_id = ANY"  # once per batch of profile events
+# Once per batch of consent commands: they have no inbox claim, the history row proves
+# an applied command.
+HISTORY = 'COPY "consent_history"'
 
 
 class Phase:
