@@ -234,7 +234,7 @@ async def _consent(
                 300,
                 "consent changes",
             )
-            results["c_costs"] = await phase.result(k)
+            results["c_costs"] = await phase.result(k, HISTORY)
         times = [t for t, _ in follower.arrivals[topics.CONSENT_CHANGES][base:]]
         span = max(times) - min(times)
         rate_c = len(times) / span if span > 0 else float("inf")
