@@ -117,11 +117,14 @@ def change_messages(
     now: datetime,
     receipt_id: str | None = None,
 ) -> list[ConsentChanged]:
-    """The `consent-changes` messages of one decided act (C9) as models (the outbox
-    publishes the same documents as bytes: `outputs.change_payload`)."""
+    """The `consent-changes` messages of one decided act (C9), read back as models from
+    the bytes the outbox publishes (`outputs.change_payloads`): what a consumer gets."""
+    prefix = derived_id(account_id, profile_id, act.act_id)
     return [
-        ConsentChanged.model_validate(doc)
-        for doc in change_documents(account_id, profile_id, profile, act, outcome, now, receipt_id)
+        ConsentChanged.model_validate_json(payload)
+        for payload in change_payloads(
+            prefix, account_id, profile_id, profile, act, outcome, now, receipt_id
+        )
     ]
 
 
@@ -136,7 +139,9 @@ def change_documents(
 ) -> list[dict[str, Any]]:
     """The `consent-changes` messages of one decided act (C9), as documents: one per
     event, each with the full state after the act, and an id stable under redelivery
-    (act id + event)."""
+    (act id + event). The general writing: the service publishes `outputs.change_payloads`,
+    which writes the same bytes without the documents and is held equal to these by
+    `tests/unit/consent/test_change_payloads.py`."""
     if not outcome.events:
         return []
     state = outcome.state.view()
