@@ -18,22 +18,31 @@ from shared.messaging.edge import KafkaEdge, Subscription
 from shared.settings import Settings
 
 
-@pytest.fixture
-async def db(stack):
-    schema = f"t_{uuid.uuid4().hex[:8]}"
-    database = Database(stack.dsn, schema, 4)
+@contextlib.asynccontextmanager
+async def fresh_schema(stack, prefix: str = "t", pool_size: int = 4) -> AsyncIterator[Database]:
+    """A database in a schema of its own with the tables every service has (outbox,
+    inbox, mail queue), dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    database = Database(stack.dsn, schema, pool_size)
     await database.start()
     files = sorted(f for f in resources.files("shared.db.sql").iterdir() if f.name.endswith(".sql"))
     async with database.pool.acquire() as conn:
         for sql in files:
             await conn.execute(sql.read_text())
-        await conn.execute("CREATE TABLE applied (id text PRIMARY KEY, n int)")
     try:
         yield database
     finally:
         async with database.pool.acquire() as conn:
             await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await database.close()
+
+
+@pytest.fixture
+async def db(stack):
+    async with fresh_schema(stack) as database:
+        async with database.pool.acquire() as conn:
+            await conn.execute("CREATE TABLE applied (id text PRIMARY KEY, n int)")
+        yield database
 
 
 @contextlib.asynccontextmanager

@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from importlib import resources
 from typing import Any
 
 import asyncpg
@@ -25,6 +23,7 @@ from shared.mail import SmtpSender, compose
 from shared.mail_worker import MailWorker
 from shared.ports import OutgoingMail, QueuedMail
 from shared.settings import Settings
+from tests.component.shared.conftest import fresh_schema
 from tests.conftest import eventually
 from tools.devstack import free_port
 
@@ -56,19 +55,8 @@ class Relay:
 async def db(stack: Any) -> AsyncIterator[Database]:
     """A fresh schema with the shared tables, and a pool as large as a service's (the
     worker keeps three connections and LISTENs on a fourth)."""
-    schema = f"mw_{uuid.uuid4().hex[:8]}"
-    database = Database(stack.dsn, schema, 8)
-    await database.start()
-    files = sorted(f for f in resources.files("shared.db.sql").iterdir() if f.name.endswith(".sql"))
-    async with database.pool.acquire() as conn:
-        for sql in files:
-            await conn.execute(sql.read_text())
-    try:
+    async with fresh_schema(stack, "mw", 8) as database:
         yield database
-    finally:
-        async with database.pool.acquire() as conn:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await database.close()
 
 
 @pytest.fixture
