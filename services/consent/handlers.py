@@ -24,7 +24,7 @@ from services.consent.domain.model import (
 )
 from services.consent.domain.receipts import Head, Personal, Receipt, applied, receipt
 from services.consent.domain.rules import decide, invalid, reject
-from services.consent.outputs import change_id, change_payloads, short_digest
+from services.consent.outputs import change_payloads, short_digest
 from services.consent.ports import (
     AccountSettings,
     Confirmation,
@@ -125,48 +125,6 @@ def change_messages(
         for payload in change_payloads(
             prefix, account_id, profile_id, profile, act, outcome, now, receipt_id
         )
-    ]
-
-
-def change_documents(
-    account_id: str,
-    profile_id: str,
-    profile: dict[str, Any],
-    act: Act,
-    outcome: Outcome,
-    now: datetime,
-    receipt_id: str | None = None,
-) -> list[dict[str, Any]]:
-    """The `consent-changes` messages of one decided act (C9), as documents: one per
-    event, each with the full state after the act, and an id stable under redelivery
-    (act id + event). The general writing: the service publishes `outputs.change_payloads`,
-    which writes the same bytes without the documents and is held equal to these by
-    `tests/unit/consent/test_change_payloads.py`."""
-    if not outcome.events:
-        return []
-    state = outcome.state.view()
-    stamp = act.act_at if act.historical_import else now
-    prefix = derived_id(account_id, profile_id, act.act_id)
-    return [
-        {
-            "type": event.type,
-            "change_id": change_id(prefix, event),
-            "account_id": account_id,
-            "profile_id": profile_id,
-            "profile": profile,
-            "channel": event.channel,
-            "list_id": event.list_id,
-            "scope": event.scope,
-            "method": act.method,
-            "consented_at": stamp,
-            "historical_import": act.historical_import,
-            "evidence": act.evidence,
-            "state": state,
-            "occurred_at": now,
-            "act_at": act.act_at,
-            "receipt_id": receipt_id,
-        }
-        for event in outcome.events
     ]
 
 

@@ -1,5 +1,5 @@
 """The `consent-changes` payloads (C9) as the bytes the outbox publishes, written straight
-from the documents `handlers.change_documents` builds.
+from the decided outcome.
 
 Validating each change as a `ConsentChanged` model and dumping it again cost more than
 deciding the act itself (a nested model per channel). The documents are made only of
@@ -7,8 +7,8 @@ values that were validated when they came in (the command's profile, the domain'
 state), so they are written as JSON directly, in the shape the model would write: every
 field of the model in its order, the profile with only the fields of `Profile`, and the
 `schema_version` of every nested message, by the serialiser the model itself uses.
-`tests/unit/consent/test_change_payloads.py` holds the two writings equal, byte for
-byte."""
+`tests/unit/consent/test_change_payloads.py` holds them equal, byte for byte, to the
+general writing (documents validated as the model, `tests/unit/consent/general_payloads.py`)."""
 
 from __future__ import annotations
 
@@ -64,15 +64,6 @@ def _profile(profile: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _state(view: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-    for key in _CHANNELS:
-        out[key] = {"schema_version": SCHEMA_VERSION, **view[key]}
-    out["lists"] = view["lists"]
-    out["opt_outs"] = view["opt_outs"]
-    return out
-
-
 def _channel(slot: Slot, sms: bool) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -88,9 +79,9 @@ _UNTOUCHED = {key: _channel(NEVER_SLOT, key in SMS_SLOTS) for key in CHANNEL_SLO
 
 
 def state_payload(state: ProfileConsent) -> dict[str, Any]:
-    """`_state(state.view())` built in one pass: the payload's `state`, written once per
-    outcome for all of its changes. Lists and scoped opt-outs are only looked for when
-    the profile has a slot besides the channels."""
+    """The payload's `state`, `state.view()` in the payload's shape built in one pass,
+    written once per outcome for all of its changes. Lists and scoped opt-outs are only
+    looked for when the profile has a slot besides the channels."""
     slots = state.slots
     out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     for key in CHANNEL_SLOTS:
@@ -115,10 +106,11 @@ def change_payloads(
     now: datetime,
     receipt_id: str | None = None,
 ) -> list[bytes]:
-    """`change_payload` of each document `handlers.change_documents` makes of one
-    outcome, without the documents: the profile and the state are written once for all
+    """The payload of each change of one outcome, without building a document per
+    change: the profile and the state are written once for all
     of its changes, the ids from `prefix` (`derived_id(account, profile, act)`).
-    `tests/unit/consent/test_change_payloads.py` holds the two equal, byte for byte."""
+    `tests/unit/consent/test_change_payloads.py` holds them equal to the general
+    writing, byte for byte."""
     if not outcome.events:
         return []
     shown = _profile(profile)
@@ -149,18 +141,3 @@ def change_payloads(
         )
         for event in outcome.events
     ]
-
-
-def change_payload(document: Mapping[str, Any]) -> bytes:
-    """One change document as the JSON bytes of its `ConsentChanged`: written by
-    pydantic's own serialiser (`pydantic_core.to_json`), which writes datetimes, numbers
-    and strings as the model does, in the model's field order."""
-    return to_json(
-        {
-            "schema_version": SCHEMA_VERSION,
-            **document,
-            "profile": _profile(document["profile"]),
-            "state": _state(document["state"]),
-        },
-        inf_nan_mode="null",  # as the model writes a NaN or infinite property
-    )

@@ -1,7 +1,8 @@
 """C9: the bytes the consent service publishes on `consent-changes` are the
 `ConsentChanged` messages the model would write: for any sequence of acts, each change
-payload (`outputs.change_payload`) parses to the model `change_messages` validates from
-the same document, and validates against the published JSON Schema."""
+payload of the general writing (`general_payloads.change_payload`) is the bytes of the
+model `change_messages` reads back, and validates against the published JSON Schema;
+the service's fast writing gives the same bytes."""
 
 from __future__ import annotations
 
@@ -16,17 +17,11 @@ from hypothesis import strategies as st
 from services.consent.domain.model import Event, Policy, ProfileConsent
 from services.consent.domain.receipts import receipt_id
 from services.consent.domain.rules import decide
-from services.consent.handlers import change_documents, change_messages, consent_state
-from services.consent.outputs import (
-    _state,
-    change_id,
-    change_payload,
-    change_payloads,
-    short_digest,
-    state_payload,
-)
+from services.consent.handlers import change_messages, consent_state
+from services.consent.outputs import change_id, change_payloads, short_digest, state_payload
 from shared.contracts import ConsentChanged, ConsentState
 from shared.domain.identity import derived_id
+from tests.unit.consent.general_payloads import _state, change_documents, change_payload
 from tests.unit.consent.test_consent_properties import ACTS, T0
 from tests.unit.consent.test_first_act import POLICIES, wide_acts
 
