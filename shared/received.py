@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -93,3 +94,14 @@ class Received(Generic[M]):
 
     def __repr__(self) -> str:
         return f"Received({self.message!r}, trace={self._trace!r})"
+
+
+def shared_trace(inputs: Sequence[Received[Any]]) -> Trace | None:
+    """The one trace all `inputs` carry, if they share one. Traces made up here are each
+    new, so two inputs that carried none never share one (and none is made to find so)."""
+    if len(inputs) == 1:
+        return inputs[0].trace
+    if not inputs or not all(i.carries_trace for i in inputs):
+        return None
+    first = inputs[0].trace
+    return first if all(i.trace == first for i in inputs) else None

@@ -25,7 +25,7 @@ from shared.db.batches import copy_rows
 from shared.limits import MAX_OUTPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
 from shared.messaging.headers import REQUEST_TRACE
-from shared.received import Received, Trace
+from shared.received import Received, Trace, shared_trace
 
 log = get_logger(__name__)
 
@@ -33,17 +33,6 @@ log = get_logger(__name__)
 def notify_channel(schema: str) -> str:
     """The LISTEN/NOTIFY channel that wakes `schema`'s outbox relay."""
     return f"outbox_{schema}"
-
-
-def _shared_trace(inputs: Sequence[Received[Any]]) -> Trace | None:
-    """The one trace all `inputs` carry, if they share one. Traces made up here are each
-    new, so two inputs that carried none never share one (and none is made to find so)."""
-    if len(inputs) == 1:
-        return inputs[0].trace
-    if not inputs or not all(i.carries_trace for i in inputs):
-        return None
-    first = inputs[0].trace
-    return first if all(i.trace == first for i in inputs) else None
 
 
 class Connections(Protocol):
@@ -89,7 +78,7 @@ class UnitOfWork:
                     by_key[k] = item
             self._carried = by_key
             if by_key:  # else the HTTP request's trace, if any, stays the default
-                self._carried_default = _shared_trace(list(by_key.values()))
+                self._carried_default = shared_trace(list(by_key.values()))
         item = self._carried.get(key)
         return item.trace if item is not None else self._carried_default
 

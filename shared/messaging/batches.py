@@ -39,7 +39,7 @@ from shared.limits import MAX_INPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
 from shared.messaging.headers import BadHeaders, read_trace
 from shared.metrics import BATCH_SECONDS, CONSUMED, DEAD_LETTERS, DUPLICATES, UNDECODABLE
-from shared.received import Received, Rejected
+from shared.received import Received, Rejected, shared_trace
 
 log = get_logger(__name__)
 
@@ -127,8 +127,8 @@ def json_parser(model: type[BaseModel]) -> Callable[[ConsumerRecord], Any]:
 def _log_ids(good: list[Received[Any]]) -> dict[str, Any]:
     """The correlation ids a batch's log lines carry (X4): the one all its records share,
     or the first 20 (the rest are on the outputs they cause)."""
-    if len(good) == 1 or all(i.carries_trace and i.trace == good[0].trace for i in good):
-        return {"correlation_id": good[0].correlation_id}
+    if (shared := shared_trace(good)) is not None:
+        return {"correlation_id": shared.correlation_id}
     return {"correlation_ids": list(dict.fromkeys(i.correlation_id for i in good[:20]))}
 
 
