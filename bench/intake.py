@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import tempfile
 import time
@@ -133,21 +134,20 @@ async def measure(
         if settle:  # as `Runtime.serve` does once the service has started
             heap.settle()
         stage_cpu = Stages()
-        if stages:
-            stage_cpu.instrument(consumer)
         await costs.reset_statements(dsn)
         runs = []
-        for batches in measured:
-            c0, p0, t0 = _cpu(me), _cpu(backend), time.perf_counter()
-            for records in batches:
-                await consumer.handle(records)
-            runs.append(
-                {
-                    "service_cpu_s_per_1000": 1000 * (_cpu(me) - c0) / n,
-                    "postgres_backend_cpu_s_per_1000": 1000 * (_cpu(backend) - p0) / n,
-                    "messages_per_s": n / (time.perf_counter() - t0),
-                }
-            )
+        with stage_cpu.instrument(consumer) if stages else contextlib.nullcontext():
+            for batches in measured:
+                c0, p0, t0 = _cpu(me), _cpu(backend), time.perf_counter()
+                for records in batches:
+                    await consumer.handle(records)
+                runs.append(
+                    {
+                        "service_cpu_s_per_1000": 1000 * (_cpu(me) - c0) / n,
+                        "postgres_backend_cpu_s_per_1000": 1000 * (_cpu(backend) - p0) / n,
+                        "messages_per_s": n / (time.perf_counter() - t0),
+                    }
+                )
         conn2 = await asyncpg.connect(dsn)
         try:
             rows = await conn2.fetch(

@@ -1,6 +1,6 @@
 """Where a consumer's time goes, stage by stage: decode, decide, persist, publish.
 
-`Stages.instrument(consumer)` wraps one service's `BatchApplier` (as `bench.intake`
+`with Stages().instrument(consumer):` wraps one service's `BatchApplier` (as `bench.intake`
 drives it) without changing it:
 
 - **decode**: `BatchApplier.decode`, bytes to checked messages (X1);
@@ -18,9 +18,10 @@ publish by statement (`pg_stat_statements`: statements on `outbox` are publish).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +95,11 @@ class Stages:
 
         return Timed()
 
-    def instrument(self, consumer: BatchApplier) -> None:
-        """Count `consumer`'s stages from now on (it is changed in place)."""
+    @contextlib.contextmanager
+    def instrument(self, consumer: BatchApplier) -> Iterator[None]:
+        """Count `consumer`'s stages inside the block (it and the unit of work are
+        changed in place, and put back after, so a second measure does not count
+        through the first one's wrappers)."""
         decode, handler, make_work = consumer.decode, consumer.handler, consumer.work
         consumer.decode = self._timed_sync("decode", decode)  # type: ignore[method-assign]
         consumer.work = lambda uow: self._work(make_work(uow))
@@ -120,6 +124,12 @@ class Stages:
             self.cpu["persist"] += time.thread_time() - t0 - (self._inner - inner)
 
         uow_module.UnitOfWork.commit = commit_timed  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            consumer.decode, consumer.handler, consumer.work = decode, handler, make_work  # type: ignore[method-assign]
+            uow_module.UnitOfWork.claim, uow_module.UnitOfWork.commit = claim, commit  # type: ignore[method-assign]
+            uow_module.copy_rows = copy_rows
 
 
 def split_database(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
