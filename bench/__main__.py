@@ -39,7 +39,7 @@ import psutil
 from aiokafka import AIOKafkaProducer
 
 from bench import costs, intake, product
-from bench.raw import kafka_ceiling, preload, smtp_ceiling
+from bench.raw import kafka_ceiling, kafka_latency, preload, smtp_ceiling
 from bench.stages import table as stage_table
 from shared.contracts import topics
 from shared.db.migrations import SERVICES
@@ -440,6 +440,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             # latency at fixed offered loads, 10 % of events raising an alert
             curve = []
             for rate in args.loads if args.mail else ():
+                # (e) the broker's own floor at this load, in the same run: the raw loop
+                # relaying paced events over the two hops event → request crosses.
+                floor = await kafka_latency(
+                    bootstrap, producer, rate, args.seconds, args.fetch_wait_ms, PARTITIONS
+                )
                 tag = f"lat{rate}"
                 batch = [
                     product.event(i, tag, i % 10 == 0) for i in range(int(rate * args.seconds))
@@ -487,6 +492,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "alerts": len(want),
                         **{f"{k2}_ms": v2 for k2, v2 in pct.items()},
                         **hops,
+                        **{
+                            f"raw_{hop}_{q}_ms": found[q]
+                            for hop, found in floor.items()
+                            for q in ("p50", "p99")
+                        },
                     }
                 )
                 print(
@@ -494,7 +504,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     f" p99 {pct['p99']:.0f} ms ({len(want)} alerts; event→request p50"
                     f" {hops['executor_p50_ms']:.0f} p99 {hops['executor_p99_ms']:.0f} ms,"
                     f" request→outcome p50 {hops['dispatcher_p50_ms']:.0f}"
-                    f" p99 {hops['dispatcher_p99_ms']:.0f} ms)",
+                    f" p99 {hops['dispatcher_p99_ms']:.0f} ms; (e) the raw loop's two hops"
+                    f" p50 {floor['two_hops']['p50']:.0f} p99 {floor['two_hops']['p99']:.0f} ms,"
+                    f" one hop p99 {floor['one_hop']['p99']:.0f} ms)",
                     flush=True,
                 )
             results["latency"] = curve

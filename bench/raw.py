@@ -1,8 +1,11 @@
 """The ceilings the product is compared with, measured on the same broker and server:
-a plain aiokafka consume → JSON parse → produce loop, and a plain aiosmtplib send loop."""
+a plain aiokafka consume → JSON parse → produce loop (its rate, and its latency over
+one and two hops at a paced load), and a plain aiosmtplib send loop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -10,6 +13,10 @@ from email.message import EmailMessage
 
 import aiosmtplib
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from bench import product
 
 
 async def preload(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
@@ -67,6 +74,99 @@ async def kafka_ceiling(bootstrap: str, source: str, sink: str, count: int) -> f
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def _relay(
+    bootstrap: str, source: str, sink: str, fetch_wait_ms: int, ready: asyncio.Event
+) -> None:
+    """The raw loop as a service would run it: a consumer group on `source` that parses
+    each record and produces a keyed reply to `sink`, committing once per batch, until
+    cancelled. `ready` is set once the group has its partitions."""
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=fetch_wait_ms,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_batch_size=1024 * 1024
+    )
+    await consumer.start()
+    await producer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        ready.set()
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            futures = []
+            for records in batch.values():
+                for r in records:
+                    event = json.loads(r.value)
+                    out = json.dumps({"event_id": event["event_id"], "ok": True}).encode()
+                    futures.append(await producer.send(sink, out, key=r.key))
+            for f in futures:
+                await f
+            if batch:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def kafka_latency(
+    bootstrap: str,
+    producer: AIOKafkaProducer,
+    rate: float,
+    seconds: float,
+    fetch_wait_ms: int,
+    partitions: int,
+) -> dict[str, dict[str, float]]:
+    """The latency floor of the broker under a paced load, in ms (p50, p95, p99): bench
+    events sent by `producer` at `rate` per second to a topic of `partitions`, read by a
+    topic reader as the bench reads the product's topics (one hop), and relayed by the
+    raw loop to a second topic with the services' fetch wait (two hops: what event →
+    alert request crosses, with no database or logic between)."""
+    tag = f"rawlat{int(rate)}-{uuid.uuid4().hex[:4]}"
+    source, sink = f"bench-{tag}-in", f"bench-{tag}-out"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(
+                [
+                    NewTopic(t, num_partitions=partitions, replication_factor=1)
+                    for t in (source, sink)
+                ]
+            )
+    finally:
+        await admin.close()
+    ready = asyncio.Event()
+    relay = asyncio.create_task(_relay(bootstrap, source, sink, fetch_wait_ms, ready))
+    follower = product.Follower(bootstrap, [source, sink])
+    await follower.start()
+    try:
+        await asyncio.wait_for(ready.wait(), 60)
+        events = [product.event(i, tag, i % 10 == 0) for i in range(int(rate * seconds))]
+        sent = await product.paced(producer, source, events, rate)
+        await product.wait_for(
+            lambda: follower.count(sink) >= len(events), 120, f"the raw relay at {rate}/s"
+        )
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+        await follower.stop()
+
+    def latency(topic: str) -> dict[str, float]:
+        times = [t - sent[v["event_id"]] for t, v in follower.arrivals[topic]]
+        return {q: 1000 * v for q, v in product.percentiles(times).items()}
+
+    return {"one_hop": latency(source), "two_hops": latency(sink)}
 
 
 async def smtp_ceiling(port: int, count: int) -> float:
