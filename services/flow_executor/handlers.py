@@ -22,6 +22,14 @@ from typing import Any
 from services.flow_executor.domain import messages
 from services.flow_executor.domain.entries import event_entries, first_of_each, list_entries
 from services.flow_executor.domain.erasure import person_subjects, resubscribed_families
+from services.flow_executor.domain.event_records import (
+    EventInput,
+    event_id_of,
+    event_of,
+    listened_metrics,
+    record_of,
+    record_profiles,
+)
 from services.flow_executor.domain.planning import (
     Activity,
     RunEnd,
@@ -34,7 +42,7 @@ from services.flow_executor.domain.planning import (
 from services.flow_executor.domain.reachability import Grounds, blocked_reason, step_grounds
 from services.flow_executor.domain.runs import UNKNOWN_PROFILE, ProfileKey, ProfileState, Run
 from services.flow_executor.domain.smart_sending import channel_of, sending_channels
-from services.flow_executor.domain.triggers import may_enter
+from services.flow_executor.domain.triggers import may_enter_with
 from services.flow_executor.ports import (
     FlowDeletion,
     FlowWork,
@@ -45,7 +53,6 @@ from services.flow_executor.ports import (
 from shared.contracts import (
     ConsentChanged,
     FlowDefinition,
-    ProfileEvent,
     ReviewDecision,
     SuppressionChanged,
     topics,
@@ -205,7 +212,7 @@ async def _enter(work: FlowWork, entries: Sequence[Run], traces: Mapping[str, In
         await _walk(work, [Walk(r) for r in fresh])
 
 
-async def enter_from_events(batch: list[Received[ProfileEvent]], work: FlowWork) -> None:
+async def enter_from_events(batch: list[Received[EventInput]], work: FlowWork) -> None:
     """F2: each event enters the metric flows it matches, once per event id; the newest
     profile data of accounts with flows is kept for later splits and filters (F3).
 
@@ -215,17 +222,30 @@ async def enter_from_events(batch: list[Received[ProfileEvent]], work: FlowWork)
     with `ON CONFLICT DO NOTHING`, and only a new run is walked, so a redelivered event
     never enters twice (and runs are kept longer than inbox ids). The profile merge only
     takes data at least as new as what is stored; a redelivered batch is replayed in its
-    partition's order, so it ends in the same state."""
-    events = [i.message for i in batch]
-    flows = await work.flows.live_flows(e.account_id for e in events)
+    partition's order, so it ends in the same state.
+
+    Events come as slim records (`domain.event_records`): what most of them need (is a
+    flow listening? the profile row to keep) is read off the record, and a
+    `ProfileEvent` is built only for an event a flow may take."""
+    inputs = [i.message for i in batch]
+    records = [record_of(m) for m in inputs]
+    flows = await work.flows.live_flows(r["account_id"] for r in records)
     # F3: the entry filter sees the profile as stored before this batch, merged with
-    # each event's own fields (domain.entries); read only for events a flow listens to.
-    candidates = [e for e in events if e.account_id in flows and may_enter(flows[e.account_id], e)]
+    # each event's own fields (domain.entries); read only for events a flow listens to:
+    # of a metric one of the account's flows is triggered by, passing what of its filter
+    # the event alone decides.
+    listened = listened_metrics(flows)
+    candidates = [
+        event_of(m)
+        for m, r in zip(inputs, records, strict=True)
+        if r["metric"] in listened.get(account := r["account_id"], ())
+        and may_enter_with(flows[account], r["metric"], r["properties"], r["historical_import"])
+    ]
     known = await work.profiles.walk_state((e.account_id, e.profile.id) for e in candidates)
-    await work.profiles.upsert_profiles(messages.event_profiles(events, flows, utcnow()))
+    await work.profiles.upsert_profiles(record_profiles(records, flows, utcnow()))
     entries = event_entries(candidates, flows, known)
     if entries:
-        await _enter(work, entries, _traces_by(batch, lambda e: e.event_id, entries))
+        await _enter(work, entries, _traces_by(batch, event_id_of, entries))
 
 
 async def on_consent_changes(batch: list[Received[ConsentChanged]], work: FlowWork) -> None:

@@ -48,17 +48,27 @@ def may_enter(flows: Iterable[FlowDefinition], event: ProfileEvent) -> bool:
     properties or reads the profile (then `metric_flows` decides, with the stored
     profile). Most events are of metrics no flow listens to, or fail a filter on the
     event alone (a score above a threshold): they need no profile read and no run (F2)."""
-    if event.historical_import:
+    return may_enter_with(flows, event.metric, event.properties, event.historical_import)
+
+
+def may_enter_with(
+    flows: Iterable[FlowDefinition],
+    metric: str,
+    properties: Mapping[str, Any],
+    historical_import: bool,
+) -> bool:
+    """`may_enter` on an event's fields (a slim record's, `domain.event_records`)."""
+    if historical_import:
         return False
     context: dict[str, Any] | None = None
     for flow in flows:
         trigger = flow.trigger
-        if trigger.type != "metric" or trigger.metric != event.metric:
+        if trigger.type != "metric" or trigger.metric != metric:
             continue
         if trigger.filter is None or reads_person(trigger.filter):
             return True
         if context is None:
-            context = {"event": event.properties}
+            context = {"event": properties}
         if evaluate(trigger.filter, context):
             return True
     return False

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from services.flow_executor import handlers
 from services.flow_executor.adapters.definitions import parse_definition
+from services.flow_executor.adapters.events import parse_event
 from services.flow_executor.ports import FlowWork
 from shared.contracts import (
     AlertRequested,
@@ -68,11 +69,13 @@ def _flows(kafka: KafkaEdge, work: Work) -> None:
     )
     # No inbox claim for profile events: the run's id, derived from the event id, is what
     # dedupes an entry (F2), and the profile merge is safe to repeat (see the handler).
+    # Events are validated as `ProfileEvent` into slim records (`adapters.events`).
     kafka.subscribe(
         topics.PROFILE_EVENTS,
         ProfileEvent,
         handlers.enter_from_events,
         consumer=f"{SERVICE}.{topics.PROFILE_EVENTS}",
+        parse=parse_event,
         description="Enters each event's profile into the metric flows it matches and "
         "keeps the newest profile data (F2, F3).",
         work=work,

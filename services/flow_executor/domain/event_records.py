@@ -1,0 +1,112 @@
+"""Profile events as slim records: what the executor decides on before any domain object
+is built (F2, F3). Pure.
+
+Most events enter no flow; for them the executor only needs the account, the metric,
+the event's own properties and time, and the profile's data to keep (F3). Building a
+`ProfileEvent` (two frozen pydantic models) for each cost about a third of its decoding,
+so events are validated into plain dicts of the same fields (`adapters.events`, with
+`EVENT_RECORD`), decided on as such, and only those a flow may take are made into a
+`ProfileEvent`.
+
+The record types are derived from the contract models field by field (type, constraints,
+validators, defaults, configuration), so a record holds exactly what the model would:
+`record == ProfileEvent.model_validate_json(raw).model_dump()` for every input the
+model accepts (a property test holds them to that), and a field added to the contract
+is in the record too. Handlers also take `ProfileEvent` objects (tests, the decoder's
+fallback), so both forms are accepted wherever a record is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic_core import to_json
+from typing_extensions import TypedDict
+
+from services.flow_executor.domain.event_time import SKEW
+from services.flow_executor.domain.records import Observed
+from shared.contracts import FlowDefinition, ProfileEvent
+from shared.contracts.base import Profile
+
+EventRecord = dict[str, Any]
+"""A validated `profile-events` payload as a dict: the fields of `ProfileEvent`, with
+`profile` the fields of `Profile`, defaults filled."""
+
+EventInput = EventRecord | ProfileEvent
+"""What a profile-events use case takes per message: a record or a `ProfileEvent`."""
+
+# Settings of a model that are about the Python object, not about what is valid.
+_OBJECT_ONLY = {"frozen", "title"}
+
+
+def record_type(model: type[BaseModel], name: str, nested: Mapping[str, Any] | None = None) -> Any:
+    """A TypedDict that validates as `model` does, field for field: each field keeps its
+    annotation and its `FieldInfo` (constraints, validators, default), and the type
+    keeps the model's validation settings. `nested` replaces a field's type (a nested
+    model by its own record type)."""
+    nested = nested or {}
+    fields = {
+        field: Annotated[nested.get(field, info.annotation), info]  # type: ignore[name-defined]
+        for field, info in model.model_fields.items()
+    }
+    record = TypedDict(name, fields)  # type: ignore[operator]
+    config = {k: v for k, v in model.model_config.items() if k not in _OBJECT_ONLY}
+    record.__pydantic_config__ = ConfigDict(**config)  # type: ignore[attr-defined,typeddict-item]
+    return record
+
+
+PROFILE_RECORD = record_type(Profile, "ProfileRecord")
+EVENT_RECORD = record_type(ProfileEvent, "EventRecord", {"profile": PROFILE_RECORD})
+
+
+def record_of(message: EventInput) -> EventRecord:
+    """`message` as a record (a `ProfileEvent` is dumped: tests and the fallback only)."""
+    return message if isinstance(message, dict) else message.model_dump()
+
+
+def event_of(message: EventInput) -> ProfileEvent:
+    """`message` as the domain's `ProfileEvent`. A record holds values the contract
+    already accepted, and validating them again gives them back unchanged (the checks are
+    idempotent: a stripped id, an address as checked, a number in E.164)."""
+    return message if isinstance(message, ProfileEvent) else ProfileEvent.model_validate(message)
+
+
+def event_id_of(message: EventInput) -> str:
+    return message["event_id"] if isinstance(message, dict) else message.event_id
+
+
+def listened_metrics(flows: Mapping[str, Sequence[FlowDefinition]]) -> dict[str, frozenset[str]]:
+    """Per account, the metrics its metric-triggered flows listen to: an event of any
+    other metric enters nothing, whatever its filter (F2)."""
+    return {
+        account: frozenset(f.trigger.metric for f in found if f.trigger.type == "metric")
+        for account, found in flows.items()
+    }
+
+
+def profile_json(profile: Mapping[str, Any]) -> str:
+    """The JSON of a profile record, byte for byte `Profile.model_dump_json()` of the same
+    profile (its fields in the model's order, every default filled by validation)."""
+    return to_json(profile).decode()
+
+
+def record_profiles(
+    records: Iterable[EventRecord], accounts: Any, arrived: datetime
+) -> list[Observed]:
+    """`messages.event_profiles` on records: the profile data events of `accounts` carry,
+    as of each event's time; a time later than the batch's arrival (beyond the allowed
+    skew) counts as the arrival (F2, `domain.event_time`)."""
+    latest = arrived + SKEW
+    return [
+        Observed(
+            r["account_id"],
+            (p := r["profile"])["id"],
+            profile_json(p),
+            t if (t := r["time"]) <= latest else arrived,
+        )
+        for r in records
+        if r["account_id"] in accounts
+    ]
