@@ -23,6 +23,7 @@ from services.consent.domain.model import (
     scope_name,
 )
 from services.consent.domain.receipts import Head, Personal, Receipt, applied, receipt
+from services.consent.domain.records import quick_init
 from services.consent.domain.rules import decide, invalid, reject
 from services.consent.outputs import change_payloads, short_digest
 from services.consent.ports import (
@@ -69,7 +70,8 @@ HELD_BY = "erased_subjects"
 its acts (P2); never part of what is published or shown."""
 
 
-@dataclass(frozen=True)
+@quick_init
+@dataclass(frozen=True, slots=True)
 class Request:
     """An act for one profile, with the profile attributes that came with it."""
 
@@ -342,19 +344,34 @@ async def _widen(
     return out
 
 
+NO_SETTINGS = AccountSettings()
+"""An account without settings of its own (frozen: one serves every act)."""
+NO_HEAD = Head()
+"""The head of a chain without receipts yet (C16)."""
+_POLICIES = {
+    (doi, manual, spam): Policy(doi, manual, spam)
+    for doi in (False, True)
+    for manual in (False, True)
+    for spam in (False, True)
+}
+"""Every `Policy` there is (three flags), made once: every act is decided under one."""
+
+
 def _policy(double_opt_in: bool, acct: AccountSettings, sups: list[dict[str, Any]]) -> Policy:
     """The account's double opt-in choice and the global email suppressions in force."""
     doi = acct.email_double_opt_in
+    if not sups:
+        return _POLICIES[bool(double_opt_in if doi is None else doi), False, False]
     global_email = {
         s.get("reason")
         for s in sups
         if s.get("list_id") is None and s.get("channel", "email") == "email"
     }
-    return Policy(
-        email_double_opt_in=double_opt_in if doi is None else doi,
-        manually_suppressed="manual" in global_email,
-        spam_suppressed="spam_complaint" in global_email,
-    )
+    return _POLICIES[
+        bool(double_opt_in if doi is None else doi),
+        "manual" in global_email,
+        "spam_complaint" in global_email,
+    ]
 
 
 async def _apply_one(
@@ -362,7 +379,7 @@ async def _apply_one(
 ) -> Outcome:
     """Decide one act on the state left by the acts before it in the batch."""
     row = loaded.stored[req.key]
-    acct = loaded.prefs.get(req.account_id, AccountSettings())
+    acct = loaded.prefs.get(req.account_id, NO_SETTINGS)
     base, profile = loaded.merged.get(id(req)) or (None, None)
     if base is not row.profile or profile is None:
         profile = _merge(row.profile, req.profile, req.profile_id)
@@ -441,7 +458,7 @@ def _receipt(
             phone_number=outcome.state.phone_number or profile.get("phone_number"),
             evidence=req.act.evidence or req.receipt_evidence,
         ),
-        head=loaded.heads.get(req.key, Head()),
+        head=loaded.heads.get(req.key, NO_HEAD),
         recorded_at=now,
         keyed=lambda kind, value: subject_hash(secret, kind, value),
         receipt_id=f"{prefix}:receipt",

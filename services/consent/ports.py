@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 
 from services.consent.domain.model import Act, HistoryEntry, ProfileConsent
 from services.consent.domain.receipts import Head, HistoryLink, Receipt
+from services.consent.domain.records import quick_init
 from shared.contracts import PrivacyRequest, PrivacyResult
 from shared.pages.accounts import PageSettings
 from shared.ports import MailOutbox, Outbox, OutgoingMail
@@ -61,7 +62,8 @@ SETTING_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
+@quick_init
+@dataclass(frozen=True, slots=True)
 class HistoryRow:
     """One audit-trail entry of a profile (C2)."""
 

@@ -128,6 +128,11 @@ def _receipt_row(r: Receipt) -> tuple[Any, ...]:
     )
 
 
+_UNTOUCHED = ProfileConsent()
+"""The state of a profile without a row (frozen, and its empty act log is never changed
+in place: one serves every new profile)."""
+
+
 class PostgresConsentRepository:
     """`ConsentRepository` on the unit of work's transaction."""
 
@@ -167,7 +172,7 @@ class PostgresConsentRepository:
             found[key] = Stored(ProfileConsent.from_json(r["state"]), dict(r["profile"] or {}))
             self._heads[key] = Head(r["receipt_sequence"] or 0, r["receipt_hash"])
         for key in ordered:
-            stored = found.get(key) or Stored(ProfileConsent(), {})
+            stored = found.get(key) or Stored(_UNTOUCHED, {})
             self._loaded[key] = key in found
             self._stored[key] = out[key] = stored
         return out

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, overload
 
+from services.consent.domain.records import quick_init
 from shared.domain.identity import phone_identity
 from shared.domain.text import visible
 
@@ -104,6 +105,7 @@ def scope_name(level: str, client_id: str | None, user_id: str | None) -> str:
     return "group"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Slot:
     """One slot's consent: status, when, how, the phone number (SMS) and its version."""
@@ -139,6 +141,7 @@ class Slot:
 NEVER_SLOT = Slot()  # a slot no act has touched (frozen, so one serves every profile)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ProfileConsent:
     """Every slot of one profile, and the phone number SMS consent belongs to (C6)."""
@@ -254,6 +257,7 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Act:
     """One consent act, whatever brought it (command, link, keyword, spam complaint)."""
@@ -352,6 +356,7 @@ _ACT_DEFAULTS = tuple(
 )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Policy:
     """What decides an act besides the state: the account's settings and suppressions."""
@@ -366,6 +371,7 @@ class Policy:
         return self.manually_suppressed or (self.spam_suppressed and act.has_evidence)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Logged:
     """One act as received: the act (its time already clamped), when it was received and
@@ -474,6 +480,7 @@ class ActLog(Sequence[Logged]):
         return out
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """A C9 subscription event to publish with the state after the act."""
@@ -484,6 +491,7 @@ class Event:
     scope: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One row of the append-only audit trail (C2)."""
@@ -507,6 +515,7 @@ class HistoryEntry:
     reason: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Confirmation:
     """A pending double opt-in confirmation to send (C8)."""
@@ -516,6 +525,7 @@ class Confirmation:
     scope: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     state: ProfileConsent

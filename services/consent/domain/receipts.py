@@ -21,10 +21,12 @@ import rfc8785
 from pydantic_core import to_json
 
 from services.consent.domain.model import SMS_SLOTS, Act, HistoryEntry, iso, slot_channel
+from services.consent.domain.records import quick_init
 from shared.contracts.receipts import RECEIPT_VERSION
 from shared.domain.identity import derived_id
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Head:
     """The end of a profile's chain: how many receipts it has and the last one's hash."""
@@ -33,6 +35,7 @@ class Head:
     hash: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Personal:
     """The personal values a receipt is about, kept beside it (never hashed into the
@@ -48,6 +51,7 @@ class Personal:
         return values if any(values.values()) else None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """One stored receipt: the body (every field of `ConsentReceipt` but `hash`), its

@@ -14,6 +14,7 @@ changes the final state, and an act always moves its channel as a whole.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -92,7 +93,22 @@ def _only_if_alone(events: list[Event]) -> tuple[Event, ...]:
     return tuple(others or events)
 
 
-def _event(slot: str, new: Status, act: Act) -> list[Event]:
+def _event(slot: str, new: Status, act: Act) -> tuple[Event, ...]:
+    """The C9 events of `slot` becoming `new` by `act`. They depend on the act only
+    through its list (an email subscribe) and whether the profile clicked, so they are
+    made once per combination (`_events`) and shared: an event is frozen, and every act
+    that changes consent asks for them."""
+    return _events(
+        slot, new, act.list_id if slot == "email" and new == "subscribed" else None, clicked(act)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _events(slot: str, new: Status, list_id: str | None, was_clicked: bool) -> tuple[Event, ...]:
+    return tuple(_make_events(slot, new, list_id, was_clicked))
+
+
+def _make_events(slot: str, new: Status, list_id: str | None, was_clicked: bool) -> list[Event]:
     if new == "never_subscribed":
         return [PHONE_CHANGED] if slot in SMS_SLOTS else []
     if slot == "email" or slot.startswith("scope:"):
@@ -102,12 +118,12 @@ def _event(slot: str, new: Status, act: Act) -> list[Event]:
                 Event(
                     "Subscribed to Email Marketing",
                     "email",
-                    act.list_id if slot == "email" else None,
+                    list_id if slot == "email" else None,
                     None if slot == "email" else scope,
                 )
             ]
         events = [Event("Unsubscribed from Email Marketing", "email", None, scope)]
-        if clicked(act):
+        if was_clicked:
             events.append(Event("Clicked and Unsubscribed from Email", "email", None, scope))
         return events
     if slot.startswith("list:"):
