@@ -20,6 +20,7 @@ from services.consent.domain.model import (
     ProfileConsent,
     clamp,
     normalize_phone,
+    plain_zone,
     scope_name,
 )
 from services.consent.domain.receipts import Head, Personal, Receipt, applied, receipt
@@ -96,7 +97,7 @@ def act_from_command(cmd: ConsentCommand) -> Act:
         act_id=cmd.command_id,
         action=cmd.action,
         channel=cmd.channel,
-        act_at=clamp(cmd.consented_at),
+        act_at=clamp(plain_zone(cmd.consented_at)),
         purpose=cmd.purpose,
         list_id=cmd.list_id,
         scope=scope_name(cmd.scope.level, cmd.scope.client_id, cmd.scope.user_id),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal, overload
 
 from services.consent.domain.records import quick_init
@@ -75,6 +75,18 @@ def version_from_json(data: Any) -> Version | None:
         return None
     rank = int(data[2]) if len(data) > 2 else OPT_IN_RANK
     return (datetime.fromisoformat(data[0]), rank, str(data[1]))
+
+
+def plain_zone(at: datetime) -> datetime:
+    """`at` with its offset held by the standard library's `timezone` (`UTC` for zero): the
+    same instant, offset and text. A time parsed by pydantic carries pydantic_core's
+    `TzInfo`, and every comparison of it (`clamp`, `effective`, ordering acts) and every
+    `isoformat` calls back into that object for its offset: about 70 times the cost of a
+    comparison of two `timezone` times. An act's time is compared and written several
+    times per act, so it is converted once where the act is made. Naive times stay as
+    they are."""
+    offset = at.utcoffset()
+    return at if offset is None else at.replace(tzinfo=timezone(offset))
 
 
 def clamp(at: datetime) -> datetime:
