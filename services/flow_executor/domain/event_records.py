@@ -98,13 +98,15 @@ def record_profiles(
 ) -> list[Observed]:
     """`messages.event_profiles` on records: the profile data events of `accounts` carry,
     as of each event's time; a time later than the batch's arrival (beyond the allowed
-    skew) counts as the arrival (F2, `domain.event_time`)."""
+    skew) counts as the arrival (F2, `domain.event_time`). The data is the record's
+    profile itself (its JSON is `profile_json`): the repository writes the batch's rows
+    as one JSON document."""
     latest = arrived + SKEW
     return [
         Observed(
             r["account_id"],
             (p := r["profile"])["id"],
-            profile_json(p),
+            p,
             t if (t := r["time"]) <= latest else arrived,
         )
         for r in records
