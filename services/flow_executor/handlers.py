@@ -26,7 +26,6 @@ from services.flow_executor.domain.event_records import (
     EventInput,
     event_id_of,
     event_of,
-    listened_metrics,
     record_of,
     record_profiles,
 )
@@ -42,7 +41,7 @@ from services.flow_executor.domain.planning import (
 from services.flow_executor.domain.reachability import Grounds, blocked_reason, step_grounds
 from services.flow_executor.domain.runs import UNKNOWN_PROFILE, ProfileKey, ProfileState, Run
 from services.flow_executor.domain.smart_sending import channel_of, sending_channels
-from services.flow_executor.domain.triggers import may_enter_with
+from services.flow_executor.domain.triggers import EntryIndex
 from services.flow_executor.ports import (
     FlowDeletion,
     FlowWork,
@@ -234,12 +233,11 @@ async def enter_from_events(batch: list[Received[EventInput]], work: FlowWork) -
     # each event's own fields (domain.entries); read only for events a flow listens to:
     # of a metric one of the account's flows is triggered by, passing what of its filter
     # the event alone decides.
-    listened = listened_metrics(flows)
+    index = EntryIndex(flows)
     candidates = [
         event_of(m)
         for m, r in zip(inputs, records, strict=True)
-        if r["metric"] in listened.get(account := r["account_id"], ())
-        and may_enter_with(flows[account], r["metric"], r["properties"], r["historical_import"])
+        if index.may_enter(r["account_id"], r["metric"], r["properties"], r["historical_import"])
     ]
     known = await work.profiles.walk_state((e.account_id, e.profile.id) for e in candidates)
     await work.profiles.upsert_profiles(record_profiles(records, flows, utcnow()))

@@ -9,7 +9,7 @@ is false rather than an error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.contracts.flows import AllOf, AnyOf, Condition, Predicate
@@ -24,6 +24,30 @@ def lookup(path: str, context: Mapping[str, Any], default_root: str = "event") -
         root, rest = default_root, path
     value: Any = context.get(root, {})
     for part in rest.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif (
+            root == "person" and isinstance(value, Mapping) and part in value.get("properties", {})
+        ):
+            value = value["properties"][part]
+        else:
+            return _MISSING
+    return value
+
+
+def _path(path: str, default_root: str) -> tuple[str, list[str]]:
+    """(root, parts) of a property path, as `lookup` reads it: `event.a.b` ->
+    ("event", ["a", "b"]) (`compile_condition`: split once, not per context)."""
+    root, _, rest = path.partition(".")
+    if root not in ("event", "person") or not rest:
+        root, rest = default_root, path
+    return root, rest.split(".")
+
+
+def _resolve(root: str, parts: list[str], context: Mapping[str, Any]) -> Any:
+    """`lookup` of a path already split by `_path`."""
+    value: Any = context.get(root, {})
+    for part in parts:
         if isinstance(value, Mapping) and part in value:
             value = value[part]
         elif (
@@ -84,3 +108,22 @@ def reads_person(condition: Condition, default_root: str = "event") -> bool:
     if root not in ("event", "person") or not rest:
         root = default_root
     return root == "person"
+
+
+Compiled = Callable[[Mapping[str, Any]], bool]
+
+
+def compile_condition(condition: Condition, default_root: str = "event") -> Compiled:
+    """`evaluate` with `condition` worked out once: its paths split, its combinators
+    resolved. For a condition tried against many contexts (a trigger filter against
+    every event of a batch); `compiled(context) == evaluate(condition, context)`."""
+    if isinstance(condition, AllOf):
+        every = [compile_condition(c, default_root) for c in condition.all]
+        return lambda context: all(c(context) for c in every)
+    if isinstance(condition, AnyOf):
+        some = [compile_condition(c, default_root) for c in condition.any]
+        return lambda context: any(c(context) for c in some)
+    assert isinstance(condition, Predicate)
+    root, parts = _path(condition.property, default_root)
+    op, expected = condition.op, condition.value
+    return lambda context: _compare(op, _resolve(root, parts, context), expected)

@@ -18,7 +18,7 @@ fallback), so both forms are accepted wherever a record is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -28,7 +28,7 @@ from typing_extensions import TypedDict
 
 from services.flow_executor.domain.event_time import SKEW
 from services.flow_executor.domain.records import Observed
-from shared.contracts import FlowDefinition, ProfileEvent
+from shared.contracts import ProfileEvent
 from shared.contracts.base import Profile
 
 EventRecord = dict[str, Any]
@@ -76,15 +76,6 @@ def event_of(message: EventInput) -> ProfileEvent:
 
 def event_id_of(message: EventInput) -> str:
     return message["event_id"] if isinstance(message, dict) else message.event_id
-
-
-def listened_metrics(flows: Mapping[str, Sequence[FlowDefinition]]) -> dict[str, frozenset[str]]:
-    """Per account, the metrics its metric-triggered flows listen to: an event of any
-    other metric enters nothing, whatever its filter (F2)."""
-    return {
-        account: frozenset(f.trigger.metric for f in found if f.trigger.type == "metric")
-        for account, found in flows.items()
-    }
 
 
 def profile_json(profile: Mapping[str, Any]) -> str:

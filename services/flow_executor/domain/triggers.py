@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.flow_executor.domain.conditions import evaluate, reads_person
+from services.flow_executor.domain.conditions import (
+    Compiled,
+    compile_condition,
+    evaluate,
+    reads_person,
+)
 from services.flow_executor.domain.walker import passes_profile_filter
 from shared.contracts import ConsentChanged, FlowDefinition, ProfileEvent
 
@@ -48,30 +53,54 @@ def may_enter(flows: Iterable[FlowDefinition], event: ProfileEvent) -> bool:
     properties or reads the profile (then `metric_flows` decides, with the stored
     profile). Most events are of metrics no flow listens to, or fail a filter on the
     event alone (a score above a threshold): they need no profile read and no run (F2)."""
-    return may_enter_with(flows, event.metric, event.properties, event.historical_import)
-
-
-def may_enter_with(
-    flows: Iterable[FlowDefinition],
-    metric: str,
-    properties: Mapping[str, Any],
-    historical_import: bool,
-) -> bool:
-    """`may_enter` on an event's fields (a slim record's, `domain.event_records`)."""
-    if historical_import:
+    if event.historical_import:
         return False
     context: dict[str, Any] | None = None
     for flow in flows:
         trigger = flow.trigger
-        if trigger.type != "metric" or trigger.metric != metric:
+        if trigger.type != "metric" or trigger.metric != event.metric:
             continue
         if trigger.filter is None or reads_person(trigger.filter):
             return True
         if context is None:
-            context = {"event": properties}
+            context = {"event": event.properties}
         if evaluate(trigger.filter, context):
             return True
     return False
+
+
+class EntryIndex:
+    """`may_enter` for a batch of events against the flows in force, worked out once per
+    batch: per account and metric, the trigger filters of the flows listening to it,
+    compiled (`conditions.compile_condition`). An event of a metric no flow of its
+    account listens to is refused by one lookup, before any filter (F2).
+
+    Made per batch from the flows the batch read: the definitions topic is shared out
+    among replicas like any other, so no replica's own consumer sees every flow."""
+
+    def __init__(self, flows: Mapping[str, Iterable[FlowDefinition]]) -> None:
+        # (account, metric) -> each listening flow's test in flow order; None: the flow
+        # may take every such event (no filter, or one that reads the profile).
+        self._tests: dict[tuple[str, str], list[Compiled | None]] = {}
+        for account, found in flows.items():
+            for flow in found:
+                trigger = flow.trigger
+                if trigger.type != "metric":
+                    continue
+                test = None
+                if trigger.filter is not None and not reads_person(trigger.filter):
+                    test = compile_condition(trigger.filter)
+                self._tests.setdefault((account, trigger.metric), []).append(test)
+
+    def may_enter(
+        self, account_id: str, metric: str, properties: Mapping[str, Any], historical: bool
+    ) -> bool:
+        """`may_enter(flows[account_id], event)` on the event's fields."""
+        tests = self._tests.get((account_id, metric))
+        if tests is None or historical:
+            return False
+        context = {"event": properties}
+        return any(test is None or test(context) for test in tests)
 
 
 def metric_flows(

@@ -29,12 +29,11 @@ from services.flow_executor.domain.event_records import (
     EVENT_RECORD,
     PROFILE_RECORD,
     event_of,
-    listened_metrics,
     profile_json,
     record_of,
     record_profiles,
 )
-from services.flow_executor.domain.triggers import may_enter, may_enter_with
+from services.flow_executor.domain.triggers import EntryIndex, may_enter
 from shared.contracts import FlowDefinition, ProfileEvent
 from shared.contracts.base import Profile
 from shared.messaging.batches import describe_error
@@ -245,11 +244,11 @@ def test_f2_records_decide_entry_as_the_events_do(
 ) -> None:
     events = _valid(payloads_)
     by_account = {"acme": list(flows)} if flows else {}
-    listened = listened_metrics(by_account)
+    index = EntryIndex(by_account)
     for e in events:
         r = record_of(parse_event(record(e_bytes(e))))
-        fast = e.metric in listened.get(e.account_id, ()) and may_enter_with(
-            by_account[e.account_id], r["metric"], r["properties"], r["historical_import"]
+        fast = index.may_enter(
+            r["account_id"], r["metric"], r["properties"], r["historical_import"]
         )
         assert fast == (e.account_id in by_account and may_enter(by_account[e.account_id], e))
     records = [record_of(parse_event(record(e_bytes(e)))) for e in events]
