@@ -29,6 +29,7 @@ from services.consent.domain.rules import decide, invalid, reject
 from services.consent.outputs import change_payloads, short_digest
 from services.consent.ports import (
     AccountSettings,
+    CommandRecord,
     Confirmation,
     ConsentWork,
     HistoryRow,
@@ -109,6 +110,39 @@ def act_from_command(cmd: ConsentCommand) -> Act:
         notice=cmd.notice,
         jurisdiction=cmd.jurisdiction,
     )
+
+
+def act_from_record(cmd: CommandRecord) -> Act:
+    """`act_from_command` of a command record (`adapters.commands`)."""
+    scope = cmd["scope"]
+    return Act(
+        act_id=cmd["command_id"],
+        action=cmd["action"],
+        channel=cmd["channel"],
+        act_at=clamp(plain_zone(cmd["consented_at"])),
+        purpose=cmd["purpose"],
+        list_id=cmd["list_id"],
+        scope=scope_name(scope["level"], scope["client_id"], scope["user_id"]),
+        method=cmd["method"],
+        evidence=cmd["evidence"],
+        historical_import=cmd["historical_import"],
+        phone_number=cmd["profile"]["phone_number"],
+        actor=cmd["actor"],
+        notice=cmd["notice"],
+        jurisdiction=cmd["jurisdiction"],
+    )
+
+
+def command_request(cmd: CommandRecord | ConsentCommand) -> Request:
+    """The request of one command, a record (`adapters.commands`) or a `ConsentCommand`:
+    the act, with the profile attributes it brings (a record's profile is already the
+    dict the model would dump)."""
+    if isinstance(cmd, ConsentCommand):
+        return Request(
+            cmd.account_id, cmd.profile.id, act_from_command(cmd), cmd.profile.model_dump()
+        )
+    profile = cmd["profile"]
+    return Request(cmd["account_id"], profile["id"], act_from_record(cmd), profile)
 
 
 def change_messages(
@@ -590,28 +624,27 @@ async def queue_opt_out_confirmation(
     await work.queue_mail([work.mails.opt_out(key, email, act_id, acct, pages)])
 
 
-async def on_commands(batch: list[Received[ConsentCommand]], work: ConsentWork) -> None:
+async def on_commands(
+    batch: list[Received[CommandRecord | ConsentCommand]], work: ConsentWork
+) -> None:
     """`consent-commands`: C1–C11; a rule violation is dead-lettered with its reason.
+    Commands come as records (`adapters.commands`) or `ConsentCommand` objects.
 
     X2 without an inbox: a command is applied once per account and command id. A second
     copy in the batch is dropped here; a copy of a command applied before is found in
     the audit trail (`once`) or in the profile's act log (`decide`)."""
-    first: dict[tuple[str, str], Received[ConsentCommand]] = {}
-    for i in batch:
-        first.setdefault((i.message.account_id, i.message.command_id), i)
+    first: dict[tuple[str, str], Request] = {}
+    records = {}
+    for item in batch:
+        req = command_request(item.message)
+        if first.setdefault((req.account_id, req.act.act_id), req) is req:
+            records[id(req)] = item.record
     if len(first) < len(batch):
         DUPLICATES.labels(COMMANDS).inc(len(batch) - len(first))
-    records = {}
-    for item in first.values():
-        cmd = item.message
-        req = Request(
-            cmd.account_id, cmd.profile.id, act_from_command(cmd), cmd.profile.model_dump()
-        )
-        records[id(req)] = (req, item.record)
-    done = await apply_with_identities(work, [r for r, _ in records.values()], (), once=True)
+    done = await apply_with_identities(work, list(first.values()), (), once=True)
     for req, outcome, original in done:
         if original and outcome.rejection is not None:
-            work.dead_letter(COMMANDS, records[id(req)][1], outcome.rejection)
+            work.dead_letter(COMMANDS, records[id(req)], outcome.rejection)
 
 
 async def on_sms_inbound(batch: list[Received[SmsInbound]], work: ConsentWork) -> None:

@@ -33,6 +33,12 @@ class Key(NamedTuple):
     profile_id: str
 
 
+CommandRecord = dict[str, Any]
+"""A validated `consent-commands` payload as a plain dict (`adapters.commands`): the
+fields of `ConsentCommand`, with `profile` and `scope` the fields of `Profile` and
+`Scope`, defaults filled; what `ConsentCommand.model_dump()` gives."""
+
+
 @dataclass
 class Stored:
     """A profile's consent row as loaded for a unit of work."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.consent import handlers
+from services.consent.adapters.commands import parse_command
 from services.consent.ports import ConsentWork
 from shared.contracts import (
     ConsentChanged,
@@ -39,6 +40,8 @@ def declare(kafka: KafkaEdge, work: Callable[[UnitOfWork], ConsentWork]) -> None
         # X2 without an inbox row per command: the use case applies each command id
         # once (its audit trail and the profile's act log prove it was).
         consumer=handlers.COMMANDS,
+        # Validated as `ConsentCommand` into slim records (`adapters.commands`).
+        parse=parse_command,
         description="Apply consent acts (C1–C11), publish the changes (C9); a command"
         " that breaks a rule is dead-lettered with its reason.",
         work=work,
