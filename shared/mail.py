@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from email import quoprimime
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
@@ -22,7 +23,15 @@ import aiosmtplib
 from shared.addresses import email_error
 from shared.settings import Settings
 
-__all__ = ["SendResult", "SmtpSender", "compose", "email_error", "message_id"]
+__all__ = [
+    "PreparedMail",
+    "RenderedMail",
+    "SendResult",
+    "SmtpSender",
+    "compose",
+    "email_error",
+    "message_id",
+]
 
 
 def message_id(*parts: str, domain: str) -> str:
@@ -109,6 +118,169 @@ _CONTROLS = {c: " " for c in (*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x
 def _header(value: str) -> str:
     value = header_text(value)
     return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+# --- one mail to many recipients, written straight to bytes ------------------------------
+
+
+class RenderedMail(Message):
+    """A mail already written to bytes: `as_bytes()` gives them back as they are, and its
+    top-level headers read as those of the `compose`d mail would (`mail["To"]`). Its body
+    is only in the bytes."""
+
+    def __init__(self, content: bytes, headers: list[tuple[str, str]]) -> None:
+        super().__init__(_POLICY)
+        self._headers = headers
+        self._content = content
+
+    def as_bytes(self, unixfrom: bool = False, policy: object = None) -> bytes:
+        return self._content
+
+    def __bytes__(self) -> bytes:
+        return self._content
+
+    def as_string(
+        self, unixfrom: bool = False, maxheaderlen: int = 0, policy: object = None
+    ) -> str:
+        return self._content.decode("ascii", "surrogateescape")
+
+    def __str__(self) -> str:
+        return self.as_string()
+
+
+class PreparedMail:
+    """What `compose` would make of a mail sent to several recipients, done once: the
+    sender's headers and the bodies up to where each recipient's copy starts to differ.
+    `render` then writes one recipient's copy straight to bytes, the same bytes as
+    `compose(...).as_bytes()` given the whole texts (a property test holds them equal).
+
+    Why: building a `Message` and flattening it through the `email` generator folds
+    every header through `email.header.Header` and walks the MIME tree again for each
+    copy, about 0.5 ms a mail, most of the dispatcher's CPU per alert; here only the
+    headers and body lines that differ per recipient are written per copy, and a header
+    takes the generator's path only when it could fold or needs encoding."""
+
+    def __init__(
+        self,
+        *,
+        mail_from: str,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        from_name: str | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        name = header_text(from_name) if from_name else None
+        sender = header_text(mail_from)
+        self._sender = [("From", formataddr((name, sender)) if name else sender)]
+        self._subject = ("Subject", _header(subject))
+        self._reply_to = [("Reply-To", header_text(reply_to))] if reply_to else []
+        self._from_bytes = _fold(*self._sender[0])
+        self._subject_bytes = _fold(*self._subject)
+        self._reply_bytes = _fold(*self._reply_to[0]) if reply_to else b""
+        self._text = _QpHead(text)
+        self._html = _QpHead(html) if html is not None else None
+
+    def render(
+        self,
+        *,
+        to: str,
+        msg_id: str,
+        text_end: str = "",
+        html_end: str = "",
+        unsubscribe_url: str | None = None,
+        date: str | None = None,
+    ) -> RenderedMail:
+        """One copy: `compose(to=to, msg_id=msg_id, text=text + text_end, html=html +
+        html_end, unsubscribe_url=unsubscribe_url, ...)` as bytes."""
+        to = header_text(to)
+        date = date or formatdate(usegmt=True)
+        headers = [*self._sender, ("To", to), self._subject, ("Message-ID", msg_id)]
+        headers += [("Date", date), ("Auto-Submitted", "auto-generated"), *self._reply_to]
+        tail = [
+            self._from_bytes,
+            _fold("To", to),
+            self._subject_bytes,
+            _fold("Message-ID", msg_id),
+            _fold("Date", date),
+            b"Auto-Submitted: auto-generated\n",
+            self._reply_bytes,
+        ]
+        if unsubscribe_url:
+            listed = f"<{unsubscribe_url}>"
+            headers += [("List-Unsubscribe", listed), _ONE_CLICK]
+            tail += [_fold("List-Unsubscribe", listed), _ONE_CLICK_BYTES]
+        text = self._text.encoded(text_end)
+        if self._html is None:
+            headers[:0] = _SINGLE_PART
+            out = [_SINGLE_PART_BYTES, *tail, b"\n", text]
+        else:
+            boundary = "=_" + hashlib.sha256(msg_id.encode()).hexdigest()[:32]
+            content_type = f'multipart/alternative; boundary="{boundary}"'
+            headers[:0] = [("Content-Type", content_type), ("MIME-Version", "1.0")]
+            dash = f"--{boundary}\n".encode()
+            out = [_fold("Content-Type", content_type), b"MIME-Version: 1.0\n", *tail, b"\n"]
+            out += [dash, _PART_PLAIN, text, b"\n", dash, _PART_HTML]
+            out += [self._html.encoded(html_end), f"\n--{boundary}--\n".encode()]
+        return RenderedMail(b"".join(out), headers)
+
+
+class _QpHead:
+    """A body's quoted-printable form up to its last line break, written once; `encoded`
+    adds the rest and a copy's own ending. Quoted-printable works line by line, so the
+    lines before a line break encode the same whatever follows them (unless a CR ends
+    them and the ending starts with LF: one CRLF, encoded whole)."""
+
+    def __init__(self, head: str) -> None:
+        self._raw = raw = _qp_input(head)
+        cut = max(raw.rfind("\n"), raw.rfind("\r")) + 1
+        self._done = quoprimime.body_encode(raw[:cut]).encode("ascii") if cut else b""
+        self._rest = raw[cut:]
+        self._open_cr = raw.endswith("\r")
+
+    def encoded(self, end: str) -> bytes:
+        end = _qp_input(end)
+        if self._open_cr and end.startswith("\n"):
+            return quoprimime.body_encode(self._raw + end).encode("ascii")
+        rest = self._rest + end
+        return self._done + (quoprimime.body_encode(rest).encode("ascii") if rest else b"")
+
+
+def _qp_input(body: str) -> str:
+    """`body` as `Message.set_payload(body, utf-8 charset)` hands it to the
+    quoted-printable encoder: its UTF-8 bytes, one character per byte."""
+    return body.encode("utf-8", "surrogateescape").decode("latin1")
+
+
+def _fold(name: str, value: str) -> bytes:
+    """The header line the `compat32` generator writes for `value` (`_POLICY`): a value
+    that is printable ASCII, fits the line and ends in no space comes out as it is;
+    any other takes the generator's own folding."""
+    if (
+        value.isascii()
+        and value.isprintable()
+        and not value.endswith(" ")
+        and len(name) + len(value) <= _FITS
+    ):
+        return f"{name}: {value}\n".encode("ascii")
+    return _POLICY.fold_binary(name, value)
+
+
+_FITS = 998 - 2  # "Name: value" within max_line_length (the policy's, below)
+_ONE_CLICK = ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+_ONE_CLICK_BYTES = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\n"
+_SINGLE_PART = [
+    ("MIME-Version", "1.0"),
+    ("Content-Type", 'text/plain; charset="utf-8"'),
+    ("Content-Transfer-Encoding", "quoted-printable"),
+]
+_SINGLE_PART_BYTES = b"".join(f"{k}: {v}\n".encode() for k, v in _SINGLE_PART)
+_PART_PLAIN = (
+    b'Content-Type: text/plain; charset="utf-8"\nContent-Transfer-Encoding: quoted-printable\n\n'
+)
+_PART_HTML = (
+    b'Content-Type: text/html; charset="utf-8"\nContent-Transfer-Encoding: quoted-printable\n\n'
+)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import ctypes
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -226,6 +226,28 @@ def _timed(fn: Callable[[], T], limit_s: float) -> T:
 async def run_with_budget(fn: Callable[[], T], limit_s: float = MAX_RENDER_SECONDS) -> T:
     """Run `fn` (rendering) on a worker thread, interrupted after `limit_s` seconds."""
     return await asyncio.get_running_loop().run_in_executor(_pool, _timed, fn, limit_s)
+
+
+async def run_each_with_budget(
+    fns: Sequence[Callable[[], T]], limit_s: float = MAX_RENDER_SECONDS
+) -> list[T | Exception]:
+    """Run each of `fns` (a batch's renders) on a worker thread, in one hand-over for the
+    batch, each interrupted after `limit_s` seconds of its own; a failing one gives its
+    exception in its place and the others still run. Handing each render to the thread
+    and back cost about 60 µs of CPU, more than rendering a short alert does."""
+    if not fns:
+        return []
+    return await asyncio.get_running_loop().run_in_executor(_pool, _each, fns, limit_s)
+
+
+def _each(fns: Sequence[Callable[[], T]], limit_s: float) -> list[T | Exception]:
+    out: list[T | Exception] = []
+    for fn in fns:
+        try:
+            out.append(_timed(fn, limit_s))
+        except Exception as exc:
+            out.append(exc)
+    return out
 
 
 def run_sync_with_budget(fn: Callable[[], T], limit_s: float = MAX_RENDER_SECONDS) -> T:

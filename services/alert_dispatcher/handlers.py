@@ -36,7 +36,7 @@ from shared.logging import get_logger
 from shared.pages.accounts import PageSettings
 from shared.ports import OutgoingMail, QueuedMail
 from shared.received import Received
-from shared.templates import run_with_budget
+from shared.templates import run_each_with_budget
 
 log = get_logger(__name__)
 
@@ -204,17 +204,33 @@ async def dispatch(batch: list[Received[AlertRequested]], work: AlertWork) -> No
     or record `skipped` at once when none is confirmed."""
     requests = [i.message for i in batch]
     await work.alerts.add(_new_alerts(batch, work))
+    # The requests of one action list the same recipients: each list is checked once.
+    checked: dict[tuple[str, ...], dict[str, str]] = {}
+    written = [
+        checked.get(key) or checked.setdefault(key, alert_addresses(key))
+        for key in (tuple(r.action.recipients) for r in requests)
+    ]
     by_account: dict[str, set[str]] = {}
-    for r in requests:
-        by_account.setdefault(r.account_id, set()).update(alert_addresses(r.action.recipients))
+    for r, addresses in zip(requests, written, strict=True):
+        by_account.setdefault(r.account_id, set()).update(addresses)
     known = {a: await work.recipients.find(a, sorted(e)) for a, e in by_account.items()}
     current = await work.flows.action_recipients({_key(r) for r in requests})
     pages = await work.accounts.pages(list(by_account))
     made = _Made()
-    for request in requests:
+    confirmed = [
+        _confirmed(made, r, addresses, known[r.account_id], current.get(_key(r)))
+        for r, addresses in zip(requests, written, strict=True)
+    ]
+    # Off the event loop and in a time and size budget (A7), the batch's renders handed
+    # to the thread together: a template bomb fails its own alert, and nobody else's.
+    renders = iter(
+        await run_each_with_budget(
+            [partial(rendered, r) for r, to in zip(requests, confirmed, strict=True) if to]
+        )
+    )
+    for request, to in zip(requests, confirmed, strict=True):
         language = (pages.get(request.account_id) or PageSettings()).language
-        confirmed = _confirmed(made, request, known[request.account_id], current.get(_key(request)))
-        await _build(work, made, request, confirmed, language)
+        _build(work, made, request, to, language, next(renders) if to else None)
     queued = await work.queue_mail([m for _, _, m in made.outgoing])
     made.deliveries += [
         Delivery(alert_id, email, queued[m.dedupe_key], "pending")
@@ -252,12 +268,12 @@ def _new_alerts(items: list[Received[AlertRequested]], work: AlertWork) -> list[
 def _confirmed(
     made: _Made,
     request: AlertRequested,
+    written: dict[str, str],
     statuses: dict[str, Recipient],
     now_on: set[str] | None,
 ) -> list[Recipient]:
     """The request's recipients who get the alert; the others are recorded as skipped
-    with the reason."""
-    written = alert_addresses(request.action.recipients)
+    with the reason. `written`: the request's recipients, key to spelling (A1, I1)."""
     targets = list(written)
     if now_on is not None:
         # A5: an alert held for review or waiting on a delay was requested with the
@@ -280,22 +296,25 @@ def _confirmed(
     return confirmed
 
 
-async def _build(
+def _build(
     work: AlertWork,
     made: _Made,
     request: AlertRequested,
     confirmed: list[Recipient],
     language: str | None,
+    parts: tuple[str, str, str] | Exception | None,
 ) -> None:
-    """One mail per confirmed recipient, or the alert's outcome when there is none to send."""
+    """One mail per confirmed recipient from the alert's rendered `parts`, or the alert's
+    outcome when there is none to send or it could not be rendered or built."""
     if not confirmed:
         made.outcomes.append(_skipped(request))
         return
     try:
-        # Off the event loop and in a time and size budget (A7): a template bomb fails
-        # its own alert, with the reason, and nobody else's.
-        parts = await run_with_budget(partial(rendered, request))
-        built = [(r, work.compose.alert(request, r, language, parts)) for r in confirmed]
+        if isinstance(parts, Exception):
+            raise parts
+        assert parts is not None
+        copies = work.compose.alerts(request, confirmed, language, parts)
+        built = list(zip(confirmed, copies, strict=True))
     except Exception as exc:
         # Whatever a tenant's template or values do, the alert gets an outcome.
         reason = f"Failed: the alert could not be built ({type(exc).__name__}: {exc})"
@@ -422,17 +441,17 @@ async def within_limit(work: AlertWork, claimed: Sequence[QueuedMail]) -> set[in
             first.setdefault(m.account_id, []).append(m)
     if not first:
         return admitted
-    window = await work.limits.current_window()
     deferred: list[int] = []
+    until = None
     for account_id in sorted(first):
         wanted = sorted(first[account_id], key=lambda m: m.id)
-        limit = await work.limits.send_limit(account_id)
-        used = await work.limits.lock_window(account_id, window.start)
-        n = admissible(used, limit, len(wanted))
+        opened = await work.limits.open_window(account_id)
+        n = admissible(opened.used, opened.limit, len(wanted))
         admitted |= {m.id for m in wanted[:n]}
         deferred += [m.id for m in wanted[n:]]
+        until = opened.window.end  # the same window for every account: one clock reading
         if n:
-            await work.limits.count_sent(account_id, window.start, n)
-    if deferred:
-        await work.mails.defer(deferred, window.end)
+            await work.limits.count_sent(account_id, opened.window.start, n)
+    if deferred and until is not None:
+        await work.mails.defer(deferred, until)
     return admitted

@@ -203,6 +203,16 @@ class MailRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class OpenWindow:
+    """An account's sending window with its counter locked (A8): `used` mails counted in
+    it so far, against `limit`."""
+
+    window: Window
+    used: int
+    limit: int
+
+
 class LimitRepository(Protocol):
     """The accounts' sending limits and what each window has used (A8); the service's
     default limit and window length are bound in."""
@@ -220,6 +230,11 @@ class LimitRepository(Protocol):
 
     async def lock_window(self, account_id: str, start: datetime) -> int:
         """Mails counted in the account's window so far, its counter locked until commit."""
+        ...
+
+    async def open_window(self, account_id: str) -> OpenWindow:
+        """The account's counter in the current window (by the store's clock) created or
+        locked until commit, what it counted so far and the account's limit, together."""
         ...
 
     async def count_sent(self, account_id: str, start: datetime, n: int) -> None: ...
@@ -245,15 +260,15 @@ class MailComposer(Protocol):
         """The mail whose button confirms `recipient` at their current generation."""
         ...
 
-    def alert(
+    def alerts(
         self,
         request: AlertRequested,
-        recipient: Recipient,
+        recipients: Sequence[Recipient],
         language: str | None,
         parts: tuple[str, str, str],
-    ) -> Message:
-        """One recipient's copy of an alert rendered as `parts`, with their own
-        unsubscribe link."""
+    ) -> list[Message]:
+        """Each recipient's copy of an alert rendered as `parts`, with their own
+        unsubscribe link, in the order of `recipients`."""
         ...
 
 

@@ -4,7 +4,9 @@ signing key, public URL, Message-ID domain) bound in."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from email.message import Message
+from email.utils import formatdate
 from html import escape
 from urllib.parse import quote
 
@@ -12,7 +14,7 @@ from services.alert_dispatcher.domain.recipients import Recipient
 from services.alert_dispatcher.domain.templates import rendered
 from shared.contracts import AlertRequested
 from shared.links import sign
-from shared.mail import compose, message_id
+from shared.mail import PreparedMail, compose, message_id
 from shared.pages import button_mail, gettext, texts
 from shared.pages.accounts import PageSettings
 from shared.settings import Settings
@@ -86,33 +88,60 @@ def alert(
     parts: tuple[str, str, str] | None = None,
     to: str | None = None,
 ) -> Message:
-    """One recipient's copy of an alert (A5): their own unsubscribe link in the footer and
-    in `List-Unsubscribe` (RFC 8058 one-click POST), and a Message-ID fixed by (alert,
-    recipient) so that a copy resent after a crash is recognisably the same mail (A9).
-    `parts` is what `rendered` made (rendered here when not given). `email` is the
-    recipient's key (I1), bound into the link; `to` the spelling mailed (default `email`)."""
+    """One recipient's copy of an alert (`alerts` for one recipient; `parts` rendered
+    here when not given). `email` is the recipient's key (I1), bound into the link; `to`
+    the spelling mailed (default `email`)."""
+    parts = parts if parts is not None else rendered(request)
+    return alerts(settings, request, [(email, generation, to or email)], language, parts)[0]
+
+
+def alerts(
+    settings: Settings,
+    request: AlertRequested,
+    recipients: Sequence[tuple[str, int, str]],
+    language: str | None,
+    parts: tuple[str, str, str],
+) -> list[Message]:
+    """Each recipient's copy of an alert (A5), `recipients` as (key, generation, address
+    mailed): their own unsubscribe link in the footer and in `List-Unsubscribe` (RFC 8058
+    one-click POST), and a Message-ID fixed by (alert, recipient) so that a copy resent
+    after a crash is recognisably the same mail (A9). `parts` is what `rendered` made.
+
+    The copies differ only from the footer's link on, so the mail is prepared once
+    (`shared.mail.PreparedMail`: sender, subject, the bodies up to the link) and each
+    copy is written from there, the same bytes `compose` would make of it."""
     action = request.action
-    unsubscribe = link(
-        settings,
-        "/links/recipients/unsubscribe",
-        UNSUBSCRIBE,
-        {"a": request.account_id, "e": email, "g": generation},
-    )
-    subject, text, html = parts if parts is not None else rendered(request)
+    subject, text, html = parts
     stop = gettext(language or "en", texts.ALERT_FOOTER)
-    footer_text = f"\n\n--\n{stop}: {unsubscribe}\n"
-    footer_html = f'<hr><p><a href="{escape(unsubscribe)}">{escape(stop)}</a></p>'
-    return compose(
+    prepared = PreparedMail(
         mail_from=action.from_email,
         from_name=action.from_name,
         reply_to=action.reply_to,
-        to=to or email,
         subject=subject,
-        text=text + footer_text,
-        html=f"<div>{html}</div>{footer_html}",
-        msg_id=message_id("alert", request.alert_id, email, domain=settings.mail_domain),
-        unsubscribe_url=unsubscribe,
+        text=f"{text}\n\n--\n{stop}: ",
+        html=f'<div>{html}</div><hr><p><a href="',
     )
+    stop_html = escape(stop)
+    date = formatdate(usegmt=True)
+    out: list[Message] = []
+    for email, generation, to in recipients:
+        unsubscribe = link(
+            settings,
+            "/links/recipients/unsubscribe",
+            UNSUBSCRIBE,
+            {"a": request.account_id, "e": email, "g": generation},
+        )
+        out.append(
+            prepared.render(
+                to=to,
+                msg_id=message_id("alert", request.alert_id, email, domain=settings.mail_domain),
+                text_end=f"{unsubscribe}\n",
+                html_end=f'{escape(unsubscribe)}">{stop_html}</a></p>',
+                unsubscribe_url=unsubscribe,
+                date=date,
+            )
+        )
+    return out
 
 
 class AlertMails:
@@ -137,12 +166,12 @@ class AlertMails:
             self._settings, account_id, r.email, r.generation, from_email, pages, renewal, r.mail_to
         )
 
-    def alert(
+    def alerts(
         self,
         request: AlertRequested,
-        recipient: Recipient,
+        recipients: Sequence[Recipient],
         language: str | None,
         parts: tuple[str, str, str],
-    ) -> Message:
-        r = recipient
-        return alert(self._settings, request, r.email, r.generation, language, parts, r.mail_to)
+    ) -> list[Message]:
+        listed = [(r.email, r.generation, r.mail_to) for r in recipients]
+        return alerts(self._settings, request, listed, language, parts)

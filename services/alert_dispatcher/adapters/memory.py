@@ -23,6 +23,7 @@ from services.alert_dispatcher.ports import (
     Asked,
     Delivery,
     NewAlert,
+    OpenWindow,
     SendingAlert,
 )
 from shared.contracts import AlertOutcome, PrivacyRequest
@@ -284,6 +285,11 @@ class MemoryLimits(_OnTables):
 
     async def lock_window(self, account_id: str, start: datetime) -> int:
         return self.t.windows.setdefault((account_id, start), 0)
+
+    async def open_window(self, account_id: str) -> OpenWindow:
+        window = window_at(self.t.clock, self._window_s)
+        used = self.t.windows.setdefault((account_id, window.start), 0)
+        return OpenWindow(window, used, self.t.limits.get(account_id, self._default))
 
     async def count_sent(self, account_id: str, start: datetime, n: int) -> None:
         if (account_id, start) in self.t.windows:

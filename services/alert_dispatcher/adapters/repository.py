@@ -8,7 +8,7 @@ included."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,6 +21,7 @@ from services.alert_dispatcher.ports import (
     Asked,
     Delivery,
     NewAlert,
+    OpenWindow,
     SendingAlert,
 )
 from shared.contracts import AlertOutcome
@@ -335,6 +336,24 @@ class PostgresLimits(_OnConnection):
                 start,
             )
         )
+
+    async def open_window(self, account_id: str) -> OpenWindow:
+        """The window's start by the database's clock (`now()`, the transaction's time:
+        every account of one claim is in the same window), the counter created or
+        locked as `lock_window` does it, and the account's limit, in one statement."""
+        row = await self._conn.fetchrow(
+            "INSERT INTO send_windows (account_id, window_start)"
+            " VALUES ($1, to_timestamp(floor(extract(epoch FROM now()) / $2::int) * $2::int))"
+            " ON CONFLICT (account_id, window_start) DO UPDATE SET sent = send_windows.sent"
+            " RETURNING sent, window_start, (SELECT alert_send_limit_per_hour"
+            " FROM account_limits WHERE account_id = $1) AS own_limit",
+            account_id,
+            self._window_s,
+        )
+        start = row["window_start"]
+        limit = self._default if row["own_limit"] is None else int(row["own_limit"])
+        window = Window(start, start + timedelta(seconds=self._window_s))
+        return OpenWindow(window, int(row["sent"]), limit)
 
     async def count_sent(self, account_id: str, start: datetime, n: int) -> None:
         await self._conn.execute(

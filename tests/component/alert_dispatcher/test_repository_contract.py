@@ -9,7 +9,7 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
 
@@ -238,6 +238,22 @@ async def test_sending_limit_and_window_counter(h: Harness) -> None:
     ids = await _two_deliveries(s)
     await s.mails.defer([ids["m-a"]], start)
     await s.mails.defer([], start)
+
+
+async def test_a8_open_window_reads_window_counter_and_limit_together(h: Harness) -> None:
+    """What the mail worker's claim reads per account in one statement: the window now,
+    the account's counter in it (created at 0, then what was counted) and its limit (its
+    own, else the service's)."""
+    s = h.store
+    window = await s.limits.current_window()
+    opened = await s.limits.open_window(A)
+    assert (opened.window, opened.used, opened.limit) == (window, 0, 50)
+    assert opened.window.end - opened.window.start == timedelta(hours=1)
+    await s.limits.count_sent(A, opened.window.start, 4)
+    await s.limits.set_send_limit(A, 7)
+    again = await s.limits.open_window(A)
+    assert (again.window, again.used, again.limit) == (window, 4, 7)
+    assert (await s.limits.open_window("other")).used == 0
 
 
 async def test_page_settings_of_accounts_that_set_some(h: Harness) -> None:
