@@ -11,6 +11,7 @@ the records of `services.flow_executor.ports`; the HTTP API's reads are in `read
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -41,8 +42,9 @@ _parsed: dict[tuple[str, str, int], FlowDefinition] = {}
 FLOW_DELETED = "Skipped: flow deleted"
 
 
-def _by_profile(row: Observed) -> tuple[str, str]:
-    return row.account_id, row.profile_id
+_by_profile = operator.attrgetter("account_id", "profile_id")
+"""(account, profile) of a fact: the key its upserts are cut into rounds and ordered by
+(in C: it is asked twice per row of every batch)."""
 
 
 def _fact_columns(rows: Sequence[Observed]) -> list[list[Any]]:

@@ -48,7 +48,7 @@ def _resolve(root: str, parts: list[str], context: Mapping[str, Any]) -> Any:
     """`lookup` of a path already split by `_path`."""
     value: Any = context.get(root, {})
     for part in parts:
-        if isinstance(value, Mapping) and part in value:
+        if (type(value) is dict or isinstance(value, Mapping)) and part in value:
             value = value[part]
         elif (
             root == "person" and isinstance(value, Mapping) and part in value.get("properties", {})
@@ -124,6 +124,22 @@ def compile_condition(condition: Condition, default_root: str = "event") -> Comp
         some = [compile_condition(c, default_root) for c in condition.any]
         return lambda context: any(c(context) for c in some)
     assert isinstance(condition, Predicate)
-    root, parts = _path(condition.property, default_root)
+    resolve = _resolver(*_path(condition.property, default_root))
     op, expected = condition.op, condition.value
-    return lambda context: _compare(op, _resolve(root, parts, context), expected)
+    return lambda context: _compare(op, resolve(context), expected)
+
+
+def _resolver(root: str, parts: list[str]) -> Callable[[Mapping[str, Any]], Any]:
+    """`_resolve` bound to one path; an event property's own name (`score`, the usual
+    trigger filter) is read without the loop."""
+    if root != "event" or len(parts) != 1:
+        return lambda context: _resolve(root, parts, context)
+    part = parts[0]
+
+    def event_property(context: Mapping[str, Any]) -> Any:
+        value = context.get("event", {})
+        if (type(value) is dict or isinstance(value, Mapping)) and part in value:
+            return value[part]
+        return _MISSING
+
+    return event_property
