@@ -16,8 +16,8 @@ from pydantic import TypeAdapter, ValidationError
 from services.flow_executor.domain.event_records import EVENT_RECORD, EventInput
 from shared.contracts import ProfileEvent
 
-_records: TypeAdapter[dict] = TypeAdapter(EVENT_RECORD)
-_validate_json = _records.validate_json
+# The compiled validator itself: `TypeAdapter.validate_json` is a Python frame around it.
+_validate_json = TypeAdapter(EVENT_RECORD).validator.validate_json
 
 
 def parse_event(record: ConsumerRecord) -> EventInput:

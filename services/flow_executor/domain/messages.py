@@ -164,34 +164,38 @@ def held_request(
 # --- flow-activity ----------------------------------------------------------------------
 
 
-def activity_id(a: Activity) -> str:
+def activity_id(a: Activity, run_id: str | None = None) -> str:
     """One id per run, step and kind, unique by construction (X2): the step id is
     escaped, and an activity without a step has one part fewer. A `scheduled` activity
     also names its due time (UTC, ISO 8601): a step held by quiet hours again at its
-    release (F8) is scheduled anew, and consumers that dedupe by id must see it."""
+    release (F8) is scheduled anew, and consumers that dedupe by id must see it.
+    `run_id`: `str(a.run_id)` when the caller has it (a UUID's text is made in Python)."""
+    run = run_id if run_id is not None else str(a.run_id)
     if a.step_id is None:
-        return derived_id(str(a.run_id), a.kind)
+        return derived_id(run, a.kind)
     if a.kind == "scheduled" and a.due_at is not None:
         due = a.due_at.astimezone(UTC).isoformat()
-        return derived_id(str(a.run_id), a.step_id, a.kind, due)
-    return derived_id(str(a.run_id), a.step_id, a.kind)
+        return derived_id(run, a.step_id, a.kind, due)
+    return derived_id(run, a.step_id, a.kind)
 
 
 def activity_message(a: Activity) -> FlowActivity:
     """The `flow-activity` payload of one planned activity."""
+    run_id = str(a.run_id)
+    grounds = a.grounds
     return FlowActivity(
         type=a.kind,  # type: ignore[arg-type]
-        activity_id=activity_id(a),
+        activity_id=activity_id(a, run_id),
         account_id=a.account_id,
         flow_id=a.flow_id,
         step_id=a.step_id,
-        run_id=str(a.run_id),
+        run_id=run_id,
         profile_id=a.profile_id,
         reason=a.reason,
         due_at=a.due_at,
         alert_id=a.alert_id,
-        receipt_id=a.grounds.receipt_id if a.grounds else None,
-        suppressions=a.grounds.suppression_list() if a.grounds else [],
+        receipt_id=grounds.receipt_id if grounds else None,
+        suppressions=grounds.suppression_list() if grounds else [],
     )
 
 
