@@ -39,10 +39,13 @@ _OBJECT_ONLY = {"frozen", "title"}
 
 
 def _dumped_factory(model: type[BaseModel]) -> Any:
-    def make() -> dict[str, Any]:
-        return model().model_dump()
-
-    return make
+    """A default factory giving what `model().model_dump()` gives, a new dict each time:
+    copied from one dump when its values are plain (most commands leave their scope out,
+    and building a model to dump it cost as much as validating the rest of the command)."""
+    dumped = model().model_dump()
+    if all(v is None or isinstance(v, (str, int, float, bool)) for v in dumped.values()):
+        return dumped.copy
+    return lambda: model().model_dump()
 
 
 def record_type(model: type[BaseModel], name: str, nested: Mapping[str, Any] | None = None) -> Any:

@@ -11,6 +11,7 @@ fails and why.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,13 @@ def _iso(at: datetime | None) -> str | None:
 
 
 def _purpose(entry: HistoryEntry, act: Act) -> dict[str, Any]:
-    slot = entry.slot
+    """What a receipt records of one applied history row: it depends on the row's slot
+    and status only, so it is made once per pair (`_purpose_of`) and copied."""
+    return _purpose_of(entry.slot, entry.status).copy()
+
+
+@functools.lru_cache(maxsize=4096)
+def _purpose_of(slot: str, status: str) -> dict[str, Any]:
     channel = slot_channel(slot)
     purpose = slot.removeprefix("sms_") if slot in SMS_SLOTS else "marketing"
     return {  # keys in sorted order (`sorted_canonical`)
@@ -127,7 +134,7 @@ def _purpose(entry: HistoryEntry, act: Act) -> dict[str, Any]:
         "purpose": purpose,
         "scope": slot.removeprefix("scope:") if slot.startswith("scope:") else "group",
         "slot": slot,
-        "status": entry.status,
+        "status": status,
     }
 
 

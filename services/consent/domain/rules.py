@@ -385,18 +385,19 @@ def _first_act(act: Act, policy: Policy, now: datetime) -> Outcome | None:
     stamp = act.act_at if act.historical_import else now  # C4
     slots: dict[str, Slot] = {}
     history: list[HistoryEntry] = []
-    events: list[Event] = []
+    # Each slot's events in order, once each; for one slot (most acts) the tuple `_event`
+    # made, shared.
+    events: tuple[Event, ...] = ()
     for key in targets(act):
         phone = number if key in SMS_SLOTS else None
         slots[key] = Slot(status, stamp, act.method, phone, version)
         history.append(_entry(key, act, "applied", status, stamp, phone))
-        for event in _event(key, status, act):
-            if event not in events:
-                events.append(event)
+        found = _event(key, status, act)
+        events = events + tuple(e for e in found if e not in events) if events else found
     state = ProfileConsent(
         slots, number, version if number is not None else None, ActLog([Logged(act, now, policy)])
     )
-    return Outcome(state, tuple(events), tuple(history))
+    return Outcome(state, events, tuple(history))
 
 
 def decide_in_order(state: ProfileConsent, act: Act, policy: Policy, now: datetime) -> Outcome:
