@@ -62,12 +62,14 @@ def _fact_columns(rows: Sequence[Observed]) -> list[list[Any]]:
 def _profile_rows(rows: Sequence[Observed]) -> str:
     """Profile facts as one JSON array of `[account, profile, data, time]` (the time in
     RFC 3339, as PostgreSQL reads a `timestamptz`); data given as JSON text is embedded
-    as the value it holds."""
+    as the value it holds. A NaN or infinite number (JSON has none, PostgreSQL refuses
+    them; producers may send them) is written as null, as a profile's own JSON is."""
     return to_json(
         [
             [r.account_id, r.profile_id, from_json(v) if isinstance(v := r.value, str) else v, r.at]
             for r in rows
-        ]
+        ],
+        inf_nan_mode="null",
     ).decode()
 
 

@@ -80,8 +80,10 @@ def event_id_of(message: EventInput) -> str:
 
 def profile_json(profile: Mapping[str, Any]) -> str:
     """The JSON of a profile record, byte for byte `Profile.model_dump_json()` of the same
-    profile (its fields in the model's order, every default filled by validation)."""
-    return to_json(profile).decode()
+    profile (its fields in the model's order, every default filled by validation; a
+    NaN or infinite number, which producers may send, written as null as the model
+    writes it)."""
+    return to_json(profile, inf_nan_mode="null").decode()
 
 
 def record_profiles(

@@ -128,3 +128,15 @@ async def test_f3_profile_rows_from_one_document_are_the_general_paths_rows(
     assert await _rows_after(pool, as_dicts, fast=True) == expected
     # JSON text given to the repository (consent changes' profiles) lands the same.
     assert await _rows_after(pool, as_text, fast=True) == expected
+
+
+async def test_f3_a_nan_in_a_profile_is_stored_as_null_as_the_general_path_stores_it(
+    pool: Any,
+) -> None:
+    """The general path wrote `Profile.model_dump_json()`, where NaN and infinities are
+    null; a record's dict still holds the float."""
+    data = {"id": "p-1", "email": None, "properties": {"x": float("nan"), "y": float("inf")}}
+    text = to_json(data, inf_nan_mode="null").decode()
+    expected = await _rows_after(pool, [[Observed("prop", "p-1", text, T0)]], fast=False)
+    assert await _rows_after(pool, [[Observed("prop", "p-1", data, T0)]], fast=True) == expected
+    assert '"x": null' in expected[0][2]

@@ -368,3 +368,20 @@ async def test_f2_f3_a_batch_of_records_enters_and_keeps_as_the_events_do(
     # ProfileEvent objects (tests, the decoder's fallback) take the same way.
     objects = await _enter_all(split, ordered, handlers.enter_from_events)
     assert _outcome(objects) == _outcome(reference)
+
+
+def test_x1_f3_a_nan_or_infinity_a_producer_sends_is_kept_as_the_model_keeps_it() -> None:
+    """JSON has no NaN, but the contract's parser takes one (and Infinity); the profile
+    row has it as null, as `Profile.model_dump_json()` writes it, never as a literal
+    PostgreSQL would refuse (with the batch's other rows)."""
+    raw = (
+        b'{"event_id": "e-1", "account_id": "acme", "metric": "m", "time": "2026-11-23T10:00:00Z",'
+        b' "profile": {"id": "p-1", "properties": {"x": NaN, "y": -Infinity}},'
+        b' "properties": {"score": Infinity}}'
+    )
+    model, _ = by_model(raw)
+    assert model is not None
+    got, error = decoded(raw)
+    assert error is None and isinstance(got, dict)
+    assert profile_json(got["profile"]) == model.profile.model_dump_json()
+    assert '"x":null' in profile_json(got["profile"])
