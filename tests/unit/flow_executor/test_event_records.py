@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
+import pytest
 from aiokafka import ConsumerRecord
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import ValidationError, field_validator
 
 from services.flow_executor import handlers
 from services.flow_executor.adapters.events import parse_event
@@ -32,6 +33,7 @@ from services.flow_executor.domain.event_records import (
     profile_json,
     record_of,
     record_profiles,
+    record_type,
 )
 from services.flow_executor.domain.triggers import EntryIndex, may_enter
 from shared.contracts import FlowDefinition, ProfileEvent
@@ -385,3 +387,17 @@ def test_x1_f3_a_nan_or_infinity_a_producer_sends_is_kept_as_the_model_keeps_it(
     assert error is None and isinstance(got, dict)
     assert profile_json(got["profile"]) == model.profile.model_dump_json()
     assert '"x":null' in profile_json(got["profile"])
+
+
+def test_a_model_with_validator_methods_gets_no_record_type() -> None:
+    """A check written as a method of the contract would be left out of the record;
+    deriving its record type fails instead, when the service starts."""
+
+    class Checked(Profile):
+        @field_validator("first_name")
+        @classmethod
+        def _no_digits(cls, value: str | None) -> str | None:
+            return value
+
+    with pytest.raises(TypeError, match="Checked"):
+        record_type(Checked, "CheckedRecord")
