@@ -34,6 +34,16 @@ from shared.contracts import ConsentCommand
 from shared.contracts.base import Profile
 from shared.contracts.inputs import Scope
 
+# What a model may declare as methods: none of it is a field a record type would keep.
+_METHOD_KINDS = (
+    "validators",
+    "field_validators",
+    "root_validators",
+    "model_validators",
+    "field_serializers",
+    "model_serializers",
+    "computed_fields",
+)
 # Settings of a model that are about the Python object, not about what is valid.
 _OBJECT_ONLY = {"frozen", "title"}
 
@@ -52,7 +62,15 @@ def record_type(model: type[BaseModel], name: str, nested: Mapping[str, Any] | N
     """A TypedDict that validates as `model` does, field for field: each field keeps its
     annotation and its `FieldInfo` (constraints, validators, default), and the type keeps
     the model's validation settings. `nested` maps a field to the record type of its
-    model; a default made by that model (`default_factory=Scope`) makes its dump."""
+    model; a default made by that model (`default_factory=Scope`) makes its dump.
+
+    Validators and serialisers declared on the model as methods (and `model_post_init`)
+    are not fields and would be left out, so a model with any is refused here, when the
+    service starts, rather than validated by halves."""
+    decorators = model.__pydantic_decorators__
+    methods = [kind for kind in _METHOD_KINDS if getattr(decorators, kind)]
+    if methods or model.model_post_init is not BaseModel.model_post_init:
+        raise TypeError(f"{model.__name__} has {methods or 'model_post_init'}: no record type")
     nested = nested or {}
     fields: dict[str, Any] = {}
     for field, info in model.model_fields.items():

@@ -21,10 +21,10 @@ import pytest
 from aiokafka import ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from services.consent import handlers
-from services.consent.adapters.commands import _validate_json, parse_command
+from services.consent.adapters.commands import _validate_json, parse_command, record_type
 from shared.contracts import ConsentCommand, topics
 from shared.contracts.outputs import DeadLetter
 from shared.received import Received, Trace
@@ -284,3 +284,26 @@ def test_c1_c11_i1_the_use_case_does_with_records_what_it_does_with_models(
         records = asyncio.run(_deliver(arrived, cuts, True))
         models = asyncio.run(_deliver(arrived, cuts, False))
         assert records == models
+
+
+def test_x1_a_model_with_validators_written_as_methods_gets_no_record_type() -> None:
+    """They are not fields: a record type would validate by halves, so the service
+    refuses to start instead."""
+
+    class Checked(BaseModel):
+        a: str
+
+        @field_validator("a")
+        @classmethod
+        def _strip(cls, value: str) -> str:
+            return value.strip()
+
+    class Posted(BaseModel):
+        a: str
+
+        def model_post_init(self, context: Any) -> None:
+            pass
+
+    for model in (Checked, Posted):
+        with pytest.raises(TypeError):
+            record_type(model, "Record")
