@@ -8,6 +8,7 @@ so a mail resent after a crash can be recognised as the same mail by the receivi
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email import quoprimime
 from email.charset import QP, Charset
@@ -285,11 +286,16 @@ _PART_HTML = (
 
 @dataclass(frozen=True)
 class SendResult:
-    """What the SMTP server said about one mail."""
+    """What the SMTP server said about one mail; `withheld`: the caller's `before_data`
+    stopped it before DATA, the server has not taken it."""
 
     ok: bool
     permanent: bool = False
     error: str | None = None
+    withheld: bool = False
+
+
+_WITHHELD = SendResult(False, error="withheld before DATA", withheld=True)
 
 
 # Failures that leave the connection unusable: it is closed and the next mail opens one.
@@ -346,7 +352,17 @@ class SmtpSender:
             raise _Unavailable(f"{exc.code} {exc.message}") from exc
         return self._client
 
-    async def send(self, mail_from: str, rcpt_to: str, content: bytes) -> SendResult:
+    async def send(
+        self,
+        mail_from: str,
+        rcpt_to: str,
+        content: bytes,
+        before_data: Callable[[], Awaitable[bool]] | None = None,
+    ) -> SendResult:
+        """Send one mail. `before_data` runs once the envelope is accepted, before DATA
+        (the command after which the server takes the mail): the caller waits there for
+        what must happen before the server takes another mail, while the envelope's
+        round trips go on meanwhile; False withholds the mail (the envelope is reset)."""
         try:
             kept = self._client is not None and self._client.is_connected
             client = self._client if kept and self._client else await self._open()
@@ -360,6 +376,9 @@ class SmtpSender:
                 client = await self._open()
                 await client.mail(mail_from)
             await client.rcpt(rcpt_to)
+            if before_data is not None and not await before_data():
+                await self._reset()
+                return _WITHHELD
             await client.data(content)
             return SendResult(True)
         except aiosmtplib.SMTPResponseException as exc:

@@ -19,11 +19,13 @@ A few tasks share the work, so that each costs PostgreSQL few statements per mai
   time, in one transaction with marking them finalized.
 
 A lane does not give the server its next mail until the acceptance of its last one is
-written. So, as before answers were batched, a crash between a server's 2xx and its
-record leaves at most one mail per connection `sending`; after its lease runs out it is
-sent again with the same Message-ID. That is the one remaining window for a duplicate
-(documented in docs/operations.md and docs/rules.md). The writes of all connections
-share a statement: the lanes wait for one write together.
+written: it sends the next envelope (`MAIL FROM`, `RCPT TO`) while that write is under
+way, and `DATA`, after which the server takes the mail, only once it went through (and
+the mail's lease still holds). So, as before answers were batched, a crash between a
+server's 2xx and its record leaves at most one mail per connection `sending`; after its
+lease runs out it is sent again with the same Message-ID. That is the one remaining
+window for a duplicate (documented in docs/operations.md and docs/rules.md). The writes
+of all connections share a statement: the lanes wait for one write together.
 
 A service takes part through `MailHooks`: `admit` runs in the unit of work that claims
 due mails (to hold mails back, e.g. the per-account sending limit, A8) and `on_final`
@@ -301,8 +303,7 @@ class MailWorker:
         report_progress(self._health["claimer"])
         if claimed < asked or not asked:
             # Nothing more is due (or the queue is full): sleep until woken.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_claimer.wait(), self._idle_poll_s)
+            await _woken(self._wake_claimer, self._idle_poll_s)
 
     async def _claim(self, held: _Held, limit: int) -> int:
         """Claim up to `limit` due mails and queue those admitted; returns how many due
@@ -339,39 +340,60 @@ class MailWorker:
 
     async def _lane_run(self, sender: SmtpSender) -> None:
         last_sent: asyncio.Future[None] | None = None
-        while True:
+
+        async def written() -> None:
+            # The server has our last mail: its acceptance is written before the server
+            # takes another one from this connection.
+            nonlocal last_sent
             if last_sent is not None:
-                # The server has our last mail: its acceptance is written before the
-                # server gets another one from this connection.
                 await asyncio.shield(last_sent)
                 last_sent = None
+
+        while True:
             item = await self._queue.get()
             if self._queue.qsize() < len(self._senders):
                 self._wake_claimer.set()
-            if time.monotonic() > item.leased_until - self._lease_s / 4:
-                # Its lease could run out while it is being sent (the writer could not
-                # extend it): left to be claimed again rather than risk two senders.
+            if self._lease_short(item):
                 self._let_go(item)
                 item.claim.open -= 1
                 continue
+
+            async def data_ok(item: _InHand = item) -> bool:
+                # The envelope went out while the last acceptance was being written; the
+                # mail itself only once it is, and while its lease still holds.
+                await written()
+                return not self._lease_short(item)
+
             try:
-                answer = await self._send(sender, item)
+                answer = await self._send(sender, item, data_ok)
             finally:
                 self._let_go(item)
+            if answer is None:  # withheld before DATA: left to be claimed again
+                item.claim.open -= 1
+                continue
             pending = _Pending(answer, item.claim)
             self._answers.append(pending)
             self._wake_writer.set()
             if answer.status == "sent":
                 last_sent = pending.written
 
+    def _lease_short(self, item: _InHand) -> bool:
+        """Its lease could run out while it is being sent (the writer could not extend
+        it): left to be claimed again rather than risk two senders."""
+        return time.monotonic() > item.leased_until - self._lease_s / 4
+
     def _let_go(self, item: _InHand) -> None:
         """No longer held (a later claim of the same mail may be: it stays)."""
         if self._held.get(item.mail.id) is item:
             del self._held[item.mail.id]
 
-    async def _send(self, sender: SmtpSender, item: _InHand) -> Answer:
+    async def _send(
+        self, sender: SmtpSender, item: _InHand, before_data: Callable[[], Awaitable[bool]]
+    ) -> Answer | None:
         mail, envelope = item.mail, item.claimed.envelope
-        result = await sender.send(envelope.mail_from, mail.rcpt_to, envelope.content)
+        result = await sender.send(envelope.mail_from, mail.rcpt_to, envelope.content, before_data)
+        if result.withheld:
+            return None
         attempt = mail.attempts + 1
         if result.ok:
             status, error = "sent", None
@@ -390,8 +412,7 @@ class MailWorker:
     async def _write_pass(self, held: _Held) -> None:
         """Write every answer in hand in one statement (a failed write keeps them for
         the next pass), and extend the leases that need it."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake_writer.wait(), min(1.0, self._lease_s / 4))
+        await _woken(self._wake_writer, min(1.0, self._lease_s / 4))
         self._wake_writer.clear()
         if not self._answers and not self._held:
             report_progress(self._health["writer"])
@@ -407,6 +428,7 @@ class MailWorker:
         )
         del self._answers[: len(batch)]
         now = time.monotonic()
+        waiting = bool(self._finished)
         for p in batch:
             if not p.written.done():
                 p.written.set_result(None)
@@ -414,7 +436,10 @@ class MailWorker:
             self._claims_done |= p.claim.open <= 0
             if self._hooks is not None and p.answer.status != "retry":
                 self._finished.setdefault(p.answer.mail_id, now)
-        if self._finished:
+        # The finisher is woken when it has to finish now, or to start counting the
+        # delay of the first answers it waits for (it keeps that time itself): not
+        # after every write.
+        if self._finished and (not waiting or self._finish_now()):
             self._wake_finisher.set()
         report_progress(self._health["writer"])
 
@@ -444,19 +469,23 @@ class MailWorker:
             report_progress(self._health["finisher"])
             return
         report_progress(self._health["finisher"])
-        timeout = self._finalize_delay_s if self._finished else 1.0
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake_finisher.wait(), timeout)
+        timeout = 1.0
+        if self._finished:
+            timeout = max(0.0, self._oldest() + self._finalize_delay_s - time.monotonic())
+        await _woken(self._wake_finisher, timeout)
 
     def _finish_now(self) -> bool:
         idle = not self._held and not self._answers
-        oldest = min(self._finished.values())
         return (
             idle
             or self._claims_done
             or len(self._finished) >= self._finalize_every
-            or time.monotonic() - oldest >= self._finalize_delay_s
+            or time.monotonic() - self._oldest() >= self._finalize_delay_s
         )
+
+    def _oldest(self) -> float:
+        """When the longest-waiting answer was written (`_finished` is in that order)."""
+        return next(iter(self._finished.values()))
 
     async def _finish(self, held: _Held, ids: Sequence[int]) -> None:
         """`on_final` for `ids` (those still unfinalized) in one transaction with marking
@@ -521,3 +550,11 @@ class MailWorker:
                 reason = f"finishing failed: {type(exc).__name__}: {exc}"[:2000]
                 log.error("mail could not be finished", mail_id=mail.id, error=reason)
                 await mail_queue.note_error(uow.conn, mail.id, reason)
+
+
+async def _woken(event: asyncio.Event, seconds: float) -> None:
+    """Wait until `event` is set or `seconds` pass (`asyncio.wait_for` would make a task
+    per wait: the writer waits once per write)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

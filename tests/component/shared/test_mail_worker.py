@@ -35,6 +35,14 @@ class Relay:
     def __init__(self) -> None:
         self.taken: list[tuple[Any, str]] = []  # (client address, Message-ID)
         self.answer_for: dict[str, str] = {}
+        self.envelopes = 0  # recipients given (RCPT TO), taken or not
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        self.envelopes += 1
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         rcpt = envelope.rcpt_tos[0]
@@ -236,6 +244,33 @@ async def test_a9_a_connection_gives_the_relay_no_mail_before_its_last_acceptanc
             await eventually(lambda: _ready(len(worker._answers) == 3), 10, 0.01)
             # ... and, with all three waiting for that, nothing more went out.
             assert len(handler.taken) == 3
+        finally:
+            release.set()
+        await _all(db, "sent", 10)
+    assert len(handler.taken) == 10 and set(handler.ids().values()) == {1}
+
+
+async def test_a9_the_next_envelope_goes_out_while_the_last_acceptance_is_written(
+    db, relay, monkeypatch, account
+) -> None:
+    """While a connection's last acceptance is being written it already gives the relay
+    the next mail's envelope (its round trips overlap the write), but not the mail: DATA
+    waits for the write."""
+    handler, port = relay
+    release = asyncio.Event()
+    real = mail_queue.write_answers
+
+    async def held_back(conn: Any, answers: Sequence[Any], *, finalized: bool) -> None:
+        await release.wait()
+        await real(conn, answers, finalized=finalized)
+
+    monkeypatch.setattr(mail_queue, "write_answers", held_back)
+    await _queue(db, _mails(10, account))
+    worker = _worker(db, port, connections=3)
+    async with running(worker):
+        try:
+            await eventually(lambda: _ready(handler.envelopes == 6), 10, 0.01)
+            assert len(handler.taken) == 3  # one mail per connection taken, three waiting
         finally:
             release.set()
         await _all(db, "sent", 10)
