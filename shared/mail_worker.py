@@ -13,8 +13,11 @@ A few tasks share the work, so that each costs PostgreSQL few statements per mai
   exponential backoff, up to a limit (A9);
 - the **writer** records every answer that came in since its last write in one
   autocommitted statement (durably committed: neither a crash of this process nor one
-  of PostgreSQL loses it), and keeps the leases of held mails from running out while a
-  slow server answers (another worker would claim and send them too);
+  of PostgreSQL loses it), after waiting a few milliseconds for the answers of the
+  connections past DATA (they come without waiting for this write; writing each answer
+  on its own was more than half the statements per alert), and keeps the leases of held
+  mails from running out while a slow server answers (another worker would claim and
+  send them too);
 - the **finisher** runs the service's `on_final` hook for answered mails, a batch at a
   time, in one transaction with marking them finalized.
 
@@ -171,6 +174,7 @@ class MailWorker:
         finalize_every: int = 200,
         finalize_delay_s: float = 0.1,
         sweep_every_s: float = 5.0,
+        write_wait_s: float = 0.005,
     ) -> None:
         self._db = db
         self._senders = list(senders)
@@ -189,6 +193,10 @@ class MailWorker:
         self._finalize_every = finalize_every
         self._finalize_delay_s = finalize_delay_s
         self._sweep_every_s = sweep_every_s
+        # The writer waits up to `write_wait_s` for the answers of connections whose
+        # mail the server is taking right now (past DATA), to write them together.
+        self._write_wait_s = write_wait_s
+        self._in_data = 0  # lanes past DATA, their answer not yet handed to the writer
         # Readiness, per part: a part that keeps failing shows even while the others work.
         self._health = {
             part: f"mail.{db.schema}" + ("" if part == "claimer" else f".{part}")
@@ -358,16 +366,22 @@ class MailWorker:
                 item.claim.open -= 1
                 continue
 
+            in_data = False
+
             async def data_ok(item: _InHand = item) -> bool:
                 # The envelope went out while the last acceptance was being written; the
                 # mail itself only once it is, and while its lease still holds.
+                nonlocal in_data
                 await written()
-                return not self._lease_short(item)
+                in_data = not self._lease_short(item)
+                self._in_data += in_data
+                return in_data
 
             try:
                 answer = await self._send(sender, item, data_ok)
             finally:
                 self._let_go(item)
+                self._in_data -= in_data
             if answer is None:  # withheld before DATA: left to be claimed again
                 item.claim.open -= 1
                 continue
@@ -414,6 +428,12 @@ class MailWorker:
         the next pass), and extend the leases that need it."""
         await _woken(self._wake_writer, min(1.0, self._lease_s / 4))
         self._wake_writer.clear()
+        # Connections past DATA answer soon, without waiting for this write (a lane
+        # waits for it only before its next DATA): their answers go in the same write.
+        until = time.monotonic() + self._write_wait_s
+        while self._answers and self._in_data and (left := until - time.monotonic()) > 0:
+            await _woken(self._wake_writer, left)
+            self._wake_writer.clear()
         if not self._answers and not self._held:
             report_progress(self._health["writer"])
             return
