@@ -1,5 +1,5 @@
-"""`shared.heap.settle`: the start-up heap leaves the collector's walks, and what is made
-afterwards is still collected."""
+"""`shared.heap.settle`: the start-up heap leaves the collector's walks, what is made
+afterwards is still collected, and a batch's live objects set off no collection."""
 
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ def start_up_object() -> _Node:
 
 @pytest.fixture
 def settled(start_up_object: _Node) -> Iterator[int]:
+    thresholds = gc.get_threshold()
     try:
         yield heap.settle()
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def test_settle_takes_the_start_up_heap_out_of_the_collectors_walks(
@@ -47,3 +49,12 @@ def test_a_cycle_made_after_settling_is_still_collected(settled: int) -> None:
     del a, b
     gc.collect()
     assert gone() is None
+
+
+def test_a_batchs_live_objects_set_off_no_collection(settled: int) -> None:
+    # At CPython's default threshold (700) these would set off seven young collections,
+    # each walking the batch made so far.
+    collections = [g["collections"] for g in gc.get_stats()]
+    batch = [_Node() for _ in range(5_000)]
+    assert [g["collections"] for g in gc.get_stats()] == collections
+    assert len(batch) == 5_000
