@@ -1,11 +1,12 @@
 """The outbox relay: publishes committed outbox rows to Kafka in batches (X2).
 
-Rows are claimed with `FOR UPDATE SKIP LOCKED` in id order, sent without awaiting each
-one (aiokafka batches them), and deleted in the same transaction only after every send
-in the batch was acknowledged by the broker. A crash before the delete publishes the
-batch again: consumers dedupe by message id, so that is a duplicate on the wire, never
-a loss. The relay sleeps on LISTEN/NOTIFY (the unit of work notifies on commit) with a
-short poll as a fallback, so it does not scan by id gaps.
+Rows are claimed with `FOR UPDATE SKIP LOCKED` in id order and deleted by the same
+statement, sent without awaiting each one (aiokafka batches them), and the transaction
+commits only after every send in the batch was acknowledged by the broker. A crash or a
+failed send before the commit rolls the delete back and publishes the batch again:
+consumers dedupe by message id, so that is a duplicate on the wire, never a loss. The
+relay sleeps on LISTEN/NOTIFY (the unit of work notifies on commit) with a short poll as
+a fallback, so it does not scan by id gaps.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def _retriable(exc: BaseException) -> bool:
     return True
 
 
+def _row_id(row: asyncpg.Record) -> int:
+    return row["id"]  # type: ignore[no-any-return]
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -65,13 +70,18 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch of committed rows; returns how many went out."""
         async with self._pool.acquire() as conn, conn.transaction():
+            # Claimed and deleted in one round trip; the delete stands only if the
+            # transaction commits, after the broker acknowledged every send.
             rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "WITH claimed AS (SELECT id FROM outbox"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+                " DELETE FROM outbox o USING claimed c WHERE o.id = c.id"
+                " RETURNING o.id, o.topic, o.key, o.value, o.headers",
                 self._batch_size,
             )
             if not rows:
                 return 0
+            rows.sort(key=_row_id)  # RETURNING keeps no order; the topic's order is id's
             futures: list[asyncio.Future[Any]] = []
             for r in rows:
                 futures.append(await self._send(r))
@@ -89,9 +99,6 @@ class OutboxRelay:
                 # The broker will never take this record: publishing it again would hold
                 # every row behind it forever. Dead-letter it with the reason instead.
                 await (await self._send_dead_letter(row, exc))
-            await conn.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
         OUTBOX_PUBLISHED.inc(len(rows) - len(refused))
         return len(rows)
 

@@ -49,6 +49,34 @@ async def test_x2_outbox_publishes_only_committed_rows(stack, db: Database, kafk
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
 
 
+async def test_x2_outbox_keeps_commit_order_across_relay_batches(
+    stack, db: Database, kafka: Kafka
+) -> None:
+    topic = f"outbox-order-{uuid.uuid4().hex[:8]}"
+    # three transactions of 7, 12 and 6 rows, relayed ten rows at a time
+    for numbers in (range(0, 7), range(7, 19), range(19, 25)):
+        async with db.uow() as uow:
+            for n in numbers:
+                uow.publish(topic, "one-key", json.dumps({"n": n}).encode())
+            await uow.commit()
+    producer = make_producer(settings_for(stack), "test-outbox-order")
+    await producer.start()
+    try:
+        relay = OutboxRelay(db.pool, producer, db.schema, batch_size=10)
+        assert [await relay.publish_pending() for _ in range(4)] == [10, 10, 5, 0]
+    finally:
+        await producer.stop()
+
+    async def all_of_them() -> list[tuple[str | None, dict | None]]:
+        got = await kafka.read_all(topic)
+        return got if len(got) == 25 else []
+
+    got = await eventually(all_of_them)
+    assert [v["n"] for _, v in got if v] == list(range(25))
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
 async def test_x2_inbox_claims_each_message_once(db: Database) -> None:
     async with db.uow() as uow:
         assert await uow.claim("c", ["m1", "m2", "m2"]) == {"m1", "m2"}
