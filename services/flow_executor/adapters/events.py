@@ -10,22 +10,9 @@ answer is the one used: its `ProfileEvent` goes on like a record).
 
 from __future__ import annotations
 
-from aiokafka import ConsumerRecord
-from pydantic import TypeAdapter, ValidationError
-
-from services.flow_executor.domain.event_records import EVENT_RECORD, EventInput
+from services.flow_executor.domain.event_records import EVENT_RECORD
 from shared.contracts import ProfileEvent
+from shared.contracts.records import SlimParser
 
-# The compiled validator itself: `TypeAdapter.validate_json` is a Python frame around it.
-_validate_json = TypeAdapter(EVENT_RECORD).validator.validate_json
-
-
-def parse_event(record: ConsumerRecord) -> EventInput:
-    """The event a record carries, as a record; raises the model's error if invalid."""
-    value = record.value
-    if value is None:
-        raise ValueError("message has no value")
-    try:
-        return _validate_json(value)  # type: ignore[no-any-return]
-    except ValidationError:
-        return ProfileEvent.model_validate_json(value)
+parse_event = SlimParser(ProfileEvent, EVENT_RECORD)
+"""The event a record carries, as a record; raises the model's error if invalid."""

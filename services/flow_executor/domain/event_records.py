@@ -8,8 +8,8 @@ so events are validated into plain dicts of the same fields (`adapters.events`, 
 `EVENT_RECORD`), decided on as such, and only those a flow may take are made into a
 `ProfileEvent`.
 
-The record types are derived from the contract models field by field (type, constraints,
-validators, defaults, configuration), so a record holds exactly what the model would:
+The record types are derived from the contract models field by field
+(`shared.contracts.records.record_type`), so a record holds exactly what the model would:
 `record == ProfileEvent.model_validate_json(raw).model_dump()` for every input the
 model accepts (a property test holds them to that), and a field added to the contract
 is in the record too. Handlers also take `ProfileEvent` objects (tests, the decoder's
@@ -20,16 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_json
-from typing_extensions import TypedDict
 
 from services.flow_executor.domain.event_time import SKEW
 from services.flow_executor.domain.records import Observed
 from shared.contracts import ProfileEvent
 from shared.contracts.base import Profile
+from shared.contracts.records import record_type
 
 EventRecord = dict[str, Any]
 """A validated `profile-events` payload as a dict: the fields of `ProfileEvent`, with
@@ -37,44 +36,6 @@ EventRecord = dict[str, Any]
 
 EventInput = EventRecord | ProfileEvent
 """What a profile-events use case takes per message: a record or a `ProfileEvent`."""
-
-# What a model may declare as methods: none of it is a field a record type would keep.
-_METHOD_KINDS = (
-    "validators",
-    "field_validators",
-    "root_validators",
-    "model_validators",
-    "field_serializers",
-    "model_serializers",
-    "computed_fields",
-)
-# Settings of a model that are about the Python object, not about what is valid.
-_OBJECT_ONLY = {"frozen", "title"}
-
-
-def record_type(model: type[BaseModel], name: str, nested: Mapping[str, Any] | None = None) -> Any:
-    """A TypedDict that validates as `model` does, field for field: each field keeps its
-    annotation and its `FieldInfo` (constraints, validators, default), and the type
-    keeps the model's validation settings. `nested` replaces a field's type (a nested
-    model by its own record type).
-
-    Validators and serialisers declared on the model as methods (and `model_post_init`)
-    are not fields and would be left out, so a model with any is refused here, when the
-    service starts, rather than validated by halves."""
-    decorators = model.__pydantic_decorators__
-    methods = [kind for kind in _METHOD_KINDS if getattr(decorators, kind)]
-    if methods or model.model_post_init is not BaseModel.model_post_init:
-        raise TypeError(f"{model.__name__} has {methods or 'model_post_init'}: no record type")
-    nested = nested or {}
-    fields = {
-        field: Annotated[nested.get(field, info.annotation), info]  # type: ignore[name-defined]
-        for field, info in model.model_fields.items()
-    }
-    record = TypedDict(name, fields)  # type: ignore[operator]
-    config = {k: v for k, v in model.model_config.items() if k not in _OBJECT_ONLY}
-    record.__pydantic_config__ = ConfigDict(**config)  # type: ignore[attr-defined,typeddict-item]
-    return record
-
 
 PROFILE_RECORD = record_type(Profile, "ProfileRecord")
 EVENT_RECORD = record_type(ProfileEvent, "EventRecord", {"profile": PROFILE_RECORD})

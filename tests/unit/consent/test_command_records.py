@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError, field_validator
 
 from services.consent import handlers
-from services.consent.adapters.commands import _validate_json, parse_command, record_type
+from services.consent.adapters.commands import parse_command
 from shared.contracts import ConsentCommand, topics
 from shared.contracts.outputs import DeadLetter
+from shared.contracts.records import record_type
 from shared.received import Received, Trace
 from tests.unit.consent.fakes import FakeOutbox, FakeWork, InMemoryConsentRepository
 from tests.unit.consent.test_handlers import SINGLE
@@ -160,7 +161,7 @@ def test_x1_a_command_record_is_the_models_dump_and_refused_as_the_model_refuses
         model = ConsentCommand.model_validate_json(raw)
     except ValidationError as exc:
         with pytest.raises(ValidationError):
-            _validate_json(raw)
+            parse_command.validate_json(raw)
         with pytest.raises(ValidationError) as got:
             parse_command(_record(raw))
         assert str(got.value) == str(exc)

@@ -33,11 +33,11 @@ from services.flow_executor.domain.event_records import (
     profile_json,
     record_of,
     record_profiles,
-    record_type,
 )
 from services.flow_executor.domain.triggers import EntryIndex, may_enter
 from shared.contracts import FlowDefinition, ProfileEvent
 from shared.contracts.base import Profile
+from shared.contracts.records import record_type
 from shared.messaging.batches import describe_error
 from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import FakeWork
