@@ -27,6 +27,7 @@ from services.alert_dispatcher.ports import (
     AlertWork,
     Delivery,
     NewAlert,
+    SendingAlert,
 )
 from shared.contracts import AlertOutcome, AlertRequested, FlowDefinition, topics
 from shared.contracts.flows import FlowDeleted
@@ -371,9 +372,13 @@ async def finish(work: AlertWork, alert_ids: Sequence[str]) -> None:
     (the alert is locked and must still be `sending`)."""
     if not alert_ids:
         return
-    # Lock first, read deliveries after: a concurrent worker that finished a sibling mail
-    # has committed by the time the lock is granted, so its delivery is seen.
-    alerts = await work.alerts.lock_sending(alert_ids)
+    await _complete(work, await work.alerts.lock_sending(alert_ids))
+
+
+async def _complete(work: AlertWork, alerts: Sequence[SendingAlert]) -> None:
+    """Complete each of the locked `alerts` whose deliveries are all done. Lock first, read
+    deliveries after: a concurrent worker that finished a sibling mail has committed by
+    the time the lock is granted, so its delivery is seen."""
     if not alerts:
         return
     deliveries = await work.alerts.delivery_statuses([a.alert_id for a in alerts])
@@ -404,7 +409,7 @@ async def on_final(work: AlertWork, finished: Sequence[QueuedMail]) -> None:
     alert_mails = [m for m in finished if m.kind == ALERT]
     if not alert_mails:
         return
-    await finish(work, await work.alerts.finish_deliveries(alert_mails))
+    await _complete(work, await work.alerts.finish_and_lock(alert_mails))
 
 
 async def admit(work: AlertWork, claimed: Sequence[QueuedMail]) -> set[int]:

@@ -177,6 +177,10 @@ class AlertRepository(Protocol):
         """Lock the alerts among `alert_ids` still `sending` (each with its trace)."""
         ...
 
+    async def finish_and_lock(self, answered: Sequence[QueuedMail]) -> list[SendingAlert]:
+        """`finish_deliveries`, then `lock_sending` of the alerts it names, together."""
+        ...
+
     async def delivery_statuses(self, alert_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Each alert's delivery status by recipient email."""
         ...

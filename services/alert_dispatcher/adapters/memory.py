@@ -225,6 +225,9 @@ class MemoryAlerts(_OnTables):
             if alerts[a.alert_id].status == "sending"
         ]
 
+    async def finish_and_lock(self, answered: Sequence[QueuedMail]) -> list[SendingAlert]:
+        return await self.lock_sending(await self.finish_deliveries(answered))
+
     async def delivery_statuses(self, alert_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
         for (alert_id, email), d in self.t.deliveries.items():

@@ -270,6 +270,26 @@ class PostgresAlerts(_OnConnection):
         )
         return [SendingAlert(**dict(r)) for r in rows]
 
+    async def finish_and_lock(self, answered: Sequence[QueuedMail]) -> list[SendingAlert]:
+        """`finish_deliveries` and `lock_sending` in one statement: the deliveries' update
+        runs first (a CTE the lock's query reads), then the alerts are locked in id order,
+        as the two statements did, one round trip fewer for every finishing."""
+        if not answered:
+            return []
+        rows = await self._conn.fetch(
+            "WITH done AS (UPDATE alert_deliveries d SET status = m.status, error = m.error,"
+            " completed_at = now()"
+            " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, status, error)"
+            " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id)"
+            " SELECT alert_id, account_id, flow_id, step_id, profile_id, headers AS trace"
+            " FROM alerts WHERE alert_id IN (SELECT alert_id FROM done) AND status = 'sending'"
+            " ORDER BY alert_id FOR UPDATE",
+            [m.id for m in answered],
+            [m.status for m in answered],
+            [m.error for m in answered],
+        )
+        return [SendingAlert(**dict(r)) for r in rows]
+
     async def delivery_statuses(self, alert_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
         for d in await self._conn.fetch(

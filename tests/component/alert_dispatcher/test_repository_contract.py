@@ -168,6 +168,30 @@ async def test_a_delivery_is_finished_once(h: Harness) -> None:
     }
 
 
+async def test_finish_and_lock_records_the_answers_and_locks_their_alerts_still_sending(
+    h: Harness,
+) -> None:
+    """The mail worker's finishing in one statement: the deliveries recorded as
+    `finish_deliveries` does, and the alerts they belong to locked as `lock_sending` does
+    (each once, only while `sending`)."""
+    s = h.store
+    ids = await _two_deliveries(s)
+    a = _claimed(ids["m-a"], "a@acme.test", status="sent")
+    b = _claimed(ids["m-b"], "b@acme.test", status="failed", error="550")
+    assert await s.alerts.finish_and_lock([]) == []
+    sending = await s.alerts.finish_and_lock([a, a])
+    assert [(x.alert_id, x.profile_id, x.step_id) for x in sending] == [("al-1", "p-1", "alert")]
+    assert await s.alerts.finish_and_lock([a]) == []  # answered already: nothing to lock
+    out = AlertOutcome(
+        type="sent", alert_id="al-1", account_id=A, flow_id="f", step_id="alert", profile_id="p-1"
+    )
+    await s.alerts.complete([out])
+    assert await s.alerts.finish_and_lock([b]) == []  # recorded; its alert is done
+    assert await s.alerts.delivery_statuses(["al-1"]) == {
+        "al-1": {"a@acme.test": "sent", "b@acme.test": "failed", "c@acme.test": "skipped"}
+    }
+
+
 async def test_an_alert_completes_once_and_then_is_no_longer_sending(h: Harness) -> None:
     s = h.store
     await s.alerts.add([_alert("al-1"), _alert("al-2")])
