@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -31,6 +32,24 @@ async def preload(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def _answer(
+    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, sink: str, batch: dict[Any, Any]
+) -> int:
+    """The raw loop's work on one fetched batch: parse each record, produce a keyed reply
+    to `sink`, wait for the broker's acks, commit the offsets; returns how many."""
+    futures = []
+    for records in batch.values():
+        for r in records:
+            event = json.loads(r.value)
+            out = json.dumps({"event_id": event["event_id"], "ok": True}).encode()
+            futures.append(await producer.send(sink, out, key=r.key))
+    for f in futures:
+        await f
+    if batch:
+        await consumer.commit()
+    return len(futures)
 
 
 async def kafka_ceiling(bootstrap: str, source: str, sink: str, count: int) -> float:
@@ -58,17 +77,7 @@ async def kafka_ceiling(bootstrap: str, source: str, sink: str, count: int) -> f
             batch = await consumer.getmany(timeout_ms=500, max_records=500)
             if started is None and batch:
                 started = time.perf_counter()
-            futures = []
-            for records in batch.values():
-                for r in records:
-                    event = json.loads(r.value)
-                    out = json.dumps({"event_id": event["event_id"], "ok": True}).encode()
-                    futures.append(await producer.send(sink, out, key=r.key))
-            for f in futures:
-                await f
-            if batch:
-                await consumer.commit()
-            done += len(futures)
+            done += await _answer(consumer, producer, sink, batch)
         assert started is not None
         return count / (time.perf_counter() - started)
     finally:
@@ -103,16 +112,7 @@ async def _relay(
         ready.set()
         while True:
             batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-            futures = []
-            for records in batch.values():
-                for r in records:
-                    event = json.loads(r.value)
-                    out = json.dumps({"event_id": event["event_id"], "ok": True}).encode()
-                    futures.append(await producer.send(sink, out, key=r.key))
-            for f in futures:
-                await f
-            if batch:
-                await consumer.commit()
+            await _answer(consumer, producer, sink, batch)
     finally:
         await consumer.stop()
         await producer.stop()

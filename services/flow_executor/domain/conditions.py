@@ -19,20 +19,7 @@ _MISSING = object()
 
 def lookup(path: str, context: Mapping[str, Any], default_root: str = "event") -> Any:
     """The value at `path` in `context`, or a marker for a missing one."""
-    root, _, rest = path.partition(".")
-    if root not in ("event", "person") or not rest:
-        root, rest = default_root, path
-    value: Any = context.get(root, {})
-    for part in rest.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif (
-            root == "person" and isinstance(value, Mapping) and part in value.get("properties", {})
-        ):
-            value = value["properties"][part]
-        else:
-            return _MISSING
-    return value
+    return _resolve(*_path(path, default_root), context)
 
 
 def _path(path: str, default_root: str) -> tuple[str, list[str]]:

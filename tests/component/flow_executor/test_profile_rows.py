@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic_core import to_json
@@ -19,18 +18,8 @@ from services.flow_executor.adapters import repository
 from services.flow_executor.adapters.repository import PostgresFlowRepository
 from services.flow_executor.ports import Observed
 from shared.db.batches import rounds
-from shared.db.pool import create_pool
 
 T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-async def pool(stack):
-    pool = await create_pool(stack.dsn, "flow_executor", 2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def reference_upsert(conn: Any, rows: list[Observed]) -> None:

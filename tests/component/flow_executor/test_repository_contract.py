@@ -27,21 +27,11 @@ from services.flow_executor.ports import (
     SubjectQuery,
 )
 from shared.contracts import FlowActivity, MessageRequested, ProfileEvent, utcnow
-from shared.db.pool import create_pool
 from shared.received import Received, Trace
 from tests.unit.flow_executor.fakes import InMemoryFlowRepository, OneRepository
 from tests.unit.flow_executor.flows import alert, event, flow
 
 NOW = utcnow()
-
-
-@pytest.fixture(scope="module")
-async def pool(stack):
-    pool = await create_pool(stack.dsn, "flow_executor", 2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture(params=["fake", "postgres"])

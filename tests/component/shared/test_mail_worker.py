@@ -218,16 +218,9 @@ async def test_a9_answers_of_several_connections_are_written_in_one_statement(
     assert handler.ids() == Counter({f"<{account}-{i}@mail.test>": 1 for i in range(len(ids))})
 
 
-async def _ready(value: bool) -> bool:
-    return value
-
-
-async def test_a9_a_connection_gives_the_relay_no_mail_before_its_last_acceptance_is_written(
-    db, relay, monkeypatch, account
-) -> None:
-    """The crash window stays one mail per connection: while no answer can be written,
-    each connection has handed the relay one mail and waits."""
-    handler, port = relay
+@pytest.fixture
+def held_writes(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Holds every write of the connections' answers until the event is set."""
     release = asyncio.Event()
     real = mail_queue.write_answers
 
@@ -236,6 +229,19 @@ async def test_a9_a_connection_gives_the_relay_no_mail_before_its_last_acceptanc
         await real(conn, answers, finalized=finalized)
 
     monkeypatch.setattr(mail_queue, "write_answers", held_back)
+    return release
+
+
+async def _ready(value: bool) -> bool:
+    return value
+
+
+async def test_a9_a_connection_gives_the_relay_no_mail_before_its_last_acceptance_is_written(
+    db, relay, held_writes, account
+) -> None:
+    """The crash window stays one mail per connection: while no answer can be written,
+    each connection has handed the relay one mail and waits."""
+    handler, port = relay
     await _queue(db, _mails(10, account))
     worker = _worker(db, port, connections=3)
     async with running(worker):
@@ -245,26 +251,18 @@ async def test_a9_a_connection_gives_the_relay_no_mail_before_its_last_acceptanc
             # ... and, with all three waiting for that, nothing more went out.
             assert len(handler.taken) == 3
         finally:
-            release.set()
+            held_writes.set()
         await _all(db, "sent", 10)
     assert len(handler.taken) == 10 and set(handler.ids().values()) == {1}
 
 
 async def test_a9_the_next_envelope_goes_out_while_the_last_acceptance_is_written(
-    db, relay, monkeypatch, account
+    db, relay, held_writes, account
 ) -> None:
     """While a connection's last acceptance is being written it already gives the relay
     the next mail's envelope (its round trips overlap the write), but not the mail: DATA
     waits for the write."""
     handler, port = relay
-    release = asyncio.Event()
-    real = mail_queue.write_answers
-
-    async def held_back(conn: Any, answers: Sequence[Any], *, finalized: bool) -> None:
-        await release.wait()
-        await real(conn, answers, finalized=finalized)
-
-    monkeypatch.setattr(mail_queue, "write_answers", held_back)
     await _queue(db, _mails(10, account))
     worker = _worker(db, port, connections=3)
     async with running(worker):
@@ -272,7 +270,7 @@ async def test_a9_the_next_envelope_goes_out_while_the_last_acceptance_is_writte
             await eventually(lambda: _ready(handler.envelopes == 6), 10, 0.01)
             assert len(handler.taken) == 3  # one mail per connection taken, three waiting
         finally:
-            release.set()
+            held_writes.set()
         await _all(db, "sent", 10)
     assert len(handler.taken) == 10 and set(handler.ids().values()) == {1}
 
