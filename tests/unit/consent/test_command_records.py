@@ -151,7 +151,7 @@ def _record(raw: bytes) -> ConsumerRecord:
     return ConsumerRecord(topics.CONSENT_COMMANDS, 0, 7, 0, 0, b"k", raw, None, 1, len(raw), [])
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(value=st.one_of(VALUES, VALID))
 def test_x1_a_command_record_is_the_models_dump_and_refused_as_the_model_refuses(
     value: dict[str, Any],
@@ -270,7 +270,7 @@ class _RawOutbox(FakeOutbox):
 
 
 @settings(
-    max_examples=300,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -88,7 +88,7 @@ def _same(condition: Condition, context: dict[str, Any], root: str) -> None:
     assert got == expected
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(CONDITIONS, CONTEXTS, st.sampled_from(["event", "person"]))
 def test_f2_f3_a_compiled_condition_is_evaluate(
     raw: dict[str, Any], context: dict[str, Any], root: str
@@ -99,7 +99,7 @@ def test_f2_f3_a_compiled_condition_is_evaluate(
 METRICS = ["Left NPS Score", "Viewed Page", "Ｌｅｆｔ NPS Score", "Left NPS Score\u200b"]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     triggers=st.lists(
         st.tuples(

@@ -174,7 +174,7 @@ def test_the_record_types_have_the_models_fields_in_order() -> None:
     assert list(PROFILE_RECORD.__annotations__) == list(Profile.model_fields)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payloads())
 @example({"event_id": "e", "account_id": "a", "metric": "m", "profile": {"id": "p"}, "time": 0})
 @example(
@@ -239,7 +239,7 @@ def _valid(payloads_: list[Any]) -> list[ProfileEvent]:
     return events
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(payloads(), max_size=8), FLOW_SETS)
 def test_f2_records_decide_entry_as_the_events_do(
     payloads_: list[Any], flows: list[FlowDefinition]

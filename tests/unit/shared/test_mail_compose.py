@@ -84,7 +84,7 @@ def _composed(**fields: Any) -> Message | str:
         mail_module.formatdate = kept
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     mail_from=_VALUE,
     subject=_VALUE,
