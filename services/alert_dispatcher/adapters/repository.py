@@ -30,6 +30,19 @@ from shared.pages import accounts as page_accounts
 from shared.pages.accounts import PageSettings
 from shared.ports import QueuedMail
 
+_FINISH = (
+    "UPDATE alert_deliveries d SET status = m.status, error = m.error, completed_at = now()"
+    " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, status, error)"
+    " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id"
+)
+"""Each pending delivery's final answer recorded; the alert of each, once per delivery
+(`finish_deliveries`, and the first step of `finish_and_lock`)."""
+
+
+def _answers(answered: Sequence[QueuedMail]) -> tuple[list[int], list[str], list[str | None]]:
+    """`_FINISH`'s parameters: the mails' ids, statuses and errors."""
+    return [m.id for m in answered], [m.status for m in answered], [m.error for m in answered]
+
 
 class _OnConnection:
     """A repository on one transaction's connection (in the service's schema)."""
@@ -247,15 +260,7 @@ class PostgresAlerts(_OnConnection):
     async def finish_deliveries(self, answered: Sequence[QueuedMail]) -> list[str]:
         if not answered:
             return []
-        rows = await self._conn.fetch(
-            "UPDATE alert_deliveries d SET status = m.status, error = m.error,"
-            " completed_at = now()"
-            " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, status, error)"
-            " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id",
-            [m.id for m in answered],
-            [m.status for m in answered],
-            [m.error for m in answered],
-        )
+        rows = await self._conn.fetch(_FINISH, *_answers(answered))
         return [r["alert_id"] for r in rows]
 
     async def lock_sending(self, alert_ids: Sequence[str]) -> list[SendingAlert]:
@@ -277,16 +282,11 @@ class PostgresAlerts(_OnConnection):
         if not answered:
             return []
         rows = await self._conn.fetch(
-            "WITH done AS (UPDATE alert_deliveries d SET status = m.status, error = m.error,"
-            " completed_at = now()"
-            " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(id, status, error)"
-            " WHERE d.mail_id = m.id AND d.status = 'pending' RETURNING d.alert_id)"
+            f"WITH done AS ({_FINISH})"
             " SELECT alert_id, account_id, flow_id, step_id, profile_id, headers AS trace"
             " FROM alerts WHERE alert_id IN (SELECT alert_id FROM done) AND status = 'sending'"
             " ORDER BY alert_id FOR UPDATE",
-            [m.id for m in answered],
-            [m.status for m in answered],
-            [m.error for m in answered],
+            *_answers(answered),
         )
         return [SendingAlert(**dict(r)) for r in rows]
 
