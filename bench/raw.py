@@ -34,6 +34,25 @@ async def preload(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]
         await producer.stop()
 
 
+def _clients(
+    bootstrap: str, source: str, **consumer_options: Any
+) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
+    """The raw loop's two clients: a new consumer group on `source` that commits by hand,
+    and a producer acknowledged by all replicas, without linger."""
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        heartbeat_interval_ms=500,
+        **consumer_options,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_batch_size=1024 * 1024
+    )
+    return consumer, producer
+
+
 async def _answer(
     consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, sink: str, batch: dict[Any, Any]
 ) -> int:
@@ -55,18 +74,12 @@ async def _answer(
 async def kafka_ceiling(bootstrap: str, source: str, sink: str, count: int) -> float:
     """Messages per second of consume → json.loads → produce (keyed), committing offsets
     once per batch, over `count` messages already on `source`."""
-    consumer = AIOKafkaConsumer(
+    consumer, producer = _clients(
+        bootstrap,
         source,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
         session_timeout_ms=2000,
-        heartbeat_interval_ms=500,
-    )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_batch_size=1024 * 1024
     )
     await consumer.start()
     await producer.start()
@@ -91,18 +104,12 @@ async def _relay(
     """The raw loop as a service would run it: a consumer group on `source` that parses
     each record and produces a keyed reply to `sink`, committing once per batch, until
     cancelled. `ready` is set once the group has its partitions."""
-    consumer = AIOKafkaConsumer(
+    consumer, producer = _clients(
+        bootstrap,
         source,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False,
         auto_offset_reset="latest",
         fetch_max_wait_ms=fetch_wait_ms,
         session_timeout_ms=6000,
-        heartbeat_interval_ms=500,
-    )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_batch_size=1024 * 1024
     )
     await consumer.start()
     await producer.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -42,10 +43,6 @@ def _retriable(exc: BaseException) -> bool:
             "RequestTimedOutError",
         )
     return True
-
-
-def _row_id(row: asyncpg.Record) -> int:
-    return row["id"]  # type: ignore[no-any-return]
 
 
 class OutboxRelay:
@@ -81,7 +78,7 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            rows.sort(key=_row_id)  # RETURNING keeps no order; the topic's order is id's
+            rows.sort(key=itemgetter("id"))  # RETURNING keeps no order; the topic's order is id's
             futures: list[asyncio.Future[Any]] = []
             for r in rows:
                 futures.append(await self._send(r))
