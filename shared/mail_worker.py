@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
+from shared.cancellation import raise_if_cancelled, stop_tasks
 from shared.db import mail_queue
 from shared.db.errors import DB_ERRORS
 from shared.db.mail_queue import Answer, Claimed, QueuedMail
@@ -255,14 +256,11 @@ class MailWorker:
                 task.result()
             raise RuntimeError("a part of the mail worker ended")
         finally:
-            for task in (*lanes, *others):
-                task.cancel()
-            await asyncio.gather(*lanes, *others, return_exceptions=True)
+            await stop_tasks([*lanes, *others])
             if self._answers and not writer.done():
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(self._flushed(), 5.0)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            await stop_tasks([writer])
             for held in (claims, marks, finals):
                 await held.close()
             for sender in self._senders:
@@ -288,11 +286,13 @@ class MailWorker:
                 await one_pass(held)
                 failures = 0
             except DB_ERRORS as exc:
+                raise_if_cancelled()
                 await held.discard()
                 log.warning("mail worker failed; retrying", part=part, error=str(exc))
                 report_trouble(self._health[part], f"database: {exc}")
                 await asyncio.sleep(1.0)
             except Exception as exc:
+                raise_if_cancelled()
                 await held.discard()
                 failures += 1
                 log.exception("mail worker pass failed; retrying", part=part, error=repr(exc))
@@ -342,6 +342,7 @@ class MailWorker:
                 await self._lane_run(sender)
             except Exception as exc:
                 # `send` never raises; whatever else did must not stop this connection.
+                raise_if_cancelled()
                 log.exception("mail lane failed; going on", error=repr(exc))
                 report_trouble(self._health["claimer"], f"lane: {type(exc).__name__}: {exc}")
                 await asyncio.sleep(1.0)

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.flow_executor import handlers
 from services.flow_executor.ports import FlowWork
+from shared.cancellation import raise_if_cancelled
 from shared.db import Database
 from shared.db.errors import DB_ERRORS
 from shared.db.uow import UnitOfWork
@@ -89,11 +90,13 @@ class Scheduler:
                 fired = await self.fire(self.batch)
                 report_progress("scheduler")
             except DB_ERRORS as exc:
+                raise_if_cancelled()
                 log.warning("scheduler pass failed", error=str(exc))
                 report_trouble("scheduler", f"database: {exc}")
                 fired = 0
                 await asyncio.sleep(1.0)
             except Exception as exc:
+                raise_if_cancelled()
                 # One run whose walk raises must not hold every due delay behind it:
                 # fire one at a time, and set aside the one that fails (F3).
                 log.exception("scheduler pass failed; firing one at a time", error=repr(exc))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from shared.cancellation import raise_if_cancelled
 from shared.db.errors import DB_ERRORS
 from shared.health import HEALTH
 from shared.logging import get_logger
@@ -38,9 +39,11 @@ async def listen_forever(
                     with contextlib.suppress(Exception):
                         await conn.remove_listener(channel, wake)
         except DB_ERRORS as exc:
+            raise_if_cancelled()
             health.failed(f"LISTEN {channel} lost: {exc!r}")
             log.warning("listener lost; reconnecting", channel=channel, error=str(exc))
         except Exception as exc:
+            raise_if_cancelled()
             # The loops it wakes still poll; a listener that died would only make them
             # slow, silently. Log and listen again.
             log.exception("listener failed; reconnecting", channel=channel, error=repr(exc))

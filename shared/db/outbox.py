@@ -20,6 +20,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from shared.cancellation import raise_if_cancelled
 from shared.contracts.outputs import DeadLetter
 from shared.contracts.topics import dlq
 from shared.db.notify import listen_forever
@@ -148,6 +149,7 @@ class OutboxRelay:
                     backoff = 0.1
                     report_progress(f"outbox.{self._schema}")
                 except Exception as exc:
+                    raise_if_cancelled()
                     log.warning("outbox publish failed; retrying", error=repr(exc))
                     if backoff >= 1.0:  # a blip is not trouble; a second of failures is
                         report_trouble(f"outbox.{self._schema}", f"{type(exc).__name__}: {exc}")

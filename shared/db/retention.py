@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from shared.cancellation import raise_if_cancelled
 from shared.db.errors import DB_ERRORS
 from shared.logging import get_logger
 
@@ -56,7 +57,9 @@ async def prune_forever(pool: asyncpg.Pool, keep: timedelta, every_s: float) -> 
             if any(deleted.values()):
                 log.info("pruned old rows", **deleted)
         except DB_ERRORS as exc:
+            raise_if_cancelled()
             log.warning("pruning failed; trying again later", error=str(exc))
         except Exception as exc:  # pruning is housekeeping: never stop the service for it
+            raise_if_cancelled()
             log.exception("pruning failed; trying again later", error=repr(exc))
         await asyncio.sleep(every_s)

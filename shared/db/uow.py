@@ -100,10 +100,24 @@ class UnitOfWork:
                     # The server is gone and took the transaction with it; raising here
                     # would hide the error that says so.
                     self._tx = None
-                else:
+                elif exc_type is None:
                     await self._tx.rollback()
+                else:
+                    await self._roll_back_under(exc)
         finally:
             await self._pool.release(self.conn)
+
+    async def _roll_back_under(self, exc: BaseException | None) -> None:
+        """Roll back while leaving on `exc`, which stays the exception raised. A
+        rollback that fails (a cancelled statement still runs: "another operation is in
+        progress") would replace it, and a cancellation would become a database error
+        that a retrying loop goes on after (`shared.cancellation`). The connection is
+        closed instead, and the server rolls the transaction back with it."""
+        try:
+            await self._tx.rollback()  # type: ignore[union-attr]
+        except Exception as failed:
+            log.debug("rollback failed; connection closed", error=repr(failed), cause=repr(exc))
+            self.conn.terminate()
 
     def publish(
         self,

@@ -52,6 +52,7 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.middlewares import AckPolicy
 from pydantic import BaseModel
 
+from shared.cancellation import raise_if_cancelled
 from shared.db import Database
 from shared.db.errors import TRANSIENT_DB_ERRORS
 from shared.db.uow import UnitOfWork
@@ -163,6 +164,7 @@ class UndecodableAware(BatchSubscriber):
                 await asyncio.sleep(RETRY_PAUSE_S)
                 return ()
         except Exception as exc:  # a Kafka error or a client bug: report, pause, retry
+            raise_if_cancelled()
             edge.component.failed(f"fetch failed: {exc!r}")
             log.warning("fetch failed", consumer=edge.name, error=repr(exc))
             await asyncio.sleep(RETRY_PAUSE_S)
@@ -225,6 +227,7 @@ class Subscription:
         try:
             await self.batch.apply(batch)
         except Exception as exc:
+            raise_if_cancelled()
             transient = isinstance(exc, TRANSIENT_DB_ERRORS)
             self.component.failed(f"batch not applied: {type(exc).__name__}: {exc}")
             log.warning(

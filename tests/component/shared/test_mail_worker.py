@@ -429,3 +429,28 @@ async def test_a9_the_worker_goes_on_when_the_database_drops_its_connections(
             await task
     assert all(r["attempts"] == 1 for r in rows)
     assert len(handler.ids()) == 8 and set(handler.ids().values()) == {1}
+
+
+async def test_a9_the_worker_stops_when_cancelled_in_the_middle_of_a_statement(
+    db, relay, monkeypatch, account
+) -> None:
+    """Cancelled while the claimer's statement runs, the worker stops within seconds:
+    the server may not act on the cancel request (it came before the statement), and
+    the rollback behind it waits for the statement to end; a second cancellation
+    (`shared.cancellation.stop_tasks`) ends that wait."""
+    _, port = relay
+    in_statement = asyncio.Event()
+    real = mail_queue.claim_due
+
+    async def slow(conn: Any, limit: int) -> Any:
+        in_statement.set()
+        await conn.execute("SELECT pg_sleep(30)")
+        return await real(conn, limit)
+
+    monkeypatch.setattr(mail_queue, "claim_due", slow)
+    task = asyncio.create_task(_worker(db, port).run())
+    await asyncio.wait_for(in_statement.wait(), 10)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=10)
+    assert done, "the worker did not stop within 10 s of being cancelled"
+    assert task.cancelled()
