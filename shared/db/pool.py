@@ -8,6 +8,7 @@ another service's tables by accident.
 import json
 
 import asyncpg
+from pydantic_core import to_json
 
 
 class JsonText(bytes):
@@ -16,10 +17,17 @@ class JsonText(bytes):
     (a receipt hashed over its canonical form, an output's payload)."""
 
 
+def json_bytes(value: object) -> bytes:
+    """`value` as JSON, with NaN and infinities written as null: JSON has no such
+    numbers and PostgreSQL refuses them, yet producers written in Python send them (its
+    json module writes `NaN`), and pydantic writes a model's JSON with them as null."""
+    return to_json(value, inf_nan_mode="null")
+
+
 def _jsonb_out(value: object) -> bytes:
     if type(value) is JsonText:
         return b"\x01" + value
-    return b"\x01" + json.dumps(value).encode()  # jsonb's binary form: version 1, text
+    return b"\x01" + json_bytes(value)  # jsonb's binary form: version 1, then the text
 
 
 def _jsonb_in(data: bytes) -> object:
@@ -34,7 +42,7 @@ def _json_in(data: bytes) -> object:
 def _json_out(value: object) -> bytes:
     if type(value) is JsonText:
         return bytes(value)
-    return json.dumps(value).encode()
+    return json_bytes(value)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -36,6 +36,7 @@ from services.flow_executor.ports import (
 from shared.contracts import FlowDefinition
 from shared.db.batches import columns, rounds
 from shared.db.locks import lock_all
+from shared.db.pool import json_bytes
 
 _parsed: dict[tuple[str, str, int], FlowDefinition] = {}
 
@@ -54,7 +55,7 @@ def _fact_columns(rows: Sequence[Observed]) -> list[list[Any]]:
     return [
         [r.account_id for r in rows],
         [r.profile_id for r in rows],
-        [r.value if isinstance(r.value, str) else json.dumps(r.value) for r in rows],
+        [r.value if isinstance(r.value, str) else json_bytes(r.value).decode() for r in rows],
         [r.at for r in rows],
     ]
 

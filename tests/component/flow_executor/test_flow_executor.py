@@ -183,6 +183,26 @@ async def test_f2_metric_filter_list_trigger_historical_and_one_entry_per_event(
     assert nps["event"] == {"score": 3} and nps["profile_id"] == p
 
 
+async def test_f2_x1_an_event_with_nan_or_infinity_enters_with_them_written_as_null(
+    executor: ServiceProcess, kafka: Kafka, acct: str
+) -> None:
+    """Producers written in Python send `NaN` and `Infinity` (the json module writes
+    them); JSON has no such numbers and PostgreSQL refuses them. The event still enters
+    its flow, with them as null, as a profile's own JSON has them."""
+    url = executor.base_url
+    await save(kafka, flow(acct, "nps", [alert("nps-alert")]))
+    await in_force(url, acct, "nps", 1)
+    p = pid()
+    odd = event(acct, p, score=3, ratio=float("nan"))
+    odd["properties"].update(ratio=float("nan"), ceiling=float("inf"), floor=float("-inf"))
+    await send_event(kafka, odd)
+    await eventually(lambda: _count(kafka, acct, 1))
+    (req,) = await outputs(kafka, topics.ALERT_REQUESTS, acct)
+    assert req["event"] == {"score": 3, "ratio": None, "ceiling": None, "floor": None}
+    dead = [v for _, v in await kafka.read_all(topics.dlq(topics.PROFILE_EVENTS))]
+    assert not [d for d in dead if p.encode() in base64.b64decode(d.get("original") or "")]
+
+
 async def test_f2_x2_an_event_redelivered_in_a_later_batch_enters_once_without_inbox_rows(
     stack: EmbeddedStack, executor: ServiceProcess, kafka: Kafka, acct: str
 ) -> None:
