@@ -177,19 +177,25 @@ async def kafka_latency(
 
 
 async def smtp_ceiling(port: int, count: int) -> float:
-    """Mails per second over one reused aiosmtplib connection to the capture server."""
+    """Mails per second over one reused aiosmtplib connection to the capture server.
+    The mails are written to bytes before the clock starts, as the product prepares
+    each alert's mail once before its deliveries (`shared.mail.PreparedMail`): the
+    timed loop is the SMTP conversation alone."""
+    mails = []
+    for n in range(count):
+        msg = EmailMessage()
+        msg["From"] = "bench@acme.test"
+        msg["To"] = to = f"raw-{n % 5}@acme.test"
+        msg["Subject"] = f"raw {n}"
+        msg["Message-ID"] = f"<raw-{n}@bench>"
+        msg.set_content("Ada scored 3\n")
+        mails.append((to, msg.as_bytes()))
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
     await client.connect()
     try:
         started = time.perf_counter()
-        for n in range(count):
-            msg = EmailMessage()
-            msg["From"] = "bench@acme.test"
-            msg["To"] = f"raw-{n % 5}@acme.test"
-            msg["Subject"] = f"raw {n}"
-            msg["Message-ID"] = f"<raw-{n}@bench>"
-            msg.set_content("Ada scored 3\n")
-            await client.send_message(msg)
+        for to, content in mails:
+            await client.sendmail("bench@acme.test", [to], content)
         return count / (time.perf_counter() - started)
     finally:
         await client.quit()
