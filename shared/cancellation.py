@@ -14,6 +14,8 @@ takes back only the cancellations it made itself). Each retrying loop calls
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 
 def raise_if_cancelled() -> None:
@@ -24,7 +26,7 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-async def stop_tasks(tasks: list[asyncio.Task[object]], again_s: float = 1.0) -> None:
+async def stop_tasks(tasks: Sequence[asyncio.Task[Any]], again_s: float = 1.0) -> None:
     """Cancel `tasks` and wait until all are done. A task that has gone on after its
     cancellation (in code that does not check, as `raise_if_cancelled` does) is
     cancelled again every `again_s` seconds instead of being waited for forever."""

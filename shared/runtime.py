@@ -28,6 +28,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from shared import heap
+from shared.cancellation import stop_tasks
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.db.retention import prune_forever
@@ -184,9 +185,7 @@ class Runtime:
                 await self.kafka.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(relay.publish_pending(), 5)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks)
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(http_task, 5)
