@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic_core import from_json, to_json
+from pydantic_core import from_json
 
 from services.flow_executor.domain.erasure import ErasureHold
 from services.flow_executor.domain.planning import RunEnd, Sent, StepExecution, Timer
@@ -63,14 +63,13 @@ def _fact_columns(rows: Sequence[Observed]) -> list[list[Any]]:
 def _profile_rows(rows: Sequence[Observed]) -> str:
     """Profile facts as one JSON array of `[account, profile, data, time]` (the time in
     RFC 3339, as PostgreSQL reads a `timestamptz`); data given as JSON text is embedded
-    as the value it holds. A NaN or infinite number (JSON has none, PostgreSQL refuses
-    them; producers may send them) is written as null, as a profile's own JSON is."""
-    return to_json(
+    as the value it holds. A NaN or infinite number is written as null, as every JSON
+    column is (`json_bytes`)."""
+    return json_bytes(
         [
             [r.account_id, r.profile_id, from_json(v) if isinstance(v := r.value, str) else v, r.at]
             for r in rows
-        ],
-        inf_nan_mode="null",
+        ]
     ).decode()
 
 
