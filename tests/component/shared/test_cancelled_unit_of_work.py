@@ -51,7 +51,11 @@ async def test_x2_a_unit_of_work_cancelled_mid_statement_raises_the_cancellation
 
     task = asyncio.create_task(work())
     await asyncio.wait_for(started.wait(), 10)
-    await asyncio.sleep(0.05)  # the sleep statement is on its way to the server
+
+    async def sleeping() -> bool:  # the server runs the statement
+        return await _state(stack.dsn, pid) == "active"
+
+    await eventually(sleeping, 10, 0.01)
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=10)
     assert done and task.cancelled(), task  # not InterfaceError from the rollback
