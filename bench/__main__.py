@@ -235,9 +235,8 @@ async def _consent(
                 "consent changes",
             )
             results["c_costs"] = await phase.result(k, HISTORY)
-        times = [t for t, _ in follower.arrivals[topics.CONSENT_CHANGES][base:]]
-        span = max(times) - min(times)
-        rate_c = len(times) / span if span > 0 else float("inf")
+        times = sorted(t for t, _ in follower.arrivals[topics.CONSENT_CHANGES][base:])
+        rate_c = product.steady_rate([(t, n) for n, t in enumerate(times, 1)], 0, len(times))
         results["c_consent_cmds_per_s"] = rate_c
         print(
             f"(c) consent commands → consent-changes: {rate_c:,.0f} msgs/s "

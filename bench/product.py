@@ -139,29 +139,41 @@ async def wait_for(probe: Callable[[], bool], timeout_s: float, what: str) -> fl
     return time.perf_counter()
 
 
+def steady_rate(samples: list[tuple[float, int]], base: int, target: int) -> float:
+    """Messages per second between the moments a tenth and nine tenths of the work from
+    `base` to `target` were done, from `(time, done so far)` samples in time order.
+
+    Timed from the first commit or output instead, a consumer of several members (or
+    replicas) looks faster than it is: their first batches were under way before the
+    clock started and count in full. The middle of the drain is their steady state."""
+    low = base + (target - base) // 10
+    high = base + (target - base) * 9 // 10
+    start = next(s for s in samples if s[1] >= low)
+    end = next(s for s in samples if s[1] >= high)
+    if end[0] <= start[0]:
+        return float("inf")
+    return (end[1] - start[1]) / (end[0] - start[0])
+
+
 async def drain_rate(
     bootstrap: str, group: str, topic: str, partitions: int, target: int, timeout_s: float
 ) -> float:
-    """Messages per second at which `group` commits its way to `target` on `topic`, timed
-    from its first commit (so process start and group join are not counted)."""
+    """Messages per second at which `group` commits its way to `target` on `topic`, in
+    the steady middle of the drain (`steady_rate`: process start and group join are not
+    counted, nor the first batches of several members)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     parts = [TopicPartition(topic, p) for p in range(partitions)]
     try:
-        first: tuple[float, int] | None = None
-        base: int | None = None
+        samples: list[tuple[float, int]] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             offsets = await admin.list_consumer_group_offsets(group, partitions=parts)
             done = sum(max(o.offset, 0) for o in offsets.values())
-            now = time.perf_counter()
-            if base is None:
-                base = done
-            elif first is None and done > base:
-                first = (now, done)
-            if done >= target and first is not None:
-                return (done - first[1]) / (now - first[0]) if now > first[0] else float("inf")
-            await asyncio.sleep(0.05)
+            samples.append((time.perf_counter(), done))
+            if done >= target:
+                return steady_rate(samples, samples[0][1], target)
+            await asyncio.sleep(0.02)
         raise TimeoutError(f"bench: {group} did not reach {target} on {topic}")
     finally:
         await admin.close()

@@ -100,6 +100,15 @@ class Settings(BaseSettings):
         description="How long a consumer may have records waiting and apply none (or a"
         " background loop make no pass) before /readyz answers 503 (X8).",
     )
+    kafka_input_consumers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Consumers of a service's main input (the executor's profile-events,"
+        " consent's consent-commands) in each process, all in the input's one group: each"
+        " applies the partitions it holds in order, and while one waits for PostgreSQL"
+        " another decodes and decides. More than the topic's partitions only idle.",
+    )
     topic_partitions: int = 4
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/consentflow"

@@ -128,28 +128,29 @@ def carried_headers(record: ConsumerRecord) -> dict[str, str]:
 
 
 class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Tells the readiness registry how many partitions a consumer holds (X8)."""
+    """Tells the readiness registry how many partitions a member holds (X8)."""
 
-    def __init__(self, component: Component) -> None:
-        self.component = component
+    def __init__(self, member: GroupMember) -> None:
+        self.member = member
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         return None
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.component.assigned(len(assigned))
+        self.member.holds(len(assigned))
 
 
 class UndecodableAware(BatchSubscriber):
     """FastStream's batch subscriber with its fetch replaced (see the module docstring,
     point 4). Installed on a subscriber `KafkaEdge.subscribe` declared; it adds no
-    state of its own (`_edge` is the subscription it serves)."""
+    state of its own (`_member` is the member of the subscription it serves)."""
 
     __slots__ = ()
-    _edge: Subscription
+    _member: GroupMember
 
     async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
-        edge = self._edge
+        member = self._member
+        edge = member.subscription
         try:
             fetched = await consumer.getmany(
                 timeout_ms=self.batch_timeout_ms, max_records=self.max_records
@@ -172,13 +173,76 @@ class UndecodableAware(BatchSubscriber):
         records = tuple(chain.from_iterable(fetched.values()))
         if not records:
             edge.component.ok()
-        await edge.report_lag(consumer)
+        await member.report_lag(consumer)
         return records
 
 
+class GroupMember:
+    """One consumer of a subscription's group in this process: its FastStream subscriber
+    and what it last reported (partitions held, lag). A subscription's members share
+    its batch applier and its readiness component, which sees their sums."""
+
+    __slots__ = ("_lag_at", "lag", "partitions", "subscriber", "subscription")
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self.subscriber: UndecodableAware | None = None
+        # None while joining the group.
+        self.partitions: int | None = None
+        self.lag = 0
+        self._lag_at = 0.0
+
+    async def parse(self, records: tuple[ConsumerRecord, ...]) -> KafkaAckableMessage:
+        """The batch as FastStream's acknowledgeable message, acknowledged on this
+        member's consumer; headers untouched: they are read record by record in
+        `decode` (module docstring, point 1)."""
+        assert self.subscriber is not None
+        first, last = records[0], records[-1]
+        batch_headers = [carried_headers(r) for r in records] if self.subscription.traced else []
+        return KafkaAckableMessage(
+            body=[r.value for r in records],
+            headers=batch_headers[0] if batch_headers else {},
+            batch_headers=batch_headers,
+            message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
+            raw_message=records,
+            consumer=self.subscriber.consumer,
+        )
+
+    def holds(self, partitions: int) -> None:
+        """The group (re)balanced: this member now holds `partitions`."""
+        self.partitions = partitions
+        self.subscription.report_members()
+
+    async def report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag per partition (`consentflow_consumer_lag`) and in total for `/readyz`:
+        a consumer with records waiting that applies none is stalled (X8)."""
+        now = time.monotonic()
+        if now - self._lag_at < LAG_EVERY_S:
+            return
+        self._lag_at = now
+        total = 0
+        name = self.subscription.name
+        assignment = consumer.assignment()
+        for tp in assignment:
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            position: int | None = None
+            with contextlib.suppress(Exception):
+                position = await consumer.position(tp)
+            if position is None:
+                continue
+            lag = max(0, high - position)
+            total += lag
+            CONSUMER_LAG.labels(name, tp.topic, str(tp.partition)).set(lag)
+        self.lag = total
+        self.holds(len(assignment))
+
+
 class Subscription:
-    """One topic in one consumer group: the FastStream subscriber, the batch it applies
-    and the readiness component it reports into."""
+    """One topic in one consumer group: its members (the FastStream subscribers of the
+    group in this process, one unless it is a main input), the batch they apply and
+    the readiness component they report into."""
 
     def __init__(
         self,
@@ -195,27 +259,24 @@ class Subscription:
         self.batch = batch
         self.name = batch.name
         self.component = component
-        self.subscriber: UndecodableAware | None = None
-        self._lag_at = 0.0
+        self.members: list[GroupMember] = []
         # The telemetry middleware reads the trace context from the message's headers.
         self.traced = False
 
-    # --- FastStream's extension points -------------------------------------------------
+    @property
+    def subscriber(self) -> UndecodableAware | None:
+        """The first member's FastStream subscriber (they all share its group)."""
+        return self.members[0].subscriber if self.members else None
 
-    async def parse(self, records: tuple[ConsumerRecord, ...]) -> KafkaAckableMessage:
-        """The batch as FastStream's acknowledgeable message, headers untouched: they
-        are read record by record in `decode` (module docstring, point 1)."""
-        assert self.subscriber is not None
-        first, last = records[0], records[-1]
-        batch_headers = [carried_headers(r) for r in records] if self.traced else []
-        return KafkaAckableMessage(
-            body=[r.value for r in records],
-            headers=batch_headers[0] if batch_headers else {},
-            batch_headers=batch_headers,
-            message_id=f"{first.topic}-{first.partition}-{first.offset}-{last.offset}",
-            raw_message=records,
-            consumer=self.subscriber.consumer,
-        )
+    def report_members(self) -> None:
+        """The readiness component holds the members' sums: partitions once every
+        member has joined, and lag."""
+        held = [m.partitions for m in self.members]
+        if None not in held:
+            self.component.assigned(sum(p for p in held if p is not None))
+        self.component.lag = sum(m.lag for m in self.members)
+
+    # --- FastStream's extension points (the parser is each member's) -------------------
 
     async def decode(self, message: KafkaAckableMessage) -> DecodedBatch:
         """Each record on its own (point 2)."""
@@ -282,30 +343,6 @@ class Subscription:
                 break
         return ()
 
-    async def report_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Lag per partition (`consentflow_consumer_lag`) and in total for `/readyz`:
-        a consumer with records waiting that applies none is stalled (X8)."""
-        now = time.monotonic()
-        if now - self._lag_at < LAG_EVERY_S:
-            return
-        self._lag_at = now
-        total = 0
-        assignment = consumer.assignment()
-        for tp in assignment:
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            position: int | None = None
-            with contextlib.suppress(Exception):
-                position = await consumer.position(tp)
-            if position is None:
-                continue
-            lag = max(0, high - position)
-            total += lag
-            CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(lag)
-        self.component.lag = total
-        self.component.assigned(len(assignment))
-
 
 class KafkaEdge:
     """A service's broker and the subscriptions and publishers declared on it."""
@@ -337,12 +374,15 @@ class KafkaEdge:
         parse: Callable[[ConsumerRecord], Any] | None = None,
         description: str | None = None,
         work: Callable[[UnitOfWork], Any] | None = None,
+        main_input: bool = False,
     ) -> BatchApplier:
         """Declare a batch subscriber of `topic` (consumer group `consentflow.<consumer>`
         with `KAFKA_GROUP_PREFIX` before it; the inbox dedupes on `message_id`) whose
         records carry `payload` (parsed by `parse`, JSON by default). `handler` is a use
         case, `handler(batch, work)`, with `work` made by `work` from the batch's
-        transaction (the transaction itself by default)."""
+        transaction (the transaction itself by default). The service's `main_input` is
+        consumed by `KAFKA_INPUT_CONSUMERS` members of its group in this process
+        (`attach`), any other topic by one."""
         batch = BatchApplier(
             name=consumer or f"{self.name}.{topic}",
             db=self.db,
@@ -353,7 +393,8 @@ class KafkaEdge:
             **({"work": work} if work is not None else {}),
         )
         description = description or (handler.__doc__ or "").strip().split("\n\n")[0]
-        self.attach(topic, batch, payload, description=description)
+        consumers = self.settings.kafka_input_consumers if main_input else 1
+        self.attach(topic, batch, payload, description=description, consumers=consumers)
         return batch
 
     def attach(
@@ -364,9 +405,13 @@ class KafkaEdge:
         *,
         group: str | None = None,
         description: str | None = None,
+        consumers: int = 1,
     ) -> Subscription:
-        """Declare the FastStream subscriber that hands `topic`'s batches to `batch`
-        (consumer group `group`, by default `batch.name`)."""
+        """Declare the FastStream subscribers that hand `topic`'s batches to `batch`:
+        `consumers` members of consumer group `group` (by default `batch.name`). Each
+        member applies the partitions the group gives it in order, one batch at a time,
+        as a replica would; several overlap one's database waits with another's work on
+        the one event loop. The AsyncAPI document shows the first."""
         settings = self.settings
         component = self.health.register(
             batch.name,
@@ -376,24 +421,6 @@ class KafkaEdge:
         )
         edge = Subscription(settings, topic, payload, batch, component)
         edge.traced = bool(self.broker.middlewares)
-        subscriber = self.broker.subscriber(
-            settings.kafka_topic(topic),
-            batch=True,
-            group_id=settings.kafka_group(group or batch.name),
-            max_records=settings.kafka_max_batch_records,
-            batch_timeout_ms=settings.kafka_batch_timeout_ms,
-            **group_consumer_options(settings),
-            listener=_Assignment(component),
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            parser=edge.parse,
-            decoder=edge.decode,
-            title=topic,
-            description=description,
-        )
-        # The one override (module docstring, point 4): same slots, one method more.
-        subscriber.__class__ = UndecodableAware
-        subscriber._edge = edge  # type: ignore[attr-defined]
-        edge.subscriber = subscriber  # type: ignore[assignment]
 
         async def apply(batch: list[Any]) -> None:
             await edge.handle(batch)  # type: ignore[arg-type]
@@ -401,7 +428,29 @@ class KafkaEdge:
         # What the AsyncAPI document says a record of this topic carries.
         apply.__annotations__ = {"batch": list[payload], "return": None}  # type: ignore[valid-type]
         apply.__name__ = f"on_{topic.replace('-', '_')}"
-        subscriber(apply)
+        for index in range(consumers):
+            member = GroupMember(edge)
+            subscriber = self.broker.subscriber(
+                settings.kafka_topic(topic),
+                batch=True,
+                group_id=settings.kafka_group(group or batch.name),
+                max_records=settings.kafka_max_batch_records,
+                batch_timeout_ms=settings.kafka_batch_timeout_ms,
+                **group_consumer_options(settings),
+                listener=_Assignment(member),
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                parser=member.parse,
+                decoder=edge.decode,
+                title=topic,
+                description=description,
+                include_in_schema=index == 0,
+            )
+            # The one override (module docstring, point 4): same slots, one method more.
+            subscriber.__class__ = UndecodableAware
+            subscriber._member = member  # type: ignore[attr-defined]
+            member.subscriber = subscriber  # type: ignore[assignment]
+            edge.members.append(member)
+            subscriber(apply)
         self.subscriptions.append(edge)
         return edge
 
@@ -423,7 +472,9 @@ class KafkaEdge:
         them one after the other, and those waits would add up."""
         broker = self.broker
         await broker.connect()
-        await asyncio.gather(*(s.subscriber.start() for s in self.subscriptions if s.subscriber))
+        await asyncio.gather(
+            *(m.subscriber.start() for s in self.subscriptions for m in s.members if m.subscriber)
+        )
         broker.running = True
 
     async def stop(self) -> None:

@@ -28,8 +28,8 @@ from shared.privacy_requests import message_id
 
 def declare(kafka: KafkaEdge, work: Callable[[UnitOfWork], ConsentWork]) -> None:
     """Consume `consent-commands`, `sms-inbound`, `suppression-changes`,
-    `privacy-requests` and `privacy-results`; produce `consent-changes`, `sms-outbound`
-    and `privacy-results`. The consumer names are the consumer groups: kept as they are."""
+    `privacy-requests` and `privacy-results`; produce `consent-changes`, `sms-outbound`,
+    `privacy-results`. The consumer names are the consumer groups: kept as they are."""
     kafka.publishes(topics.CONSENT_CHANGES, ConsentChanged)
     kafka.publishes(topics.SMS_OUTBOUND, SmsOutbound)
     kafka.publishes(topics.PRIVACY_RESULTS, PrivacyResult)
@@ -37,14 +37,14 @@ def declare(kafka: KafkaEdge, work: Callable[[UnitOfWork], ConsentWork]) -> None
         topics.CONSENT_COMMANDS,
         ConsentCommand,
         handlers.on_commands,
-        # X2 without an inbox row per command: the use case applies each command id
-        # once (its audit trail and the profile's act log prove it was).
+        # X2 without an inbox row per command: the use case applies each command id once
+        # (its audit trail and the act log prove it); slim records (`adapters.commands`).
         consumer=handlers.COMMANDS,
-        # Validated as `ConsentCommand` into slim records (`adapters.commands`).
         parse=parse_command,
         description="Apply consent acts (C1–C11), publish the changes (C9); a command"
         " that breaks a rule is dead-lettered with its reason.",
         work=work,
+        main_input=True,
     )
     kafka.subscribe(
         topics.SMS_INBOUND,

@@ -79,6 +79,7 @@ def _flows(kafka: KafkaEdge, work: Work) -> None:
         description="Enters each event's profile into the metric flows it matches and "
         "keeps the newest profile data (F2, F3).",
         work=work,
+        main_input=True,
     )
 
 

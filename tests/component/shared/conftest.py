@@ -47,12 +47,16 @@ async def db(stack):
 
 @contextlib.asynccontextmanager
 async def consuming(
-    settings: Settings, topic: str, batch: BatchApplier, health: Health | None = None
+    settings: Settings,
+    topic: str,
+    batch: BatchApplier,
+    health: Health | None = None,
+    consumers: int = 1,
 ) -> AsyncIterator[Subscription]:
-    """`batch` reading `topic` in its own group through a FastStream subscriber, as a
-    service runs it (`shared.messaging.edge`)."""
+    """`batch` reading `topic` in its own group through `consumers` FastStream
+    subscribers, as a service runs it (`shared.messaging.edge`)."""
     edge = KafkaEdge(settings, "test", batch.db, health or Health())
-    subscription = edge.attach(topic, batch, BaseModel, group=f"test.{topic}")
+    subscription = edge.attach(topic, batch, BaseModel, group=f"test.{topic}", consumers=consumers)
     await edge.start()
     try:
         yield subscription

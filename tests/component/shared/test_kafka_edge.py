@@ -3,13 +3,16 @@ client can decode, odd headers, and the consumer's readiness (X1, X2, X7, X8).""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import struct
 import time
 import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import NewTopic
 from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.util import calc_crc32c
@@ -20,7 +23,7 @@ from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.health import Health
 from shared.messaging.batches import BatchApplier, json_parser
-from shared.messaging.clients import make_producer
+from shared.messaging.clients import make_admin, make_producer
 from tests.component.shared.conftest import consuming, settings_for
 from tests.conftest import Kafka, eventually
 
@@ -228,3 +231,63 @@ async def test_x8_consumer_reports_errors_within_seconds_and_recovers(stack, db:
 
 async def _async(value):
     return value
+
+
+async def test_x8_x2_members_of_one_group_share_its_partitions_and_keep_each_in_order(
+    stack, db: Database
+) -> None:
+    """A main input is consumed by several members of its group in one process: each
+    holds its own partitions and applies their batches in order, while another's batch
+    is in flight (overlap is the point); every record is applied once, and readiness
+    counts the group's partitions, so members beyond the partitions do not make the
+    service unready (X8)."""
+    topic = f"members-{uuid.uuid4().hex[:6]}"
+    settings = settings_for(stack).model_copy(update={"kafka_partition_grace_s": 0.01})
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    finally:
+        await admin.close()
+    applied: list[tuple[str, int]] = []
+    in_flight = {"now": 0, "most": 0}
+    overlapped = asyncio.Event()
+
+    async def handler(items, uow) -> None:
+        in_flight["now"] += 1
+        in_flight["most"] = max(in_flight["most"], in_flight["now"])
+        if in_flight["most"] >= 2:
+            overlapped.set()
+        try:
+            # Hold the first batches until a second member's batch is in flight too
+            # (bounded: with one member at a time this waits out the 5 s).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(overlapped.wait(), 5)
+            await _insert(items, uow)
+            applied.extend((i.record.key.decode(), i.message.n) for i in items)
+        finally:
+            in_flight["now"] -= 1
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
+    await producer.start()
+    health = Health()
+    keys = [f"person-{k}" for k in range(12)]
+    try:
+        for n in range(25):
+            for key in keys:
+                await producer.send(topic, ping(f"{key}-{n}", n), key=key.encode())
+        await producer.flush()
+        batch = BatchApplier("members", db, json_parser(Ping), handler, topic=topic)
+        async with consuming(settings, topic, batch, health, consumers=6) as subscription:
+            assert len(await eventually(lambda: _applied(db, 300))) == 300
+            held = [m.partitions for m in subscription.members]
+            assert sum(held) == 4 and len(held) == 6
+            component = health.components["members"]
+            assert component.partitions == 4
+            assert component.problem() is None
+    finally:
+        await producer.stop()
+    assert in_flight["most"] >= 2
+    assert len(applied) == 300
+    for key in keys:
+        assert [n for k, n in applied if k == key] == list(range(25))
