@@ -155,6 +155,20 @@ def steady_rate(samples: list[tuple[float, int]], base: int, target: int) -> flo
     return (end[1] - start[1]) / (end[0] - start[0])
 
 
+async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """How many offsets `group` has committed on `topic` in all: what a phase that
+    starts now finds done already (a service may apply its first batches while the
+    bench waits for it to be ready), so that its costs are divided by what it did."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        offsets = await admin.list_consumer_group_offsets(group, partitions=parts)
+        return sum(max(o.offset, 0) for o in offsets.values())
+    finally:
+        await admin.close()
+
+
 async def drain_rate(
     bootstrap: str, group: str, topic: str, partitions: int, target: int, timeout_s: float
 ) -> float:

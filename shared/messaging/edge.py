@@ -27,6 +27,12 @@ What we put in at its extension points, because its defaults would lose data:
    reports each consumer's lag and progress to the readiness registry (X8) and does not
    sleep after an empty fetch (the fetch itself waited).
 
+A service's main input is consumed by several members of its group in the one process
+(`KAFKA_INPUT_CONSUMERS`, `GroupMember`): FastStream ignores `max_workers` for a batch
+subscriber, so each member is a batch subscriber of its own with the same group, batch
+applier and readiness component. Each applies its partitions' batches in order, as a
+replica would; together they keep the core busy while one waits for PostgreSQL.
+
 Outputs are not published through FastStream: they go through the transactional outbox
 (`shared.db.outbox`), whose relay publishes committed rows in keyed batches. A publisher
 is still declared per output topic, with its payload type, so the service's AsyncAPI
