@@ -31,7 +31,9 @@ A service's main input is consumed by several members of its group in the one pr
 (`KAFKA_INPUT_CONSUMERS`, `GroupMember`): FastStream ignores `max_workers` for a batch
 subscriber, so each member is a batch subscriber of its own with the same group, batch
 applier and readiness component. Each applies its partitions' batches in order, as a
-replica would; together they keep the core busy while one waits for PostgreSQL.
+replica would; together they keep the core busy while one waits for PostgreSQL. The
+group's partitions are dealt over processes first (`shared.messaging.assignment`), so
+members never leave a replica without partitions while replicas ≤ partitions.
 
 Outputs are not published through FastStream: they go through the transactional outbox
 (`shared.db.outbox`), whose relay publishes committed rows in keyed batches. A publisher
@@ -64,6 +66,7 @@ from shared.db.errors import TRANSIENT_DB_ERRORS
 from shared.db.uow import UnitOfWork
 from shared.health import HEALTH, Component, Health
 from shared.logging import get_logger
+from shared.messaging.assignment import assignors
 from shared.messaging.batches import (
     BatchApplier,
     BatchHandler,
@@ -368,6 +371,8 @@ class KafkaEdge:
         self.health = health
         self.broker = make_broker(settings, name, middlewares=middlewares)
         self.subscriptions: list[Subscription] = []
+        # Every group's partitions are dealt over processes first (`assignment`).
+        self.assignors = assignors()
 
     def subscribe(
         self,
@@ -444,6 +449,7 @@ class KafkaEdge:
                 batch_timeout_ms=settings.kafka_batch_timeout_ms,
                 **group_consumer_options(settings),
                 listener=_Assignment(member),
+                partition_assignment_strategy=self.assignors,
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 parser=member.parse,
                 decoder=edge.decode,

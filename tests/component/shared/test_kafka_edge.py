@@ -233,6 +233,17 @@ async def _async(value):
     return value
 
 
+async def _create_topic(settings, topic: str, partitions: int) -> None:
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
+
+
 async def test_x8_x2_members_of_one_group_share_its_partitions_and_keep_each_in_order(
     stack, db: Database
 ) -> None:
@@ -243,12 +254,7 @@ async def test_x8_x2_members_of_one_group_share_its_partitions_and_keep_each_in_
     service unready (X8)."""
     topic = f"members-{uuid.uuid4().hex[:6]}"
     settings = settings_for(stack).model_copy(update={"kafka_partition_grace_s": 0.01})
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
-    finally:
-        await admin.close()
+    await _create_topic(settings, topic, partitions=4)
     applied: list[tuple[str, int]] = []
     in_flight = {"now": 0, "most": 0}
     overlapped = asyncio.Event()
@@ -291,3 +297,26 @@ async def test_x8_x2_members_of_one_group_share_its_partitions_and_keep_each_in_
     assert len(applied) == 300
     for key in keys:
         assert [n for k, n in applied if k == key] == list(range(25))
+
+
+async def test_x8_two_replicas_of_four_members_each_hold_some_of_two_partitions(
+    stack, db: Database
+) -> None:
+    """Replicas ≤ partitions, members > partitions: the partitions are dealt over the
+    processes first, so neither replica is left idle and unready (round-robin over
+    random member ids leaves one without about half the time)."""
+    topic = f"replicas-{uuid.uuid4().hex[:6]}"
+    settings = settings_for(stack)
+    await _create_topic(settings, topic, partitions=2)
+    batch = BatchApplier("replicas", db, json_parser(Ping), _insert, topic=topic)
+    health_a, health_b = Health(), Health()
+    async with (
+        consuming(settings, topic, batch, health_a, consumers=4),
+        consuming(settings, topic, batch, health_b, consumers=4),
+    ):
+
+        async def settled():
+            held = [h.components["replicas"].partitions for h in (health_a, health_b)]
+            return held if held == [1, 1] else None
+
+        assert await eventually(settled, timeout_s=30) == [1, 1]
