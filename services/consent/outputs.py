@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic_core import to_json
-
 from services.consent.domain.model import (
     CHANNEL_SLOTS,
     NEVER_SLOT,
@@ -30,7 +28,7 @@ from services.consent.domain.model import (
     ProfileConsent,
     Slot,
 )
-from shared.contracts.base import SCHEMA_VERSION, Profile
+from shared.contracts.base import SCHEMA_VERSION, Profile, json_bytes
 
 PROFILE_FIELDS = tuple(Profile.model_fields)
 _CHANNELS = ("email", "sms_marketing", "sms_transactional", "push")
@@ -75,7 +73,7 @@ def _channel(slot: Slot, sms: bool) -> dict[str, Any]:
 
 
 _UNTOUCHED = {key: _channel(NEVER_SLOT, key in SMS_SLOTS) for key in CHANNEL_SLOTS}
-"""A channel no act has touched, as every payload writes it (`to_json` only reads it)."""
+"""A channel no act has touched, as every payload writes it (`json_bytes` only reads it)."""
 
 
 def state_payload(state: ProfileConsent) -> dict[str, Any]:
@@ -117,7 +115,7 @@ def change_payloads(
     state = state_payload(outcome.state)
     stamp = act.act_at if act.historical_import else now
     return [
-        to_json(
+        json_bytes(
             {
                 "schema_version": SCHEMA_VERSION,
                 "type": event.type,
@@ -136,8 +134,7 @@ def change_payloads(
                 "occurred_at": now,
                 "act_at": act.act_at,
                 "receipt_id": receipt_id,
-            },
-            inf_nan_mode="null",  # as the model writes a NaN or infinite property
+            }
         )
         for event in outcome.events
     ]

@@ -17,10 +17,21 @@ from pydantic import (
     Field,
     StringConstraints,
 )
+from pydantic_core import to_json
 
 from shared.addresses import checked_email, e164_phone
 
 SCHEMA_VERSION = 1
+
+
+def json_bytes(value: object) -> bytes:
+    """`value` as JSON the way a model writes its own, with NaN and infinities as null:
+    JSON has no such numbers and PostgreSQL refuses them, yet producers written in
+    Python send them (its json module writes `NaN`). Every JSON the services write
+    from plain values (JSON columns, payloads written without a model) goes through
+    here, so they all keep one policy."""
+    return to_json(value, inf_nan_mode="null")
+
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Timestamp = AwareDatetime

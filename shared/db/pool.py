@@ -8,20 +8,14 @@ another service's tables by accident.
 import json
 
 import asyncpg
-from pydantic_core import to_json
+
+from shared.contracts.base import json_bytes
 
 
 class JsonText(bytes):
     """A JSON value already serialised (UTF-8): a `json`/`jsonb` parameter or COPY value
     written as it is instead of encoded again. For values whose bytes are made anyway
     (a receipt hashed over its canonical form, an output's payload)."""
-
-
-def json_bytes(value: object) -> bytes:
-    """`value` as JSON, with NaN and infinities written as null: JSON has no such
-    numbers and PostgreSQL refuses them, yet producers written in Python send them (its
-    json module writes `NaN`), and pydantic writes a model's JSON with them as null."""
-    return to_json(value, inf_nan_mode="null")
 
 
 def _jsonb_out(value: object) -> bytes:

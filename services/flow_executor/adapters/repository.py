@@ -34,9 +34,9 @@ from services.flow_executor.ports import (
     SubjectQuery,
 )
 from shared.contracts import FlowDefinition
+from shared.contracts.base import json_bytes
 from shared.db.batches import columns, rounds
 from shared.db.locks import lock_all
-from shared.db.pool import json_bytes
 
 _parsed: dict[tuple[str, str, int], FlowDefinition] = {}
 

@@ -22,12 +22,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic_core import to_json
-
 from services.flow_executor.domain.event_time import SKEW
 from services.flow_executor.domain.records import Observed
 from shared.contracts import ProfileEvent
-from shared.contracts.base import Profile
+from shared.contracts.base import Profile, json_bytes
 from shared.contracts.records import record_type
 
 EventRecord = dict[str, Any]
@@ -62,7 +60,7 @@ def profile_json(profile: Mapping[str, Any]) -> str:
     profile (its fields in the model's order, every default filled by validation; a
     NaN or infinite number, which producers may send, written as null as the model
     writes it)."""
-    return to_json(profile, inf_nan_mode="null").decode()
+    return json_bytes(profile).decode()
 
 
 def record_profiles(
