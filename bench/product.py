@@ -155,6 +155,16 @@ def steady_rate(samples: list[tuple[float, int]], base: int, target: int) -> flo
     return (end[1] - start[1]) / (end[0] - start[0])
 
 
+def _partitions(topic: str, count: int) -> list[TopicPartition]:
+    return [TopicPartition(topic, p) for p in range(count)]
+
+
+async def _committed(admin: AIOKafkaAdminClient, group: str, parts: list[TopicPartition]) -> int:
+    """The offsets `group` has committed on `parts`, in all."""
+    offsets = await admin.list_consumer_group_offsets(group, partitions=parts)
+    return sum(max(o.offset, 0) for o in offsets.values())
+
+
 async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
     """How many offsets `group` has committed on `topic` in all: what a phase that
     starts now finds done already (a service may apply its first batches while the
@@ -162,9 +172,7 @@ async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        parts = [TopicPartition(topic, p) for p in range(partitions)]
-        offsets = await admin.list_consumer_group_offsets(group, partitions=parts)
-        return sum(max(o.offset, 0) for o in offsets.values())
+        return await _committed(admin, group, _partitions(topic, partitions))
     finally:
         await admin.close()
 
@@ -177,13 +185,12 @@ async def drain_rate(
     counted, nor the first batches of several members)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    parts = [TopicPartition(topic, p) for p in range(partitions)]
+    parts = _partitions(topic, partitions)
     try:
         samples: list[tuple[float, int]] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            offsets = await admin.list_consumer_group_offsets(group, partitions=parts)
-            done = sum(max(o.offset, 0) for o in offsets.values())
+            done = await _committed(admin, group, parts)
             samples.append((time.perf_counter(), done))
             if done >= target:
                 return steady_rate(samples, samples[0][1], target)
@@ -199,12 +206,11 @@ async def wait_committed(
     """Wait until `group` has committed `target` offsets on `topic` in all."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    parts = [TopicPartition(topic, p) for p in range(partitions)]
+    parts = _partitions(topic, partitions)
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            offsets = await admin.list_consumer_group_offsets(group, partitions=parts)
-            if sum(max(o.offset, 0) for o in offsets.values()) >= target:
+            if await _committed(admin, group, parts) >= target:
                 return
             await asyncio.sleep(0.05)
         raise TimeoutError(f"bench: {group} did not reach {target} on {topic}")
