@@ -101,13 +101,15 @@ class Settings(BaseSettings):
         " background loop make no pass) before /readyz answers 503 (X8).",
     )
     kafka_input_consumers: int = Field(
-        4,
+        1,
         ge=1,
         le=64,
         description="Consumers of a service's main input (the executor's profile-events,"
         " consent's consent-commands) in each process, all in the input's one group: each"
         " applies the partitions it holds in order, and while one waits for PostgreSQL"
-        " another decodes and decides. More than the topic's partitions only idle.",
+        " another decodes and decides. More than the topic's partitions only idle. One"
+        " keeps the latency targets at a steady load on a shared machine; more drain a"
+        " backlog faster (docs/performance.md, 7 Dec 2026).",
     )
     topic_partitions: int = 4
 

@@ -108,6 +108,8 @@ class EmbeddedStack:
     postgres: EmbeddedPostgres = field(init=False)
     smtp: SmtpCapture = field(init=False)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    # Settings every service of this stack runs with, beneath a start's own extras.
+    service_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -165,6 +167,7 @@ class EmbeddedStack:
             "API_KEYS": self.api_keys,
             "PRIVACY_HASH_SECRET": self.privacy_hash_secret,
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+            **self.service_env,
         }
 
     def start_services(self, names: tuple[str, ...] = SERVICES, **extra_env: str) -> None:
