@@ -24,6 +24,9 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from shared.settings import Settings
 
+MAX_BATCH_BYTES = 1024 * 1024
+"""The producer's record batch limit per partition; the outbox relay fills batches to it."""
+
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
     """A client TLS context: verifies the broker against `KAFKA_SSL_CAFILE` (or the
@@ -64,7 +67,7 @@ def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
         enable_idempotence=settings.kafka_enable_idempotence,
         compression_type=None if codec == "none" else codec,
         linger_ms=0,
-        max_batch_size=1024 * 1024,
+        max_batch_size=MAX_BATCH_BYTES,
         request_timeout_ms=settings.kafka_request_timeout_ms,
     )
 

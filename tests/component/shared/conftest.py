@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from importlib import resources
 
 import pytest
+from aiokafka.admin import NewTopic
 from pydantic import BaseModel
 
 from shared.db import Database
 from shared.health import Health
 from shared.messaging.batches import BatchApplier
+from shared.messaging.clients import make_admin
 from shared.messaging.edge import KafkaEdge, Subscription
 from shared.settings import Settings
 
@@ -71,3 +73,15 @@ def settings_for(stack) -> Settings:
         kafka_session_timeout_ms=2000,
         kafka_heartbeat_interval_ms=500,
     )
+
+
+async def create_topic(settings: Settings, topic: str, partitions: int) -> None:
+    """Create `topic` with `partitions` on the stack's broker."""
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        )
+    finally:
+        await admin.close()

@@ -12,7 +12,6 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import NewTopic
 from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.util import calc_crc32c
@@ -23,8 +22,8 @@ from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.health import Health
 from shared.messaging.batches import BatchApplier, json_parser
-from shared.messaging.clients import make_admin, make_producer
-from tests.component.shared.conftest import consuming, settings_for
+from shared.messaging.clients import make_producer
+from tests.component.shared.conftest import consuming, create_topic, settings_for
 from tests.conftest import Kafka, eventually
 
 
@@ -233,17 +232,6 @@ async def _async(value):
     return value
 
 
-async def _create_topic(settings, topic: str, partitions: int) -> None:
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
-        )
-    finally:
-        await admin.close()
-
-
 async def test_x8_x2_members_of_one_group_share_its_partitions_and_keep_each_in_order(
     stack, db: Database
 ) -> None:
@@ -254,7 +242,7 @@ async def test_x8_x2_members_of_one_group_share_its_partitions_and_keep_each_in_
     service unready (X8)."""
     topic = f"members-{uuid.uuid4().hex[:6]}"
     settings = settings_for(stack).model_copy(update={"kafka_partition_grace_s": 0.01})
-    await _create_topic(settings, topic, partitions=4)
+    await create_topic(settings, topic, partitions=4)
     applied: list[tuple[str, int]] = []
     in_flight = {"now": 0, "most": 0}
     overlapped = asyncio.Event()
@@ -307,7 +295,7 @@ async def test_x8_two_replicas_of_four_members_each_hold_some_of_two_partitions(
     random member ids leaves one without in 3 orderings of 7)."""
     topic = f"replicas-{uuid.uuid4().hex[:6]}"
     settings = settings_for(stack)
-    await _create_topic(settings, topic, partitions=2)
+    await create_topic(settings, topic, partitions=2)
     batch = BatchApplier("replicas", db, json_parser(Ping), _insert, topic=topic)
     health_a, health_b = Health(), Health()
     async with (

@@ -6,19 +6,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from datetime import timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel
 
+from shared.contracts.topics import dlq
 from shared.db import Database
 from shared.db.outbox import OutboxRelay
 from shared.db.retention import prune
 from shared.messaging.batches import BatchApplier, json_parser
 from shared.messaging.clients import make_producer
-from tests.component.shared.conftest import consuming, settings_for
+from tests.component.shared.conftest import consuming, create_topic, settings_for
 from tests.conftest import Kafka, eventually
 
 
@@ -73,6 +76,82 @@ async def test_x2_outbox_keeps_commit_order_across_relay_batches(
 
     got = await eventually(all_of_them)
     assert [v["n"] for _, v in got if v] == list(range(25))
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def _records(bootstrap: str, topic: str, count: int) -> list[ConsumerRecord]:
+    """The first `count` records of `topic`, from every partition, in each one's order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        out: list[ConsumerRecord] = []
+        deadline = time.monotonic() + 30
+        while len(out) < count and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                out += records
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def test_x2_outbox_sends_each_key_to_its_partition_in_commit_order(
+    stack, db: Database
+) -> None:
+    """The relay sends rows as a record batch per topic and partition. Each keyed row
+    lands on the partition the producer's default partitioner picks for its key (the
+    partition `send` used), a key's rows in the order they were committed; rows
+    without a key go too; a row the producer refuses (over its request limit) is
+    dead-lettered with the reason and costs none of the others (X2)."""
+    settings = settings_for(stack)
+    topics_ = [f"outbox-parts-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    for t in topics_:
+        await create_topic(settings, t, partitions=4)
+    big = b'{"big": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    n = 0
+    for _ in range(3):  # three transactions, interleaving keys and topics
+        async with db.uow() as uow:
+            for _ in range(40):
+                key = None if n % 13 == 0 else f"k{n % 9}"
+                uow.publish(topics_[n % 2], key, json.dumps({"n": n}).encode(), {"t": str(n)})
+                n += 1
+            await uow.commit()
+        if n == 80:  # over the producer's limit: `publish` refuses such a row, but a
+            # row written before that limit existed is in the outbox all the same
+            async with db.pool.acquire() as conn:
+                await conn.execute(
+                    "INSERT INTO outbox (topic, key, value) VALUES ($1, 'k5', $2)", topics_[0], big
+                )
+    producer = make_producer(settings, "test-outbox-parts")
+    await producer.start()
+    try:
+        relay = OutboxRelay(db.pool, producer, db.schema, batch_size=1000)
+        assert await relay.publish_pending() == n + 1
+    finally:
+        await producer.stop()
+    for i, topic in enumerate(topics_):
+        sent = [m for m in range(n) if m % 2 == i]
+        got = await _records(stack.broker.bootstrap, topic, len(sent))
+        assert sorted(json.loads(r.value)["n"] for r in got) == sent
+        for r in got:
+            number = json.loads(r.value)["n"]
+            assert dict(r.headers) == {"t": str(number).encode()}
+            assert abs(r.timestamp / 1000 - time.time()) < 300  # stamped when sent
+            if r.key is not None:
+                assert r.partition == DefaultPartitioner()(r.key, [0, 1, 2, 3], [0, 1, 2, 3])
+        by_key: dict[bytes, list[int]] = {}
+        for r in sorted(got, key=lambda r: (r.partition, r.offset)):
+            if r.key is not None:
+                by_key.setdefault(r.key, []).append(json.loads(r.value)["n"])
+        assert by_key and all(ns == sorted(ns) for ns in by_key.values())
+    letters = await _records(stack.broker.bootstrap, dlq(topics_[0]), 1)
+    assert len(letters) == 1 and letters[0].key == b"k5"
+    letter = json.loads(letters[0].value)
+    assert letter["original_size"] == len(big)
+    assert "refused" in letter["error"] and "TooLarge" in letter["error"]
     async with db.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
 
