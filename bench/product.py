@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -151,7 +152,15 @@ def steady_rate(samples: list[tuple[float, int]], base: int, target: int) -> flo
     start = next(s for s in samples if s[1] >= low)
     end = next(s for s in samples if s[1] >= high)
     if end[0] <= start[0]:
-        return float("inf")
+        # The tenth and the nine tenths were done by the same batch: there is no steady
+        # middle to time. Say so rather than print an infinite rate.
+        print(
+            f"bench: {target - base:,} messages drained in too few batches to time their"
+            " steady middle; give --events or --consent 20000 or more",
+            file=sys.stderr,
+            flush=True,
+        )
+        return float("nan")
     return (end[1] - start[1]) / (end[0] - start[0])
 
 
