@@ -112,14 +112,16 @@ class OutboxRelay:
 
         Keyed rows go out as one record batch per topic and partition (the partition
         the producer's own default partitioner would choose for the key), filled in id
-        order, so a partition gets its rows in the order they were committed. Sending
-        record by record cost the relay 12-15 µs of CPU per row (a future, metadata and
-        callbacks each), by batches 5 (`bench`, 7 Dec 2026). A row without a key, every
-        row of a topic the producer has no partitions for, and a row larger than half a
-        batch go alone by `send`, as before: `send` refuses a record over the producer's
-        request limit, which a batch would carry to the broker (`publish` refuses such
-        rows, but older ones may be waiting). A batch the broker refuses for good is
-        sent again row by row, so that only the rows it refuses are dead-lettered."""
+        order, so a partition gets its rows in the order they were committed. Sent record
+        by record (a future, metadata and callbacks each), the relay took 16-22 µs of CPU
+        per row; by batches, 9-11 (`python -m bench.relay`, 7 Dec 2026).
+
+        A row without a key, every row of a topic the producer has no partitions for,
+        and a row larger than half a batch go alone by `send`, as before: `send` refuses
+        a record over the producer's request limit, which a batch would carry to the
+        broker (`publish` refuses such rows, but older ones may be waiting). A batch the
+        broker refuses for good is sent again row by row, so that only the rows it
+        refuses are dead-lettered."""
         outcome: list[BaseException | None] = [None] * len(rows)
         partitions: dict[str, list[int]] = {}
         open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
