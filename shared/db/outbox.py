@@ -38,6 +38,9 @@ _PARTITIONER = DefaultPartitioner()
 """The producer's default partitioner (`shared.messaging.clients.make_producer` sets no
 other): a keyed row lands where `send` would have put it, so a key keeps its partition."""
 
+_ALONE_BYTES = MAX_BATCH_BYTES // 2
+"""A row this large goes alone: a batch holding it could pass the request limit."""
+
 
 def _retriable(exc: BaseException) -> bool:
     """Whether sending again can succeed (the broker away or busy), as opposed to a record
@@ -61,7 +64,6 @@ class OutboxRelay:
         batch_size: int = 1000,
         idle_poll_s: float = 1.0,
         topic_prefix: str = "",
-        max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self._pool = pool
         # Rows hold topic names without the cluster's `KAFKA_TOPIC_PREFIX`; it goes on here.
@@ -71,8 +73,6 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
-        # A row this large goes alone: a batch holding it could pass the request limit.
-        self._alone_bytes = max_batch_bytes // 2
 
     async def publish_pending(self) -> int:
         """Publish one batch of committed rows; returns how many went out."""
@@ -137,11 +137,10 @@ class OutboxRelay:
                 partitions[topic] = await self._partitions(topic)
             parts = partitions[topic]
             key, value = row["key"], row["value"]
-            alone = key is None or not parts or len(value or b"") > self._alone_bytes
             tp = (topic, _PARTITIONER(key, parts, parts)) if key is not None and parts else None
-            if tp is not None and alone and tp in open_batches:
-                await submit(tp)  # the rows before it on its partition go first
-            if alone or tp is None:
+            if tp is None or len(value or b"") > _ALONE_BYTES:  # it goes alone
+                if tp in open_batches:
+                    await submit(tp)  # the rows before it on its partition go first
                 sent.append((await self._send(row), [i]))
                 continue
             headers = [(k, v.encode()) for k, v in row["headers"].items()]
