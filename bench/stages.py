@@ -65,14 +65,6 @@ class Stages:
 
         return timed
 
-    def _repository(self, repo: Any) -> Any:
-        """`repo` with each of its coroutine methods counted as persist."""
-        return _TimedRepository(repo, self)
-
-    def _work(self, work: Any) -> Any:
-        """The service's unit of work with its repositories and `publish` counted."""
-        return _TimedWork(work, self)
-
     @contextlib.contextmanager
     def instrument(self, consumer: BatchApplier) -> Iterator[None]:
         """Count `consumer`'s stages inside the block (it and the unit of work are
@@ -80,7 +72,7 @@ class Stages:
         through the first one's wrappers)."""
         decode, handler, make_work = consumer.decode, consumer.handler, consumer.work
         consumer.decode = self._timed_sync("decode", decode)  # type: ignore[method-assign]
-        consumer.work = lambda uow: self._work(make_work(uow))
+        consumer.work = lambda uow: _TimedWork(make_work(uow), self)
 
         async def use_case(batch: Any, work: Any) -> None:
             self._inner = 0.0
