@@ -13,10 +13,12 @@ What we put in at its extension points, because its defaults would lose data:
 2. **decoder** (`BatchApplier.decode`): each record is read on its own, headers
    included (`shared.messaging.headers`); a bad record is set aside with its reason
    and dead-lettered alone (X1), its neighbours are applied.
-3. **acknowledgement** (`AckPolicy.NACK_ON_ERROR`): the handler commits the batch's
-   transaction before it returns, and only then are the offsets committed; a batch
-   that fails is not committed, the partitions are sought back to its first offsets
-   and it is read again after a pause (`RETRY_PAUSE_S`), while `/readyz` says why.
+3. **acknowledgement** (`AckPolicy.MANUAL`, `shared.messaging.inflight`): each member
+   applies a batch while it fetches and decodes the next, and commits a batch's offsets
+   only after the batch's transaction has committed; a batch that fails is not
+   committed, its partitions are sought back to its first offsets (with any batch read
+   after it) and it is read again after a pause (`RETRY_PAUSE_S`), while `/readyz` says
+   why.
 4. **the fetch** (`UndecodableAware.get_msg`, the one method we override): a record
    batch aiokafka itself cannot decode (an unknown codec, a bad CRC, a header name that
    is not UTF-8) raises inside the client for a whole fetch, before any parser runs, and
@@ -80,6 +82,7 @@ from shared.messaging.clients import (
     group_consumer_options,
 )
 from shared.messaging.headers import CARRIED
+from shared.messaging.inflight import InFlight
 from shared.metrics import CONSUMER_LAG, LAST_BATCH
 from shared.settings import Settings
 
@@ -89,6 +92,7 @@ log = get_logger(__name__)
 UNDECODABLE = (UnsupportedCodecError, CorruptRecordException, UnicodeDecodeError, ValueError)
 
 RETRY_PAUSE_S = 1.0
+STOP_WAIT_S = 30.0
 LAG_EVERY_S = 1.0
 
 
@@ -143,9 +147,11 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
         self.member = member
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
+        # The batch in flight is finished and its offsets committed while they are ours.
+        await self.member.inflight.drain()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.member.inflight.reassigned()
         self.member.holds(len(assigned))
 
 
@@ -160,6 +166,8 @@ class UndecodableAware(BatchSubscriber):
     async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
         member = self._member
         edge = member.subscription
+        # Fetch ahead only behind a full batch; a batch that failed is read again.
+        await member.inflight.before_fetch()
         try:
             fetched = await consumer.getmany(
                 timeout_ms=self.batch_timeout_ms, max_records=self.max_records
@@ -168,6 +176,8 @@ class UndecodableAware(BatchSubscriber):
             raise
         except UNDECODABLE as exc:
             try:
+                await member.inflight.settle()
+                await member.inflight.drain()
                 return await edge.step_past_undecodable(consumer, exc)
             except Exception as inner:
                 edge.component.failed(f"stepping past an undecodable batch: {inner!r}")
@@ -180,26 +190,51 @@ class UndecodableAware(BatchSubscriber):
             await asyncio.sleep(RETRY_PAUSE_S)
             return ()
         records = tuple(chain.from_iterable(fetched.values()))
-        if not records:
+        if not records and member.inflight.idle:
             edge.component.ok()
         await member.report_lag(consumer)
         return records
 
 
 class GroupMember:
-    """One consumer of a subscription's group in this process: its FastStream subscriber
-    and what it last reported (partitions held, lag). A subscription's members share
-    its batch applier and its readiness component, which sees their sums."""
+    """One consumer of a subscription's group in this process: its FastStream subscriber,
+    the batch it has in flight and what it last reported (partitions held, lag). A
+    subscription's members share its batch applier and its readiness component, which
+    sees their sums."""
 
-    __slots__ = ("_lag_at", "lag", "partitions", "subscriber", "subscription")
+    __slots__ = (
+        "_lag_at",
+        "closing",
+        "inflight",
+        "lag",
+        "partitions",
+        "subscriber",
+        "subscription",
+    )
 
     def __init__(self, subscription: Subscription) -> None:
         self.subscription = subscription
         self.subscriber: UndecodableAware | None = None
+        self.inflight = InFlight(subscription.name, subscription.handle, self._consumer)
+        # Set when the service stops: a batch fetched after that is left to be read again.
+        self.closing = False
         # None while joining the group.
         self.partitions: int | None = None
         self.lag = 0
         self._lag_at = 0.0
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        assert self.subscriber is not None and self.subscriber.consumer is not None
+        return self.subscriber.consumer
+
+    async def take(self, batch: DecodedBatch) -> None:
+        """The member's FastStream handler: wait for the batch before (read again, with
+        this one, if it failed), then apply this one, while the next is fetched if this
+        one is full (point 3)."""
+        if not await self.inflight.settle(batch.records) or self.closing:
+            return
+        full = len(batch.records) >= self.subscription.settings.kafka_max_batch_records
+        self.inflight.start(batch, full=full)
 
     async def parse(self, records: tuple[ConsumerRecord, ...]) -> KafkaAckableMessage:
         """The batch as FastStream's acknowledgeable message, acknowledged on this
@@ -293,7 +328,7 @@ class Subscription:
 
     async def handle(self, batch: DecodedBatch) -> None:
         """Apply the batch; on failure report, pause and raise, so that the batch is
-        not acknowledged and is read again (point 3)."""
+        not committed and is read again (point 3)."""
         try:
             await self.batch.apply(batch)
         except Exception as exc:
@@ -351,6 +386,18 @@ class Subscription:
                     return records
                 break
         return ()
+
+
+def _handler(member: GroupMember, topic: str, payload: type[BaseModel]) -> Callable[..., Any]:
+    """The FastStream handler of `member`, annotated with what a record of `topic`
+    carries (the AsyncAPI document shows it)."""
+
+    async def apply(batch: list[Any]) -> None:
+        await member.take(batch)  # type: ignore[arg-type]
+
+    apply.__annotations__ = {"batch": list[payload], "return": None}  # type: ignore[valid-type]
+    apply.__name__ = f"on_{topic.replace('-', '_')}"
+    return apply
 
 
 class KafkaEdge:
@@ -432,13 +479,6 @@ class KafkaEdge:
         )
         edge = Subscription(settings, topic, payload, batch, component)
         edge.traced = bool(self.broker.middlewares)
-
-        async def apply(batch: list[Any]) -> None:
-            await edge.handle(batch)  # type: ignore[arg-type]
-
-        # What the AsyncAPI document says a record of this topic carries.
-        apply.__annotations__ = {"batch": list[payload], "return": None}  # type: ignore[valid-type]
-        apply.__name__ = f"on_{topic.replace('-', '_')}"
         for index in range(consumers):
             member = GroupMember(edge)
             subscriber = self.broker.subscriber(
@@ -450,7 +490,7 @@ class KafkaEdge:
                 **group_consumer_options(settings),
                 listener=_Assignment(member),
                 partition_assignment_strategy=self.assignors,
-                ack_policy=AckPolicy.NACK_ON_ERROR,
+                ack_policy=AckPolicy.MANUAL,
                 parser=member.parse,
                 decoder=edge.decode,
                 title=topic,
@@ -462,7 +502,7 @@ class KafkaEdge:
             subscriber._member = member  # type: ignore[attr-defined]
             member.subscriber = subscriber  # type: ignore[assignment]
             edge.members.append(member)
-            subscriber(apply)
+            subscriber(_handler(member, topic, payload))
         self.subscriptions.append(edge)
         return edge
 
@@ -490,7 +530,20 @@ class KafkaEdge:
         broker.running = True
 
     async def stop(self) -> None:
-        """Stop consuming (a batch being applied finishes first) and close the clients."""
+        """Stop consuming: each member's batch in flight is finished and its offsets
+        committed (for at most `STOP_WAIT_S`; one still not done is cancelled and read
+        again), then the clients are closed."""
+        members = [m for s in self.subscriptions for m in s.members]
+        for member in members:
+            member.closing = True
+        if members:
+            _, late = await asyncio.wait(
+                [asyncio.ensure_future(m.inflight.drain()) for m in members], timeout=STOP_WAIT_S
+            )
+            for member in members:
+                member.inflight.cancel()
+            for waiting in late:
+                waiting.cancel()
         await self.broker.stop()
 
     @property
