@@ -82,7 +82,7 @@ from shared.messaging.clients import (
     group_consumer_options,
 )
 from shared.messaging.headers import CARRIED
-from shared.messaging.inflight import InFlight
+from shared.messaging.inflight import InFlight, Records, first_offsets
 from shared.metrics import CONSUMER_LAG, LAST_BATCH
 from shared.settings import Settings
 
@@ -192,7 +192,7 @@ class UndecodableAware(BatchSubscriber):
         records = tuple(chain.from_iterable(fetched.values()))
         if not records and member.inflight.idle:
             edge.component.ok()
-        await member.report_lag(consumer)
+        await member.report_lag(consumer, records)
         return records
 
 
@@ -257,9 +257,12 @@ class GroupMember:
         self.partitions = partitions
         self.subscription.report_members()
 
-    async def report_lag(self, consumer: AIOKafkaConsumer) -> None:
+    async def report_lag(self, consumer: AIOKafkaConsumer, fetched: Records = ()) -> None:
         """Lag per partition (`consentflow_consumer_lag`) and in total for `/readyz`:
-        a consumer with records waiting that applies none is stalled (X8)."""
+        a consumer with records waiting that applies none is stalled (X8). Counted from
+        the first record not applied yet: the consumer's position, or the first record
+        of the batch in flight or of the one just `fetched`, which are read but not
+        applied."""
         now = time.monotonic()
         if now - self._lag_at < LAG_EVERY_S:
             return
@@ -267,6 +270,9 @@ class GroupMember:
         total = 0
         name = self.subscription.name
         assignment = consumer.assignment()
+        unapplied = self.inflight.unapplied()
+        for tp, offset in first_offsets(fetched).items():
+            unapplied[tp] = min(offset, unapplied.get(tp, offset))
         for tp in assignment:
             high = consumer.highwater(tp)
             if high is None:
@@ -276,7 +282,7 @@ class GroupMember:
                 position = await consumer.position(tp)
             if position is None:
                 continue
-            lag = max(0, high - position)
+            lag = max(0, high - min(position, unapplied.get(tp, position)))
             total += lag
             CONSUMER_LAG.labels(name, tp.topic, str(tp.partition)).set(lag)
         self.lag = total

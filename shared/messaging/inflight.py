@@ -77,6 +77,7 @@ class InFlight:
         "_committing",
         "_consumer",
         "_failed",
+        "_records",
         "_rereading",
         "apply",
         "name",
@@ -93,6 +94,8 @@ class InFlight:
         self._consumer = consumer
         self._applying: asyncio.Task[None] | None = None
         self._committing: asyncio.Task[None] | None = None
+        # The records of the batch being applied (lag counts them as not applied yet).
+        self._records: Records = ()
         # The records of the batch that failed, until the member's loop has sought back.
         self._failed: Records = ()
         # Sought back after a failure, and the batch not started again yet.
@@ -114,7 +117,17 @@ class InFlight:
         assert self._applying is None and not self._failed, "settle before start"
         self._rereading = False
         self._ahead = full
+        self._records = batch.records
         self._applying = asyncio.create_task(self._apply(batch), name=f"apply {self.name}")
+
+    def unapplied(self) -> dict[TopicPartition, int]:
+        """The first offset per partition of the records read but not applied: the
+        batch being applied, or the one that failed."""
+        if self._failed:
+            return first_offsets(self._failed)
+        if self._applying is not None and not self._applying.done():
+            return first_offsets(self._records)
+        return {}
 
     async def before_fetch(self) -> None:
         """Before the member fetches: wait for the batch in flight unless it was full,

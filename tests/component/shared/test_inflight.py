@@ -181,3 +181,46 @@ async def test_x2_a_stop_commits_the_batch_in_flight_and_applies_nothing_after(
 
 async def _async(value):
     return value or None
+
+
+async def test_x8_a_hung_batch_with_the_next_read_ahead_still_turns_stalled(
+    stack, db: Database
+) -> None:
+    """The whole backlog is one full batch: once it is read the consumer's position is at
+    the end, and the member goes on fetching while the apply hangs without raising. The
+    records read but not applied still count as waiting, so the consumer turns
+    stalled."""
+    topic = f"hung-{uuid.uuid4().hex[:6]}"
+    settings = settings_for(stack).model_copy(
+        update={"kafka_max_batch_records": BATCH, "kafka_stall_s": 2.0}
+    )
+    await create_topic(settings, topic, partitions=1)
+    await _produce(stack, topic, ["only"], per_key=BATCH)
+    release = asyncio.Event()
+
+    async def handler(items, uow) -> None:
+        await release.wait()
+        await _insert(items, uow)
+
+    health = Health()
+    edge = KafkaEdge(settings, "test", db, health)
+    batch = BatchApplier("hung", db, json_parser(Ping), handler, topic=topic)
+    subscription = edge.attach(topic, batch, Ping, group=f"test.{topic}")
+    await edge.start()
+    try:
+        consumer = subscription.members[0].subscriber.consumer
+        tp = TopicPartition(topic, 0)
+
+        async def read_to_the_end() -> bool:
+            return await consumer.position(tp) == BATCH
+
+        await eventually(read_to_the_end)
+        component = health.components["hung"]
+        reason = await eventually(lambda: _async(component.problem()), timeout_s=15)
+        assert reason.startswith("stalled") and "records waiting" in reason
+        release.set()
+        assert len(await eventually(lambda: _applied(db, BATCH))) == BATCH
+        await eventually(lambda: _async(component.problem() is None), timeout_s=15)
+    finally:
+        release.set()
+        await edge.stop()
