@@ -93,6 +93,7 @@ UNDECODABLE = (UnsupportedCodecError, CorruptRecordException, UnicodeDecodeError
 
 RETRY_PAUSE_S = 1.0
 STOP_WAIT_S = 30.0
+REVOKE_WAIT_S = 10.0
 LAG_EVERY_S = 1.0
 
 
@@ -147,8 +148,13 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
         self.member = member
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # The batch in flight is finished and its offsets committed while they are ours.
-        await self.member.inflight.drain()
+        # The batch in flight is finished and its offsets committed while the partitions
+        # are ours, so the next holder does not apply it again; not waited for longer
+        # than `REVOKE_WAIT_S` (a hung apply must not hold up the group's rebalance: the
+        # batch is then read again and proven applied, X2).
+        await asyncio.wait(
+            [asyncio.ensure_future(self.member.inflight.drain())], timeout=REVOKE_WAIT_S
+        )
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.member.inflight.reassigned()
