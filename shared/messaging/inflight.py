@@ -5,8 +5,9 @@ Each member of a consumer group applies its batches one at a time, in order, and
 commits a batch's offsets only after the batch's transaction has committed (X2: ack
 after commit). Done strictly one step after another (fetch, decode, apply, commit the
 offsets, fetch again), a member's event loop sat idle in the fetch and the offset
-commit, and the next batch's decoding waited for the transaction before it. Measured in
-the bench's flow-executor drain, those steps took about a fifth of each batch's time.
+commit, and the next batch's decoding waited for the transaction before it. In the
+bench's flow-executor drain the member is now busy about 4 % more of the time (the
+offset commit's round trip is off each batch's path; docs/performance.md).
 
 Here the member hands a decoded batch to `InFlight.start` and, if the batch was full
 (a backlog: more records are surely waiting), goes on fetching and decoding the next,
