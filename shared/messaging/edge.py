@@ -14,11 +14,11 @@ What we put in at its extension points, because its defaults would lose data:
    included (`shared.messaging.headers`); a bad record is set aside with its reason
    and dead-lettered alone (X1), its neighbours are applied.
 3. **acknowledgement** (`AckPolicy.MANUAL`, `shared.messaging.inflight`): each member
-   applies a batch while it fetches and decodes the next, and commits a batch's offsets
-   only after the batch's transaction has committed; a batch that fails is not
-   committed, its partitions are sought back to its first offsets (with any batch read
-   after it) and it is read again after a pause (`RETRY_PAUSE_S`), while `/readyz` says
-   why.
+   commits a batch's offsets only after the batch's transaction has committed, while it
+   applies the next; behind a full batch it fetches and decodes the next meanwhile. A
+   batch that fails is not committed, its partitions are sought back to its first
+   offsets (with any batch read after it) and it is read again after a pause
+   (`RETRY_PAUSE_S`), while `/readyz` says why.
 4. **the fetch** (`UndecodableAware.get_msg`, the one method we override): a record
    batch aiokafka itself cannot decode (an unknown codec, a bad CRC, a header name that
    is not UTF-8) raises inside the client for a whole fetch, before any parser runs, and
