@@ -178,9 +178,12 @@ class InFlight:
     async def _apply(self, batch: DecodedBatch) -> None:
         try:
             await self.apply(batch)
+        except asyncio.CancelledError:
+            self._failed = batch.records  # not applied (a stop cancelled it): read again
+            raise
         except Exception:
-            raise_if_cancelled()
             self._failed = batch.records
+            raise_if_cancelled()
             return
         previous = self._committing
         self._committing = asyncio.create_task(
