@@ -25,7 +25,9 @@ import psutil
 from tools.devstack import EmbeddedStack
 
 
-def _cpu(pid: int, with_children: bool = False) -> float:
+def cpu_seconds(pid: int, with_children: bool = False) -> float:
+    """User + system CPU seconds of process `pid` (and of its children, recursively),
+    0 for a process that is gone: every reader of a process's CPU in the bench."""
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)] if with_children else [proc]
@@ -53,13 +55,13 @@ def cpu_snapshot(stack: EmbeddedStack, extra: dict[str, int] | None = None) -> d
     out: dict[str, float] = {}
     for name, svc in stack.services.items():
         if svc.proc is not None:
-            out[name] = _cpu(svc.proc.pid)
+            out[name] = cpu_seconds(svc.proc.pid)
     for name, pid in (extra or {}).items():
-        out[name] = _cpu(pid)
+        out[name] = cpu_seconds(pid)
     if stack.broker.proc is not None:
-        out["broker"] = _cpu(stack.broker.proc.pid)
+        out["broker"] = cpu_seconds(stack.broker.proc.pid)
     if (pm := _postmaster_pid(stack)) is not None:
-        out["postgres"] = _cpu(pm, with_children=True)
+        out["postgres"] = cpu_seconds(pm, with_children=True)
     return out
 
 

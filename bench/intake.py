@@ -87,11 +87,6 @@ INPUTS = {"flow_executor": topics.PROFILE_EVENTS, "consent": topics.CONSENT_COMM
 BUILDS = {"flow_executor": executor_app.build, "consent": consent_app.build}
 
 
-def _cpu(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
-
-
 async def measure(
     service: str,
     dsn: str,
@@ -138,13 +133,19 @@ async def measure(
         runs = []
         with stage_cpu.instrument(consumer) if stages else contextlib.nullcontext():
             for batches in measured:
-                c0, p0, t0 = _cpu(me), _cpu(backend), time.perf_counter()
+                c0, p0, t0 = (
+                    costs.cpu_seconds(me.pid),
+                    costs.cpu_seconds(backend.pid),
+                    time.perf_counter(),
+                )
                 for records in batches:
                     await consumer.handle(records)
                 runs.append(
                     {
-                        "service_cpu_s_per_1000": 1000 * (_cpu(me) - c0) / n,
-                        "postgres_backend_cpu_s_per_1000": 1000 * (_cpu(backend) - p0) / n,
+                        "service_cpu_s_per_1000": 1000 * (costs.cpu_seconds(me.pid) - c0) / n,
+                        "postgres_backend_cpu_s_per_1000": 1000
+                        * (costs.cpu_seconds(backend.pid) - p0)
+                        / n,
                         "messages_per_s": n / (time.perf_counter() - t0),
                     }
                 )

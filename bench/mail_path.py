@@ -36,6 +36,7 @@ import asyncpg
 import psutil
 from aiokafka import ConsumerRecord
 
+from bench.costs import cpu_seconds
 from bench.product import RECIPIENTS, percentiles
 from bench.raw import smtp_ceiling
 from services.alert_dispatcher import app
@@ -83,16 +84,6 @@ def _records(tag: str, start: int, n: int) -> tuple[ConsumerRecord, ...]:
             )
         )
     return tuple(out)
-
-
-def _cpu(proc: psutil.Process, children: bool = False) -> float:
-    procs = [proc, *(proc.children(recursive=True) if children else [])]
-    total = 0.0
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            t = p.cpu_times()
-            total += t.user + t.system
-    return total
 
 
 class _Capture(Runtime):
@@ -203,16 +194,20 @@ class Bench:
     ) -> dict[str, Any]:
         raw = await smtp_ceiling(self.smtp_port, 2 * n)
         await _reset(self.admin)
-        c0, p0 = _cpu(self.me), _cpu(postgres, True)
+        c0, p0 = cpu_seconds(self.me.pid), cpu_seconds(postgres.pid, True)
         await self._feed(tag, n)
         dispatch = {
-            "cpu_s_per_1000": round(1000 * (_cpu(self.me) - c0) / n, 3),
-            "postgres_cpu_s_per_1000": round(1000 * (_cpu(postgres, True) - p0) / n, 3),
+            "cpu_s_per_1000": round(1000 * (cpu_seconds(self.me.pid) - c0) / n, 3),
+            "postgres_cpu_s_per_1000": round(1000 * (cpu_seconds(postgres.pid, True) - p0) / n, 3),
             **_per_alert(await _statements(self.admin), n),
         }
         await _reset(self.admin)
         watch = await asyncpg.connect(self.admin)
-        c0, p0, s0 = _cpu(self.me), _cpu(postgres, True), _cpu(smtp)
+        c0, p0, s0 = (
+            cpu_seconds(self.me.pid),
+            cpu_seconds(postgres.pid, True),
+            cpu_seconds(smtp.pid),
+        )
         t0 = time.perf_counter()
         worker = asyncio.create_task(self.rt.workers[0]())
         try:
@@ -221,7 +216,11 @@ class Bench:
                     worker.result()
                 await asyncio.sleep(0.02)
             seconds = time.perf_counter() - t0
-            c1, p1, s1 = _cpu(self.me), _cpu(postgres, True), _cpu(smtp)
+            c1, p1, s1 = (
+                cpu_seconds(self.me.pid),
+                cpu_seconds(postgres.pid, True),
+                cpu_seconds(smtp.pid),
+            )
         finally:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -274,7 +273,7 @@ class Bench:
 
         worker = asyncio.create_task(self.rt.workers[0]())
         watcher = asyncio.create_task(watch())
-        c0 = _cpu(self.me)
+        c0 = cpu_seconds(self.me.pid)
         try:
             await asyncio.sleep(0.5)  # the worker's connections open
             started = time.perf_counter()
@@ -292,7 +291,7 @@ class Bench:
                 await asyncio.sleep(max(0.0, started + 0.01 * tick - time.perf_counter()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(complete.wait(), 60)
-            cpu = _cpu(self.me) - c0
+            cpu = cpu_seconds(self.me.pid) - c0
         finally:
             stop.set()
             await watcher

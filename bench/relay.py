@@ -72,13 +72,13 @@ async def measure(rows: int, rounds: int) -> list[dict[str, float]]:
                     pass
                 for r in range(rounds):
                     await _write(db, (r + 1) * rows, rows)
-                    pg0 = costs._cpu(postmaster, with_children=True)
+                    pg0 = costs.cpu_seconds(postmaster, with_children=True)
                     c0, t0 = time.process_time(), time.perf_counter()
                     sent = 0
                     while n := await relay.publish_pending():
                         sent += n
                     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-                    pg_cpu = costs._cpu(postmaster, with_children=True) - pg0
+                    pg_cpu = costs.cpu_seconds(postmaster, with_children=True) - pg0
                     assert sent == rows, (sent, rows)
                     out.append(
                         {
