@@ -42,11 +42,9 @@ def cpu_seconds(pid: int, with_children: bool = False) -> float:
 
 
 def _postmaster_pid(stack: EmbeddedStack) -> int | None:
-    pid_file = stack.postgres.data_dir / "postmaster.pid"
-    try:
-        return int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return stack.postgres.postmaster_pid
+    return None
 
 
 def cpu_snapshot(stack: EmbeddedStack, extra: dict[str, int] | None = None) -> dict[str, float]:

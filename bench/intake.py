@@ -17,13 +17,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import psutil
 from aiokafka import ConsumerRecord
 
 from bench import costs, product
@@ -116,8 +116,8 @@ async def measure(
                 await repo.PostgresFlowRepository(conn).save_flow(
                     FlowDefinition.model_validate(product.flow())
                 )
-            backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
-        me = psutil.Process()
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+        me = os.getpid()
         # The measured batches are made up front, so that making them is not measured,
         # and before the heap is settled, so that holding them costs the collector
         # nothing a service would not pay.
@@ -134,17 +134,17 @@ async def measure(
         with stage_cpu.instrument(consumer) if stages else contextlib.nullcontext():
             for batches in measured:
                 c0, p0, t0 = (
-                    costs.cpu_seconds(me.pid),
-                    costs.cpu_seconds(backend.pid),
+                    costs.cpu_seconds(me),
+                    costs.cpu_seconds(backend),
                     time.perf_counter(),
                 )
                 for records in batches:
                     await consumer.handle(records)
                 runs.append(
                     {
-                        "service_cpu_s_per_1000": 1000 * (costs.cpu_seconds(me.pid) - c0) / n,
+                        "service_cpu_s_per_1000": 1000 * (costs.cpu_seconds(me) - c0) / n,
                         "postgres_backend_cpu_s_per_1000": 1000
-                        * (costs.cpu_seconds(backend.pid) - p0)
+                        * (costs.cpu_seconds(backend) - p0)
                         / n,
                         "messages_per_s": n / (time.perf_counter() - t0),
                     }

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import psutil
 from aiokafka import ConsumerRecord
 
 from bench.costs import cpu_seconds
@@ -181,7 +181,7 @@ class Bench:
         self.rt = _Capture("alert_dispatcher", settings)
         app.build(self.rt)
         self.consumer = self.rt.consumer(topics.ALERT_REQUESTS)
-        self.me = psutil.Process()
+        self.me = os.getpid()
         self.smtp_port = smtp_port
 
     async def _feed(self, tag: str, n: int) -> None:
@@ -189,24 +189,22 @@ class Bench:
         for start in range(0, n, batch):
             await self.consumer.handle(_records(tag, start, min(batch, n - start)))
 
-    async def drain(
-        self, tag: str, postgres: psutil.Process, smtp: psutil.Process, n: int
-    ) -> dict[str, Any]:
+    async def drain(self, tag: str, postgres: int, smtp: int, n: int) -> dict[str, Any]:
         raw = await smtp_ceiling(self.smtp_port, 2 * n)
         await _reset(self.admin)
-        c0, p0 = cpu_seconds(self.me.pid), cpu_seconds(postgres.pid, True)
+        c0, p0 = cpu_seconds(self.me), cpu_seconds(postgres, True)
         await self._feed(tag, n)
         dispatch = {
-            "cpu_s_per_1000": round(1000 * (cpu_seconds(self.me.pid) - c0) / n, 3),
-            "postgres_cpu_s_per_1000": round(1000 * (cpu_seconds(postgres.pid, True) - p0) / n, 3),
+            "cpu_s_per_1000": round(1000 * (cpu_seconds(self.me) - c0) / n, 3),
+            "postgres_cpu_s_per_1000": round(1000 * (cpu_seconds(postgres, True) - p0) / n, 3),
             **_per_alert(await _statements(self.admin), n),
         }
         await _reset(self.admin)
         watch = await asyncpg.connect(self.admin)
         c0, p0, s0 = (
-            cpu_seconds(self.me.pid),
-            cpu_seconds(postgres.pid, True),
-            cpu_seconds(smtp.pid),
+            cpu_seconds(self.me),
+            cpu_seconds(postgres, True),
+            cpu_seconds(smtp),
         )
         t0 = time.perf_counter()
         worker = asyncio.create_task(self.rt.workers[0]())
@@ -217,9 +215,9 @@ class Bench:
                 await asyncio.sleep(0.02)
             seconds = time.perf_counter() - t0
             c1, p1, s1 = (
-                cpu_seconds(self.me.pid),
-                cpu_seconds(postgres.pid, True),
-                cpu_seconds(smtp.pid),
+                cpu_seconds(self.me),
+                cpu_seconds(postgres, True),
+                cpu_seconds(smtp),
             )
         finally:
             worker.cancel()
@@ -273,7 +271,7 @@ class Bench:
 
         worker = asyncio.create_task(self.rt.workers[0]())
         watcher = asyncio.create_task(watch())
-        c0 = cpu_seconds(self.me.pid)
+        c0 = cpu_seconds(self.me)
         try:
             await asyncio.sleep(0.5)  # the worker's connections open
             started = time.perf_counter()
@@ -291,7 +289,7 @@ class Bench:
                 await asyncio.sleep(max(0.0, started + 0.01 * tick - time.perf_counter()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(complete.wait(), 60)
-            cpu = cpu_seconds(self.me.pid) - c0
+            cpu = cpu_seconds(self.me) - c0
         finally:
             stop.set()
             await watcher
@@ -390,13 +388,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             admin, dsn = await _postgres(pg)
             await migrate_all(admin)
             await _prepare(admin)
-            postmaster = psutil.Process(
-                int((Path(tmp) / "pgdata" / "postmaster.pid").read_text().split()[0])
-            )
+            postmaster = pg.postmaster_pid
+            assert postmaster is not None, "the server is running"
             bench = Bench(args, dsn, admin, smtp_port)
             await bench.rt.db.start()
             try:
-                server = psutil.Process(smtp.pid)
+                server = smtp.pid
                 # Warm-up: statements prepared, templates compiled, caches filled.
                 await bench.drain("warm", postmaster, server, 100)
                 heap.settle()  # as `Runtime.serve` does once the service has started

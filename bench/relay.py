@@ -63,7 +63,8 @@ async def measure(rows: int, rounds: int) -> list[dict[str, float]]:
             await db.start()
             producer = make_producer(settings, "bench-relay")
             await producer.start()
-            postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+            postmaster = pg.postmaster_pid
+            assert postmaster is not None, "the server is running"
             out = []
             try:
                 relay = OutboxRelay(db.pool, producer, db.schema)

