@@ -16,7 +16,7 @@ from shared.health import Health
 from shared.messaging.batches import BatchApplier, json_parser
 from shared.messaging.edge import KafkaEdge
 from tests.component.shared.conftest import create_topic, settings_for
-from tests.component.shared.test_kafka_edge import Ping, _applied, _insert, ping
+from tests.component.shared.test_kafka_edge import Ping, _applied, _async, _insert, ping
 from tests.conftest import eventually
 
 BATCH = 100
@@ -177,10 +177,6 @@ async def test_x2_a_stop_commits_the_batch_in_flight_and_applies_nothing_after(
     await asyncio.wait_for(stopping, 60)
     assert sizes == [BATCH]
     assert await _committed(stack, f"consentflow.test.{topic}", topic, 1) == [BATCH]
-
-
-async def _async(value):
-    return value or None
 
 
 async def test_x8_a_hung_batch_with_the_next_read_ahead_still_turns_stalled(
