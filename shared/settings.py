@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         description="Longest a fetch waits for data. Apache Kafka answers as soon as data"
         " arrives; the embedded broker waits it out, so the dev stack sets 50.",
     )
+    kafka_side_fetch_max_wait_ms: int = Field(
+        500,
+        gt=0,
+        description="The same for every input but the service's main one (read models,"
+        " definitions, privacy, SMS replies): how long such a consumer's fetch and poll"
+        " wait for data. On the embedded broker each idle consumer costs one fetch per"
+        " wait, so the dev stack keeps 500 here against 50 for the main inputs.",
+    )
     kafka_compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         "lz4",
         description="How producers compress batches (X7). lz4: the cheapest codec in CPU"

@@ -78,18 +78,28 @@ def consumer_request_timeout_ms(settings: Settings) -> int:
     return max(settings.kafka_request_timeout_ms, 40_000)
 
 
-def group_consumer_options(settings: Settings) -> dict[str, Any]:
+def group_consumer_options(settings: Settings, *, side: bool = False) -> dict[str, Any]:
     """How every consumer group of the services reads (their FastStream subscribers): new
     groups start at the beginning of the topic, with the session, heartbeat and fetch
-    wait of the settings and up to 4 MiB per partition and fetch. Committing is the
-    subscriber's acknowledgement policy, after the batch's transaction commits."""
+    wait of the settings (a `side` input's own, `fetch_wait_ms`) and up to 4 MiB per
+    partition and fetch. Committing is the subscriber's acknowledgement policy, after
+    the batch's transaction commits."""
     return {
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
-        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "fetch_max_wait_ms": fetch_wait_ms(settings, side=side),
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
     }
+
+
+def fetch_wait_ms(settings: Settings, *, side: bool = False) -> int:
+    """How long a consumer's fetch waits for data: `KAFKA_FETCH_MAX_WAIT_MS` for a
+    service's main input, `KAFKA_SIDE_FETCH_MAX_WAIT_MS` for its other (`side`) inputs.
+    Apache Kafka answers a fetch as soon as data arrives, so there the wait costs no
+    latency; the embedded broker holds every fetch for the whole wait, so there a short
+    wait is paid in fetches by every idle consumer (17 of them in the four services)."""
+    return settings.kafka_side_fetch_max_wait_ms if side else settings.kafka_fetch_max_wait_ms
 
 
 def make_admin(settings: Settings) -> AIOKafkaAdminClient:

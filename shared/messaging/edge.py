@@ -79,6 +79,7 @@ from shared.messaging.batches import (
 from shared.messaging.clients import (
     broker_security,
     consumer_request_timeout_ms,
+    fetch_wait_ms,
     group_consumer_options,
 )
 from shared.messaging.headers import CARRIED
@@ -307,9 +308,14 @@ class Subscription:
         payload: type[BaseModel],
         batch: BatchApplier,
         component: Component,
+        *,
+        side: bool = False,
     ) -> None:
         self.settings = settings
         self.topic = topic
+        # A side input (not the service's main one) fetches and polls with the longer
+        # `KAFKA_SIDE_FETCH_MAX_WAIT_MS` (`clients.fetch_wait_ms`).
+        self.side = side
         # What one record of the topic carries (its handler takes a batch of these).
         self.payload = payload
         self.batch = batch
@@ -382,7 +388,7 @@ class Subscription:
         parts = sorted(consumer.assignment())
         for tp in parts:
             consumer.seek(tp, await self._next_offset(consumer, tp))
-        wait_ms = max(self.settings.kafka_fetch_max_wait_ms * 4, 500)
+        wait_ms = max(fetch_wait_ms(self.settings, side=self.side) * 4, 500)
         for tp in parts:
             for _ in range(self.settings.kafka_max_batch_records):
                 try:
@@ -464,7 +470,14 @@ class KafkaEdge:
         )
         description = description or (handler.__doc__ or "").strip().split("\n\n")[0]
         consumers = self.settings.kafka_input_consumers if main_input else 1
-        self.attach(topic, batch, payload, description=description, consumers=consumers)
+        self.attach(
+            topic,
+            batch,
+            payload,
+            description=description,
+            consumers=consumers,
+            side=not main_input,
+        )
         return batch
 
     def attach(
@@ -476,12 +489,18 @@ class KafkaEdge:
         group: str | None = None,
         description: str | None = None,
         consumers: int = 1,
+        side: bool = False,
     ) -> Subscription:
         """Declare the FastStream subscribers that hand `topic`'s batches to `batch`:
         `consumers` members of consumer group `group` (by default `batch.name`). Each
         member applies the partitions the group gives it in order, one batch at a time,
         as a replica would; several overlap one's database waits with another's work on
-        the one event loop. The AsyncAPI document shows the first."""
+        the one event loop. The AsyncAPI document shows the first.
+
+        A `side` input's members fetch with `KAFKA_SIDE_FETCH_MAX_WAIT_MS` and wait as
+        long for a batch: a poll returns as soon as records come, so the longer wait
+        costs latency only where the broker holds fetches (the embedded one), and it
+        saves an idle consumer most of its fetches and polls there."""
         settings = self.settings
         component = self.health.register(
             batch.name,
@@ -489,7 +508,10 @@ class KafkaEdge:
             stall_s=settings.kafka_stall_s,
             grace_s=settings.kafka_partition_grace_s,
         )
-        edge = Subscription(settings, topic, payload, batch, component)
+        edge = Subscription(settings, topic, payload, batch, component, side=side)
+        poll_ms = settings.kafka_batch_timeout_ms
+        if side:
+            poll_ms = max(poll_ms, fetch_wait_ms(settings, side=True))
         edge.traced = bool(self.broker.middlewares)
         for index in range(consumers):
             member = GroupMember(edge)
@@ -498,8 +520,8 @@ class KafkaEdge:
                 batch=True,
                 group_id=settings.kafka_group(group or batch.name),
                 max_records=settings.kafka_max_batch_records,
-                batch_timeout_ms=settings.kafka_batch_timeout_ms,
-                **group_consumer_options(settings),
+                batch_timeout_ms=poll_ms,
+                **group_consumer_options(settings, side=side),
                 listener=_Assignment(member),
                 partition_assignment_strategy=self.assignors,
                 ack_policy=AckPolicy.MANUAL,

@@ -158,6 +158,10 @@ class EmbeddedStack:
             # The embedded broker holds an empty fetch for the whole wait even when data
             # arrives meanwhile: a long wait is latency on every hop.
             "KAFKA_FETCH_MAX_WAIT_MS": "50",
+            # The inputs off the hot path (read models, privacy, definitions) are idle most
+            # of the time: a held fetch each 50 ms from 13 such consumers cost the dev stack
+            # a third of a core at idle (docs/performance.md).
+            "KAFKA_SIDE_FETCH_MAX_WAIT_MS": "500",
             "DATABASE_URL": self.dsn,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp.port),
