@@ -5,8 +5,9 @@
     PostgreSQL writes committed) and on through the dispatcher to alert-outcomes;
 (c) consent commands through the consent service to consent-changes;
 (d) raw aiosmtplib send loop to the same capture server (ceiling for alert mail);
-plus event → outcome latency at fixed offered loads, peak RSS per service, and each main
-consumer's cost per message by stage (decode, decide, persist, publish; `bench.stages`).
+plus event → outcome latency at fixed offered loads, peak RSS per service, each main
+consumer's cost per message by stage (decode, decide, persist, publish; `bench.stages`),
+and the cores the whole stack uses with no load at all (its consumers polling).
 
 Each phase also says where the time goes: CPU seconds per 1,000 messages of every process
 (from its own CPU times), PostgreSQL statements and rows per batch (`pg_stat_statements`),
@@ -46,6 +47,8 @@ from shared.db.migrations import SERVICES
 from tools.devstack import EmbeddedStack, free_port
 
 PARTITIONS = 4
+IDLE_SETTLE_S = 3.0  # after the services are ready, before the idle stack is measured
+IDLE_S = 10.0  # how long the idle stack is measured
 
 
 class RssSampler(threading.Thread):
@@ -287,6 +290,25 @@ async def _consent(
         _print_costs("(c→)", results["c_downstream_costs"])
 
 
+async def _dispatcher_steps(
+    stack: EmbeddedStack, requested: dict[str, float], arrived: dict[str, float]
+) -> dict[str, list[float]]:
+    """`product.mail_steps` of the alerts seen on `alert-requests` (`requested`) and
+    their outcomes (`arrived`), both taken on the bench's clock, which the database's
+    timestamps are set against here."""
+    to_epoch = time.time() - time.perf_counter()
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        return await product.mail_steps(
+            conn,
+            "alert_dispatcher",
+            {a: t + to_epoch for a, t in requested.items()},
+            {a: t + to_epoch for a, t in arrived.items()},
+        )
+    finally:
+        await conn.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = EmbeddedStack(Path(args.var) / "bench", partitions=PARTITIONS)
     out = Path(args.out)
@@ -323,6 +345,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         sampler.start()
         bootstrap = stack.broker.bootstrap
         n = args.events
+
+        # The stack with no load: every consumer polling, the broker answering them.
+        await asyncio.sleep(IDLE_SETTLE_S)  # past the groups' first joins
+        idle = await costs.idle_cores(stack, IDLE_S, {"smtp": smtp.pid})
+        results["idle_cores"] = idle
+        print(
+            "(idle) cores used with no load: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in idle.items())
+            + f"; all {sum(idle.values()):.2f}",
+            flush=True,
+        )
 
         # (a) the raw ceiling (its loop runs in this process: "bench" is its CPU)
         raw = [product.event(i, "raw", i % 10 == 0)[:2] for i in range(n)]
@@ -504,6 +537,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     for hop, found in (("executor", to_request), ("dispatcher", to_outcome))
                     for q in ("p50", "p99")
                 }
+                steps = await _dispatcher_steps(stack, requested, arrived)
                 curve.append(
                     {
                         "offered_per_s": rate,
@@ -513,6 +547,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "alerts": len(want),
                         **{f"{k2}_ms": v2 for k2, v2 in pct.items()},
                         **hops,
+                        "dispatcher_steps_p50_p99_ms": steps,
                         **{
                             f"raw_{hop}_{q}_ms": found[q]
                             for hop, found in floor.items()
@@ -528,6 +563,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     f" p99 {hops['dispatcher_p99_ms']:.0f} ms; (e) the raw loop's two hops"
                     f" p50 {floor['two_hops']['p50']:.0f} p99 {floor['two_hops']['p99']:.0f} ms,"
                     f" one hop p99 {floor['one_hop']['p99']:.0f} ms)",
+                    flush=True,
+                )
+                print(
+                    "        request→outcome by step, p50/p99 ms: "
+                    + ", ".join(f"→{k} {v[0]:.0f}/{v[1]:.0f}" for k, v in steps.items()),
                     flush=True,
                 )
             results["latency"] = curve

@@ -9,11 +9,13 @@ into its own throwaway server (a restart before the services start).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,20 @@ def cpu_snapshot(stack: EmbeddedStack, extra: dict[str, int] | None = None) -> d
     if (pm := _postmaster_pid(stack)) is not None:
         out["postgres"] = cpu_seconds(pm, with_children=True)
     return out
+
+
+async def idle_cores(
+    stack: EmbeddedStack, seconds: float, extra: dict[str, int] | None = None
+) -> dict[str, float]:
+    """Cores each process of `cpu_snapshot` uses over `seconds` with no load: what the
+    consumers' polling, heartbeats and background loops cost the machine by themselves,
+    the broker's answers to them included."""
+    before = cpu_snapshot(stack, extra)
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    after = cpu_snapshot(stack, extra)
+    spent = time.perf_counter() - started
+    return {name: round((after[name] - before.get(name, 0.0)) / spent, 3) for name in after}
 
 
 def cpu_per_1000(before: dict[str, float], after: dict[str, float], messages: int) -> dict:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import shutil
@@ -37,7 +36,7 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from bench.costs import cpu_seconds
-from bench.product import RECIPIENTS, percentiles
+from bench.product import RECIPIENTS, mail_steps, percentiles
 from bench.raw import smtp_ceiling
 from services.alert_dispatcher import app
 from shared import heap
@@ -298,7 +297,7 @@ class Bench:
                 await worker
             await listener.close()
         try:
-            steps = await self._steps(reader, tag, fed, seen)
+            steps = await mail_steps(reader, SCHEMA, fed, seen)
         finally:
             await reader.close()
         lat = [seen[a] - t for a, t in fed.items() if a in seen]
@@ -310,37 +309,6 @@ class Bench:
             **{f"{k}_ms": round(v * 1000, 1) for k, v in percentiles(lat).items()},
             "steps_p50_p99_ms": steps,
         }
-
-    @staticmethod
-    async def _steps(
-        conn: asyncpg.Connection, tag: str, fed: dict[str, float], seen: dict[str, float]
-    ) -> dict[str, list[float]]:
-        """Where an alert's time goes, by the times the database recorded: fed → its
-        mails queued (the consumer's transaction), → the last of them written as sent,
-        → the alert completed (the hook's transaction began), → its outcome seen."""
-        rows = await conn.fetch(
-            f"SELECT a.alert_id, extract(epoch FROM min(m.created_at)) AS queued,"
-            f" extract(epoch FROM max(m.sent_at)) AS sent,"
-            f" extract(epoch FROM a.completed_at) AS completed"
-            f" FROM {SCHEMA}.alerts a JOIN {SCHEMA}.alert_deliveries d USING (alert_id)"
-            f" JOIN {SCHEMA}.mail_queue m ON m.id = d.mail_id"
-            f" WHERE a.alert_id LIKE $1 GROUP BY a.alert_id, a.completed_at",
-            f"{tag}-%",
-        )
-        parts: dict[str, list[float]] = {"queued": [], "sent": [], "completed": [], "seen": []}
-        for r in rows:
-            a = r["alert_id"]
-            if a not in seen or None in (r["queued"], r["sent"], r["completed"]):
-                continue
-            marks = [fed[a], float(r["queued"]), float(r["sent"]), float(r["completed"]), seen[a]]
-            for name, (t0, t1) in zip(parts, itertools.pairwise(marks), strict=True):
-                parts[name].append(t1 - t0)
-        out = {}
-        for name, values in parts.items():
-            if values:
-                pct = percentiles(values)
-                out[name] = [round(pct["p50"] * 1000, 1), round(pct["p99"] * 1000, 1)]
-        return out
 
 
 def _smtp_server(port: int, mail_dir: Path) -> subprocess.Popen[bytes]:

@@ -4,6 +4,7 @@ consent commands, and event → outcome latency at fixed offered loads."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import time
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -241,6 +243,38 @@ async def paced(
         await producer.send(topic, value, key=key)
     await producer.flush()
     return sent
+
+
+async def mail_steps(
+    conn: asyncpg.Connection, schema: str, fed: dict[str, float], seen: dict[str, float]
+) -> dict[str, list[float]]:
+    """Where each alert's time goes, p50 and p99 in ms, by the times the dispatcher's
+    database recorded: fed (given to its consumer, or seen on `alert-requests`) → its
+    mails queued (the consumer's transaction) → the last of them written as sent → the
+    alert completed (the hook's transaction began) → its outcome seen (`seen`)."""
+    rows = await conn.fetch(
+        f"SELECT a.alert_id, extract(epoch FROM min(m.created_at)) AS queued,"
+        f" extract(epoch FROM max(m.sent_at)) AS sent,"
+        f" extract(epoch FROM a.completed_at) AS completed"
+        f" FROM {schema}.alerts a JOIN {schema}.alert_deliveries d USING (alert_id)"
+        f" JOIN {schema}.mail_queue m ON m.id = d.mail_id"
+        f" WHERE a.alert_id = ANY($1::text[]) GROUP BY a.alert_id, a.completed_at",
+        list(fed),
+    )
+    parts: dict[str, list[float]] = {"queued": [], "sent": [], "completed": [], "seen": []}
+    for r in rows:
+        a = r["alert_id"]
+        if a not in seen or None in (r["queued"], r["sent"], r["completed"]):
+            continue
+        marks = [fed[a], float(r["queued"]), float(r["sent"]), float(r["completed"]), seen[a]]
+        for name, (t0, t1) in zip(parts, itertools.pairwise(marks), strict=True):
+            parts[name].append(t1 - t0)
+    out = {}
+    for name, values in parts.items():
+        if values:
+            pct = percentiles(values)
+            out[name] = [round(pct["p50"] * 1000, 1), round(pct["p99"] * 1000, 1)]
+    return out
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
