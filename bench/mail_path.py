@@ -388,7 +388,9 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=1000, help="alerts per drain round")
     parser.add_argument("--batch", type=int, default=200, help="alert requests per batch")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=4, help="MAIL_CONNECTIONS")
+    parser.add_argument(
+        "--connections", type=int, default=Settings().mail_connections, help="MAIL_CONNECTIONS"
+    )
     parser.add_argument("--claim", type=int, default=50, help="MAIL_BATCH_SIZE")
     parser.add_argument(
         "--rate", type=float, nargs="*", default=[100.0], help="alerts/s offered for latency"

@@ -179,7 +179,13 @@ class Settings(BaseSettings):
     mail_max_attempts: int = Field(20, ge=1, description="Attempts before a mail is failed.")
     mail_batch_size: int = Field(50, ge=1, description="Mails claimed per worker pass.")
     mail_connections: int = Field(
-        4, ge=1, description="SMTP connections per service, each sending its own claims."
+        8,
+        ge=1,
+        description="SMTP connections per service, sending from one queue of claimed mails."
+        " A connection hands the server its next mail only once the last one's answer is"
+        " durably written, and the answers of all connections share that write: more"
+        " connections, more mails per write (docs/performance.md). A crash can repeat at"
+        " most one mail per connection (A9).",
     )
     email_double_opt_in: bool = True
     scheduler_interval_s: float = 0.5
