@@ -113,7 +113,8 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Consumers of a service's main input (the executor's profile-events,"
-        " consent's consent-commands) in each process, all in the input's one group: each"
+        " consent's consent-commands, the dispatcher's alert-requests, suppression's"
+        " suppression-commands) in each process, all in the input's one group: each"
         " applies the partitions it holds in order, and while one waits for PostgreSQL"
         " another decodes and decides. More than the topic's partitions only idle. One"
         " keeps the latency targets at a steady load on a shared machine; more drain a"

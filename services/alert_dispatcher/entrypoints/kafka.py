@@ -56,6 +56,7 @@ def declare(kafka: KafkaEdge, work: Callable[[UnitOfWork], AlertWork]) -> None:
         description="Queues one alert mail per confirmed recipient, or records the alert"
         " as skipped or failed at once with the reason (A5, A7).",
         work=work,
+        main_input=True,
     )
     kafka.subscribe(
         topics.PRIVACY_REQUESTS,

@@ -57,6 +57,7 @@ def declare(kafka: KafkaEdge, work: Callable[[UnitOfWork], SuppressionWork]) -> 
         description="Suppress or lift a profile's address (S1, S4, S5), for every profile"
         " carrying it (I1); a command the rules refuse is dead-lettered with its reason.",
         work=work,
+        main_input=True,
     )
     kafka.subscribe(
         topics.CONSENT_CHANGES,
