@@ -12,6 +12,7 @@ from shared.health import Component
 from shared.messaging.clients import connection_options
 from shared.messaging.headers import BadHeaders, read_trace, valid_traceparent
 from shared.settings import Settings
+from tools.contracts_gen import built
 
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -166,3 +167,24 @@ def test_x8_a_loop_that_hangs_without_raising_turns_stalled() -> None:
     finally:
         HEALTH.loop_stall_s = before
         HEALTH.components.pop("test-loop", None)
+
+
+MAIN_INPUTS = {
+    "consent": "consent-commands",
+    "suppression": "suppression-commands",
+    "flow_executor": "profile-events",
+    "alert_dispatcher": "alert-requests",
+}
+
+
+@pytest.mark.parametrize("service", sorted(MAIN_INPUTS))
+def test_each_service_has_one_main_input_and_the_rest_wait_as_side_inputs(service: str) -> None:
+    """The input on each service's hot path fetches with `KAFKA_FETCH_MAX_WAIT_MS` (50 ms
+    on the dev stack) and every other one with `KAFKA_SIDE_FETCH_MAX_WAIT_MS` (500): an
+    input on the path of a latency target declared as a side input waits out the
+    embedded broker's longer hold at every hop (the dispatcher's alert-requests once
+    added about 80 ms to request → mails queued)."""
+    edge = built(service)
+    main = [s.topic for s in edge.subscriptions if not s.side]
+    assert main == [MAIN_INPUTS[service]]
+    assert len(edge.subscriptions) > 1
