@@ -458,7 +458,8 @@ class KafkaEdge:
         case, `handler(batch, work)`, with `work` made by `work` from the batch's
         transaction (the transaction itself by default). The service's `main_input` is
         consumed by `KAFKA_INPUT_CONSUMERS` members of its group in this process
-        (`attach`), any other topic by one."""
+        (`attach`) fetching with `KAFKA_FETCH_MAX_WAIT_MS`; any other topic is a side
+        input, read by one member with `KAFKA_SIDE_FETCH_MAX_WAIT_MS`."""
         batch = BatchApplier(
             name=consumer or f"{self.name}.{topic}",
             db=self.db,
