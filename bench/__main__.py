@@ -25,9 +25,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -39,7 +36,7 @@ import asyncpg
 import psutil
 from aiokafka import AIOKafkaProducer
 
-from bench import costs, intake, product
+from bench import costs, intake, product, smtp_servers
 from bench.raw import kafka_ceiling, kafka_latency, preload, smtp_ceiling
 from bench.stages import table as stage_table
 from shared.contracts import topics
@@ -68,17 +65,6 @@ class RssSampler(threading.Thread):
                 except (psutil.Error, AttributeError):
                     continue
                 self.peak[name] = max(self.peak.get(name, 0), rss)
-
-
-def _wait_port(port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
 
 
 def _links(mail_dir: Path, to: str) -> list[str]:
@@ -313,17 +299,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = EmbeddedStack(Path(args.var) / "bench", partitions=PARTITIONS)
     out = Path(args.out)
     await asyncio.to_thread(stack.start)
-    # The SMTP sink runs as a process of its own, as a real relay would: in this process
-    # it would share the interpreter lock with the load generator and the topic reader.
+    # The SMTP server runs as a process of its own, as a real relay would: in this
+    # process it would share the interpreter lock with the load generator and the topic
+    # reader (`bench.smtp_servers`: the capture server, or Postfix's smtp-sink).
     smtp_port = free_port()
     smtp_dir = stack.root / "mail-bench"
     shutil.rmtree(smtp_dir, ignore_errors=True)  # links in old mail point at old ports
-    smtp = await asyncio.to_thread(
-        subprocess.Popen,
-        [sys.executable, "-m", "tools.devstack.smtp", str(smtp_port), str(smtp_dir)],
-        stdin=subprocess.DEVNULL,
-    )
-    await asyncio.to_thread(_wait_port, smtp_port)
+    smtp = await asyncio.to_thread(smtp_servers.start_capture, smtp_port, smtp_dir)
     sampler = RssSampler(stack)
     results: dict[str, Any] = {"config": vars(args) | {"partitions": PARTITIONS}}
     me = {"bench": os.getpid(), "smtp": smtp.pid}
@@ -370,16 +352,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"(a) raw aiokafka consume→parse→produce: {rate_a:,.0f} msgs/s", flush=True)
         _print_costs("(a)", results["a_costs"])
 
-        # (d) the raw SMTP ceiling
-        rate_d = await smtp_ceiling(smtp_port, args.mails) if args.mail else float("nan")
-        results["d_raw_smtp_mails_per_s"] = rate_d
-        print(f"(d) raw aiosmtplib send loop: {rate_d:,.0f} mails/s", flush=True)
-        rate_d2 = (
-            await smtp_ceiling(smtp_port, args.mails, prepared=True) if args.mail else float("nan")
-        )
-        results["d_prepared_smtp_mails_per_s"] = rate_d2
-        print(f"(d') the same with the mails built beforehand: {rate_d2:,.0f} mails/s", flush=True)
-
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1024 * 1024
         )
@@ -390,6 +362,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await follower.start()
         try:
             await _confirm_recipients(smtp_dir, producer)
+            if args.smtp_sink:
+                smtp = await asyncio.to_thread(
+                    smtp_servers.swap_to_sink, smtp, Path(args.smtp_sink), smtp_port
+                )
+                me["smtp"] = smtp.pid
+            results["smtp_server"] = "smtp-sink" if args.smtp_sink else "capture"
+
+            # (d) the raw SMTP ceiling, on the server the alert mails go to
+            rate_d = await smtp_ceiling(smtp_port, args.mails) if args.mail else float("nan")
+            results["d_raw_smtp_mails_per_s"] = rate_d
+            print(f"(d) raw aiosmtplib send loop: {rate_d:,.0f} mails/s", flush=True)
+            rate_d2 = (
+                await smtp_ceiling(smtp_port, args.mails, prepared=True)
+                if args.mail
+                else float("nan")
+            )
+            results["d_prepared_smtp_mails_per_s"] = rate_d2
+            print(
+                f"(d') the same with the mails built beforehand: {rate_d2:,.0f} mails/s",
+                flush=True,
+            )
 
             # (b) flow-executor intake from a backlog, the dispatcher stopped meanwhile
             # (it drains the alert requests afterwards, measured on its own).
@@ -584,8 +577,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return results
     finally:
         sampler.stop_flag.set()
-        smtp.terminate()
-        smtp.wait(10)
+        smtp_servers.stop(smtp)
         stack.stop()
 
 
@@ -668,6 +660,13 @@ def main() -> None:
         help="KAFKA_FETCH_MAX_WAIT_MS of the services (the dev stack's: 50). The embedded"
         " broker holds an empty fetch that long even when data arrives meanwhile; Apache"
         " Kafka answers as soon as data is there",
+    )
+    parser.add_argument(
+        "--smtp-sink",
+        metavar="BINARY",
+        help="after the recipients are confirmed, send the mail to Postfix's smtp-sink (this"
+        " binary) instead of the capture server: a relay that costs these cores almost"
+        " nothing, as one on its own machine would (bench.smtp_servers)",
     )
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()

@@ -2,8 +2,8 @@
 
 Alert requests are fed straight to the dispatcher's own `alert-requests` consumer (as
 `app.build` wires it: parser, inbox, handler, outbox) and its mail worker sends them to
-a real aiosmtpd capture server on loopback (a process of its own, as in `python -m
-bench`), on an embedded PostgreSQL with `pg_stat_statements`. The dispatcher logs in as
+a real SMTP server on loopback, a process of its own as in `python -m bench` (the
+aiosmtpd capture server, or Postfix's smtp-sink with `--smtp-sink`: `bench.smtp_servers`), on an embedded PostgreSQL with `pg_stat_statements`. The dispatcher logs in as
 a role of its own, so that only its statements are counted.
 
 Each round queues `--alerts` alerts (two confirmed recipients each) and then lets the
@@ -23,9 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -35,6 +32,7 @@ from typing import Any
 import asyncpg
 from aiokafka import ConsumerRecord
 
+from bench import smtp_servers
 from bench.costs import cpu_seconds
 from bench.product import RECIPIENTS, mail_steps, percentiles
 from bench.raw import smtp_ceiling
@@ -311,21 +309,6 @@ class Bench:
         }
 
 
-def _smtp_server(port: int, mail_dir: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.devstack.smtp", str(port), str(mail_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return proc
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the SMTP capture server did not start")
-
-
 async def _postgres(pg: EmbeddedPostgres) -> tuple[str, str]:
     """The admin DSN and the dispatcher's (its own role), pg_stat_statements loaded."""
     admin = pg.dsn
@@ -351,7 +334,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         pg.start()
         smtp_port = free_port()
         mail_dir = Path(tmp) / "mail"
-        smtp = _smtp_server(smtp_port, mail_dir)
+        smtp = (
+            smtp_servers.start_sink(Path(args.smtp_sink), smtp_port)
+            if args.smtp_sink
+            else smtp_servers.start_capture(smtp_port, mail_dir)
+        )
         try:
             admin, dsn = await _postgres(pg)
             await migrate_all(admin)
@@ -378,8 +365,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await bench.rt.db.close()
             return {"rounds": rounds, "latency": curve}
         finally:
-            smtp.terminate()
-            smtp.wait(10)
+            smtp_servers.stop(smtp)
             pg.stop()
 
 
@@ -396,6 +382,12 @@ def main() -> None:
         "--rate", type=float, nargs="*", default=[100.0], help="alerts/s offered for latency"
     )
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--smtp-sink",
+        metavar="BINARY",
+        help="send to Postfix's smtp-sink (this binary), not the capture server"
+        " (bench.smtp_servers)",
+    )
     parser.add_argument("--out", type=Path, help="write the whole result to this JSON file")
     args = parser.parse_args()
     found = asyncio.run(run(args))

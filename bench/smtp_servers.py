@@ -1,0 +1,95 @@
+"""The SMTP servers the bench's mail goes to, each a process of its own.
+
+- **The capture server** (`tools.devstack.smtp`, aiosmtpd): every mail kept as a file,
+  which the bench reads the recipients' confirmation links from. It is Python, and it
+  shares the machine's two cores with the services: measured here, 2.6–3.0 ms of CPU per
+  mail, about as much as the alert dispatcher spends on the mail. At 1,000 events/s (200
+  alert mails/s) that is half a core the product's latency queues behind.
+- **Postfix's `smtp-sink`** (`--smtp-sink BINARY`): a test server written in C that
+  answers the SMTP conversation and keeps nothing, 0.14–0.17 ms of CPU per mail. It
+  stands for a relay on a machine of its own, as in production, so that a run with it
+  shows what the product's mail path costs without the capture server's CPU. The
+  bench confirms the recipients with the capture server first (it needs their mail),
+  then swaps the sink in on the same port for (d), the alert mails and the latency
+  curve. It is not installed by `.ci/run`: `apt-get download postfix && dpkg -x
+  postfix_*.deb var/postfix` gives `var/postfix/usr/sbin/smtp-sink`, run beside the
+  package's own libraries (no Postfix is installed or started).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def wait_port(
+    port: int, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 10.0
+) -> None:
+    """Until something accepts connections on `port` on loopback (an error if `proc`,
+    the server meant to, exits first)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def start_capture(port: int, mail_dir: Path) -> subprocess.Popen[bytes]:
+    """The capture server on `port`, keeping every mail in `mail_dir`; ready on return."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.devstack.smtp", str(port), str(mail_dir)],
+        stdin=subprocess.DEVNULL,
+    )
+    wait_port(port, proc)
+    return proc
+
+
+def start_sink(binary: Path, port: int) -> subprocess.Popen[bytes]:
+    """Postfix's `smtp-sink` on `port` (it keeps no mail), with the libraries of the
+    package it was unpacked from; ready on return. As root it must drop to a user of
+    its own (`-u nobody`) once the socket is open."""
+    libs = binary.resolve().parent.parent / "lib" / "postfix"
+    env = dict(os.environ)
+    if libs.is_dir():
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (str(libs), env.get("LD_LIBRARY_PATH", "")) if p
+        )
+    command = [str(binary)]
+    if os.geteuid() == 0:
+        command += ["-u", "nobody"]
+    proc = subprocess.Popen(
+        [*command, f"127.0.0.1:{port}", "256"],
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    wait_port(port, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop one server this bench started, by its process."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def swap_to_sink(
+    capture: subprocess.Popen[bytes], binary: Path, port: int
+) -> subprocess.Popen[bytes]:
+    """Stop the capture server and start `smtp-sink` on its port: the services' SMTP
+    connections are dropped and reopen to the sink."""
+    stop(capture)
+    return start_sink(binary, port)
