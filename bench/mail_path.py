@@ -3,8 +3,9 @@
 Alert requests are fed straight to the dispatcher's own `alert-requests` consumer (as
 `app.build` wires it: parser, inbox, handler, outbox) and its mail worker sends them to
 a real SMTP server on loopback, a process of its own as in `python -m bench` (the
-aiosmtpd capture server, or Postfix's smtp-sink with `--smtp-sink`: `bench.smtp_servers`), on an embedded PostgreSQL with `pg_stat_statements`. The dispatcher logs in as
-a role of its own, so that only its statements are counted.
+aiosmtpd capture server, or Postfix's smtp-sink with `--smtp-sink`:
+`bench.smtp_servers`), on an embedded PostgreSQL with `pg_stat_statements`. The
+dispatcher logs in as a role of its own, so that only its statements are counted.
 
 Each round queues `--alerts` alerts (two confirmed recipients each) and then lets the
 worker drain them: it reports CPU seconds per 1,000 alerts of this process, of
