@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,9 @@ from pathlib import Path
 from shared.db.migrations import SERVICES, migrate_all
 from shared.messaging.admin import ensure_topics
 from tools.devstack.broker import TansuBroker
+from tools.devstack.ports import free_port
 from tools.devstack.postgres import EmbeddedPostgres
 from tools.devstack.smtp import SmtpCapture
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 # The Message-ID domain of mail sent by the dev stack (a reserved test domain).
 MAIL_DOMAIN = "mail.consentflow.test"
