@@ -499,6 +499,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 want = {
                     product.alert_id_of(e[2]): e[2] for e in batch if e[1].find(b'"score": 0') > 0
                 }
+                # The cores each process keeps busy while the load runs (first event to
+                # last outcome): what every step's wait queues behind on shared cores.
+                cpu_before, machine_before = costs.cpu_snapshot(stack, me), costs.machine_busy()
                 t0 = time.perf_counter()
                 sent = await product.paced(producer, topics.PROFILE_EVENTS, batch, rate)
                 publish_s = time.perf_counter() - t0
@@ -507,6 +510,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     300,
                     f"outcomes at {rate}/s",
                 )
+                busy_s = time.perf_counter() - t0
+                cpu_after = costs.cpu_snapshot(stack, me)
+                cores = {
+                    name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / busy_s, 2)
+                    for name in cpu_after
+                }
+                machine = round((costs.machine_busy() - machine_before) / busy_s, 2)
                 arrived = {
                     v["alert_id"]: t
                     for t, v in follower.arrivals[topics.ALERT_OUTCOMES]
@@ -522,6 +532,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if v["alert_id"] in want
                 }
                 to_request = product.percentiles([t - sent[want[a]] for a, t in requested.items()])
+                request_steps = product.request_steps(
+                    follower.arrivals[topics.ALERT_REQUESTS], want, sent
+                )
                 to_outcome = product.percentiles(
                     [arrived[a] - t for a, t in requested.items() if a in arrived]
                 )
@@ -540,7 +553,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "alerts": len(want),
                         **{f"{k2}_ms": v2 for k2, v2 in pct.items()},
                         **hops,
+                        "executor_steps_p50_p99_ms": request_steps,
                         "dispatcher_steps_p50_p99_ms": steps,
+                        "cores_busy": cores,
+                        "machine_cores_busy": machine,
                         **{
                             f"raw_{hop}_{q}_ms": found[q]
                             for hop, found in floor.items()
@@ -559,8 +575,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     flush=True,
                 )
                 print(
+                    "        event→request by step, p50/p99 ms: "
+                    + ", ".join(f"→{k} {v[0]:.0f}/{v[1]:.0f}" for k, v in request_steps.items()),
+                    flush=True,
+                )
+                print(
                     "        request→outcome by step, p50/p99 ms: "
                     + ", ".join(f"→{k} {v[0]:.0f}/{v[1]:.0f}" for k, v in steps.items()),
+                    flush=True,
+                )
+                print(
+                    f"        cores busy: machine {machine:.2f} of {psutil.cpu_count()}; "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in cores.items() if v >= 0.005),
                     flush=True,
                 )
             results["latency"] = curve

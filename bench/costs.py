@@ -65,6 +65,14 @@ def cpu_snapshot(stack: EmbeddedStack, extra: dict[str, int] | None = None) -> d
     return out
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every core, any process, the kernel
+    included; idle, I/O wait and time stolen by the host not), so that a phase's load
+    can be set against the cores there are."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+
 async def idle_cores(
     stack: EmbeddedStack, seconds: float, extra: dict[str, int] | None = None
 ) -> dict[str, float]:

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -269,6 +270,35 @@ async def mail_steps(
         marks = [fed[a], float(r["queued"]), float(r["sent"]), float(r["completed"]), seen[a]]
         for name, (t0, t1) in zip(parts, itertools.pairwise(marks), strict=True):
             parts[name].append(t1 - t0)
+    return p50_p99_ms(parts)
+
+
+def request_steps(
+    arrivals: list[tuple[float, dict[str, Any]]],
+    want: dict[str, str],
+    sent: dict[str, float],
+) -> dict[str, list[float]]:
+    """Where event → alert request goes, p50 and p99 in ms: the event sent → the
+    executor decided (the request's `requested_at`, stamped while its batch is applied:
+    the first hop, the fetch and the batch before it) → the request seen on
+    `alert-requests` (the rest of the batch, its commit, the outbox relay, the second
+    hop). `arrivals`: (`time.perf_counter()`, request) as `Follower` records them;
+    `want`: event id by alert id; `sent`: `perf_counter` by event id. The wall clock
+    of `requested_at` is put on `perf_counter`'s by their offset now (one machine)."""
+    offset = time.time() - time.perf_counter()
+    parts: dict[str, list[float]] = {"decided": [], "on_topic": []}
+    for seen, v in arrivals:
+        event_id = want.get(v.get("alert_id", ""))
+        if event_id is None or event_id not in sent or not v.get("requested_at"):
+            continue
+        decided = datetime.fromisoformat(v["requested_at"]).timestamp() - offset
+        parts["decided"].append(decided - sent[event_id])
+        parts["on_topic"].append(seen - decided)
+    return p50_p99_ms(parts)
+
+
+def p50_p99_ms(parts: dict[str, list[float]]) -> dict[str, list[float]]:
+    """[p50, p99] in ms of each step's durations (seconds), steps without any left out."""
     out = {}
     for name, values in parts.items():
         if values:

@@ -1,11 +1,14 @@
-"""The bench's drain clock (`bench.product.steady_rate`): a drain is timed over its
-steady middle, and a drain too short to have one says so instead of an infinite rate."""
+"""The bench's clocks: a drain is timed over its steady middle, and a drain too short to
+have one says so instead of an infinite rate (`bench.product.steady_rate`); event →
+alert request is split where the executor stamped the request (`request_steps`)."""
 
 from __future__ import annotations
 
 import math
+import time
+from datetime import UTC, datetime
 
-from bench.product import steady_rate
+from bench.product import request_steps, steady_rate
 
 
 def test_a_drain_is_timed_from_a_tenth_to_nine_tenths_done() -> None:
@@ -18,3 +21,15 @@ def test_a_drain_is_timed_from_a_tenth_to_nine_tenths_done() -> None:
 def test_a_drain_done_in_one_batch_has_no_rate(capsys) -> None:
     assert math.isnan(steady_rate([(0.0, 0), (1.0, 3000)], 0, 3000))
     assert "too few batches" in capsys.readouterr().err
+
+
+def test_event_to_request_is_split_at_the_time_the_executor_stamped() -> None:
+    seen = time.perf_counter()
+    stamped = datetime.fromtimestamp(time.time() - 0.050, UTC).isoformat()
+    arrivals = [
+        (seen, {"alert_id": "a1", "requested_at": stamped}),
+        (seen, {"alert_id": "other", "requested_at": stamped}),  # not this load's
+    ]
+    steps = request_steps(arrivals, {"a1": "e1"}, {"e1": seen - 0.080})
+    (decided, _), (on_topic, _) = steps["decided"], steps["on_topic"]
+    assert abs(decided - 30) < 5 and abs(on_topic - 50) < 5
