@@ -5,8 +5,9 @@ statement, sent without awaiting each one (aiokafka batches them), and the trans
 commits only after every send in the batch was acknowledged by the broker. A crash or a
 failed send before the commit rolls the delete back and publishes the batch again:
 consumers dedupe by message id, so that is a duplicate on the wire, never a loss. The
-relay sleeps on LISTEN/NOTIFY (the unit of work notifies on commit) with a short poll as
-a fallback, so it does not scan by id gaps.
+relay sleeps until a unit of work wakes it: one on the relay's own pool by a call after its
+commit, any other (another replica's, a tool's) by NOTIFY, which the relay LISTENs for
+(`shared.db.wakes`); a short poll is the fallback, so it does not scan by id gaps.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from shared.cancellation import raise_if_cancelled
 from shared.contracts.outputs import DeadLetter
 from shared.contracts.topics import dlq
+from shared.db import wakes
 from shared.db.notify import listen_forever
 from shared.db.uow import notify_channel
 from shared.health import report_progress, report_trouble
@@ -229,6 +231,8 @@ class OutboxRelay:
         listening = asyncio.create_task(
             listen_forever(self._pool, notify_channel(self._schema), self._on_notify)
         )
+        # Units of work on this pool wake this relay by a call, without notifying.
+        wakes.register(self._pool, self._schema, self._wake.set)
         backoff = 0.1
         try:
             while True:
@@ -251,6 +255,7 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
         finally:
+            wakes.unregister(self._pool, self._schema, self._wake.set)
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listening

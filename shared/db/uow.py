@@ -21,6 +21,7 @@ import asyncpg
 from shared.contracts.base import Message
 from shared.contracts.outputs import DeadLetter
 from shared.contracts.topics import dlq
+from shared.db import wakes
 from shared.db.batches import copy_rows
 from shared.limits import MAX_OUTPUT_BYTES, kept_original, too_large
 from shared.logging import get_logger
@@ -176,7 +177,10 @@ class UnitOfWork:
         return {r["message_id"] for r in rows}
 
     async def commit(self) -> None:
-        """Write the outbox rows, wake the relay, and commit everything at once."""
+        """Write the outbox rows, commit everything at once, and wake the relay: the one
+        in this process on this pool by a call after the commit, else every relay by a
+        notification that PostgreSQL delivers at the commit (`shared.db.wakes`)."""
+        relays = wakes.local(self._pool, self._schema) if self._outbox else ()
         if self._outbox:
             await copy_rows(
                 self.conn,
@@ -184,8 +188,11 @@ class UnitOfWork:
                 ("topic", "key", "value", "headers"),
                 self._outbox,
             )
-            await self.conn.execute("SELECT pg_notify($1, '')", notify_channel(self._schema))
+            if not relays:
+                await self.conn.execute("SELECT pg_notify($1, '')", notify_channel(self._schema))
         assert self._tx is not None
         await self._tx.commit()
         self._committed = True
         self._outbox.clear()
+        for wake in relays:
+            wake()

@@ -16,9 +16,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel
 
 from shared.contracts.topics import dlq
-from shared.db import Database
+from shared.db import Database, wakes
 from shared.db.outbox import OutboxRelay
 from shared.db.retention import prune
+from shared.db.uow import notify_channel
 from shared.messaging.batches import BatchApplier, json_parser
 from shared.messaging.clients import make_producer
 from tests.component.shared.conftest import consuming, create_topic, settings_for
@@ -294,3 +295,59 @@ async def test_x2_inbox_ids_and_finished_mails_are_pruned_after_the_retention(
     assert ids == {"new"}
     # Mails still to send or whose outcome is not out yet are never pruned.
     assert mails == {"unfinalized-old", "pending-old", "sent-new"}
+
+
+async def test_x2_a_commit_wakes_its_own_process_relay_by_a_call_and_others_by_notify(
+    stack, db: Database, kafka: Kafka
+) -> None:
+    """A unit of work on the relay's own pool wakes it without `pg_notify` (one round trip
+    and a wake-up of every listener fewer per batch); one on another pool, as another
+    replica's or a tool's, still notifies. The relay polls only once a minute here, so
+    only a wake publishes the rows in time."""
+    topic = f"outbox-wake-{uuid.uuid4().hex[:8]}"
+    heard: list[str] = []
+    listener = await asyncpg.connect(stack.dsn)
+    await listener.add_listener(notify_channel(db.schema), lambda *a: heard.append(a[2]))
+    other = Database(stack.dsn, db.schema, 1)
+    await other.start()
+    producer = make_producer(settings_for(stack), "test-outbox-wake")
+    await producer.start()
+    relay = asyncio.create_task(OutboxRelay(db.pool, producer, db.schema, idle_poll_s=60).run())
+    try:
+        await eventually(lambda: _async(wakes.local(db.pool, db.schema)))
+        async with db.uow() as uow:
+            uow.publish(topic, "k", b'{"n": 1}')
+            await uow.commit()
+
+        async def relayed() -> bool:
+            # The relay deletes its rows once the broker acknowledged them.
+            async with db.pool.acquire() as conn:
+                return await conn.fetchval("SELECT count(*) = 0 FROM outbox")
+
+        await eventually(relayed, timeout_s=10)
+        async with other.uow() as uow:
+            uow.publish(topic, "k", b'{"n": 2}')
+            await uow.commit()
+        await eventually(relayed, timeout_s=10)
+
+        async def both():
+            got = await kafka.read_all(topic)
+            return got if len(got) == 2 else None
+
+        got = await eventually(both)
+        assert [v for _, v in got] == [{"n": 1}, {"n": 2}]
+        # Notifications arrive in commit order: the second commit's is here, and the
+        # first commit sent none.
+        await eventually(lambda: _async(heard))
+        assert heard == [notify_channel(db.schema)]
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await producer.stop()
+        await other.close()
+        await listener.close()
+    assert wakes.local(db.pool, db.schema) == ()  # a stopped relay is not woken
+
+
+async def _async(value):
+    return value
