@@ -4,10 +4,12 @@
 (b) the main job: profile-events through the flow executor (intake: decisions and
     PostgreSQL writes committed) and on through the dispatcher to alert-outcomes;
 (c) consent commands through the consent service to consent-changes;
-(d) raw aiosmtplib send loop to the same capture server (ceiling for alert mail);
+(d) raw aiosmtplib send loop to the same SMTP server (ceiling for alert mail);
 plus event → outcome latency at fixed offered loads, peak RSS per service, each main
 consumer's cost per message by stage (decode, decide, persist, publish; `bench.stages`),
-and the cores the whole stack uses with no load at all (its consumers polling).
+and the cores the whole stack uses with no load at all (its consumers polling) and under
+each offered load. The SMTP server is the capture server, or with `--smtp-sink` Postfix's
+smtp-sink once the recipients are confirmed (`bench.smtp_servers`).
 
 Each phase also says where the time goes: CPU seconds per 1,000 messages of every process
 (from its own CPU times), PostgreSQL statements and rows per batch (`pg_stat_statements`),
@@ -486,13 +488,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             # latency at fixed offered loads, 10 % of events raising an alert
             curve = []
-            for rate in args.loads if args.mail else ():
+            for step, rate in enumerate(args.loads if args.mail else ()):
                 # (e) the broker's own floor at this load, in the same run: the raw loop
                 # relaying paced events over the two hops event → request crosses.
                 floor = await kafka_latency(
                     bootstrap, producer, rate, args.seconds, args.fetch_wait_ms, PARTITIONS
                 )
-                tag = f"lat{rate}"
+                # Events of their own per load: a load offered twice would otherwise
+                # send the same event ids, which enter no flow again (F2).
+                tag = f"lat{step}-{rate}"
                 batch = [
                     product.event(i, tag, i % 10 == 0) for i in range(int(rate * args.seconds))
                 ]

@@ -2,9 +2,9 @@
 
 - **The capture server** (`tools.devstack.smtp`, aiosmtpd): every mail kept as a file,
   which the bench reads the recipients' confirmation links from. It is Python, and it
-  shares the machine's two cores with the services: measured here, 2.6–3.0 ms of CPU per
-  mail, about as much as the alert dispatcher spends on the mail. At 1,000 events/s (200
-  alert mails/s) that is half a core the product's latency queues behind.
+  shares the machine's two cores with the services: measured here, 1.1–3.0 ms of CPU per
+  mail, as much as the alert dispatcher's whole mail path. At 1,000 events/s (200 alert
+  mails/s) it kept a third of a core busy, which the product's latency queues behind.
 - **Postfix's `smtp-sink`** (`--smtp-sink BINARY`): a test server written in C that
   answers the SMTP conversation and keeps nothing, 0.14–0.17 ms of CPU per mail. It
   stands for a relay on a machine of its own, as in production, so that a run with it
