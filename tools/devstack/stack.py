@@ -7,7 +7,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from shared.messaging.admin import ensure_topics
 from tools.devstack.broker import TansuBroker
 from tools.devstack.ports import free_port
 from tools.devstack.postgres import EmbeddedPostgres
+from tools.devstack.processes import stop_process
 from tools.devstack.smtp import SmtpCapture
 
 # The Message-ID domain of mail sent by the dev stack (a reserved test domain).
@@ -74,14 +74,8 @@ class ServiceProcess:
 
     def stop(self, timeout_s: float = 15.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if proc is not None:
+            stop_process(proc, timeout_s)
 
 
 @dataclass
