@@ -90,6 +90,12 @@ class _Held:
         self._pool = pool
         self._conn: asyncpg.Connection | None = None
 
+    @property
+    def origin(self) -> asyncpg.Pool:
+        """The pool the kept connection comes from: the relay of this process on that
+        pool is woken by a call when a unit of work on it commits (`shared.db.wakes`)."""
+        return self._pool
+
     async def acquire(self) -> asyncpg.Connection:
         if self._conn is not None and not _usable(self._conn):
             await self.discard()

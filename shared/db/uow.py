@@ -39,7 +39,8 @@ def notify_channel(schema: str) -> str:
 class Connections(Protocol):
     """Where a unit of work takes its connection from and gives it back: a pool, or a
     loop's one kept connection (the mail worker's, which a pool would reset with four
-    statements on every release)."""
+    statements on every release). A kept connection may name the pool it was taken from
+    as `origin`, so that its commits wake that pool's relay by a call."""
 
     async def acquire(self) -> asyncpg.Connection: ...
 
@@ -180,7 +181,9 @@ class UnitOfWork:
         """Write the outbox rows, commit everything at once, and wake the relay: the one
         in this process on this pool by a call after the commit, else every relay by a
         notification that PostgreSQL delivers at the commit (`shared.db.wakes`)."""
-        relays = wakes.local(self._pool, self._schema) if self._outbox else ()
+        # A loop's kept connection (`Connections`) names the pool it comes from.
+        origin = getattr(self._pool, "origin", self._pool)
+        relays = wakes.local(origin, self._schema) if self._outbox else ()
         if self._outbox:
             await copy_rows(
                 self.conn,

@@ -6,8 +6,9 @@ connection that listens, each a wake-up of its own. When a relay on the same poo
 this process it will publish the rows, so a call wakes it instead, after the commit: on
 the embedded stack's machine a round trip to another process costs 20–45 µs of CPU in
 the caller alone, and a batch of the flow executor made about 24 of them at low load. A
-unit of work on any other pool (another replica, a tool, the mail worker's kept
-connection) still notifies, so every relay is woken as before.
+unit of work on any other pool (another replica, a tool) still notifies, so every relay
+is woken as before. A loop's kept connection (the mail worker's) counts as the pool it
+came from.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from shared.contracts.topics import dlq
 from shared.db import Database, wakes
 from shared.db.outbox import OutboxRelay
 from shared.db.retention import prune
-from shared.db.uow import notify_channel
+from shared.db.uow import UnitOfWork, notify_channel
 from shared.messaging.batches import BatchApplier, json_parser
 from shared.messaging.clients import make_producer
 from tests.component.shared.conftest import consuming, create_topic, settings_for
@@ -300,10 +300,10 @@ async def test_x2_inbox_ids_and_finished_mails_are_pruned_after_the_retention(
 async def test_x2_a_commit_wakes_its_own_process_relay_by_a_call_and_others_by_notify(
     stack, db: Database, kafka: Kafka
 ) -> None:
-    """A unit of work on the relay's own pool wakes it without `pg_notify` (one round trip
-    and a wake-up of every listener fewer per batch); one on another pool, as another
-    replica's or a tool's, still notifies. The relay polls only once a minute here, so
-    only a wake publishes the rows in time."""
+    """A unit of work on the relay's own pool, or on a connection kept from it, wakes it
+    without `pg_notify` (one round trip and a wake-up of every listener fewer per batch);
+    one on another pool, as another replica's or a tool's, still notifies. The relay
+    polls only once a minute here, so only a wake publishes the rows in time."""
     topic = f"outbox-wake-{uuid.uuid4().hex[:8]}"
     heard: list[str] = []
     listener = await asyncpg.connect(stack.dsn)
@@ -325,17 +325,26 @@ async def test_x2_a_commit_wakes_its_own_process_relay_by_a_call_and_others_by_n
                 return await conn.fetchval("SELECT count(*) = 0 FROM outbox")
 
         await eventually(relayed, timeout_s=10)
+        # A loop's kept connection (as the mail worker keeps one) that names its pool.
+        kept = _Kept(db.pool)
+        try:
+            async with UnitOfWork(kept, db.schema) as uow:
+                uow.publish(topic, "k", b'{"n": 2}')
+                await uow.commit()
+        finally:
+            await kept.close()
+        await eventually(relayed, timeout_s=10)
         async with other.uow() as uow:
-            uow.publish(topic, "k", b'{"n": 2}')
+            uow.publish(topic, "k", b'{"n": 3}')
             await uow.commit()
         await eventually(relayed, timeout_s=10)
 
-        async def both():
+        async def all_three():
             got = await kafka.read_all(topic)
-            return got if len(got) == 2 else None
+            return got if len(got) == 3 else None
 
-        got = await eventually(both)
-        assert [v for _, v in got] == [{"n": 1}, {"n": 2}]
+        got = await eventually(all_three)
+        assert [v for _, v in got] == [{"n": 1}, {"n": 2}, {"n": 3}]
         # Notifications arrive in commit order: the second commit's is here, and the
         # first commit sent none.
         await eventually(lambda: _async(heard))
@@ -351,3 +360,22 @@ async def test_x2_a_commit_wakes_its_own_process_relay_by_a_call_and_others_by_n
 
 async def _async(value):
     return value
+
+
+class _Kept:
+    """One connection kept across units of work, naming the pool it came from."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.origin, self._conn = pool, None
+
+    async def acquire(self) -> asyncpg.Connection:
+        if self._conn is None:
+            self._conn = await self.origin.acquire()
+        return self._conn
+
+    async def release(self, conn: asyncpg.Connection) -> None:
+        """Kept for the next unit of work."""
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self.origin.release(self._conn)
