@@ -4,7 +4,7 @@ A unit of work that commits outbox rows wakes the relay of its schema. Across pr
 that takes `pg_notify`: a statement in the transaction, then the server signals every
 connection that listens, each a wake-up of its own. When a relay on the same pool runs in
 this process it will publish the rows, so a call wakes it instead, after the commit: on
-the embedded stack's machine a round trip to another process costs 20–45 µs of CPU in
+the embedded stack's machine a round trip to another process costs 17–46 µs of CPU in
 the caller alone, and a batch of the flow executor made about 24 of them at low load. A
 unit of work on any other pool (another replica, a tool) still notifies, so every relay
 is woken as before. A loop's kept connection (the mail worker's) counts as the pool it
