@@ -44,6 +44,7 @@ from bench.stages import table as stage_table
 from shared.contracts import topics
 from shared.db.migrations import SERVICES
 from tools.devstack import EmbeddedStack, free_port
+from tools.devstack.processes import stop_process
 
 PARTITIONS = 4
 IDLE_SETTLE_S = 3.0  # after the services are ready, before the idle stack is measured
@@ -515,11 +516,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"outcomes at {rate}/s",
                 )
                 busy_s = time.perf_counter() - t0
-                cpu_after = costs.cpu_snapshot(stack, me)
-                cores = {
-                    name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / busy_s, 2)
-                    for name in cpu_after
-                }
+                cores = costs.cores_used(cpu_before, costs.cpu_snapshot(stack, me), busy_s, 2)
                 machine = round((costs.machine_busy() - machine_before) / busy_s, 2)
                 arrived = {
                     v["alert_id"]: t
@@ -607,7 +604,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return results
     finally:
         sampler.stop_flag.set()
-        smtp_servers.stop(smtp)
+        stop_process(smtp)
         stack.stop()
 
 

@@ -82,9 +82,14 @@ async def idle_cores(
     before = cpu_snapshot(stack, extra)
     started = time.perf_counter()
     await asyncio.sleep(seconds)
-    after = cpu_snapshot(stack, extra)
-    spent = time.perf_counter() - started
-    return {name: round((after[name] - before.get(name, 0.0)) / spent, 3) for name in after}
+    return cores_used(before, cpu_snapshot(stack, extra), time.perf_counter() - started)
+
+
+def cores_used(
+    before: dict[str, float], after: dict[str, float], seconds: float, digits: int = 3
+) -> dict[str, float]:
+    """Cores each process of two `cpu_snapshot`s kept busy over the `seconds` between them."""
+    return {name: round((after[name] - before.get(name, 0.0)) / seconds, digits) for name in after}
 
 
 def cpu_per_1000(before: dict[str, float], after: dict[str, float], messages: int) -> dict:

@@ -45,6 +45,7 @@ from shared.runtime import Runtime
 from shared.settings import Settings
 from tools.devstack import free_port
 from tools.devstack.postgres import EmbeddedPostgres
+from tools.devstack.processes import stop_process
 
 ACCOUNT = "bench"
 SCHEMA = "alert_dispatcher"
@@ -366,7 +367,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await bench.rt.db.close()
             return {"rounds": rounds, "latency": curve}
         finally:
-            smtp_servers.stop(smtp)
+            stop_process(smtp)
             pg.stop()
 
 

@@ -19,30 +19,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tools.devstack.processes import stop_process
-
-
-def wait_port(
-    port: int, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 10.0
-) -> None:
-    """Until something accepts connections on `port` on loopback (an error if `proc`,
-    the server meant to, exits first)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
+from tools.devstack.processes import stop_process, wait_listening
 
 
 def start_capture(port: int, mail_dir: Path) -> subprocess.Popen[bytes]:
@@ -51,7 +32,7 @@ def start_capture(port: int, mail_dir: Path) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "tools.devstack.smtp", str(port), str(mail_dir)],
         stdin=subprocess.DEVNULL,
     )
-    wait_port(port, proc)
+    wait_listening(proc, port)
     return proc
 
 
@@ -73,13 +54,8 @@ def start_sink(binary: Path, port: int) -> subprocess.Popen[bytes]:
         stdin=subprocess.DEVNULL,
         env=env,
     )
-    wait_port(port, proc)
+    wait_listening(proc, port)
     return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop one server this bench started, by its process."""
-    stop_process(proc)
 
 
 def swap_to_sink(
@@ -87,5 +63,5 @@ def swap_to_sink(
 ) -> subprocess.Popen[bytes]:
     """Stop the capture server and start `smtp-sink` on its port: the services' SMTP
     connections are dropped and reopen to the sink."""
-    stop(capture)
+    stop_process(capture)
     return start_sink(binary, port)

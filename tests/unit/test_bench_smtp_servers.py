@@ -15,6 +15,7 @@ import pytest
 
 from bench import smtp_servers
 from tools.devstack import free_port
+from tools.devstack.processes import stop_process, wait_listening
 
 
 def _listening(port: int) -> bool:
@@ -40,7 +41,7 @@ def test_the_capture_server_takes_mail_and_frees_its_port_when_stopped(tmp_path:
         )
         assert len(list((tmp_path / "mail").glob("*.eml"))) == 1
     finally:
-        smtp_servers.stop(proc)
+        stop_process(proc)
     assert proc.returncode is not None
     assert not _listening(port)
 
@@ -48,4 +49,4 @@ def test_the_capture_server_takes_mail_and_frees_its_port_when_stopped(tmp_path:
 def test_a_server_that_exits_before_listening_is_reported(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(RuntimeError, match="exited with 3"):
-        smtp_servers.wait_port(free_port(), proc, timeout_s=10)
+        wait_listening(proc, free_port(), timeout_s=10)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from tools.devstack.processes import stop_process
+from tools.devstack.processes import stop_process, wait_listening
 
 
 def broker_binary() -> str:
@@ -40,16 +38,7 @@ class TansuBroker:
             start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited at start; see {self.log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError("broker did not open its port")
+        wait_listening(self.proc, self.port, timeout_s, "broker", self.log_path)
 
     def pause(self) -> None:
         if self.proc:
