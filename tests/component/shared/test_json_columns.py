@@ -4,6 +4,10 @@ serialised (`JsonText`) written as it is, by parameter, by array and by binary C
 from __future__ import annotations
 
 import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.db import Database
 from shared.db.batches import copy_rows
@@ -30,3 +34,49 @@ async def test_json_text_is_written_as_it_is_and_read_back_as_a_value(db: Databa
         assert rows[0]["plain"] == receipt and rows[3]["plain"] == receipt
         # The json column keeps the text it was given, byte for byte.
         assert await conn.fetchval("SELECT plain::text FROM docs WHERE id = 1") == raw.decode()
+
+
+TEXT = st.text(st.characters(codec="utf-8"), max_size=6) | st.sampled_from(
+    ["Zoe\u0308", "Ａｄａ", "a\u200bb", "\u00a0", '"', "\\", "\x00"]
+)  # any Unicode (controls, astral), NFD, full-width, zero-width
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False, width=64)
+    | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(VALUES, min_size=1, max_size=5))
+async def test_x1_json_columns_read_back_every_value_as_the_json_module_reads_postgresqls_text(
+    db: Database, values: list[Any]
+) -> None:
+    """X1: what a JSON column holds (big numbers, any Unicode, nesting) reads back as
+    the value `json.loads` makes of PostgreSQL's own text of it, for `jsonb` and `json`
+    (`shared.db.pool`'s codecs read it with pydantic-core's parser). A NUL is not
+    allowed in `jsonb` text, so it is replaced there as PostgreSQL would refuse it."""
+    texts = [json.dumps(v) for v in values]
+    async with db.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT t::json AS plain, replace(t, '\\u0000', '')::jsonb AS doc,"
+            " t::json::text AS plain_text, replace(t, '\\u0000', '')::jsonb::text AS doc_text"
+            " FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n",
+            texts,
+        )
+    for r in rows:
+        assert r["plain"] == json.loads(r["plain_text"])
+        assert r["doc"] == json.loads(r["doc_text"])
+
+
+async def test_x1_a_json_column_holding_a_lone_surrogate_escape_still_reads(
+    db: Database,
+) -> None:
+    """A `json` column keeps its text as given, and `\\ud800` alone is JSON that
+    pydantic-core's parser refuses: the codec then reads it as `json.loads` does."""
+    async with db.pool.acquire() as conn:
+        value = await conn.fetchval("""SELECT '{"a": "\\ud800x"}'::json""")
+    assert value == {"a": "\ud800x"}
