@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -184,6 +185,24 @@ def _print_costs(label: str, found: dict[str, Any]) -> None:
         )
 
 
+INTAKE_TARGET = 0.50
+"""Issue target: flow-executor intake, one replica, as a share of (a)."""
+CONSENT_TARGET = 0.35
+"""Issue target: consent commands → consent-changes, as a share of (a)."""
+
+
+def _print_budget(
+    label: str, results: dict[str, Any], phase: str, target: float, service: str
+) -> None:
+    """What the target leaves `service` per message, from the phase's measured costs
+    (`costs.budget`): whether a faster service could meet it on these cores at all."""
+    found = costs.budget(
+        target, results[f"{phase}_costs"]["cpu_s_per_1000"], service, psutil.cpu_count() or 1
+    )
+    results[f"{phase}_budget"] = {**dataclasses.asdict(found), "allowed_us": found.allowed_us}
+    print(found.line(label, service), flush=True)
+
+
 async def _restart(stack: EmbeddedStack, *names: str) -> None:
     for name in names:
         stack.services[name].start()
@@ -253,6 +272,7 @@ async def _consent(
             flush=True,
         )
         _print_costs("(c)", results["c_costs"])
+        _print_budget("(c)", results, "c", CONSENT_TARGET * rate_a, "consent")
     except TimeoutError as exc:
         results["c_consent_cmds_per_s"] = None
         print(f"(c) consent: {exc}", flush=True)
@@ -411,6 +431,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
             _print_costs("(b)", results["b_costs"])
+            _print_budget("(b)", results, "b", INTAKE_TARGET * rate_a, "flow_executor")
             wanted_ids = {product.alert_id_of(e[2]) for e in events}
             alerts_total = alerts_expected
 

@@ -255,3 +255,64 @@ class FlameGraphs:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a throughput target leaves a service on this machine (`budget`)."""
+
+    target_per_s: float
+    cores: int
+    others_us: dict[str, float]  # CPU µs per message of every other process
+    service_us: float  # the service's own, as measured
+    left_us: float  # what the machine's cores leave it per message at the target
+    thread_us: float  # what one thread can spend per message at the target
+
+    @property
+    def allowed_us(self) -> float:
+        """CPU µs per message the service may use and still meet the target: what the
+        other processes leave of the cores, and no more than one thread has."""
+        return min(self.left_us, self.thread_us)
+
+    def line(self, label: str, service: str) -> str:
+        rest = sum(self.others_us.values())
+        parts = ", ".join(
+            f"{k} {v:.1f}"
+            for k, v in sorted(self.others_us.items(), key=lambda kv: -kv[1])
+            if v >= 0.05
+        )
+        head = (
+            f"    {label} budget at the target ({self.target_per_s:,.0f}/s, {self.cores} cores):"
+            f" the other processes take {rest:.1f} µs per message ({parts}),"
+        )
+        if self.left_us <= 0:
+            return (
+                f"{head} {rest * self.target_per_s / 1e6:.2f} cores at that rate: more than"
+                f" the machine has, whatever {service} costs (it uses {self.service_us:.1f})"
+            )
+        return (
+            f"{head} leaving {service} {self.allowed_us:.1f} µs per message"
+            f" (one thread: {self.thread_us:.1f}); it uses {self.service_us:.1f}"
+        )
+
+
+def budget(
+    target_per_s: float, cpu_s_per_1000: dict[str, float], service: str, cores: int
+) -> Budget:
+    """The CPU per message a service may spend at `target_per_s` on `cores`, given what
+    every other process of a phase (PostgreSQL, the broker, the bench's own load and
+    reading, the other services) spent per message in it. A replica is one thread, so
+    it can never spend more than a second's worth per `target_per_s` messages either.
+
+    Where the other processes alone would need more than the cores at the target, no
+    change to the service meets it on this machine: that is what this tells apart."""
+    others = {k: v * 1000 for k, v in cpu_s_per_1000.items() if k != service and v > 0}
+    per_s = max(target_per_s, 1e-9)
+    return Budget(
+        target_per_s=target_per_s,
+        cores=cores,
+        others_us=others,
+        service_us=cpu_s_per_1000.get(service, 0.0) * 1000,
+        left_us=(cores * 1e6 - per_s * sum(others.values())) / per_s,
+        thread_us=1e6 / per_s,
+    )
