@@ -192,14 +192,22 @@ CONSENT_TARGET = 0.35
 
 
 def _print_budget(
-    label: str, results: dict[str, Any], phase: str, target: float, service: str
+    label: str, results: dict[str, Any], phase: str, target: float, rate: float, service: str
 ) -> None:
     """What the target leaves `service` per message, from the phase's measured costs
     (`costs.budget`): whether a faster service could meet it on these cores at all."""
     found = costs.budget(
-        target, results[f"{phase}_costs"]["cpu_s_per_1000"], service, psutil.cpu_count() or 1
+        target,
+        rate,
+        results[f"{phase}_costs"]["cpu_s_per_1000"],
+        service,
+        psutil.cpu_count() or 1,
     )
-    results[f"{phase}_budget"] = {**dataclasses.asdict(found), "allowed_us": found.allowed_us}
+    results[f"{phase}_budget"] = {
+        **dataclasses.asdict(found),
+        "allowed_us": found.allowed_us,
+        "busy": found.busy,
+    }
     print(found.line(label, service), flush=True)
 
 
@@ -272,7 +280,7 @@ async def _consent(
             flush=True,
         )
         _print_costs("(c)", results["c_costs"])
-        _print_budget("(c)", results, "c", CONSENT_TARGET * rate_a, "consent")
+        _print_budget("(c)", results, "c", CONSENT_TARGET * rate_a, rate_c, "consent")
     except TimeoutError as exc:
         results["c_consent_cmds_per_s"] = None
         print(f"(c) consent: {exc}", flush=True)
@@ -431,7 +439,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
             _print_costs("(b)", results["b_costs"])
-            _print_budget("(b)", results, "b", INTAKE_TARGET * rate_a, "flow_executor")
+            _print_budget("(b)", results, "b", INTAKE_TARGET * rate_a, rate_b, "flow_executor")
             wanted_ids = {product.alert_id_of(e[2]) for e in events}
             alerts_total = alerts_expected
 

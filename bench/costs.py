@@ -265,8 +265,16 @@ class Budget:
     cores: int
     others_us: dict[str, float]  # CPU µs per message of every other process
     service_us: float  # the service's own, as measured
+    measured_per_s: float  # the rate the phase reached
     left_us: float  # what the machine's cores leave it per message at the target
     thread_us: float  # what one thread can spend per message at the target
+
+    @property
+    def busy(self) -> float:
+        """The share of the phase the service's process was on a core: the rest of the
+        time it waited (for PostgreSQL, the broker, its next batch). Above one: more
+        than one replica."""
+        return self.measured_per_s * self.service_us / 1e6
 
     @property
     def allowed_us(self) -> float:
@@ -292,17 +300,24 @@ class Budget:
             )
         return (
             f"{head} leaving {service} {self.allowed_us:.1f} µs per message"
-            f" (one thread: {self.thread_us:.1f}); it uses {self.service_us:.1f}"
+            f" (one thread: {self.thread_us:.1f}); it uses {self.service_us:.1f},"
+            f" on a core {self.busy:.0%} of the time at {self.measured_per_s:,.0f}/s"
         )
 
 
 def budget(
-    target_per_s: float, cpu_s_per_1000: dict[str, float], service: str, cores: int
+    target_per_s: float,
+    measured_per_s: float,
+    cpu_s_per_1000: dict[str, float],
+    service: str,
+    cores: int,
 ) -> Budget:
     """The CPU per message a service may spend at `target_per_s` on `cores`, given what
     every other process of a phase (PostgreSQL, the broker, the bench's own load and
     reading, the other services) spent per message in it. A replica is one thread, so
-    it can never spend more than a second's worth per `target_per_s` messages either.
+    it can never spend more than a second's worth per `target_per_s` messages either,
+    and only while it is not waiting: `busy` says how much of the phase it was on a
+    core.
 
     Where the other processes alone would need more than the cores at the target, no
     change to the service meets it on this machine: that is what this tells apart."""
@@ -313,6 +328,7 @@ def budget(
         cores=cores,
         others_us=others,
         service_us=cpu_s_per_1000.get(service, 0.0) * 1000,
+        measured_per_s=measured_per_s,
         left_us=(cores * 1e6 - per_s * sum(others.values())) / per_s,
         thread_us=1e6 / per_s,
     )
