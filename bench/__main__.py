@@ -355,6 +355,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # its own role, which is how its statements are told apart.
         for name, svc in stack.services.items():
             svc.env["DATABASE_URL"] = costs.role_dsn(stack.dsn, name)
+            if name in args.members:
+                svc.env["KAFKA_INPUT_CONSUMERS"] = str(args.members[name])
         sampler.start()
         bootstrap = stack.broker.bootstrap
         n = args.events
@@ -683,6 +685,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _members(parser: argparse.ArgumentParser, given: list[str]) -> dict[str, int]:
+    """`--members SERVICE=N` options as {service: N}; a wrong one ends the run with one line."""
+    out: dict[str, int] = {}
+    for item in given:
+        name, _, n = item.partition("=")
+        if name not in SERVICES or not n.isdigit() or int(n) < 1:
+            parser.error(f"--members {item}: give SERVICE=N, N ≥ 1, SERVICE one of {SERVICES}")
+        out[name] = int(n)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--var", default="var")
@@ -724,8 +737,17 @@ def main() -> None:
         " binary) instead of the capture server: a relay that costs these cores almost"
         " nothing, as one on its own machine would (bench.smtp_servers)",
     )
+    parser.add_argument(
+        "--members",
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="KAFKA_INPUT_CONSUMERS of one service: members of its main input's group in"
+        " each replica (the services' default: 1), e.g. flow_executor=2; may be repeated",
+    )
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()
+    args.members = _members(parser, args.members)
     results = asyncio.run(run(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
