@@ -153,9 +153,10 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
         # are ours, so the next holder does not apply it again; not waited for longer
         # than `REVOKE_WAIT_S` (a hung apply must not hold up the group's rebalance: the
         # batch is then read again and proven applied, X2).
-        await asyncio.wait(
-            [asyncio.ensure_future(self.member.inflight.drain())], timeout=REVOKE_WAIT_S
-        )
+        # The wait ends at the timeout; the batch's own task goes on (it is not ours to
+        # cancel here), and no waiter is left behind for it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.member.inflight.drain(), REVOKE_WAIT_S)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.member.inflight.reassigned()

@@ -188,3 +188,33 @@ def test_each_service_has_one_main_input_and_the_rest_wait_as_side_inputs(servic
     main = [s.topic for s in edge.subscriptions if not s.side]
     assert main == [MAIN_INPUTS[service]]
     assert len(edge.subscriptions) > 1
+
+
+async def test_x2_a_revoke_waits_for_the_batch_in_flight_up_to_its_limit_and_leaves_no_waiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """X2: before its partitions go, a member waits for the batch it is applying (then
+    commits it); an apply that hangs holds the rebalance up only `REVOKE_WAIT_S`, and
+    the wait leaves nothing behind while the batch itself goes on."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from shared.messaging import edge
+    from shared.messaging.inflight import InFlight
+
+    monkeypatch.setattr(edge, "REVOKE_WAIT_S", 0.05)
+    release = asyncio.Event()
+
+    async def apply(batch: object) -> None:
+        await release.wait()
+
+    inflight = InFlight("revoke", apply, lambda: None)  # type: ignore[arg-type,return-value]
+    member = SimpleNamespace(inflight=inflight)
+    inflight._applying = applying = asyncio.ensure_future(apply(None))
+    before = set(asyncio.all_tasks())
+    await edge._Assignment(member).on_partitions_revoked([])  # type: ignore[arg-type]
+    assert not applying.done()  # the hung batch is left to go on
+    assert {t for t in asyncio.all_tasks() if not t.done()} <= before
+    release.set()
+    await applying
+    await asyncio.wait_for(edge._Assignment(member).on_partitions_revoked([]), 1)  # type: ignore[arg-type]
