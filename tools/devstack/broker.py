@@ -29,15 +29,23 @@ class TansuBroker:
     def start(self, timeout_s: float = 15.0) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
-        )
+        # The child writes to its own copy of the log's descriptor; ours closes at once.
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    broker_binary(),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
+            )
         wait_listening(self.proc, self.port, timeout_s, "broker", self.log_path)
 
     def pause(self) -> None:
