@@ -108,17 +108,17 @@ class Settings(BaseSettings):
         description="How long a consumer may have records waiting and apply none (or a"
         " background loop make no pass) before /readyz answers 503 (X8).",
     )
-    kafka_input_consumers: int = Field(
-        1,
+    kafka_input_consumers: int | None = Field(
+        None,
         ge=1,
         le=64,
         description="Consumers of a service's main input (the executor's profile-events,"
         " consent's consent-commands, the dispatcher's alert-requests, suppression's"
         " suppression-commands) in each process, all in the input's one group: each"
         " applies the partitions it holds in order, and while one waits for PostgreSQL"
-        " another decodes and decides. More than the topic's partitions only idle. One"
-        " keeps the latency targets at a steady load on a shared machine; more drain a"
-        " backlog faster (docs/performance.md, 7 Dec 2026).",
+        " another decodes and decides. More than the topic's partitions only idle. Unset:"
+        " the service's own choice, 2 for the flow executor (a quarter more intake at the"
+        " same latency) and 1 for the others (docs/performance.md, 7 Dec 2026).",
     )
     topic_partitions: int = 4
 

@@ -452,6 +452,7 @@ class KafkaEdge:
         description: str | None = None,
         work: Callable[[UnitOfWork], Any] | None = None,
         main_input: bool = False,
+        members: int = 1,
     ) -> BatchApplier:
         """Declare a batch subscriber of `topic` (consumer group `consentflow.<consumer>`
         with `KAFKA_GROUP_PREFIX` before it; the inbox dedupes on `message_id`) whose
@@ -459,8 +460,9 @@ class KafkaEdge:
         case, `handler(batch, work)`, with `work` made by `work` from the batch's
         transaction (the transaction itself by default). The service's `main_input` is
         consumed by `KAFKA_INPUT_CONSUMERS` members of its group in this process
-        (`attach`) fetching with `KAFKA_FETCH_MAX_WAIT_MS`; any other topic is a side
-        input, read by one member with `KAFKA_SIDE_FETCH_MAX_WAIT_MS`."""
+        (`attach`; unset, by `members`: the service's own choice) fetching with
+        `KAFKA_FETCH_MAX_WAIT_MS`; any other topic is a side input, read by one member
+        with `KAFKA_SIDE_FETCH_MAX_WAIT_MS`."""
         batch = BatchApplier(
             name=consumer or f"{self.name}.{topic}",
             db=self.db,
@@ -471,7 +473,7 @@ class KafkaEdge:
             **({"work": work} if work is not None else {}),
         )
         description = description or (handler.__doc__ or "").strip().split("\n\n")[0]
-        consumers = self.settings.kafka_input_consumers if main_input else 1
+        consumers = (self.settings.kafka_input_consumers or members) if main_input else 1
         self.attach(
             topic,
             batch,

@@ -33,6 +33,9 @@ from shared.messaging.edge import KafkaEdge
 from shared.privacy_requests import handle, message_id
 
 SERVICE = "flow_executor"
+INPUT_MEMBERS = 2
+"""Members of the `profile-events` group in each replica unless `KAFKA_INPUT_CONSUMERS`
+says otherwise."""
 
 
 Work = Callable[[UnitOfWork], FlowWork]
@@ -80,6 +83,10 @@ def _flows(kafka: KafkaEdge, work: Work) -> None:
         "keeps the newest profile data (F2, F3).",
         work=work,
         main_input=True,
+        # Two members by default: while one waits for PostgreSQL the other decodes and
+        # decides. Measured in alternating runs: a quarter more intake from a backlog,
+        # event → alert request p99 at 2,000 events/s unchanged (docs/performance.md).
+        members=INPUT_MEMBERS,
     )
 
 
