@@ -18,6 +18,7 @@ from services.flow_executor.adapters import repository
 from services.flow_executor.adapters.repository import PostgresFlowRepository
 from services.flow_executor.ports import Observed
 from shared.db.batches import rounds
+from tests.strategies import json_values
 
 T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
 
@@ -49,15 +50,7 @@ async def reference_upsert(conn: Any, rows: list[Observed]) -> None:
 TEXT = st.sampled_from(
     ["Ada", "Zoë", "Zoe\u0308", "Ａｄａ", "a\u200bb", " ", "", "ß", "\u00a0x", "日本", '"q"\\']
 )
-VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False, width=64)
-    | TEXT,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
-    max_leaves=5,
-)
+VALUES = json_values(TEXT, max_leaves=5)
 
 
 @st.composite

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from shared.db import Database
 from shared.db.batches import copy_rows
 from shared.db.pool import JsonText
+from tests.strategies import json_values
 
 
 async def test_json_text_is_written_as_it_is_and_read_back_as_a_value(db: Database) -> None:
@@ -39,15 +40,7 @@ async def test_json_text_is_written_as_it_is_and_read_back_as_a_value(db: Databa
 TEXT = st.text(st.characters(codec="utf-8"), max_size=6) | st.sampled_from(
     ["Zoe\u0308", "Ａｄａ", "a\u200bb", "\u00a0", '"', "\\", "\x00"]
 )  # any Unicode (controls, astral), NFD, full-width, zero-width
-VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**80), max_value=2**80)
-    | st.floats(allow_nan=False, allow_infinity=False, width=64)
-    | TEXT,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
-    max_leaves=8,
-)
+VALUES = json_values(TEXT, max_leaves=8, int_bits=80)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
