@@ -743,7 +743,8 @@ def main() -> None:
         default=[],
         metavar="SERVICE=N",
         help="KAFKA_INPUT_CONSUMERS of one service: members of its main input's group in"
-        " each replica (the services' default: 1), e.g. flow_executor=2; may be repeated",
+        " each replica (unset, the service's own: 2 for flow_executor, 1 for the others),"
+        " e.g. flow_executor=1; may be repeated",
     )
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()

@@ -78,12 +78,13 @@ class TopicContract:
 
 
 @functools.cache
-def built(service: str) -> KafkaEdge:
+def built(service: str, input_consumers: int | None = None) -> KafkaEdge:
     """The Kafka edge of `service` after its `build(rt)`: its FastStream broker with every
     subscriber and publisher declared. The settings are fixed here, not read from the
     environment, so that the documents do not depend on who generates them: no topic or
     group prefix, the compose stack's broker address, throwaway secrets (a service starts
-    only with secrets of its own, X6)."""
+    only with secrets of its own, X6), and `KAFKA_INPUT_CONSUMERS` as given (unset: the
+    service's own choice)."""
     settings = Settings(
         link_secret=SecretStr(secrets.token_hex(32)),
         privacy_hash_secret=SecretStr(secrets.token_hex(32)),
@@ -91,6 +92,7 @@ def built(service: str) -> KafkaEdge:
         kafka_security_protocol="PLAINTEXT",
         kafka_topic_prefix="",
         kafka_group_prefix="",
+        kafka_input_consumers=input_consumers,
     )
     rt = Runtime(service, settings, Health())
     importlib.import_module(f"services.{service}.app").build(rt)

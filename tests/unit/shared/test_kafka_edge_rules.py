@@ -218,3 +218,33 @@ async def test_x2_a_revoke_waits_for_the_batch_in_flight_up_to_its_limit_and_lea
     release.set()
     await applying
     await asyncio.wait_for(edge._Assignment(member).on_partitions_revoked([]), 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [("flow_executor", 2), ("consent", 1), ("alert_dispatcher", 1), ("suppression", 1)],
+)
+def test_x8_each_main_input_has_its_services_members_and_every_side_input_one(
+    service: str, expected: int
+) -> None:
+    """Unset, `KAFKA_INPUT_CONSUMERS` leaves each service its own choice: the flow
+    executor reads `profile-events` with two members (a quarter more intake, measured),
+    every other main input with one, and every side input with one."""
+    found = {s.topic: len(s.members) for s in built(service).subscriptions}
+    assert found.pop(MAIN_INPUTS[service]) == expected
+    assert set(found.values()) == {1}
+
+
+@pytest.mark.parametrize("service", sorted(MAIN_INPUTS))
+@pytest.mark.parametrize("n", [1, 3])
+def test_x8_kafka_input_consumers_sets_the_members_of_every_main_input(
+    service: str, n: int
+) -> None:
+    found = {s.topic: len(s.members) for s in built(service, n).subscriptions}
+    assert found.pop(MAIN_INPUTS[service]) == n
+    assert set(found.values()) == {1}
+
+
+def test_x8_kafka_input_consumers_below_one_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ValueError, match="kafka_input_consumers"):
+        Settings(kafka_input_consumers=0)
