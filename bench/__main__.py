@@ -426,7 +426,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async def load_events() -> None:
                 await preload(bootstrap, topics.PROFILE_EVENTS, [e[:2] for e in events])
 
-            await product.restart_with_backlog(stack, "flow_executor", load_events)
+            await product.restart_with_backlog(
+                stack, "flow_executor", load_events, settle_first=True
+            )
             async with Phase(
                 stack, out, {"flow_executor": _pid(stack, "flow_executor")}, me
             ) as phase:
@@ -455,7 +457,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await preload(bootstrap, topics.PROFILE_EVENTS, [e[:2] for e in more])
 
                 extra = await product.restart_with_backlog(
-                    stack, "flow_executor", load_more, replicas=args.replicas
+                    stack, "flow_executor", load_more, replicas=args.replicas, settle_first=True
                 )
                 replicas = {f"flow_executor-{k}": p.proc.pid for k, p in enumerate(extra, 1)}
                 try:
