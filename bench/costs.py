@@ -216,8 +216,9 @@ class FlameGraphs:
         return cls.binary() is not None
 
     def record(self, name: str, pid: int) -> None:
+        """Record `pid` until `stop()`; at a rate of 0, nothing is recorded."""
         spy = self.binary()
-        if spy is None:
+        if spy is None or self.rate <= 0:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.procs.append(

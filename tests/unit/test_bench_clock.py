@@ -8,7 +8,7 @@ import math
 import time
 from datetime import UTC, datetime
 
-from bench.product import request_steps, steady_rate
+from bench.product import Follower, request_steps, steady_rate
 
 
 def test_a_drain_is_timed_from_a_tenth_to_nine_tenths_done() -> None:
@@ -33,3 +33,12 @@ def test_event_to_request_is_split_at_the_time_the_executor_stamped() -> None:
     steps = request_steps(arrivals, {"a1": "e1"}, {"e1": seen - 0.080})
     (decided, _), (on_topic, _) = steps["decided"], steps["on_topic"]
     assert abs(decided - 30) < 5 and abs(on_topic - 50) < 5
+
+
+def test_the_topic_reader_counts_what_arrived_and_what_a_predicate_holds_for() -> None:
+    follower = Follower("127.0.0.1:1", ["a", "b"], timed_only=["b"])
+    follower.arrivals["a"] += [(0.0, {"ok": True}), (0.1, {"ok": False})]
+    follower.arrivals["b"] += [(0.2, None)] * 3
+    assert follower.count("a") == 2
+    assert follower.count("a", lambda v: v["ok"]) == 1
+    assert follower.count("b") == 3
