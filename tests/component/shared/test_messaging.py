@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel
 
@@ -153,6 +154,67 @@ async def test_x2_outbox_sends_each_key_to_its_partition_in_commit_order(
     letter = json.loads(letters[0].value)
     assert letter["original_size"] == len(big)
     assert "refused" in letter["error"] and "TooLarge" in letter["error"]
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_x2_a_batch_the_broker_refuses_is_sent_again_row_by_row(stack, db: Database) -> None:
+    """A record batch the broker refuses for good is sent again one row at a time: only
+    the row it refuses on its own is dead-lettered, with the reason, and every other row
+    of the batch reaches its partition in commit order (X2).
+
+    The embedded broker refuses nothing for good (it took a 20 MB record on a topic
+    created with `max.message.bytes` 1,000), so its refusal is played at the real
+    producer's edge: every record batch to the topic comes back refused, as does the one
+    row keyed `poison` sent alone; the rest goes to the broker."""
+    settings = settings_for(stack)
+    topic = f"outbox-refused-{uuid.uuid4().hex[:8]}"
+    await create_topic(settings, topic, partitions=2)
+    async with db.uow() as uow:
+        for n in range(30):
+            key = "poison" if n == 17 else f"k{n % 5}"
+            uow.publish(topic, key, json.dumps({"n": n}).encode())
+        await uow.commit()
+    producer = make_producer(settings, "test-outbox-refused")
+    await producer.start()
+    send_batch, send = producer.send_batch, producer.send
+    batches: list[int] = []
+
+    def refused() -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_exception(MessageSizeTooLargeError("refused by the broker"))
+        return future
+
+    async def refusing_batch(batch, to: str, *, partition: int):  # type: ignore[no-untyped-def]
+        if to == topic:
+            batches.append(partition)
+            return refused()
+        return await send_batch(batch, to, partition=partition)
+
+    async def refusing_send(to: str, value=None, key=None, **options):  # type: ignore[no-untyped-def]
+        if to == topic and key == b"poison":
+            return refused()
+        return await send(to, value=value, key=key, **options)
+
+    producer.send_batch, producer.send = refusing_batch, refusing_send  # type: ignore[method-assign]
+    try:
+        relay = OutboxRelay(db.pool, producer, db.schema, batch_size=1000)
+        assert await relay.publish_pending() == 30
+    finally:
+        await producer.stop()
+    assert sorted(batches) == [0, 1]  # both partitions' batches were tried, and refused
+    got = await _records(stack.broker.bootstrap, topic, 29)
+    assert sorted(json.loads(r.value)["n"] for r in got) == [n for n in range(30) if n != 17]
+    by_key: dict[bytes, list[int]] = {}
+    for r in sorted(got, key=lambda r: (r.partition, r.offset)):
+        assert r.partition == DefaultPartitioner()(r.key, [0, 1], [0, 1])
+        by_key.setdefault(r.key, []).append(json.loads(r.value)["n"])
+    assert len(by_key) == 5 and all(ns == sorted(ns) for ns in by_key.values())
+    letters = await _records(stack.broker.bootstrap, dlq(topic), 1)
+    assert [letter.key for letter in letters] == [b"poison"]
+    letter = json.loads(letters[0].value)
+    assert "refused" in letter["error"] and "MessageSizeTooLarge" in letter["error"]
+    assert json.loads(base64.b64decode(letter["original"])) == {"n": 17}
     async with db.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
 
