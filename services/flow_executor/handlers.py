@@ -151,11 +151,17 @@ async def _with_erasure(
     return out
 
 
-async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
+async def _walk(work: FlowWork, walks: Sequence[Walk], *, entering: bool = False) -> None:
     """Advance each run and write the effects in one go: each request and activity goes
     out only if the row that proves it is new (F4). Batches that may message the same
     profile on a channel take turns from before the read of what was sent until they
-    commit (F9: an event batch and the scheduler never both send)."""
+    commit (F9: an event batch and the scheduler never both send).
+
+    `entering`: the walks are of runs this batch enters, not stored yet. Each is inserted
+    once its walk is planned, already ended if the walk ends it (one row written, not a
+    row and then its update), and only the runs the insert finds new go on, after their
+    `entered` activity (F2): a run entered before, by an earlier delivery of its event,
+    does nothing again."""
     await work.sending.lock_sending(
         (w.run.account_id, w.run.profile_id, channel)
         for w in walks
@@ -175,10 +181,16 @@ async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
     now = utcnow()
     plan: RunPlan = plan_walks(walks, state, now, settings)
     traces: Traces = {w.run.run_id: w.run.trace for w in walks}
+    ends = plan.ends
+    if entering:
+        runs = [w.run for w in walks]
+        new = await work.runs.insert_runs(runs, {e.run_id: e.status for e in plan.ends})
+        _publish_activity(work, [_entered(r) for r in runs if r.run_id in new], traces)
+        plan, ends = plan.of_runs(new), ()
     new_steps = await work.runs.record_executions(plan.executions)
     new_timers = await work.runs.add_timers(plan.timers)
     await work.reviews.add_reviews([messages.held_review(h) for h in plan.holds_to_keep(new_steps)])
-    await work.runs.finish_runs(plan.ends)
+    await work.runs.finish_runs(ends)
     for d in plan.requests_to_send(new_steps):
         topic, request = messages.request(d.run, d.step, d.grounds)
         work.publish(topic, d.run.profile_id, request, d.run.trace)
@@ -187,28 +199,23 @@ async def _walk(work: FlowWork, walks: Sequence[Walk]) -> None:
     _publish_activity(work, plan.activity_to_publish(new_steps, new_timers), traces)
 
 
+def _entered(run: Run) -> Activity:
+    return Activity(
+        "entered", run.account_id, run.flow_id, run.run_id, run.profile_id, None, run.trigger_type
+    )
+
+
 async def _enter(work: FlowWork, entries: Sequence[Run], traces: Mapping[str, InputTrace]) -> None:
-    """Create the runs that are new, each with the trace headers of the input that
-    started it (`traces` by event id), and walk them from the first step. A second copy
-    of an event in the same batch is a duplicate: the first one enters (F2)."""
+    """Enter the runs, each with the trace headers of the input that started it (`traces`
+    by event id), and walk them from the first step; only the runs that are new are
+    stored and walked (`_walk`, `entering`). A second copy of an event in the same batch
+    is a duplicate: the first one enters (F2)."""
     runs = [
         replace(r, trace=t.headers() if (t := traces.get(r.event_id)) else None)
         for r in first_of_each(entries)
     ]
-    new = await work.runs.insert_runs(runs)
-    fresh = [r for r in runs if r.run_id in new]
-    _publish_activity(
-        work,
-        [
-            Activity(
-                "entered", r.account_id, r.flow_id, r.run_id, r.profile_id, None, r.trigger_type
-            )
-            for r in fresh
-        ],
-        {r.run_id: r.trace for r in fresh},
-    )
-    if fresh:
-        await _walk(work, [Walk(r) for r in fresh])
+    if runs:
+        await _walk(work, [Walk(r) for r in runs], entering=True)
 
 
 async def enter_from_events(batch: list[Received[EventInput]], work: FlowWork) -> None:

@@ -14,7 +14,7 @@ Everything crossing these ports is a domain object or one of the small records b
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -117,8 +117,12 @@ class Runs(Protocol):
     """Runs and what they did: steps taken, delays waiting (F2-F4). Batch methods
     take a whole batch: one statement each."""
 
-    async def insert_runs(self, runs: Sequence[Run]) -> set[uuid.UUID]:
-        """Insert runs, with their trace; the ids that are new (F2)."""
+    async def insert_runs(
+        self, runs: Sequence[Run], ended: Mapping[uuid.UUID, str] | None = None
+    ) -> set[uuid.UUID]:
+        """Insert runs, with their trace; the ids that are new (F2). A run `ended` names
+        is stored with that status (`completed` or `exited`: its first walk ended it),
+        any other as `active`."""
 
     async def record_executions(self, rows: Sequence[StepExecution]) -> set[StepKey]:
         """Insert step outcomes; the (run, step) keys that are new (F4)."""

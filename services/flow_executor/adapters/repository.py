@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -221,15 +221,19 @@ class PostgresFlowRepository:
 
     # --- runs and steps (F2-F5) --------------------------------------------------------
 
-    async def insert_runs(self, runs: Sequence[Run]) -> set[UUID]:
-        """Insert runs; returns the ids that are new (an event enters a flow once, F2)."""
+    async def insert_runs(
+        self, runs: Sequence[Run], ended: Mapping[UUID, str] | None = None
+    ) -> set[UUID]:
+        """Insert runs, active or with the status `ended` gives them; returns the ids
+        that are new (an event enters a flow once, F2)."""
         if not runs:
             return set()
+        ended = ended or {}
         rows = await self.conn.fetch(
             "INSERT INTO runs (run_id, account_id, flow_id, flow_version, event_id, profile_id,"
-            " trigger_type, context, headers)"
+            " trigger_type, context, headers, status)"
             " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],"
-            " $6::text[], $7::text[], $8::jsonb[], $9::jsonb[])"
+            " $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text[])"
             " ON CONFLICT DO NOTHING RETURNING run_id",
             [r.run_id for r in runs],
             [r.account_id for r in runs],
@@ -240,6 +244,7 @@ class PostgresFlowRepository:
             [r.trigger_type for r in runs],
             [r.context for r in runs],
             [dict(r.trace) if r.trace is not None else None for r in runs],
+            [ended.get(r.run_id, "active") for r in runs],
         )
         return {r["run_id"] for r in rows}
 

@@ -210,6 +210,17 @@ class RunPlan:
             activities=only(Activity),
         )
 
+    def of_runs(self, run_ids: Collection[uuid.UUID]) -> RunPlan:
+        """The effects of the runs in `run_ids` only, in the same order."""
+        return RunPlan(
+            executions=tuple(e for e in self.executions if e.run_id in run_ids),
+            timers=tuple(t for t in self.timers if t.run_id in run_ids),
+            ends=tuple(e for e in self.ends if e.run_id in run_ids),
+            dispatches=tuple(d for d in self.dispatches if d.run.run_id in run_ids),
+            holds=tuple(h for h in self.holds if h.run.run_id in run_ids),
+            activities=tuple(a for a in self.activities if a.run_id in run_ids),
+        )
+
     def holds_to_keep(self, new_steps: Collection[StepKey]) -> list[Hold]:
         """F4: a hold whose execution existed already was kept before."""
         return [h for h in self.holds if h.key in new_steps]

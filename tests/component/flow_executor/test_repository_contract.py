@@ -88,6 +88,25 @@ async def test_f2_a_run_is_inserted_once_per_flow_and_event(
     assert await repo.insert_runs([run]) == set()
 
 
+async def test_f2_a_run_its_first_walk_ended_is_stored_ended_and_stays_so(
+    repo: FlowRepository, acct: str
+) -> None:
+    """A run is stored with the status its first walk left it in: a run that walk ended
+    is never active, so deleting its flow exits only the one still waiting (F1, F2); a
+    second delivery of an ended run's event inserts nothing."""
+    done, left, waiting = (a_run(acct, f"e-{n}") for n in (1, 2, 3))
+    await repo.save_flow(a_flow(acct))
+    ended = {done.run_id: "completed", left.run_id: "exited"}
+    assert await repo.insert_runs([done, left, waiting], ended) == {
+        done.run_id,
+        left.run_id,
+        waiting.run_id,
+    }
+    assert await repo.insert_runs([done], {}) == set()
+    deletion = await repo.delete_flow(acct, "nps")
+    assert [r.run_id for r in deletion.exited] == [waiting.run_id]
+
+
 async def test_f4_executions_and_timers_report_only_new_keys(
     repo: FlowRepository, acct: str
 ) -> None:
@@ -442,6 +461,45 @@ async def test_f9_the_scheduler_and_an_event_batch_sending_to_one_profile_send_o
         if isinstance(m, FlowActivity) and m.type == "skipped" and m.account_id == acct
     ]
     assert [(m.flow_id, m.reason) for m in skipped] == [("later", "Skipped: smart sending")]
+
+
+async def test_f2_an_entering_run_its_walk_ends_is_one_row_and_a_redelivery_writes_none(
+    pool, acct: str
+) -> None:
+    """Events that enter a flow whose walk ends the run at once (one alert step): each
+    run is written once, already completed, by the one statement that inserts the runs:
+    no statement updates a run afterwards. The same events delivered again enter no run,
+    record no step and publish nothing (F2, F4). The statements are PostgreSQL's own, as
+    the connection sent them."""
+    events = [_event(acct, "Left NPS Score") for _ in range(5)]
+    sent: list[str] = []
+    async with pool.acquire() as conn:
+        work = _Batch(PostgresFlowRepository(conn))
+        async with conn.transaction():
+            await work.flows.save_flow(a_flow(acct))
+        conn.add_query_logger(lambda q: sent.append(" ".join(q.query.split())))
+        for delivery in ("first", "again"):
+            work.published.clear()
+            sent.clear()
+            async with conn.transaction():
+                await handlers.enter_from_events([_received(e) for e in events], work)
+            touching_runs = [
+                q.split(" (")[0] for q in sent if q.startswith(("INSERT INTO runs", "UPDATE runs"))
+            ]
+            assert touching_runs == ["INSERT INTO runs"], delivery
+            if delivery == "first":
+                assert {type(m).__name__ for m in work.published} == {
+                    "AlertRequested",
+                    "FlowActivity",
+                }
+            else:
+                assert work.published == []
+        statuses = await conn.fetch("SELECT status FROM runs WHERE account_id = $1", acct)
+        steps = await conn.fetchval(
+            "SELECT count(*) FROM step_executions WHERE account_id = $1", acct
+        )
+    assert [r["status"] for r in statuses] == ["completed"] * 5
+    assert steps == 5
 
 
 def _metric(name: str) -> dict[str, Any]:

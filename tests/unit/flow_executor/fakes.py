@@ -160,7 +160,9 @@ class InMemoryFlowRepository:
 
     # --- runs and steps --------------------------------------------------------------------
 
-    async def insert_runs(self, runs: Sequence[Run]) -> set[uuid.UUID]:
+    async def insert_runs(
+        self, runs: Sequence[Run], ended: Mapping[uuid.UUID, str] | None = None
+    ) -> set[uuid.UUID]:
         new = set()
         events = {(r.account_id, r.flow_id, r.event_id) for r in self.runs.values()}
         for r in runs:
@@ -168,7 +170,7 @@ class InMemoryFlowRepository:
                 continue
             trace = _json(r.trace) if r.trace is not None else None
             self.runs[r.run_id] = replace(r, context=_json(r.context), trace=trace)
-            self.run_status[r.run_id] = "active"
+            self.run_status[r.run_id] = (ended or {}).get(r.run_id, "active")
             events.add((r.account_id, r.flow_id, r.event_id))
             new.add(r.run_id)
         return new

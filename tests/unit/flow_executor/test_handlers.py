@@ -82,6 +82,23 @@ async def test_f2_a_matching_event_enters_once_and_the_alert_is_requested() -> N
     assert work.published == []
 
 
+async def test_f2_a_run_is_stored_as_its_first_walk_left_it_and_a_redelivery_does_nothing() -> None:
+    """The walk of an entering run is planned before the run is stored, so that a run
+    the walk ends is stored ended; a redelivered event's run is not new, and its walk,
+    planned again under a flow changed since, does nothing (F2, F4)."""
+    work = FakeWork()
+    await saved(work, flow([alert()]))
+    await handlers.enter_from_events([received(event())], work)
+    [(run_id, status)] = work.flows.run_status.items()
+    assert status == "completed"
+    await saved(work, flow([email_step(next=None)], version=2))
+    executions = dict(work.flows.executions)
+    await handlers.enter_from_events([received(event())], work)  # the same event again
+    assert work.published == []
+    assert work.flows.executions == executions
+    assert work.flows.run_status == {run_id: "completed"}
+
+
 async def test_f2_historical_imports_and_unmatched_events_enter_nothing() -> None:
     work = FakeWork()
     await saved(work, flow([alert()]))
