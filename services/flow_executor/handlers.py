@@ -35,6 +35,7 @@ from services.flow_executor.domain.planning import (
     RunPlan,
     Sent,
     Walk,
+    activity,
     plan_walks,
     sent_by,
 )
@@ -185,7 +186,8 @@ async def _walk(work: FlowWork, walks: Sequence[Walk], *, entering: bool = False
     if entering:
         runs = [w.run for w in walks]
         new = await work.runs.insert_runs(runs, {e.run_id: e.status for e in plan.ends})
-        _publish_activity(work, [_entered(r) for r in runs if r.run_id in new], traces)
+        entered = [activity(r, "entered", None, r.trigger_type) for r in runs if r.run_id in new]
+        _publish_activity(work, entered, traces)
         plan, ends = plan.of_runs(new), ()
     new_steps = await work.runs.record_executions(plan.executions)
     new_timers = await work.runs.add_timers(plan.timers)
@@ -197,12 +199,6 @@ async def _walk(work: FlowWork, walks: Sequence[Walk], *, entering: bool = False
     # F9: what went out is remembered in the same transaction as its outbox rows.
     await work.sending.note_sent(sent_by(plan, new_steps, now))
     _publish_activity(work, plan.activity_to_publish(new_steps, new_timers), traces)
-
-
-def _entered(run: Run) -> Activity:
-    return Activity(
-        "entered", run.account_id, run.flow_id, run.run_id, run.profile_id, None, run.trigger_type
-    )
 
 
 async def _enter(work: FlowWork, entries: Sequence[Run], traces: Mapping[str, InputTrace]) -> None:
