@@ -39,7 +39,7 @@ import asyncpg
 import psutil
 from aiokafka import AIOKafkaProducer
 
-from bench import costs, intake, product, smtp_servers
+from bench import costs, durable, intake, product, smtp_servers
 from bench.raw import kafka_ceiling, kafka_latency, preload, smtp_ceiling
 from bench.stages import table as stage_table
 from shared.contracts import topics
@@ -224,6 +224,52 @@ def _pid(stack: EmbeddedStack, name: str) -> int:
     return proc.pid
 
 
+async def _floor(
+    args: argparse.Namespace,
+    stack: EmbeddedStack,
+    out: Path,
+    me: dict[str, int],
+    bootstrap: str,
+    results: dict[str, Any],
+    rate_a: float,
+) -> None:
+    """(f) the raw loop with consent's rows (`bench.durable`): its rate, each process's
+    CPU per command, and how many cores its processes together would need at the consent
+    target; if more than the machine has, no consent service reaches the target here."""
+    k = args.consent
+    commands = [product.consent_command(i, "floor") for i in range(k)]
+    await preload(bootstrap, "bench-floor-in", commands)
+    conn = await durable.connect(stack.dsn)
+    try:
+        async with Phase(stack, out, {}, me) as phase:
+            rate_f = await durable.durable_ceiling(
+                bootstrap, conn, "bench-floor-in", "bench-floor-out", k, args.batch
+            )
+            found = await phase.result(k)
+    finally:
+        await conn.close()
+    widths = await durable.row_widths(stack.dsn, durable.SCHEMA)
+    results["f_costs"] = found
+    results["f_raw_consent_rows_msgs_per_s"] = rate_f
+    results["f_row_bytes"] = widths
+    print(
+        f"(f) raw loop with consent's rows (lock-read, four rows by COPY, commit, produce):"
+        f" {rate_f:,.0f} msgs/s = {rate_f / rate_a:.0%} of (a)",
+        flush=True,
+    )
+    _print_costs("(f)", found)
+    need = durable.cores_needed(CONSENT_TARGET * rate_a, found["cpu_s_per_1000"], Phase.idle)
+    results["f_cores_at_consent_target"] = need
+    print(
+        f"    (f) at the consent target ({CONSENT_TARGET * rate_a:,.0f}/s) its processes"
+        f" would need {need['cores']:.2f} cores ("
+        + ", ".join(f"{name} {us:.1f}" for name, us in need["us"].items())
+        + " µs per command); row bytes: "
+        + ", ".join(f"{t} {w:.0f}" for t, w in widths.items()),
+        flush=True,
+    )
+
+
 async def _consent(
     args: argparse.Namespace,
     stack: EmbeddedStack,
@@ -281,6 +327,13 @@ async def _consent(
         )
         _print_costs("(c)", results["c_costs"])
         _print_budget("(c)", results, "c", CONSENT_TARGET * rate_a, rate_c, "consent")
+        widths = await durable.row_widths(stack.dsn, "consent")
+        results["c_row_bytes"] = widths
+        print(
+            "    (c) row bytes (as (f)'s; its outbox rows relayed and gone): "
+            + ", ".join(f"{t} {w:.0f}" for t, w in widths.items()),
+            flush=True,
+        )
     except TimeoutError as exc:
         results["c_consent_cmds_per_s"] = None
         print(f"(c) consent: {exc}", flush=True)
@@ -384,6 +437,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["a_raw_kafka_msgs_per_s"] = rate_a
         print(f"(a) raw aiokafka consume→parse→produce: {rate_a:,.0f} msgs/s", flush=True)
         _print_costs("(a)", results["a_costs"])
+        if args.consent:
+            await _floor(args, stack, out, me, bootstrap, results, rate_a)
 
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1024 * 1024

@@ -34,15 +34,15 @@ async def preload(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]
         await producer.stop()
 
 
-def _clients(
-    bootstrap: str, source: str, **consumer_options: Any
+def clients(
+    bootstrap: str, source: str, group_id: str | None = None, **consumer_options: Any
 ) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
-    """The raw loop's two clients: a new consumer group on `source` that commits by hand,
-    and a producer acknowledged by all replicas, without linger."""
+    """The raw loop's two clients: a consumer group on `source` (new unless named) that
+    commits by hand, and a producer acknowledged by all replicas, without linger."""
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=bootstrap,
-        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        group_id=group_id or f"bench-raw-{uuid.uuid4().hex[:6]}",
         enable_auto_commit=False,
         heartbeat_interval_ms=500,
         **consumer_options,
@@ -74,7 +74,7 @@ async def _answer(
 async def kafka_ceiling(bootstrap: str, source: str, sink: str, count: int) -> float:
     """Messages per second of consume → json.loads → produce (keyed), committing offsets
     once per batch, over `count` messages already on `source`."""
-    consumer, producer = _clients(
+    consumer, producer = clients(
         bootstrap,
         source,
         auto_offset_reset="earliest",
@@ -104,7 +104,7 @@ async def _relay(
     """The raw loop as a service would run it: a consumer group on `source` that parses
     each record and produces a keyed reply to `sink`, committing once per batch, until
     cancelled. `ready` is set once the group has its partitions."""
-    consumer, producer = _clients(
+    consumer, producer = clients(
         bootstrap,
         source,
         auto_offset_reset="latest",
