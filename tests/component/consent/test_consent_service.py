@@ -544,8 +544,9 @@ async def test_c15_c16_c17_receipts_verify_and_explain_over_http_and_the_cli(
     conn = await asyncpg.connect(services.dsn)
     try:
         await conn.execute(
-            "UPDATE consent.consent_receipts SET receipt = jsonb_set(receipt, '{method}',"
-            " '\"import\"') WHERE receipt_id = $1",
+            "UPDATE consent.consent_receipts"
+            " SET receipt = jsonb_set(receipt::jsonb, '{method}', '\"import\"')::json"
+            " WHERE receipt_id = $1",
             got[0]["receipt_id"],
         )
     finally:

@@ -106,6 +106,25 @@ async def test_c16_an_untouched_chain_of_hundreds_of_acts_verifies(db: Database)
     assert got.ok and got.receipts == 300, got.to_json()
 
 
+async def test_c15_c16_a_stored_receipt_is_the_text_its_hash_was_taken_over(
+    db: Database,
+) -> None:
+    """The receipt column keeps the canonical bytes that were hashed, as they were: an
+    auditor with read access checks every receipt with PostgreSQL alone. (A `jsonb`
+    column kept its own form of them, keys reordered, which hashes to something else.)"""
+    await apply(db, [*acts("plain", 5), cmd("plain", 9, "subscribe", evidence="naïve café ✓")])
+    async with db.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT hash, encode(sha256(convert_to(receipt::text, 'UTF8')), 'hex') AS text_hash,"
+            " receipt FROM consent_receipts WHERE account_id = $1 AND profile_id = 'plain'"
+            " ORDER BY sequence",
+            A,
+        )
+    assert len(rows) == 6
+    assert [r["text_hash"] for r in rows] == [r["hash"] for r in rows]
+    assert [r["hash"] for r in rows] == [digest(r["receipt"]) for r in rows]
+
+
 async def test_c16_each_tampering_in_the_database_is_detected_and_named(db: Database) -> None:
     pids = ["edit", "delete", "swap", "rehash", "history", "tail"]
     await apply(db, [c for p in pids for c in acts(p, 6)])
@@ -116,7 +135,8 @@ async def test_c16_each_tampering_in_the_database_is_detected_and_named(db: Data
     (_, r3) = (await ids(db, "edit"))[2]
     await sql(
         db,
-        "UPDATE consent_receipts SET receipt = jsonb_set(receipt, '{status}', '\"subscribed\"')"
+        "UPDATE consent_receipts"
+        " SET receipt = jsonb_set(receipt::jsonb, '{status}', '\"subscribed\"')::json"
         " WHERE receipt_id = $1",
         r3,
     )
@@ -152,7 +172,7 @@ async def test_c16_each_tampering_in_the_database_is_detected_and_named(db: Data
     body = {**body, "status": "subscribed", "method": "import"}
     await sql(
         db,
-        "UPDATE consent_receipts SET receipt = $1::jsonb, hash = $2 WHERE account_id = $3"
+        "UPDATE consent_receipts SET receipt = $1::json, hash = $2 WHERE account_id = $3"
         " AND profile_id = 'rehash' AND sequence = 4",
         body,
         digest(body),
@@ -170,7 +190,7 @@ async def test_c16_each_tampering_in_the_database_is_detected_and_named(db: Data
     body = {**body, "status": "unsubscribed"}
     await sql(
         db,
-        "UPDATE consent_receipts SET receipt = $1::jsonb, hash = $2 WHERE profile_id = 'tail'"
+        "UPDATE consent_receipts SET receipt = $1::json, hash = $2 WHERE profile_id = 'tail'"
         " AND sequence = 6",
         body,
         digest(body),

@@ -21,6 +21,7 @@ from services.consent.ports import (
     KnownProfile,
     SuppressionList,
 )
+from shared.db.errors import TRANSIENT_DB_ERRORS
 from tests.component.repository_backends import migrated_database
 from tests.unit.consent.fakes import InMemoryConsentRepository
 
@@ -197,3 +198,26 @@ async def test_c15_c16_receipts_are_appended_in_order_with_their_head(repo) -> N
     assert chain.history == [HistoryLink(first.receipt_id, "email", "subscribed", "a1")]
     assert await repo.receipt_profiles(A) == ["p1", "p2"]
     assert await repo.receipt_profiles("other") == []
+
+
+async def test_x2_a_profile_created_by_another_batch_meanwhile_is_retried_not_lost(stack) -> None:
+    """PostgreSQL only: two batches both find no row for a new profile (no row is locked
+    for a missing one). The first creates it and commits; the second's write must not
+    overwrite it, and must fail as a transient error, so that its batch is retried (and
+    then sees the row) instead of being dead-lettered as a bad message."""
+    key = Key(A, "new")
+    async with migrated_database(stack.dsn, "consent") as db:
+        async with db.uow() as first, db.uow() as second:
+            one, two = PostgresConsentRepository(first), PostgresConsentRepository(second)
+            mine = (await one.lock_states([key]))[key]
+            theirs = (await two.lock_states([key]))[key]
+            mine.state = subscribed(mine.state, 1).state
+            await one.save_states({key: mine})
+            await first.commit()
+            theirs.state = subscribed(theirs.state, 2).state
+            with pytest.raises(TRANSIENT_DB_ERRORS) as caught:
+                await two.save_states({key: theirs})
+            assert "created concurrently" in str(caught.value)
+        async with db.uow() as third:
+            kept = (await PostgresConsentRepository(third).lock_states([key]))[key]
+        assert [e.act.act_id for e in kept.state.log] == ["a1"]
