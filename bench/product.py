@@ -362,10 +362,16 @@ async def restart_with_backlog(
         )
         for n in range(1, replicas)
     ]
-    for proc in (svc, *extra):
-        proc.start()
-    for proc in (svc, *extra):
-        await asyncio.to_thread(proc.wait_ready)
+    try:
+        for proc in (svc, *extra):
+            proc.start()
+        for proc in (svc, *extra):
+            await asyncio.to_thread(proc.wait_ready)
+    except BaseException:
+        # The stack stops its own processes; the extra replicas are only known here.
+        for proc in extra:
+            proc.stop()
+        raise
     if settle_first:
         await load()
     return extra

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bench.product import restart_with_backlog
 
 
@@ -54,3 +56,40 @@ def test_a_settled_drain_loads_the_backlog_once_every_member_holds_its_partition
 
 def test_a_plain_restart_finds_its_backlog_waiting() -> None:
     assert _order(settle_first=False) == ["stop", "load", "start", "ready"]
+
+
+def test_a_replica_that_never_gets_ready_is_stopped_not_left_running(monkeypatch) -> None:
+    """The extra replicas are the bench's own processes, not the stack's: a start that
+    fails stops them before the error goes on (one was left running after a failed run,
+    without its broker)."""
+    calls: list[str] = []
+
+    class _Late(_Process):
+        def __init__(self, *args: object) -> None:
+            super().__init__(calls)
+
+        def start(self) -> None:
+            calls.append("start extra")
+
+        def wait_ready(self) -> None:
+            raise TimeoutError("flow_executor not ready after 60.0s")
+
+        def stop(self) -> None:
+            calls.append("stop extra")
+
+    monkeypatch.setattr("bench.product.ServiceProcess", _Late)
+
+    async def load() -> None:
+        calls.append("load")
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(
+            restart_with_backlog(
+                _Stack(calls),  # type: ignore[arg-type]
+                "flow_executor",
+                load,
+                replicas=2,
+                settle_first=True,
+            )
+        )
+    assert calls == ["stop", "start", "start extra", "ready", "stop extra"]
