@@ -212,10 +212,7 @@ def _print_budget(
 
 
 async def _restart(stack: EmbeddedStack, *names: str) -> None:
-    for name in names:
-        stack.services[name].start()
-    for name in names:
-        await asyncio.to_thread(stack.services[name].wait_ready)
+    await product.start_ready([stack.services[name] for name in names])
 
 
 def _pid(stack: EmbeddedStack, name: str) -> int:

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -330,6 +330,28 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
 
 
+READY_S = 180.0
+"""How long the bench waits for a started service to be ready. On the embedded broker a
+process started a few seconds after the last one stopped sometimes finds its groups
+rebalancing for about a minute (each SyncGroup answered `REBALANCE_IN_PROGRESS`, led by
+a member id of the process before), where a start takes 2–3 s otherwise; the devstack's
+60 s ended runs there. The wait is outside every timed phase."""
+SLOW_START_S = 15.0
+
+
+async def start_ready(procs: Sequence[ServiceProcess], timeout_s: float = READY_S) -> None:
+    """Start `procs` and wait until each is ready, saying so when one took long."""
+    started = time.monotonic()
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        await asyncio.to_thread(proc.wait_ready, timeout_s)
+    took = time.monotonic() - started
+    if took > SLOW_START_S:
+        names = ", ".join(p.name for p in procs)
+        print(f"    ({names} took {took:.0f} s to be ready: group joins)", flush=True)
+
+
 async def restart_with_backlog(
     stack: EmbeddedStack,
     service: str,
@@ -363,10 +385,7 @@ async def restart_with_backlog(
         for n in range(1, replicas)
     ]
     try:
-        for proc in (svc, *extra):
-            proc.start()
-        for proc in (svc, *extra):
-            await asyncio.to_thread(proc.wait_ready)
+        await start_ready([svc, *extra])
     except BaseException:
         # The stack stops its own processes; the extra replicas are only known here.
         for proc in extra:

@@ -15,6 +15,7 @@ from bench.product import restart_with_backlog
 class _Process:
     def __init__(self, calls: list[str]) -> None:
         self.calls = calls
+        self.name = "flow_executor"
         self.env: dict[str, str] = {}
         self.log_path = Path("/nonexistent/service.log")
 
@@ -24,7 +25,7 @@ class _Process:
     def start(self) -> None:
         self.calls.append("start")
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
         self.calls.append("ready")
 
 
@@ -71,7 +72,7 @@ def test_a_replica_that_never_gets_ready_is_stopped_not_left_running(monkeypatch
         def start(self) -> None:
             calls.append("start extra")
 
-        def wait_ready(self) -> None:
+        def wait_ready(self, timeout_s: float = 60.0) -> None:
             raise TimeoutError("flow_executor not ready after 60.0s")
 
         def stop(self) -> None:
