@@ -20,14 +20,14 @@ processes need per command, bound what any consent service can do on these cores
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic_core import from_json, to_json
 
-from bench.raw import clients
+from bench.raw import timed_drain
 from shared.db.migrations import migration_files
 
 SCHEMA = "bench_floor"
@@ -123,35 +123,21 @@ async def durable_ceiling(
     """Commands per second of the loop over `count` commands already on `source`, on
     `conn` (from `connect`), timed from its first fetched batch to the last commit, as
     (a) is; in a new consumer group unless one is named."""
-    consumer, producer = clients(
-        bootstrap, source, group_id, auto_offset_reset="earliest", session_timeout_ms=2000
-    )
-    await consumer.start()
-    await producer.start()
-    try:
-        done = 0
-        started: float | None = None
-        while done < count:
-            fetched = await consumer.getmany(timeout_ms=500, max_records=batch)
-            if not fetched:
-                continue
-            if started is None:
-                started = time.perf_counter()
-            records = [r for rs in fetched.values() for r in rs]
-            values = await _store(conn, [from_json(r.value) for r in records])
-            futures = [
-                await producer.send(sink, v, key=r.key)
-                for r, v in zip(records, values, strict=True)
-            ]
-            for f in futures:
-                await f
-            await consumer.commit()
-            done += len(records)
-        assert started is not None
-        return count / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-        await producer.stop()
+
+    async def apply(
+        consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, fetched: dict[Any, Any]
+    ) -> int:
+        records = [r for rs in fetched.values() for r in rs]
+        values = await _store(conn, [from_json(r.value) for r in records])
+        futures = [
+            await producer.send(sink, v, key=r.key) for r, v in zip(records, values, strict=True)
+        ]
+        for f in futures:
+            await f
+        await consumer.commit()
+        return len(records)
+
+    return await timed_drain(bootstrap, source, count, batch, apply, group_id)
 
 
 async def row_widths(dsn: str, schema: str) -> dict[str, float]:

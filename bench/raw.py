@@ -9,6 +9,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -71,14 +72,24 @@ async def _answer(
     return len(futures)
 
 
-async def kafka_ceiling(bootstrap: str, source: str, sink: str, count: int) -> float:
-    """Messages per second of consume → json.loads → produce (keyed), committing offsets
-    once per batch, over `count` messages already on `source`."""
+async def timed_drain(
+    bootstrap: str,
+    source: str,
+    count: int,
+    batch: int,
+    apply: Callable[[AIOKafkaConsumer, AIOKafkaProducer, dict[Any, Any]], Awaitable[int]],
+    group_id: str | None = None,
+) -> float:
+    """Messages per second of a raw loop over `count` messages already on `source`: each
+    fetched batch (at most `batch` records) goes to `apply(consumer, producer, batch)`,
+    which returns how many it handled; timed from the first batch fetched to the last
+    handled. In a new consumer group unless one is named."""
     consumer, producer = clients(
         bootstrap,
         source,
+        group_id,
         auto_offset_reset="earliest",
-        max_poll_records=500,
+        max_poll_records=batch,
         session_timeout_ms=2000,
     )
     await consumer.start()
@@ -87,15 +98,25 @@ async def kafka_ceiling(bootstrap: str, source: str, sink: str, count: int) -> f
         done = 0
         started: float | None = None
         while done < count:
-            batch = await consumer.getmany(timeout_ms=500, max_records=500)
-            if started is None and batch:
+            fetched = await consumer.getmany(timeout_ms=500, max_records=batch)
+            if not fetched:
+                continue
+            if started is None:
                 started = time.perf_counter()
-            done += await _answer(consumer, producer, sink, batch)
+            done += await apply(consumer, producer, fetched)
         assert started is not None
         return count / (time.perf_counter() - started)
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def kafka_ceiling(bootstrap: str, source: str, sink: str, count: int) -> float:
+    """Messages per second of consume → json.loads → produce (keyed), committing offsets
+    once per batch, over `count` messages already on `source`."""
+    return await timed_drain(
+        bootstrap, source, count, 500, lambda c, p, batch: _answer(c, p, sink, batch)
+    )
 
 
 async def _relay(
