@@ -84,8 +84,8 @@ def _flows(kafka: KafkaEdge, work: Work) -> None:
         work=work,
         main_input=True,
         # Two members by default: while one waits for PostgreSQL the other decodes and
-        # decides. Measured in alternating runs: a quarter more intake from a backlog,
-        # event → alert request p99 at 2,000 events/s unchanged (docs/performance.md).
+        # decides. Measured from a settled group in three alternating pairs: 11-21 % more
+        # intake from a backlog at the same CPU per event (docs/performance.md, 8 Dec).
         members=INPUT_MEMBERS,
     )
 
