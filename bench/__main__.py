@@ -221,6 +221,11 @@ def _pid(stack: EmbeddedStack, name: str) -> int:
     return proc.pid
 
 
+def _bytes_per_row(widths: dict[str, float]) -> str:
+    """`row_widths` as the bench prints it, for (f) and (c) alike."""
+    return ", ".join(f"{table} {width:.0f}" for table, width in widths.items())
+
+
 async def _floor(
     args: argparse.Namespace,
     stack: EmbeddedStack,
@@ -262,7 +267,7 @@ async def _floor(
         f" would need {need['cores']:.2f} cores ("
         + ", ".join(f"{name} {us:.1f}" for name, us in need["us"].items())
         + " µs per command); row bytes: "
-        + ", ".join(f"{t} {w:.0f}" for t, w in widths.items()),
+        + _bytes_per_row(widths),
         flush=True,
     )
 
@@ -328,7 +333,7 @@ async def _consent(
         results["c_row_bytes"] = widths
         print(
             "    (c) row bytes (as (f)'s; its outbox rows relayed and gone): "
-            + ", ".join(f"{t} {w:.0f}" for t, w in widths.items()),
+            + _bytes_per_row(widths),
             flush=True,
         )
     except TimeoutError as exc:

@@ -35,7 +35,7 @@ async def preload(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]
         await producer.stop()
 
 
-def clients(
+def _clients(
     bootstrap: str, source: str, group_id: str | None = None, **consumer_options: Any
 ) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
     """The raw loop's two clients: a consumer group on `source` (new unless named) that
@@ -84,7 +84,7 @@ async def timed_drain(
     fetched batch (at most `batch` records) goes to `apply(consumer, producer, batch)`,
     which returns how many it handled; timed from the first batch fetched to the last
     handled. In a new consumer group unless one is named."""
-    consumer, producer = clients(
+    consumer, producer = _clients(
         bootstrap,
         source,
         group_id,
@@ -125,7 +125,7 @@ async def _relay(
     """The raw loop as a service would run it: a consumer group on `source` that parses
     each record and produces a keyed reply to `sink`, committing once per batch, until
     cancelled. `ready` is set once the group has its partitions."""
-    consumer, producer = clients(
+    consumer, producer = _clients(
         bootstrap,
         source,
         auto_offset_reset="latest",
